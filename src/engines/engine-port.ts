@@ -1,0 +1,128 @@
+/**
+ * The Engine port: every way of doing a step's work (agent CLIs, shell, replay) implements this.
+ * The runner only ever talks to engines through it, so nothing outside src/engines/ knows engine ids.
+ */
+
+/** Bumped when the shape of this interface changes, so adapters can be checked for compatibility. */
+export const ENGINE_SPECIFICATION_VERSION = "v1" as const;
+
+export type EngineKind = "cli" | "sdk" | "builtin";
+
+/** What the call is for; adapters may pick defaults (sandbox, output format) from it. */
+export type EngineRole = "plan" | "exec" | "qa";
+
+export type SandboxMode = "read-only" | "workspace-write" | "full-access";
+
+export interface EngineCapabilities {
+  /** Can continue an earlier session by id. */
+  resume: boolean;
+  /** Can be asked to return JSON that follows a schema. */
+  structuredOutput: boolean;
+  /** Sandbox modes the engine enforces itself. */
+  sandboxModes: SandboxMode[];
+  /** Reports real token usage in its output. */
+  reportsUsage: boolean;
+  /** Needs a prompt file; engines that act on `inputs` alone (shell) do not. */
+  promptRequired: boolean;
+}
+
+/**
+ * Token usage normalised across engines. `input` counts every prompt token including cached ones;
+ * `cachedInput` is the cached part of it. `reasoning` is informational (already inside `output` for
+ * engines that bill it as output).
+ */
+export interface TokenUsage {
+  input: number;
+  cachedInput: number;
+  output: number;
+  reasoning: number;
+  /** True when the figure is a tokenizer estimate rather than what the engine reported. */
+  estimated: boolean;
+}
+
+export interface EngineRequest {
+  role: EngineRole;
+  /** The fully rendered prompt (resolved by the runner, never by the adapter). */
+  prompt: string;
+  /** Working directory: the step's worktree. */
+  cwd: string;
+  model?: string | undefined;
+  /** Step inputs from the spec (e.g. `command` for the shell engine). */
+  inputs: Record<string, unknown>;
+  /** Extra environment for the engine process. */
+  env: Record<string, string>;
+  sandbox?: SandboxMode | undefined;
+  /** JSON Schema the final message must follow (QA verdicts, planning). */
+  outputSchema?: Record<string, unknown> | undefined;
+  /** Session to continue, for engines with `capabilities.resume`. */
+  resumeSessionId?: string | undefined;
+  /** Wall-clock limit; the engine's process group is killed when it passes. */
+  timeoutMs: number;
+  /** Cap on captured output bytes; overflow is dropped and reported, never silently. */
+  maxOutputBytes: number;
+}
+
+export type EngineEvent =
+  | { type: "started"; pid?: number | undefined; sessionId?: string | undefined }
+  | { type: "message"; text: string }
+  | { type: "tool"; name: string; detail?: string | undefined }
+  | { type: "usage"; usage: TokenUsage }
+  | { type: "final"; text: string }
+  | { type: "error"; error: EngineFailure };
+
+export interface EngineResult {
+  ok: boolean;
+  finalMessage: string;
+  /** Real usage when the engine reported it; undefined when it reported nothing. */
+  usage?: TokenUsage | undefined;
+  sessionId?: string | undefined;
+  exitCode: number | null;
+  /** Set when `ok` is false. */
+  error?: EngineFailure | undefined;
+  /** Bytes of output dropped because of `maxOutputBytes`. */
+  truncatedBytes: number;
+  durationMs: number;
+}
+
+export type EngineFailureKind =
+  | "unavailable"
+  | "auth"
+  | "rate_limit"
+  | "server_error"
+  | "context_too_long"
+  | "timeout"
+  | "crash"
+  | "bad_output"
+  | "aborted";
+
+/** A typed engine failure; `retryable` is decided here, at the adapter boundary. */
+export interface EngineFailure {
+  kind: EngineFailureKind;
+  message: string;
+  retryable: boolean;
+  /** Delay the provider asked for before a retry, when it gave one. */
+  retryAfterMs?: number | undefined;
+  /** A one-line fix a user can apply. */
+  hint?: string | undefined;
+}
+
+export interface PreflightResult {
+  ok: boolean;
+  binaryPath?: string | undefined;
+  version?: string | undefined;
+  /** Human-readable problems, each with its one-line fix. */
+  problems: { message: string; fix: string }[];
+}
+
+export interface Engine {
+  readonly specificationVersion: typeof ENGINE_SPECIFICATION_VERSION;
+  readonly id: string;
+  readonly kind: EngineKind;
+  readonly capabilities: EngineCapabilities;
+  preflight(): Promise<PreflightResult>;
+  /**
+   * Runs one call. Yields normalised events and returns the result. Must not throw for engine-side
+   * failures: those come back as `{ ok: false, error }`.
+   */
+  run(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult, void>;
+}

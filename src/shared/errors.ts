@@ -1,0 +1,41 @@
+/**
+ * Base of the closed failure taxonomy. Callers decide by `code` (or `instanceof`), never by parsing
+ * messages. `Symbol.for` makes the check work across duplicated package copies.
+ */
+const MARK = Symbol.for("tasksgodzilla.error");
+
+export abstract class TasksGodzillaError extends Error {
+  abstract readonly code: string;
+  /** Whether repeating the same operation may succeed. */
+  readonly retryable: boolean = false;
+  readonly [MARK] = true;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+
+  static is(value: unknown): value is TasksGodzillaError {
+    return typeof value === "object" && value !== null && MARK in value;
+  }
+}
+
+/** A request named something that does not exist (run, step, project, engine …). */
+export class NotFoundError extends TasksGodzillaError {
+  readonly code = "not_found";
+  constructor(
+    readonly kind: string,
+    readonly key: string | number,
+  ) {
+    super(`${kind} ${JSON.stringify(key)} not found`);
+  }
+}
+
+/** Input that can never succeed as given. */
+export class InvalidInputError extends TasksGodzillaError {
+  readonly code = "invalid_input";
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,125 @@
+/**
+ * ProtocolSpec / StepSpec: the one source of truth for the wire format (snake_case). TypeScript types
+ * and the published JSON Schema (`schemas/protocol-spec.schema.json`) are both derived from it.
+ * Unknown keys are kept (the original format allowed them), known keys are typed.
+ */
+import { z } from "zod";
+
+export const QA_POLICIES = ["skip", "light", "full"] as const;
+export const BUDGET_MODES = ["strict", "warn", "off"] as const;
+export const SANDBOX_MODES = ["read-only", "workspace-write", "full-access"] as const;
+export const STEP_TYPES = ["setup", "work", "qa"] as const;
+
+const stringList = z.union([z.string(), z.array(z.string())]);
+
+export const BudgetSpec = z
+  .object({
+    max_tokens: z
+      .number()
+      .int()
+      .positive()
+      .nullish()
+      .describe("Token limit (input + output, cumulative). Unset or null: no limit."),
+    mode: z.enum(BUDGET_MODES).nullish().describe("strict refuses/stops, warn records only, off ignores."),
+  })
+  .describe("A token budget.");
+
+export const PolicySpec = z
+  .looseObject({
+    behavior: z.string().describe('"loop" or "trigger". Other values are kept but never applied.'),
+    id: z.string().nullish().describe("Policy id; loop counters are kept per id. Alias: module_id."),
+    module_id: z.string().nullish().describe("Alias of id (original format)."),
+    action: z.string().nullish(),
+    conditions: stringList
+      .nullish()
+      .describe(
+        "When the policy applies: qa_failed, failure (execution failed), exec_failed, success, qa_passed, " +
+          "exec_completed, or directive:<action>. Empty: loops apply on any failure, triggers on success.",
+      ),
+    condition: stringList.nullish().describe("Alias of conditions (original format)."),
+    step_back: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .describe("Loop: go back this many steps (0 re-runs only the current step). Default 1."),
+    target_step: z.string().nullish().describe("Loop: go back to this step id instead of step_back."),
+    max_iterations: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .describe("Loop: hard limit on iterations, persisted across restarts. Default 3 when unset."),
+    skip: z.array(z.string()).nullish().describe("Loop: step ids inside the loop range that are not re-run."),
+    skip_steps: z.array(z.number().int()).nullish().describe("Alias of skip by step index (original format)."),
+    trigger_step: z.string().nullish().describe("Trigger: the step id to run. Aliases: trigger_agent_id, target_agent_id."),
+    trigger_agent_id: z.string().nullish(),
+    target_agent_id: z.string().nullish(),
+    inline: z
+      .boolean()
+      .nullish()
+      .describe("Trigger: run the target at once (default true) or leave it queued as pending."),
+  })
+  .describe("A loop or trigger policy.");
+
+export const QaSpec = z
+  .looseObject({
+    policy: z.enum(QA_POLICIES).nullish().describe("skip | light | full. Unset: the project default."),
+    reason: z.string().nullish().describe("Why QA is skipped (recorded on qa_skipped)."),
+    prompt: z.string().nullish().describe("QA prompt file for full QA (default: the shipped quality-validator)."),
+    model: z.string().nullish(),
+    engine_id: z.string().nullish(),
+    inputs: z.record(z.string(), z.unknown()).nullish(),
+    checks: z.array(z.string()).nullish().describe("Shell commands that must exit 0 (light and full QA)."),
+    require_changes: z.boolean().nullish().describe("Light QA: fail when the step changed nothing in the worktree."),
+  })
+  .describe("How the step is checked.");
+
+export const OutputsSpec = z
+  .strictObject({
+    protocol: z.string().nullish().describe("Where the final message is written, relative to the protocol folder."),
+    aux: z.record(z.string(), z.string()).nullish().describe("Extra copies for named consumers: {consumer: path}."),
+  })
+  .describe("Declared outputs.");
+
+export const StepSpec = z
+  .looseObject({
+    id: z.string().min(1).describe("Unique step id."),
+    name: z.string().nullish(),
+    description: z.string().nullish(),
+    engine_id: z.string().nullish().describe("Engine id; unset: the project default engine."),
+    model: z.string().nullish(),
+    prompt_ref: z.string().nullish().describe("Prompt file: protocol folder, then worktree, then prompt library."),
+    inputs: z.record(z.string(), z.unknown()).nullish().describe("Engine inputs and template values."),
+    outputs: OutputsSpec.nullish(),
+    step_type: z.enum(STEP_TYPES).nullish(),
+    policies: z.array(PolicySpec).nullish(),
+    qa: QaSpec.nullish(),
+    order: z.number().int().nullish(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+    timeout_seconds: z.number().positive().nullish().describe("Wall-clock limit of one engine call."),
+    exec_timeout_seconds: z.number().positive().nullish().describe("Alias of timeout_seconds (original format)."),
+    budget: BudgetSpec.nullish().describe("Per-step token budget."),
+    sandbox: z.enum(SANDBOX_MODES).nullish().describe("Sandbox / permission mode for agent engines."),
+    reasoning_effort: z.string().nullish().describe("Reasoning effort for engines that support it."),
+  })
+  .describe("One step of a protocol.");
+
+export const ProtocolSpec = z
+  .looseObject({
+    version: z.union([z.string(), z.number()]).nullish(),
+    steps: z.array(StepSpec).min(1).describe("Steps in execution order."),
+    placeholders: z.record(z.string(), z.unknown()).nullish(),
+    template: z.unknown().optional(),
+    metadata: z.record(z.string(), z.unknown()).nullish(),
+    budget: BudgetSpec.nullish().describe("Per-protocol token budget."),
+  })
+  .describe("A TasksGodzilla protocol: the plan every step of a run is executed from.");
+
+export type ProtocolSpec = z.infer<typeof ProtocolSpec>;
+export type StepSpec = z.infer<typeof StepSpec>;
+export type PolicySpec = z.infer<typeof PolicySpec>;
+export type QaSpec = z.infer<typeof QaSpec>;
+export type BudgetSpec = z.infer<typeof BudgetSpec>;
+export type QaPolicy = (typeof QA_POLICIES)[number];
+export type BudgetMode = (typeof BUDGET_MODES)[number];

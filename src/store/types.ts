@@ -1,0 +1,214 @@
+/** Row shapes and the Store contract shared by the SQLite and Postgres implementations. */
+import type { TokenUsage } from "../engines/engine-port.js";
+import type { ProtocolStatus, StepStatus } from "./status.js";
+
+export type Json = Record<string, unknown>;
+
+export interface Project {
+  id: number;
+  name: string;
+  /** Local path of the repository (or a clone URL). */
+  gitUrl: string;
+  localPath: string | null;
+  baseBranch: string;
+  ciProvider: string | null;
+  /** Per-role default models: {plan, exec, qa}. */
+  defaultModels: Json;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewProject {
+  name: string;
+  gitUrl: string;
+  localPath?: string | null;
+  baseBranch?: string;
+  ciProvider?: string | null;
+  defaultModels?: Json;
+}
+
+export interface SpecMeta {
+  status: "valid" | "invalid" | "missing";
+  errors: { pointer: string; message: string }[];
+  validated_at: string;
+  spec_hash: string | null;
+}
+
+export interface TemplateConfig extends Json {
+  protocol_spec?: Json;
+  spec_meta?: SpecMeta;
+}
+
+export interface ProtocolRun {
+  id: number;
+  projectId: number;
+  protocolName: string;
+  status: ProtocolStatus;
+  baseBranch: string;
+  worktreePath: string | null;
+  protocolRoot: string | null;
+  description: string | null;
+  templateConfig: TemplateConfig;
+  templateSource: Json | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewProtocolRun {
+  projectId: number;
+  protocolName: string;
+  status?: ProtocolStatus;
+  baseBranch?: string;
+  worktreePath?: string | null;
+  protocolRoot?: string | null;
+  description?: string | null;
+  templateConfig?: TemplateConfig;
+  templateSource?: Json | null;
+}
+
+export type ProtocolRunPatch = Partial<
+  Pick<ProtocolRun, "worktreePath" | "protocolRoot" | "description" | "templateConfig" | "templateSource">
+>;
+
+export interface StepRun {
+  id: number;
+  protocolRunId: number;
+  stepIndex: number;
+  /** The spec step id; unique within a run. */
+  stepName: string;
+  stepType: string;
+  status: StepStatus;
+  retries: number;
+  model: string | null;
+  engineId: string | null;
+  /** The step's policies, as in the spec. */
+  policy: Json[];
+  /** Loop counters, trigger depth, session ids, last outputs … */
+  runtimeState: Json;
+  summary: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewStepRun {
+  stepIndex: number;
+  stepName: string;
+  stepType?: string;
+  model?: string | null;
+  engineId?: string | null;
+  policy?: Json[];
+  summary?: string | null;
+}
+
+/** Fields that may change with (or without) a status change. `null` clears a field. */
+export type StepRunPatch = Partial<Pick<StepRun, "retries" | "model" | "engineId" | "runtimeState" | "summary">>;
+
+export interface EventInput {
+  protocolRunId: number;
+  stepRunId?: number | null;
+  eventType: string;
+  message: string;
+  metadata?: Json;
+  /** Filled from the run's frozen spec when omitted. */
+  specHash?: string | null;
+}
+
+export interface Event {
+  /** Monotonic sequence: the order events were written in. */
+  id: number;
+  protocolRunId: number;
+  stepRunId: number | null;
+  projectId: number;
+  eventType: string;
+  message: string;
+  metadata: Json;
+  specHash: string | null;
+  createdAt: string;
+}
+
+export interface EventQuery {
+  protocolRunId?: number;
+  stepRunId?: number;
+  projectId?: number;
+  eventTypes?: string[];
+  /** Only events with id > afterId (cursor). */
+  afterId?: number;
+  /** Default 1000. */
+  limit?: number;
+}
+
+export type UsagePhase = "plan" | "exec" | "qa";
+
+export interface UsageRecord {
+  protocolRunId: number;
+  stepRunId?: number | null;
+  phase: UsagePhase;
+  engineId: string;
+  model: string | null;
+  usage: TokenUsage;
+}
+
+export interface UsageScope {
+  projectId?: number;
+  protocolRunId?: number;
+  stepRunId?: number;
+}
+
+/** Charged tokens (input + output) and the reported/estimated split. */
+export interface UsageTotals {
+  input: number;
+  cachedInput: number;
+  output: number;
+  reasoning: number;
+  total: number;
+  estimatedCalls: number;
+  calls: number;
+}
+
+/** Everything the services and the runner read and write. Every method is usable inside a transaction. */
+export interface StoreOps {
+  createProject(input: NewProject): Promise<Project>;
+  getProject(id: number): Promise<Project>;
+  findProjectByPath(localPath: string): Promise<Project | undefined>;
+  listProjects(): Promise<Project[]>;
+
+  createProtocolRun(input: NewProtocolRun): Promise<ProtocolRun>;
+  getProtocolRun(id: number): Promise<ProtocolRun>;
+  listProtocolRuns(projectId?: number): Promise<ProtocolRun[]>;
+  updateProtocolRun(id: number, patch: ProtocolRunPatch): Promise<ProtocolRun>;
+  /**
+   * Moves a run to `to` (rejecting illegal moves with IllegalTransitionError, and a concurrent change
+   * with StatusConflictError when `expectedFrom` is given) and appends `event` in the same transaction.
+   */
+  transitionProtocol(
+    id: number,
+    to: ProtocolStatus,
+    event: Omit<EventInput, "protocolRunId" | "stepRunId">,
+    opts?: { expectedFrom?: ProtocolStatus },
+  ): Promise<ProtocolRun>;
+
+  createStepRuns(protocolRunId: number, steps: NewStepRun[]): Promise<StepRun[]>;
+  getStepRun(id: number): Promise<StepRun>;
+  listStepRuns(protocolRunId: number): Promise<StepRun[]>;
+  updateStepRun(id: number, patch: StepRunPatch): Promise<StepRun>;
+  /** Like transitionProtocol, for steps; `patch` is written in the same transaction. */
+  transitionStep(
+    id: number,
+    to: StepStatus,
+    event: Omit<EventInput, "protocolRunId" | "stepRunId">,
+    opts?: { expectedFrom?: StepStatus; patch?: StepRunPatch },
+  ): Promise<StepRun>;
+
+  appendEvent(input: EventInput): Promise<Event>;
+  listEvents(query: EventQuery): Promise<Event[]>;
+
+  recordUsage(input: UsageRecord): Promise<void>;
+  sumUsage(scope: UsageScope): Promise<UsageTotals>;
+}
+
+export interface Store extends StoreOps {
+  readonly dialect: "sqlite" | "postgres";
+  /** Runs `fn` in one transaction; everything it writes commits or rolls back together. */
+  transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
