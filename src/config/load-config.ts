@@ -1,0 +1,150 @@
+/**
+ * Effective configuration. Precedence, highest first: step spec (applied by the runner) > project
+ * config file > TASKSGODZILLA_* environment > built-in defaults.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import type { BudgetMode, QaPolicy } from "../spec/schema.js";
+import { jsonPointer } from "../spec/validate-spec.js";
+import { InvalidInputError } from "../shared/errors.js";
+import { ConfigFile, type EngineSettingsFile } from "./config-schema.js";
+
+export const CONFIG_FILE_NAMES = ["tasksgodzilla.config.json", "tasksgodzilla.config.yaml", "tasksgodzilla.config.yml"];
+
+export interface EffectiveConfig {
+  /** Default engine for steps that name none. Built-in: codex. */
+  engine: string;
+  models: { plan?: string | undefined; exec?: string | undefined; qa?: string | undefined };
+  sandbox?: "read-only" | "workspace-write" | "full-access" | undefined;
+  qa: {
+    /** Built-in: light (deterministic checks need no agent). */
+    policy: QaPolicy;
+    engine?: string | undefined;
+    prompt?: string | undefined;
+    checks: string[];
+    requireChanges: boolean;
+  };
+  budgets: {
+    /** Built-in: strict. */
+    mode: BudgetMode;
+    maxTokensPerStep?: number | undefined;
+    maxTokensPerProtocol?: number | undefined;
+    maxTokensPerProject?: number | undefined;
+  };
+  /** Built-in: 1200 s per engine call. */
+  timeoutSeconds: number;
+  /** Built-in: 3. */
+  maxInlineTriggerDepth: number;
+  /** Built-in: 4 MiB of captured output per call. */
+  maxOutputBytes: number;
+  engines: Record<string, EngineSettingsFile>;
+  /** Where each value came from, for `tgz config`. */
+  sources: Record<string, "file" | "env" | "default">;
+  configFile?: string | undefined;
+}
+
+export class ConfigError extends InvalidInputError {}
+
+export const BUILT_IN_DEFAULTS = {
+  engine: "codex",
+  qaPolicy: "light" as QaPolicy,
+  budgetMode: "strict" as BudgetMode,
+  timeoutSeconds: 1200,
+  maxInlineTriggerDepth: 3,
+  maxOutputBytes: 4 * 1024 * 1024,
+};
+
+export function findConfigFile(repoDir: string): string | undefined {
+  return CONFIG_FILE_NAMES.map((n) => join(repoDir, n)).find((p) => existsSync(p));
+}
+
+export function readConfigFile(path: string): ConfigFile {
+  let raw: unknown;
+  try {
+    const text = readFileSync(path, "utf8");
+    raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot parse: ${(err as Error).message}`);
+  }
+  const parsed = ConfigFile.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${jsonPointer(i.path) || "/"}: ${i.message}`);
+    throw new ConfigError(`${path}: invalid config\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+function envNumber(env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const v = env[key];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${key}=${v}: expected a non-negative number`);
+  return n;
+}
+
+function envEnum<T extends string>(env: NodeJS.ProcessEnv, key: string, allowed: readonly T[]): T | undefined {
+  const v = env[key];
+  if (v === undefined || v === "") return undefined;
+  if (!allowed.includes(v as T)) throw new ConfigError(`${key}=${v}: expected one of ${allowed.join(", ")}`);
+  return v as T;
+}
+
+/** Resolves the effective config for a repository: its config file over the environment over defaults. */
+export function loadConfig(repoDir: string | undefined, env: NodeJS.ProcessEnv = process.env): EffectiveConfig {
+  const configFile = repoDir ? findConfigFile(repoDir) : undefined;
+  const file: ConfigFile = configFile ? readConfigFile(configFile) : {};
+  const sources: EffectiveConfig["sources"] = {};
+  const pick = <T>(key: string, fromFile: T | undefined, fromEnv: T | undefined, fallback: T): T => {
+    if (fromFile !== undefined) {
+      sources[key] = "file";
+      return fromFile;
+    }
+    if (fromEnv !== undefined) {
+      sources[key] = "env";
+      return fromEnv;
+    }
+    sources[key] = "default";
+    return fallback;
+  };
+  const opt = <T>(key: string, fromFile: T | undefined, fromEnv: T | undefined): T | undefined =>
+    pick<T | undefined>(key, fromFile, fromEnv, undefined);
+  const s = (k: string) => (env[k] === "" ? undefined : env[k]);
+
+  return {
+    engine: pick("engine", file.engine, s("TASKSGODZILLA_DEFAULT_ENGINE"), BUILT_IN_DEFAULTS.engine),
+    models: {
+      plan: opt("models.plan", file.models?.plan, s("TASKSGODZILLA_PLAN_MODEL")),
+      exec: opt("models.exec", file.models?.exec, s("TASKSGODZILLA_EXEC_MODEL")),
+      qa: opt("models.qa", file.models?.qa, s("TASKSGODZILLA_QA_MODEL")),
+    },
+    sandbox: opt("sandbox", file.sandbox, envEnum(env, "TASKSGODZILLA_SANDBOX", ["read-only", "workspace-write", "full-access"])),
+    qa: {
+      policy: pick("qa.policy", file.qa?.policy, envEnum(env, "TASKSGODZILLA_QA_POLICY", ["skip", "light", "full"]), BUILT_IN_DEFAULTS.qaPolicy),
+      engine: opt("qa.engine", file.qa?.engine, s("TASKSGODZILLA_QA_ENGINE")),
+      prompt: opt("qa.prompt", file.qa?.prompt, s("TASKSGODZILLA_QA_PROMPT")),
+      checks: pick("qa.checks", file.qa?.checks, s("TASKSGODZILLA_QA_CHECKS")?.split("&&").map((c) => c.trim()).filter(Boolean), []),
+      requireChanges: pick("qa.require_changes", file.qa?.require_changes, envBool(env, "TASKSGODZILLA_QA_REQUIRE_CHANGES"), false),
+    },
+    budgets: {
+      mode: pick("budgets.mode", file.budgets?.mode, envEnum(env, "TASKSGODZILLA_TOKEN_BUDGET_MODE", ["strict", "warn", "off"]), BUILT_IN_DEFAULTS.budgetMode),
+      maxTokensPerStep: opt("budgets.max_tokens_per_step", file.budgets?.max_tokens_per_step, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_STEP")),
+      maxTokensPerProtocol: opt("budgets.max_tokens_per_protocol", file.budgets?.max_tokens_per_protocol, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL")),
+      maxTokensPerProject: opt("budgets.max_tokens_per_project", file.budgets?.max_tokens_per_project, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT")),
+    },
+    timeoutSeconds: pick("timeout_seconds", file.timeout_seconds, envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS"), BUILT_IN_DEFAULTS.timeoutSeconds),
+    maxInlineTriggerDepth: pick("max_inline_trigger_depth", file.max_inline_trigger_depth, envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"), BUILT_IN_DEFAULTS.maxInlineTriggerDepth),
+    maxOutputBytes: pick("max_output_bytes", file.max_output_bytes, envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES"), BUILT_IN_DEFAULTS.maxOutputBytes),
+    engines: file.engines ?? {},
+    sources,
+    configFile,
+  };
+}
+
+function envBool(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
+  const v = env[key]?.toLowerCase();
+  if (v === undefined || v === "") return undefined;
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off"].includes(v)) return false;
+  throw new ConfigError(`${key}=${env[key]}: expected true or false`);
+}

@@ -1,0 +1,66 @@
+/** Schema validation of a ProtocolSpec with one JSON pointer and a plain-words reason per error. */
+import type { z } from "zod";
+import { ProtocolSpec } from "./schema.js";
+
+export interface SpecError {
+  /** RFC 6901 JSON pointer into the spec ("" is the whole document). */
+  pointer: string;
+  message: string;
+}
+
+export type SpecValidation = { ok: true; spec: ProtocolSpec; errors: [] } | { ok: false; errors: SpecError[] };
+
+export function jsonPointer(path: readonly PropertyKey[]): string {
+  return path.map((p) => `/${String(p).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
+}
+
+export function validateSpecSchema(input: unknown): SpecValidation {
+  const parsed = ProtocolSpec.safeParse(input);
+  if (parsed.success) {
+    const dupes = duplicateStepIds(parsed.data);
+    if (dupes.length === 0) return { ok: true, spec: parsed.data, errors: [] };
+    return { ok: false, errors: dupes };
+  }
+  return { ok: false, errors: parsed.error.issues.flatMap(issueToErrors) };
+}
+
+function duplicateStepIds(spec: ProtocolSpec): SpecError[] {
+  const seen = new Map<string, number>();
+  const errors: SpecError[] = [];
+  spec.steps.forEach((step, i) => {
+    const first = seen.get(step.id);
+    if (first === undefined) seen.set(step.id, i);
+    else errors.push({ pointer: `/steps/${i}/id`, message: `duplicate step id "${step.id}" (also /steps/${first}/id)` });
+  });
+  return errors;
+}
+
+function issueToErrors(issue: z.core.$ZodIssue): SpecError[] {
+  const pointer = jsonPointer(issue.path);
+  switch (issue.code) {
+    case "invalid_type":
+      return [{ pointer, message: `expected ${issue.expected}${describeReceived(issue)}` }];
+    case "invalid_value":
+      return [{ pointer, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` }];
+    case "unrecognized_keys":
+      return issue.keys.map((k) => ({ pointer: `${pointer}/${k}`, message: `unknown field "${k}"` }));
+    case "too_small":
+      return [{ pointer, message: tooSmall(issue) }];
+    case "invalid_union":
+      return [{ pointer, message: "does not match any allowed shape" }];
+    default:
+      return [{ pointer, message: issue.message }];
+  }
+}
+
+function describeReceived(issue: z.core.$ZodIssueInvalidType): string {
+  const input = (issue as { input?: unknown }).input;
+  if (input === undefined) return ", but it is missing";
+  return `, got ${input === null ? "null" : Array.isArray(input) ? "array" : typeof input}`;
+}
+
+function tooSmall(issue: z.core.$ZodIssueTooSmall): string {
+  if (issue.origin === "array") return `needs at least ${issue.minimum} item(s)`;
+  if (issue.origin === "string") return "must not be empty";
+  return issue.inclusive ? `must be at least ${issue.minimum}` : `must be greater than ${issue.minimum}`;
+}

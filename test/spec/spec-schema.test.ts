@@ -1,0 +1,113 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { canonicalJson, specHash } from "../../src/spec/canonical-hash.js";
+import { protocolSpecJsonSchema } from "../../src/spec/json-schema.js";
+import { normalizePolicies } from "../../src/spec/normalize-policy.js";
+import { validateSpecSchema } from "../../src/spec/validate-spec.js";
+
+/** A spec in the original Python format, with its aliases and extra keys. */
+const originalFormat = {
+  steps: [
+    {
+      id: "00-setup",
+      name: "00-setup.md",
+      engine_id: null,
+      prompt_ref: "/abs/00-setup.md",
+      qa: { policy: "skip", prompt: null },
+      step_type: "setup",
+      policies: [],
+      order: 0,
+      outputs: { protocol: "/abs/00-setup.md" },
+    },
+    {
+      id: "plan",
+      engine_id: "codex",
+      model: "gpt-5.1-codex-max",
+      prompt_ref: "prompts/plan.md",
+      qa: { policy: null },
+      outputs: { aux: { codemachine: "aux/codemachine/plan.md" } },
+      exec_timeout_seconds: 1200,
+      mirror_path: "x",
+      sub_agents: [],
+      policies: [
+        { module_id: "iterate", behavior: "loop", step_back: 1, max_iterations: 2, skip_steps: [0], condition: "qa_failed" },
+        { module_id: "t", behavior: "trigger", trigger_agent_id: "00-setup", conditions: ["success"] },
+      ],
+    },
+  ],
+  placeholders: { repo: "x" },
+  template: { name: "t" },
+  metadata: { source: "codemachine" },
+  extra_top_level: true,
+};
+
+describe("ProtocolSpec schema", () => {
+  it("accepts specs in the original format, aliases and extra keys included", () => {
+    const r = validateSpecSchema(originalFormat);
+    expect(r.errors).toEqual([]);
+    expect(r.ok).toBe(true);
+  });
+
+  it("reports every error with its JSON pointer and a plain reason", () => {
+    const r = validateSpecSchema({
+      steps: [
+        { id: "", qa: { policy: "sometimes" }, outputs: { protocol: "a", extra: 1 } },
+        { id: "b", timeout_seconds: -5, policies: [{ step_back: 1 }] },
+      ],
+    });
+    expect(r.ok).toBe(false);
+    const byPointer = Object.fromEntries(r.errors.map((e) => [e.pointer, e.message]));
+    expect(byPointer["/steps/0/id"]).toBe("must not be empty");
+    expect(byPointer["/steps/0/qa/policy"]).toMatch(/must be one of "skip", "light", "full"/);
+    expect(byPointer["/steps/0/outputs/extra"]).toBe('unknown field "extra"');
+    expect(byPointer["/steps/1/timeout_seconds"]).toBe("must be greater than 0");
+    expect(byPointer["/steps/1/policies/0/behavior"]).toMatch(/expected string, but it is missing/);
+  });
+
+  it("requires at least one step and a steps array", () => {
+    expect(validateSpecSchema({ steps: [] }).errors).toEqual([{ pointer: "/steps", message: "needs at least 1 item(s)" }]);
+    expect(validateSpecSchema({}).errors[0]?.pointer).toBe("/steps");
+    expect(validateSpecSchema("nope").errors[0]?.pointer).toBe("");
+  });
+
+  it("rejects duplicate step ids, naming both places", () => {
+    const r = validateSpecSchema({ steps: [{ id: "a" }, { id: "a" }] });
+    expect(r.errors).toEqual([{ pointer: "/steps/1/id", message: 'duplicate step id "a" (also /steps/0/id)' }]);
+  });
+
+  it("escapes ~ and / in pointers", () => {
+    const r = validateSpecSchema({ steps: [{ id: "a", outputs: { aux: { "x/y~z": 5 } } }] });
+    expect(r.errors[0]?.pointer).toBe("/steps/0/outputs/aux/x~1y~0z");
+  });
+
+  it("the checked-in JSON Schema is the one generated from the source", () => {
+    const checkedIn = JSON.parse(readFileSync(new URL("../../schemas/protocol-spec.schema.json", import.meta.url), "utf8"));
+    expect(checkedIn).toEqual(protocolSpecJsonSchema());
+  });
+});
+
+describe("spec hash", () => {
+  it("does not depend on key order and changes with content", () => {
+    const a = { steps: [{ id: "a", qa: { policy: "skip", reason: "r" } }], version: 1 };
+    const b = { version: 1, steps: [{ qa: { reason: "r", policy: "skip" }, id: "a" }] };
+    expect(specHash(a)).toBe(specHash(b));
+    expect(specHash(a)).toMatch(/^[0-9a-f]{12}$/);
+    expect(specHash({ ...a, version: 2 })).not.toBe(specHash(a));
+    expect(canonicalJson(b)).toBe('{"steps":[{"id":"a","qa":{"policy":"skip","reason":"r"}}],"version":1}');
+  });
+});
+
+describe("policy normalisation", () => {
+  it("maps the original aliases onto one shape", () => {
+    const r = validateSpecSchema(originalFormat);
+    if (!r.ok) throw new Error("invalid");
+    const [loop, trigger] = normalizePolicies(r.spec.steps[1]!, r.spec.steps);
+    expect(loop).toEqual({ behavior: "loop", id: "iterate", conditions: ["qa_failed"], targetStep: null, stepBack: 1, maxIterations: 2, skip: ["00-setup"] });
+    expect(trigger).toEqual({ behavior: "trigger", id: "t", conditions: ["success"], triggerStep: "00-setup", inline: true, maxIterations: 3 });
+  });
+
+  it("gives loops without max_iterations a finite limit", () => {
+    const [loop] = normalizePolicies({ id: "a", policies: [{ behavior: "loop" }] }, [{ id: "a" }]);
+    expect(loop?.behavior === "loop" && loop.maxIterations).toBe(3);
+  });
+});
