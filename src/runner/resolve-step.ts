@@ -1,0 +1,133 @@
+/**
+ * The resolver: turns a StepSpec into the exact prompt, prompt version and output paths the runner
+ * uses. The same function serves every engine; adapters never pick prompts or outputs themselves.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import type { StepSpec } from "../spec/schema.js";
+import { isInside } from "../shared/paths.js";
+import { TasksGodzillaError } from "../shared/errors.js";
+
+export interface ResolveRoots {
+  /** The step's working tree. */
+  workspace: string;
+  /** `.protocols/<run>/` inside the workspace. */
+  protocolRoot: string;
+  /** The shipped prompt library. */
+  promptLibrary: string;
+}
+
+export interface StepOutputs {
+  protocol: string;
+  aux: Record<string, string>;
+}
+
+export interface ResolvedStep {
+  /** Absolute prompt file path, or null for engines that need no prompt. */
+  promptPath: string | null;
+  /** Rendered prompt text sent to the engine. */
+  prompt: string;
+  /** `<template id>@<sha256 prefix>` of the prompt file's content ("none" without a file). */
+  promptVersion: string;
+  outputs: StepOutputs;
+}
+
+/** A resolution failure with the JSON pointer of the offending spec field. */
+export class StepResolutionError extends TasksGodzillaError {
+  readonly code = "spec_validation_error";
+  constructor(
+    readonly pointer: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function contentVersion(templateId: string, content: string | Buffer): string {
+  return `${templateId}@${createHash("sha256").update(content).digest("hex").slice(0, 12)}`;
+}
+
+/** Finds a prompt_ref in the protocol folder, then the workspace, then the prompt library. */
+export function resolvePromptPath(ref: string, roots: ResolveRoots, pointer: string): string {
+  const bases = [roots.protocolRoot, roots.workspace, roots.promptLibrary];
+  const candidates = isAbsolute(ref) ? [resolve(ref)] : bases.map((b) => resolve(b, ref));
+  for (const candidate of candidates) {
+    if (!existsSync(candidate)) continue;
+    if (!bases.some((b) => isInside(b, candidate))) {
+      throw new StepResolutionError(pointer, `prompt_ref "${ref}" resolves outside the protocol folder, worktree and prompt library`);
+    }
+    if (!statSync(candidate).isFile()) throw new StepResolutionError(pointer, `prompt_ref "${ref}" is not a file`);
+    return candidate;
+  }
+  const escapes = candidates.every((c) => !bases.some((b) => isInside(b, c)));
+  if (escapes) throw new StepResolutionError(pointer, `prompt_ref "${ref}" escapes the protocol folder, worktree and prompt library`);
+  throw new StepResolutionError(pointer, `prompt_ref "${ref}" not found in ${bases.join(", ")}`);
+}
+
+function resolveOutputPath(path: string, roots: ResolveRoots, pointer: string): string {
+  const abs = isAbsolute(path) ? resolve(path) : resolve(roots.protocolRoot, path);
+  if (!isInside(roots.protocolRoot, abs) && !isInside(roots.workspace, abs)) {
+    throw new StepResolutionError(pointer, `output path "${path}" escapes the protocol folder and worktree`);
+  }
+  return abs;
+}
+
+/** Replaces `{{name}}` with placeholder or input values (inputs win); unknown names are left as written. */
+export function renderTemplate(text: string, values: Record<string, unknown>): string {
+  return text.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (whole, name: string) => {
+    const v = values[name];
+    if (v === undefined || v === null) return whole;
+    return typeof v === "string" ? v : JSON.stringify(v);
+  });
+}
+
+export function resolveOutputs(step: StepSpec, stepIndex: number, roots: ResolveRoots): StepOutputs {
+  const base = `/steps/${stepIndex}/outputs`;
+  // The default output is a file of its own: engine output never overwrites the step's prompt file.
+  const protocol = resolveOutputPath(step.outputs?.protocol ?? join("outputs", `${step.id}.md`), roots, `${base}/protocol`);
+  const aux: Record<string, string> = {};
+  for (const [consumer, p] of Object.entries(step.outputs?.aux ?? {})) {
+    aux[consumer] = resolveOutputPath(p, roots, `${base}/aux/${consumer}`);
+  }
+  return { protocol, aux };
+}
+
+export function resolveStep(
+  step: StepSpec,
+  stepIndex: number,
+  roots: ResolveRoots,
+  opts: { promptRequired: boolean; placeholders?: Record<string, unknown> | null | undefined },
+): ResolvedStep {
+  const pointer = `/steps/${stepIndex}/prompt_ref`;
+  const ref = step.prompt_ref?.trim();
+  let promptPath: string | null = null;
+  let raw = "";
+  if (ref) {
+    promptPath = resolvePromptPath(ref, roots, pointer);
+    raw = readFileSync(promptPath, "utf8");
+  } else if (opts.promptRequired) {
+    throw new StepResolutionError(pointer, `step "${step.id}" has no prompt_ref, and its engine needs a prompt`);
+  }
+  const outputs = resolveOutputs(step, stepIndex, roots);
+  for (const [name, out] of [["protocol", outputs.protocol], ...Object.entries(outputs.aux)] as const) {
+    if (promptPath && resolve(out) === promptPath) {
+      throw new StepResolutionError(`/steps/${stepIndex}/outputs/${name === "protocol" ? "protocol" : `aux/${name}`}`, "output would overwrite the step's own prompt file");
+    }
+  }
+  const templateId = promptPath ? templateIdOf(promptPath, roots) : "none";
+  const values = { ...(opts.placeholders ?? {}), ...(step.inputs ?? {}), step_id: step.id };
+  return {
+    promptPath,
+    prompt: renderTemplate(raw, values),
+    promptVersion: promptPath ? contentVersion(templateId, raw) : "none",
+    outputs,
+  };
+}
+
+function templateIdOf(path: string, roots: ResolveRoots): string {
+  for (const base of [roots.promptLibrary, roots.protocolRoot, roots.workspace]) {
+    if (isInside(base, path)) return relative(base, path);
+  }
+  return path;
+}
