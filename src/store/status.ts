@@ -13,7 +13,15 @@ export const PROTOCOL_STATUSES = [
 ] as const;
 export type ProtocolStatus = (typeof PROTOCOL_STATUSES)[number];
 
-export const STEP_STATUSES = ["pending", "running", "needs_qa", "completed", "failed", "cancelled", "blocked"] as const;
+export const STEP_STATUSES = [
+  "pending",
+  "running",
+  "needs_qa",
+  "completed",
+  "failed",
+  "cancelled",
+  "blocked",
+] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
 const PROTOCOL_MOVES: Record<ProtocolStatus, readonly ProtocolStatus[]> = {

@@ -101,7 +101,9 @@ export interface NewStepRun {
 }
 
 /** Fields that may change with (or without) a status change. `null` clears a field. */
-export type StepRunPatch = Partial<Pick<StepRun, "retries" | "model" | "engineId" | "runtimeState" | "summary">>;
+export type StepRunPatch = Partial<
+  Pick<StepRun, "retries" | "model" | "engineId" | "runtimeState" | "summary">
+>;
 
 export interface EventInput {
   protocolRunId: number;

@@ -1,0 +1,372 @@
+/**
+ * The Store on Kysely, one implementation for SQLite and Postgres. Every status change and its event
+ * are written in one transaction; a conditional UPDATE makes concurrent movers lose with a typed error.
+ */
+import type { Kysely, Transaction } from "kysely";
+import { NotFoundError } from "../shared/errors.js";
+import type { Database } from "./db-schema.js";
+import { toEvent, toProject, toProtocolRun, toStepRun } from "./row-mappers.js";
+import { canMoveProtocol, canMoveStep, type ProtocolStatus, type StepStatus } from "./status.js";
+import { IllegalTransitionError, StatusConflictError } from "./store-errors.js";
+import type {
+  Event,
+  EventInput,
+  EventQuery,
+  NewProject,
+  NewProtocolRun,
+  NewStepRun,
+  Project,
+  ProtocolRun,
+  ProtocolRunPatch,
+  StepRun,
+  StepRunPatch,
+  Store,
+  StoreOps,
+  UsageRecord,
+  UsageScope,
+  UsageTotals,
+} from "./types.js";
+
+const now = () => new Date().toISOString();
+const json = (value: unknown) => JSON.stringify(value ?? {});
+
+/** Project id and spec hash per run: every event needs both, and neither changes often. */
+type RunKeys = Map<number, { projectId: number; specHash: string | null }>;
+
+class KyselyOps implements StoreOps {
+  constructor(
+    protected readonly db: Kysely<Database>,
+    protected readonly runKeys: RunKeys,
+  ) {}
+
+  /** Runs `fn` in a transaction, joining the current one when already inside it. */
+  protected atomically<T>(fn: (ops: KyselyOps) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return fn(this);
+    return this.db
+      .transaction()
+      .execute((trx: Transaction<Database>) => fn(new KyselyOps(trx, this.runKeys)));
+  }
+
+  async createProject(input: NewProject): Promise<Project> {
+    const t = now();
+    const row = await this.db
+      .insertInto("projects")
+      .values({
+        name: input.name,
+        git_url: input.gitUrl,
+        local_path: input.localPath ?? null,
+        base_branch: input.baseBranch ?? "main",
+        ci_provider: input.ciProvider ?? null,
+        default_models: json(input.defaultModels),
+        created_at: t,
+        updated_at: t,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toProject(row);
+  }
+
+  async getProject(id: number): Promise<Project> {
+    const row = await this.db.selectFrom("projects").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new NotFoundError("project", id);
+    return toProject(row);
+  }
+
+  async findProjectByPath(localPath: string): Promise<Project | undefined> {
+    const row = await this.db
+      .selectFrom("projects")
+      .selectAll()
+      .where("local_path", "=", localPath)
+      .orderBy("id")
+      .executeTakeFirst();
+    return row && toProject(row);
+  }
+
+  async listProjects(): Promise<Project[]> {
+    return (await this.db.selectFrom("projects").selectAll().orderBy("id").execute()).map(toProject);
+  }
+
+  async createProtocolRun(input: NewProtocolRun): Promise<ProtocolRun> {
+    const t = now();
+    const row = await this.db
+      .insertInto("protocol_runs")
+      .values({
+        project_id: input.projectId,
+        protocol_name: input.protocolName,
+        status: input.status ?? "pending",
+        base_branch: input.baseBranch ?? "main",
+        worktree_path: input.worktreePath ?? null,
+        protocol_root: input.protocolRoot ?? null,
+        description: input.description ?? null,
+        template_config: json(input.templateConfig),
+        template_source: input.templateSource == null ? null : json(input.templateSource),
+        created_at: t,
+        updated_at: t,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toProtocolRun(row);
+  }
+
+  async getProtocolRun(id: number): Promise<ProtocolRun> {
+    const row = await this.db.selectFrom("protocol_runs").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new NotFoundError("protocol run", id);
+    return toProtocolRun(row);
+  }
+
+  async listProtocolRuns(projectId?: number): Promise<ProtocolRun[]> {
+    let q = this.db.selectFrom("protocol_runs").selectAll().orderBy("id");
+    if (projectId !== undefined) q = q.where("project_id", "=", projectId);
+    return (await q.execute()).map(toProtocolRun);
+  }
+
+  async updateProtocolRun(id: number, patch: ProtocolRunPatch): Promise<ProtocolRun> {
+    const row = await this.db
+      .updateTable("protocol_runs")
+      .set({
+        ...(patch.worktreePath !== undefined && { worktree_path: patch.worktreePath }),
+        ...(patch.protocolRoot !== undefined && { protocol_root: patch.protocolRoot }),
+        ...(patch.description !== undefined && { description: patch.description }),
+        ...(patch.templateConfig !== undefined && { template_config: json(patch.templateConfig) }),
+        ...(patch.templateSource !== undefined && {
+          template_source: patch.templateSource === null ? null : json(patch.templateSource),
+        }),
+        updated_at: now(),
+      })
+      .where("id", "=", id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError("protocol run", id);
+    this.runKeys.delete(id);
+    return toProtocolRun(row);
+  }
+
+  transitionProtocol(
+    id: number,
+    to: ProtocolStatus,
+    event: Omit<EventInput, "protocolRunId" | "stepRunId">,
+    opts: { expectedFrom?: ProtocolStatus } = {},
+  ): Promise<ProtocolRun> {
+    return this.atomically(async (ops) => {
+      const current = await ops.getProtocolRun(id);
+      const from = current.status;
+      if (opts.expectedFrom && from !== opts.expectedFrom)
+        throw new StatusConflictError("protocol", id, opts.expectedFrom, from);
+      if (!canMoveProtocol(from, to)) throw new IllegalTransitionError("protocol", id, from, to);
+      const row = await ops.db
+        .updateTable("protocol_runs")
+        .set({ status: to, updated_at: now() })
+        .where("id", "=", id)
+        .where("status", "=", from)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw new StatusConflictError("protocol", id, from, "changed concurrently");
+      await ops.appendEvent({ ...event, protocolRunId: id, metadata: { ...event.metadata, from, to } });
+      return toProtocolRun(row);
+    });
+  }
+
+  async createStepRuns(protocolRunId: number, steps: NewStepRun[]): Promise<StepRun[]> {
+    if (steps.length === 0) return [];
+    const t = now();
+    const rows = await this.db
+      .insertInto("step_runs")
+      .values(
+        steps.map((s) => ({
+          protocol_run_id: protocolRunId,
+          step_index: s.stepIndex,
+          step_name: s.stepName,
+          step_type: s.stepType ?? "work",
+          status: "pending",
+          retries: 0,
+          model: s.model ?? null,
+          engine_id: s.engineId ?? null,
+          policy: JSON.stringify(s.policy ?? []),
+          runtime_state: "{}",
+          summary: s.summary ?? null,
+          created_at: t,
+          updated_at: t,
+        })),
+      )
+      .returningAll()
+      .execute();
+    return rows.map(toStepRun).sort((a, b) => a.stepIndex - b.stepIndex);
+  }
+
+  async getStepRun(id: number): Promise<StepRun> {
+    const row = await this.db.selectFrom("step_runs").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw new NotFoundError("step run", id);
+    return toStepRun(row);
+  }
+
+  async listStepRuns(protocolRunId: number): Promise<StepRun[]> {
+    const rows = await this.db
+      .selectFrom("step_runs")
+      .selectAll()
+      .where("protocol_run_id", "=", protocolRunId)
+      .orderBy("step_index")
+      .orderBy("id")
+      .execute();
+    return rows.map(toStepRun);
+  }
+
+  async updateStepRun(id: number, patch: StepRunPatch): Promise<StepRun> {
+    const row = await this.db
+      .updateTable("step_runs")
+      .set(stepPatch(patch))
+      .where("id", "=", id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError("step run", id);
+    return toStepRun(row);
+  }
+
+  transitionStep(
+    id: number,
+    to: StepStatus,
+    event: Omit<EventInput, "protocolRunId" | "stepRunId">,
+    opts: { expectedFrom?: StepStatus; patch?: StepRunPatch } = {},
+  ): Promise<StepRun> {
+    return this.atomically(async (ops) => {
+      const current = await ops.getStepRun(id);
+      const from = current.status;
+      if (opts.expectedFrom && from !== opts.expectedFrom)
+        throw new StatusConflictError("step", id, opts.expectedFrom, from);
+      if (!canMoveStep(from, to)) throw new IllegalTransitionError("step", id, from, to);
+      const row = await ops.db
+        .updateTable("step_runs")
+        .set({ ...stepPatch(opts.patch ?? {}), status: to })
+        .where("id", "=", id)
+        .where("status", "=", from)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw new StatusConflictError("step", id, from, "changed concurrently");
+      await ops.appendEvent({
+        ...event,
+        protocolRunId: current.protocolRunId,
+        stepRunId: id,
+        metadata: { ...event.metadata, from, to },
+      });
+      return toStepRun(row);
+    });
+  }
+
+  private async keysOf(protocolRunId: number) {
+    const cached = this.runKeys.get(protocolRunId);
+    if (cached) return cached;
+    const run = await this.getProtocolRun(protocolRunId);
+    const keys = { projectId: run.projectId, specHash: run.templateConfig.spec_meta?.spec_hash ?? null };
+    this.runKeys.set(protocolRunId, keys);
+    return keys;
+  }
+
+  async appendEvent(input: EventInput): Promise<Event> {
+    const keys = await this.keysOf(input.protocolRunId);
+    const row = await this.db
+      .insertInto("events")
+      .values({
+        protocol_run_id: input.protocolRunId,
+        step_run_id: input.stepRunId ?? null,
+        project_id: keys.projectId,
+        event_type: input.eventType,
+        message: input.message,
+        metadata: json(input.metadata),
+        spec_hash: input.specHash === undefined ? keys.specHash : input.specHash,
+        created_at: now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toEvent(row);
+  }
+
+  async listEvents(query: EventQuery): Promise<Event[]> {
+    let q = this.db.selectFrom("events").selectAll();
+    if (query.protocolRunId !== undefined) q = q.where("protocol_run_id", "=", query.protocolRunId);
+    if (query.stepRunId !== undefined) q = q.where("step_run_id", "=", query.stepRunId);
+    if (query.projectId !== undefined) q = q.where("project_id", "=", query.projectId);
+    if (query.eventTypes?.length) q = q.where("event_type", "in", query.eventTypes);
+    if (query.afterId !== undefined) q = q.where("id", ">", query.afterId);
+    const rows = await q
+      .orderBy("id")
+      .limit(query.limit ?? 1000)
+      .execute();
+    return rows.map(toEvent);
+  }
+
+  async recordUsage(input: UsageRecord): Promise<void> {
+    const keys = await this.keysOf(input.protocolRunId);
+    await this.db
+      .insertInto("token_usage")
+      .values({
+        protocol_run_id: input.protocolRunId,
+        step_run_id: input.stepRunId ?? null,
+        project_id: keys.projectId,
+        phase: input.phase,
+        engine_id: input.engineId,
+        model: input.model,
+        input_tokens: input.usage.input,
+        cached_input_tokens: input.usage.cachedInput,
+        output_tokens: input.usage.output,
+        reasoning_tokens: input.usage.reasoning,
+        estimated: input.usage.estimated ? 1 : 0,
+        created_at: now(),
+      })
+      .execute();
+  }
+
+  async sumUsage(scope: UsageScope): Promise<UsageTotals> {
+    let q = this.db
+      .selectFrom("token_usage")
+      .select((eb) => [
+        eb.fn.sum<string | number | null>("input_tokens").as("input"),
+        eb.fn.sum<string | number | null>("cached_input_tokens").as("cached"),
+        eb.fn.sum<string | number | null>("output_tokens").as("output"),
+        eb.fn.sum<string | number | null>("reasoning_tokens").as("reasoning"),
+        eb.fn.sum<string | number | null>("estimated").as("estimated"),
+        eb.fn.countAll<string | number>().as("calls"),
+      ]);
+    if (scope.projectId !== undefined) q = q.where("project_id", "=", scope.projectId);
+    if (scope.protocolRunId !== undefined) q = q.where("protocol_run_id", "=", scope.protocolRunId);
+    if (scope.stepRunId !== undefined) q = q.where("step_run_id", "=", scope.stepRunId);
+    const r = await q.executeTakeFirstOrThrow();
+    // Postgres returns SUM/COUNT of integers as bigint strings
+    const n = (v: string | number | null) => Number(v ?? 0);
+    return {
+      input: n(r.input),
+      cachedInput: n(r.cached),
+      output: n(r.output),
+      reasoning: n(r.reasoning),
+      total: n(r.input) + n(r.output),
+      estimatedCalls: n(r.estimated),
+      calls: n(r.calls),
+    };
+  }
+}
+
+function stepPatch(patch: StepRunPatch) {
+  return {
+    ...(patch.retries !== undefined && { retries: patch.retries }),
+    ...(patch.model !== undefined && { model: patch.model }),
+    ...(patch.engineId !== undefined && { engine_id: patch.engineId }),
+    ...(patch.runtimeState !== undefined && { runtime_state: json(patch.runtimeState) }),
+    ...(patch.summary !== undefined && { summary: patch.summary }),
+    updated_at: now(),
+  };
+}
+
+export class KyselyStore extends KyselyOps implements Store {
+  constructor(
+    db: Kysely<Database>,
+    readonly dialect: Store["dialect"],
+  ) {
+    super(db, new Map());
+  }
+
+  transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+    return this.atomically(fn);
+  }
+
+  close(): Promise<void> {
+    return this.db.destroy();
+  }
+}

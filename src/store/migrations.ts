@@ -1,0 +1,111 @@
+/** Schema migrations, applied in order on open. Append new ones; never edit a shipped one. */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import type { Store } from "./types.js";
+
+type Dialect = Store["dialect"];
+
+/** DDL written once with an `{{id}}` placeholder for the only column type the dialects disagree on. */
+const INITIAL = `
+CREATE TABLE projects (
+  id {{id}},
+  name TEXT NOT NULL,
+  git_url TEXT NOT NULL,
+  local_path TEXT,
+  base_branch TEXT NOT NULL,
+  ci_provider TEXT,
+  default_models TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX projects_name ON projects (name);
+CREATE TABLE protocol_runs (
+  id {{id}},
+  project_id INTEGER NOT NULL REFERENCES projects (id),
+  protocol_name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  base_branch TEXT NOT NULL,
+  worktree_path TEXT,
+  protocol_root TEXT,
+  description TEXT,
+  template_config TEXT NOT NULL,
+  template_source TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX protocol_runs_project ON protocol_runs (project_id, id);
+CREATE TABLE step_runs (
+  id {{id}},
+  protocol_run_id INTEGER NOT NULL REFERENCES protocol_runs (id),
+  step_index INTEGER NOT NULL,
+  step_name TEXT NOT NULL,
+  step_type TEXT NOT NULL,
+  status TEXT NOT NULL,
+  retries INTEGER NOT NULL,
+  model TEXT,
+  engine_id TEXT,
+  policy TEXT NOT NULL,
+  runtime_state TEXT NOT NULL,
+  summary TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX step_runs_name ON step_runs (protocol_run_id, step_name);
+CREATE TABLE events (
+  id {{id}},
+  protocol_run_id INTEGER NOT NULL REFERENCES protocol_runs (id),
+  step_run_id INTEGER REFERENCES step_runs (id),
+  project_id INTEGER NOT NULL REFERENCES projects (id),
+  event_type TEXT NOT NULL,
+  message TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  spec_hash TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX events_run ON events (protocol_run_id, id);
+CREATE INDEX events_project ON events (project_id, id);
+CREATE TABLE token_usage (
+  id {{id}},
+  protocol_run_id INTEGER NOT NULL REFERENCES protocol_runs (id),
+  step_run_id INTEGER REFERENCES step_runs (id),
+  project_id INTEGER NOT NULL REFERENCES projects (id),
+  phase TEXT NOT NULL,
+  engine_id TEXT NOT NULL,
+  model TEXT,
+  input_tokens INTEGER NOT NULL,
+  cached_input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  reasoning_tokens INTEGER NOT NULL,
+  estimated INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX token_usage_run ON token_usage (protocol_run_id);
+CREATE INDEX token_usage_project ON token_usage (project_id);
+CREATE INDEX token_usage_step ON token_usage (step_run_id);
+`;
+
+function statements(ddl: string, dialect: Dialect): string[] {
+  const id = dialect === "postgres" ? "SERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
+  return ddl
+    .replaceAll("{{id}}", id)
+    .split(";")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function ddlMigration(ddl: string, dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      for (const statement of statements(ddl, dialect)) await sql.raw(statement).execute(db);
+    },
+  };
+}
+
+function provider(dialect: Dialect): MigrationProvider {
+  return { getMigrations: async () => ({ "0001_initial": ddlMigration(INITIAL, dialect) }) };
+}
+
+/** Brings the schema up to date; throws with the failing migration's error. */
+export async function migrate(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const { error } = await new Migrator({ db, provider: provider(dialect) }).migrateToLatest();
+  if (error) throw error;
+}

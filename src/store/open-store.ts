@@ -1,0 +1,73 @@
+/** Opens the Store: embedded SQLite by default, Postgres when a postgres:// URL is given. Migrates on open. */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import type { Database } from "./db-schema.js";
+import { KyselyStore } from "./kysely-store.js";
+import { migrate } from "./migrations.js";
+import { StoreOpenError } from "./store-errors.js";
+import type { Store } from "./types.js";
+
+export interface OpenStoreOptions {
+  /** postgres://… URL; when set, `sqlitePath` is ignored. */
+  url?: string | undefined;
+  sqlitePath?: string | undefined;
+  /** Postgres schema to use (created when missing), so several stores can share one database. */
+  pgSchema?: string | undefined;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]*$/;
+
+function openSqlite(path: string): Kysely<Database> {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const database = new BetterSqlite3(path);
+  // WAL lets readers (CLI status, server) run beside the writer; the busy timeout rides out short locks
+  database.pragma("journal_mode = WAL");
+  database.pragma("busy_timeout = 5000");
+  database.pragma("foreign_keys = ON");
+  database.pragma("synchronous = NORMAL");
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+}
+
+async function openPostgres(url: string, schema: string | undefined): Promise<Kysely<Database>> {
+  if (schema !== undefined) {
+    if (!SCHEMA_NAME.test(schema))
+      throw new StoreOpenError(url, `invalid schema name ${JSON.stringify(schema)}`);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    } finally {
+      await admin.end();
+    }
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    ...(schema && { options: `-c search_path=${schema}` }),
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Where a URL points, without its password, for error messages. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
+}
+
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  const where = opts.url ? redact(opts.url) : (opts.sqlitePath ?? "(no location)");
+  let db: Kysely<Database> | undefined;
+  try {
+    if (opts.url) db = await openPostgres(opts.url, opts.pgSchema);
+    else if (opts.sqlitePath) db = openSqlite(opts.sqlitePath);
+    else throw new Error("neither a database URL nor a SQLite path was given");
+    await sql`select 1`.execute(db);
+    await migrate(db as Kysely<unknown>, opts.url ? "postgres" : "sqlite");
+  } catch (err) {
+    await db?.destroy();
+    throw err instanceof StoreOpenError ? err : new StoreOpenError(where, err);
+  }
+  return new KyselyStore(db, opts.url ? "postgres" : "sqlite");
+}

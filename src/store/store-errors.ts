@@ -1,0 +1,29 @@
+/** Typed errors of the store: callers tell an illegal move from a lost race by class, not by message. */
+import { TasksGodzillaError } from "../shared/errors.js";
+
+/** The status machine does not allow this move (a bug or a stale request; never retried). */
+export class IllegalTransitionError extends TasksGodzillaError {
+  readonly code = "illegal_transition";
+  constructor(kind: "protocol" | "step", id: number, from: string, to: string) {
+    super(`${kind} run ${id} cannot move from ${from} to ${to}`);
+  }
+}
+
+/** Someone else changed the row first (another worker, a user action): re-read and decide again. */
+export class StatusConflictError extends TasksGodzillaError {
+  readonly code = "status_conflict";
+  override readonly retryable = true;
+  constructor(kind: "protocol" | "step", id: number, expected: string, actual: string) {
+    super(`${kind} run ${id} is ${actual}, expected ${expected}`);
+  }
+}
+
+/** The database could not be opened or migrated. */
+export class StoreOpenError extends TasksGodzillaError {
+  readonly code = "store_open_failed";
+  constructor(where: string, cause: unknown) {
+    super(`cannot open the store at ${where}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+  }
+}
