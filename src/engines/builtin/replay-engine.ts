@@ -1,0 +1,163 @@
+/**
+ * `replay`: plays back a recorded, normalised event stream (JSONL, or JSON holding an array or
+ * `{events: [...]}`) or a one-shot `inputs.final`. For demos, tests and offline re-runs of agent steps.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import type {
+  Engine,
+  EngineEvent,
+  EngineRequest,
+  EngineResult,
+  PreflightResult,
+  TokenUsage,
+} from "../engine-port.js";
+import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
+import { failedResult, failure } from "../engine-result.js";
+
+const Usage = z.object({
+  input: z.number().int().nonnegative(),
+  cachedInput: z.number().int().nonnegative().default(0),
+  output: z.number().int().nonnegative(),
+  reasoning: z.number().int().nonnegative().default(0),
+  estimated: z.boolean().default(false),
+});
+
+const RecordedEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("started"), pid: z.number().optional(), sessionId: z.string().optional() }),
+  z.object({ type: z.literal("message"), text: z.string() }),
+  z.object({ type: z.literal("tool"), name: z.string(), detail: z.string().optional() }),
+  z.object({ type: z.literal("usage"), usage: Usage }),
+  z.object({ type: z.literal("final"), text: z.string() }),
+  z.object({
+    type: z.literal("error"),
+    error: z.object({
+      kind: z.enum([
+        "unavailable",
+        "auth",
+        "rate_limit",
+        "server_error",
+        "context_too_long",
+        "timeout",
+        "crash",
+        "bad_output",
+        "aborted",
+      ]),
+      message: z.string(),
+      retryable: z.boolean().default(false),
+    }),
+  }),
+]);
+
+class RecordingError extends Error {}
+
+function describe(err: unknown): string {
+  if (err instanceof z.ZodError)
+    return err.issues.map((i) => `${i.path.join(".") || "event"}: ${i.message}`).join("; ");
+  return err instanceof Error ? err.message : String(err);
+}
+
+function parseLine(file: string, line: string, n: number): EngineEvent {
+  try {
+    return RecordedEvent.parse(JSON.parse(line)) as EngineEvent;
+  } catch (err) {
+    throw new RecordingError(`recording ${file} line ${n} is not a valid event: ${describe(err)}`);
+  }
+}
+
+function loadRecording(file: string): EngineEvent[] {
+  const text = readFileSync(file, "utf8");
+  if (file.endsWith(".json")) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new RecordingError(`recording ${file} is not valid JSON: ${describe(err)}`);
+    }
+    const list = Array.isArray(doc) ? doc : (doc as { events?: unknown }).events;
+    if (!Array.isArray(list))
+      throw new RecordingError(`recording ${file} must hold an array of events or {"events": [...]}`);
+    return list.map((e, i) => parseLine(file, JSON.stringify(e), i + 1));
+  }
+  return text.split("\n").flatMap((line, i) => (line.trim() ? [parseLine(file, line, i + 1)] : []));
+}
+
+function addUsage(a: TokenUsage | undefined, b: TokenUsage): TokenUsage {
+  if (!a) return b;
+  return {
+    input: a.input + b.input,
+    cachedInput: a.cachedInput + b.cachedInput,
+    output: a.output + b.output,
+    reasoning: a.reasoning + b.reasoning,
+    estimated: a.estimated || b.estimated,
+  };
+}
+
+export class ReplayEngine implements Engine {
+  readonly specificationVersion = ENGINE_SPECIFICATION_VERSION;
+  readonly id = "replay";
+  readonly kind = "builtin" as const;
+  readonly capabilities = {
+    resume: false,
+    structuredOutput: true,
+    sandboxModes: [],
+    reportsUsage: true,
+    promptRequired: true,
+  };
+
+  async preflight(): Promise<PreflightResult> {
+    return { ok: true, problems: [] };
+  }
+
+  async *run(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult, void> {
+    const started = Date.now();
+    const done = (fields: Partial<EngineResult>) => ({ durationMs: Date.now() - started, ...fields });
+    let events: EngineEvent[];
+    if (typeof request.inputs.final === "string") {
+      events = [{ type: "final", text: request.inputs.final }];
+    } else if (typeof request.inputs.recording === "string") {
+      const file = resolve(request.cwd, request.inputs.recording);
+      if (!existsSync(file))
+        return failedResult(failure("unavailable", `recording ${file} does not exist`), done({}));
+      try {
+        events = loadRecording(file);
+      } catch (err) {
+        if (!(err instanceof RecordingError)) throw err;
+        return failedResult(failure("bad_output", err.message), done({}));
+      }
+    } else {
+      return failedResult(
+        failure("crash", "replay step needs inputs.recording (a file) or inputs.final (a string)"),
+        done({}),
+      );
+    }
+
+    const delayMs = Number(request.inputs.delay_ms ?? 0);
+    let usage: TokenUsage | undefined;
+    let sessionId: string | undefined;
+    let final: string | undefined;
+    const messages: string[] = [];
+    for (const event of events) {
+      if (signal.aborted)
+        return failedResult(failure("aborted", "replay aborted"), done({ usage, sessionId }));
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+      yield event;
+      if (event.type === "usage") usage = addUsage(usage, event.usage);
+      else if (event.type === "started") sessionId = event.sessionId ?? sessionId;
+      else if (event.type === "message") messages.push(event.text);
+      else if (event.type === "final") final = event.text;
+      else if (event.type === "error") return failedResult(event.error, done({ usage, sessionId }));
+    }
+    return {
+      ok: true,
+      finalMessage: final ?? messages.join("\n"),
+      usage,
+      sessionId,
+      exitCode: 0,
+      truncatedBytes: 0,
+      ...done({}),
+    };
+  }
+}

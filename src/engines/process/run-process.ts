@@ -1,0 +1,226 @@
+/**
+ * Runs one external process the way every engine needs it: its own process group (so a timeout or an
+ * abort kills grandchildren too), stdin closed unless text is given (some CLIs wait on an open stdin),
+ * output captured up to a cap with the overflow counted, and stdout lines streamed as they arrive.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { InvalidInputError, TasksGodzillaError } from "../../shared/errors.js";
+
+export class BinaryNotFoundError extends TasksGodzillaError {
+  readonly code = "binary_not_found";
+  constructor(readonly binary: string) {
+    super(`executable "${binary}" not found (not on PATH or not executable)`);
+  }
+}
+
+export interface ProcessOptions {
+  command: string;
+  args: string[];
+  cwd: string;
+  /** Merged over process.env. */
+  env?: Record<string, string> | undefined;
+  /** Written to stdin, which is then closed; when undefined stdin is closed at once. */
+  stdin?: string | undefined;
+  timeoutMs: number;
+  /** Cap on stdout + stderr kept in memory; the rest is counted in truncatedBytes. */
+  maxOutputBytes: number;
+  signal?: AbortSignal | undefined;
+  /** Time between SIGTERM and SIGKILL; default 2000 ms. */
+  killGraceMs?: number | undefined;
+}
+
+export interface ProcessOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  aborted: boolean;
+  truncatedBytes: number;
+  durationMs: number;
+  pid: number | undefined;
+}
+
+export interface RunningProcess {
+  pid: number | undefined;
+  /** Stdout split into lines as they arrive; ends when the process's stdout closes. */
+  lines(): AsyncIterable<string>;
+  result: Promise<ProcessOutcome>;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function findBinary(name: string, pathEnv: string | undefined = process.env.PATH): string | undefined {
+  if (name.includes("/")) {
+    const full = isAbsolute(name) ? name : resolve(name);
+    return isExecutable(full) ? full : undefined;
+  }
+  for (const dir of (pathEnv ?? "").split(delimiter)) {
+    if (dir && isExecutable(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // the group is already gone
+  }
+}
+
+/** Collects output up to a shared byte budget. */
+class OutputCap {
+  private used = 0;
+  truncated = 0;
+  constructor(private readonly max: number) {}
+  take(chunk: Buffer): Buffer {
+    const room = Math.max(0, this.max - this.used);
+    const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    this.used += kept.length;
+    this.truncated += chunk.length - kept.length;
+    return kept;
+  }
+}
+
+/** A push-based async line queue: the process writes lines, one consumer reads them. */
+class LineQueue {
+  private readonly buffered: string[] = [];
+  private waiting: ((r: IteratorResult<string>) => void) | undefined;
+  private ended = false;
+  private partial = "";
+
+  push(text: string): void {
+    const parts = (this.partial + text).split("\n");
+    this.partial = parts.pop() ?? "";
+    for (const line of parts) this.emit(line);
+  }
+
+  end(): void {
+    if (this.partial) this.emit(this.partial);
+    this.partial = "";
+    this.ended = true;
+    this.waiting?.({ done: true, value: undefined });
+    this.waiting = undefined;
+  }
+
+  private emit(line: string): void {
+    if (this.waiting) {
+      this.waiting({ done: false, value: line });
+      this.waiting = undefined;
+    } else {
+      this.buffered.push(line);
+    }
+  }
+
+  async *iterate(): AsyncGenerator<string> {
+    for (;;) {
+      const next = this.buffered.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      if (this.ended) return;
+      const r = await new Promise<IteratorResult<string>>((res) => {
+        this.waiting = res;
+      });
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+}
+
+export function startProcess(opts: ProcessOptions): RunningProcess {
+  const started = Date.now();
+  const child = spawn(opts.command, opts.args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    detached: true,
+    stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  const cap = new OutputCap(opts.maxOutputBytes);
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const lines = new LineQueue();
+  let timedOut = false;
+  let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const terminate = () => {
+    killGroup(child, "SIGTERM");
+    killTimer ??= setTimeout(() => killGroup(child, "SIGKILL"), opts.killGraceMs ?? 2000);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    terminate();
+  }, opts.timeoutMs);
+  const onAbort = () => {
+    aborted = true;
+    terminate();
+  };
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  child.stdout?.on("data", (chunk: Buffer) => {
+    const kept = cap.take(chunk);
+    if (kept.length === 0) return;
+    stdout.push(kept);
+    lines.push(kept.toString("utf8"));
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    const kept = cap.take(chunk);
+    if (kept.length > 0) stderr.push(kept);
+  });
+  if (child.stdin) {
+    child.stdin.on("error", () => undefined); // the child may exit before reading its input
+    child.stdin.end(opts.stdin);
+  }
+
+  const result = new Promise<ProcessOutcome>((resolvePromise, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      lines.end();
+    };
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      cleanup();
+      clearTimeout(killTimer);
+      // spawn says ENOENT for a missing working directory too; only blame the binary when the directory exists
+      if (err.code === "ENOENT" && !existsSync(opts.cwd))
+        reject(new InvalidInputError(`working directory ${opts.cwd} does not exist`));
+      else reject(err.code === "ENOENT" ? new BinaryNotFoundError(opts.command) : err);
+    });
+    child.once("close", (exitCode, signal) => {
+      cleanup();
+      clearTimeout(killTimer);
+      // whatever the leader left behind in its group (backgrounded children) goes with it on a kill
+      if (timedOut || aborted) killGroup(child, "SIGKILL");
+      resolvePromise({
+        exitCode,
+        signal,
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderr: Buffer.concat(stderr).toString("utf8"),
+        timedOut,
+        aborted,
+        truncatedBytes: cap.truncated,
+        durationMs: Date.now() - started,
+        pid: child.pid,
+      });
+    });
+  });
+  return { pid: child.pid, lines: () => lines.iterate(), result };
+}
+
+export function runProcess(opts: ProcessOptions): Promise<ProcessOutcome> {
+  return startProcess(opts).result;
+}

@@ -1,0 +1,157 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ReplayEngine } from "../../src/engines/builtin/replay-engine.js";
+import { ShellEngine } from "../../src/engines/builtin/shell-engine.js";
+import type { Engine, EngineEvent, EngineRequest, EngineResult } from "../../src/engines/engine-port.js";
+
+const cwd = mkdtempSync(join(tmpdir(), "tgz-engines-"));
+
+async function drive(
+  engine: Engine,
+  inputs: Record<string, unknown>,
+  extra: Partial<EngineRequest> = {},
+  signal = new AbortController().signal,
+) {
+  const events: EngineEvent[] = [];
+  const stream = engine.run(
+    { role: "exec", prompt: "p", cwd, inputs, env: {}, timeoutMs: 10_000, maxOutputBytes: 1 << 20, ...extra },
+    signal,
+  );
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return { result: next.value as EngineResult, events };
+    events.push(next.value);
+  }
+}
+
+describe("shell engine", () => {
+  const shell = new ShellEngine();
+
+  it("runs a command string in the worktree with the run's env; stdout is the final message", async () => {
+    const { result, events } = await drive(
+      shell,
+      { command: 'echo "$TASKSGODZILLA_STEP_ID in $PWD"' },
+      { env: { TASKSGODZILLA_STEP_ID: "s1" } },
+    );
+    expect(result).toMatchObject({ ok: true, exitCode: 0, finalMessage: `s1 in ${cwd}` });
+    expect(events.map((e) => e.type)).toEqual(["started", "final"]);
+  });
+
+  it("runs a list in order and stops at the first failing command, with the stderr tail", async () => {
+    const { result } = await drive(shell, { command: ["echo one", "echo broken >&2; false", "echo never"] });
+    expect(result.ok).toBe(false);
+    expect(result.finalMessage).toBe("one");
+    expect(result.error).toMatchObject({
+      kind: "crash",
+      message: expect.stringMatching(/exited with code 1: broken/),
+    });
+  });
+
+  it("fails clearly without a command", async () => {
+    expect((await drive(shell, {})).result.error?.message).toMatch(/needs inputs.command/);
+    expect((await drive(shell, { command: [1, 2] })).result.ok).toBe(false);
+  });
+
+  it("times out as a timeout failure", async () => {
+    const { result } = await drive(shell, { command: "sleep 20" }, { timeoutMs: 300 });
+    expect(result.error).toMatchObject({ kind: "timeout" });
+  });
+
+  it("passes preflight with bash's path and version", async () => {
+    expect(await shell.preflight()).toMatchObject({
+      ok: true,
+      binaryPath: expect.stringMatching(/bash$/),
+      version: expect.stringMatching(/GNU bash/),
+    });
+  });
+});
+
+describe("replay engine", () => {
+  const replay = new ReplayEngine();
+  const write = (name: string, text: string) => {
+    writeFileSync(join(cwd, name), text);
+    return name;
+  };
+
+  it("plays a JSONL recording: events in order, final message, summed usage, session id", async () => {
+    const file = write(
+      "rec.jsonl",
+      [
+        { type: "started", sessionId: "sess-1" },
+        { type: "tool", name: "edit", detail: "a.txt" },
+        { type: "usage", usage: { input: 10, output: 2 } },
+        { type: "usage", usage: { input: 5, cachedInput: 3, output: 1, reasoning: 1 } },
+        { type: "final", text: "all done" },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join("\n\n"),
+    );
+    const { result, events } = await drive(replay, { recording: file });
+    expect(events.map((e) => e.type)).toEqual(["started", "tool", "usage", "usage", "final"]);
+    expect(result).toMatchObject({
+      ok: true,
+      finalMessage: "all done",
+      sessionId: "sess-1",
+      usage: { input: 15, cachedInput: 3, output: 3, reasoning: 1, estimated: false },
+    });
+  });
+
+  it("reads JSON arrays and {events}, and inline finals", async () => {
+    expect(
+      (await drive(replay, { recording: write("a.json", JSON.stringify([{ type: "message", text: "hi" }])) }))
+        .result.finalMessage,
+    ).toBe("hi");
+    expect(
+      (
+        await drive(replay, {
+          recording: write("b.json", JSON.stringify({ events: [{ type: "final", text: "x" }] })),
+        })
+      ).result.finalMessage,
+    ).toBe("x");
+    expect((await drive(replay, { final: "inline" })).result).toMatchObject({
+      ok: true,
+      finalMessage: "inline",
+      usage: undefined,
+    });
+  });
+
+  it("fails as bad_output naming the line of a malformed recording", async () => {
+    const file = write("bad.jsonl", '{"type":"message","text":"ok"}\n{not json\n');
+    expect((await drive(replay, { recording: file })).result.error).toMatchObject({
+      kind: "bad_output",
+      message: expect.stringMatching(/bad\.jsonl line 2 is not a valid event/),
+    });
+    const wrong = write("wrong.jsonl", '{"type":"usage","usage":{"input":"many"}}\n');
+    expect((await drive(replay, { recording: wrong })).result.error?.message).toMatch(
+      /line 1 .*usage\.input/,
+    );
+  });
+
+  it("returns a recorded error as the failure, and a missing file as unavailable", async () => {
+    const file = write(
+      "err.jsonl",
+      JSON.stringify({ type: "error", error: { kind: "rate_limit", message: "slow down", retryable: true } }),
+    );
+    expect((await drive(replay, { recording: file })).result.error).toMatchObject({
+      kind: "rate_limit",
+      retryable: true,
+    });
+    expect((await drive(replay, { recording: "nope.jsonl" })).result.error).toMatchObject({
+      kind: "unavailable",
+      message: expect.stringMatching(/nope\.jsonl does not exist/),
+    });
+  });
+
+  it("stops when aborted", async () => {
+    const controller = new AbortController();
+    const file = write(
+      "slow.jsonl",
+      [1, 2, 3, 4].map((i) => JSON.stringify({ type: "message", text: `m${i}` })).join("\n"),
+    );
+    setTimeout(() => controller.abort(), 150);
+    const { result } = await drive(replay, { recording: file, delay_ms: 100 }, {}, controller.signal);
+    expect(result.error?.kind).toBe("aborted");
+  });
+});

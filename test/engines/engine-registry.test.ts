@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest";
+import { ShellEngine } from "../../src/engines/builtin/shell-engine.js";
+import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
+import { DuplicateEngineError, UnknownEngineError } from "../../src/engines/engine-registry.js";
+
+describe("engine registry", () => {
+  it("holds the built-in engines and finds them by id", () => {
+    const registry = createDefaultRegistry();
+    expect(registry.ids()).toEqual(expect.arrayContaining(["replay", "shell"]));
+    expect(registry.get("shell").kind).toBe("builtin");
+    expect(registry.has("nope")).toBe(false);
+  });
+
+  it("refuses a duplicate id", () => {
+    expect(() => createDefaultRegistry().register(new ShellEngine())).toThrow(DuplicateEngineError);
+  });
+
+  it("names the known ids when asked for an unknown one", () => {
+    const registry = createDefaultRegistry();
+    expect(() => registry.get("gpt-magic")).toThrow(UnknownEngineError);
+    expect(() => registry.get("gpt-magic")).toThrow(/unknown engine "gpt-magic" \(known: .*replay.*shell/);
+  });
+});
