@@ -2,4 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { protocolSpecJsonSchema } from "../src/spec/json-schema.js";
 
-writeFileSync(new URL("../schemas/protocol-spec.schema.json", import.meta.url), `${JSON.stringify(protocolSpecJsonSchema(), null, 2)}\n`);
+writeFileSync(
+  new URL("../schemas/protocol-spec.schema.json", import.meta.url),
+  `${JSON.stringify(protocolSpecJsonSchema(), null, 2)}\n`,
+);

@@ -9,7 +9,10 @@ export const EngineSettingsFile = z.strictObject({
   base_url: z.string().optional().describe("Model server base URL (Claude, Gemini, opencode)."),
   config_overrides: z.array(z.string()).optional().describe("Codex `-c key=value` overrides."),
   provider: z.string().optional().describe("Model provider name (Codex, opencode)."),
-  home: z.enum(["isolated", "user"]).optional().describe("Config home: isolated per project (default) or the user's."),
+  home: z
+    .enum(["isolated", "user"])
+    .optional()
+    .describe("Config home: isolated per project (default) or the user's."),
   seed_from_user: z.boolean().optional().describe("Copy the user's config into the isolated home."),
 });
 

@@ -5,12 +5,16 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
+import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
-import { InvalidInputError } from "../shared/errors.js";
 import { ConfigFile, type EngineSettingsFile } from "./config-schema.js";
 
-export const CONFIG_FILE_NAMES = ["tasksgodzilla.config.json", "tasksgodzilla.config.yaml", "tasksgodzilla.config.yml"];
+export const CONFIG_FILE_NAMES = [
+  "tasksgodzilla.config.json",
+  "tasksgodzilla.config.yaml",
+  "tasksgodzilla.config.yml",
+];
 
 export interface EffectiveConfig {
   /** Default engine for steps that name none. Built-in: codex. */
@@ -83,7 +87,11 @@ function envNumber(env: NodeJS.ProcessEnv, key: string): number | undefined {
   return n;
 }
 
-function envEnum<T extends string>(env: NodeJS.ProcessEnv, key: string, allowed: readonly T[]): T | undefined {
+function envEnum<T extends string>(
+  env: NodeJS.ProcessEnv,
+  key: string,
+  allowed: readonly T[],
+): T | undefined {
   const v = env[key];
   if (v === undefined || v === "") return undefined;
   if (!allowed.includes(v as T)) throw new ConfigError(`${key}=${v}: expected one of ${allowed.join(", ")}`);
@@ -91,7 +99,10 @@ function envEnum<T extends string>(env: NodeJS.ProcessEnv, key: string, allowed:
 }
 
 /** Resolves the effective config for a repository: its config file over the environment over defaults. */
-export function loadConfig(repoDir: string | undefined, env: NodeJS.ProcessEnv = process.env): EffectiveConfig {
+export function loadConfig(
+  repoDir: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): EffectiveConfig {
   const configFile = repoDir ? findConfigFile(repoDir) : undefined;
   const file: ConfigFile = configFile ? readConfigFile(configFile) : {};
   const sources: EffectiveConfig["sources"] = {};
@@ -118,23 +129,77 @@ export function loadConfig(repoDir: string | undefined, env: NodeJS.ProcessEnv =
       exec: opt("models.exec", file.models?.exec, s("TASKSGODZILLA_EXEC_MODEL")),
       qa: opt("models.qa", file.models?.qa, s("TASKSGODZILLA_QA_MODEL")),
     },
-    sandbox: opt("sandbox", file.sandbox, envEnum(env, "TASKSGODZILLA_SANDBOX", ["read-only", "workspace-write", "full-access"])),
+    sandbox: opt(
+      "sandbox",
+      file.sandbox,
+      envEnum(env, "TASKSGODZILLA_SANDBOX", ["read-only", "workspace-write", "full-access"]),
+    ),
     qa: {
-      policy: pick("qa.policy", file.qa?.policy, envEnum(env, "TASKSGODZILLA_QA_POLICY", ["skip", "light", "full"]), BUILT_IN_DEFAULTS.qaPolicy),
+      policy: pick(
+        "qa.policy",
+        file.qa?.policy,
+        envEnum(env, "TASKSGODZILLA_QA_POLICY", ["skip", "light", "full"]),
+        BUILT_IN_DEFAULTS.qaPolicy,
+      ),
       engine: opt("qa.engine", file.qa?.engine, s("TASKSGODZILLA_QA_ENGINE")),
       prompt: opt("qa.prompt", file.qa?.prompt, s("TASKSGODZILLA_QA_PROMPT")),
-      checks: pick("qa.checks", file.qa?.checks, s("TASKSGODZILLA_QA_CHECKS")?.split("&&").map((c) => c.trim()).filter(Boolean), []),
-      requireChanges: pick("qa.require_changes", file.qa?.require_changes, envBool(env, "TASKSGODZILLA_QA_REQUIRE_CHANGES"), false),
+      checks: pick(
+        "qa.checks",
+        file.qa?.checks,
+        s("TASKSGODZILLA_QA_CHECKS")
+          ?.split("&&")
+          .map((c) => c.trim())
+          .filter(Boolean),
+        [],
+      ),
+      requireChanges: pick(
+        "qa.require_changes",
+        file.qa?.require_changes,
+        envBool(env, "TASKSGODZILLA_QA_REQUIRE_CHANGES"),
+        false,
+      ),
     },
     budgets: {
-      mode: pick("budgets.mode", file.budgets?.mode, envEnum(env, "TASKSGODZILLA_TOKEN_BUDGET_MODE", ["strict", "warn", "off"]), BUILT_IN_DEFAULTS.budgetMode),
-      maxTokensPerStep: opt("budgets.max_tokens_per_step", file.budgets?.max_tokens_per_step, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_STEP")),
-      maxTokensPerProtocol: opt("budgets.max_tokens_per_protocol", file.budgets?.max_tokens_per_protocol, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL")),
-      maxTokensPerProject: opt("budgets.max_tokens_per_project", file.budgets?.max_tokens_per_project, envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT")),
+      mode: pick(
+        "budgets.mode",
+        file.budgets?.mode,
+        envEnum(env, "TASKSGODZILLA_TOKEN_BUDGET_MODE", ["strict", "warn", "off"]),
+        BUILT_IN_DEFAULTS.budgetMode,
+      ),
+      maxTokensPerStep: opt(
+        "budgets.max_tokens_per_step",
+        file.budgets?.max_tokens_per_step,
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_STEP"),
+      ),
+      maxTokensPerProtocol: opt(
+        "budgets.max_tokens_per_protocol",
+        file.budgets?.max_tokens_per_protocol,
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL"),
+      ),
+      maxTokensPerProject: opt(
+        "budgets.max_tokens_per_project",
+        file.budgets?.max_tokens_per_project,
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT"),
+      ),
     },
-    timeoutSeconds: pick("timeout_seconds", file.timeout_seconds, envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS"), BUILT_IN_DEFAULTS.timeoutSeconds),
-    maxInlineTriggerDepth: pick("max_inline_trigger_depth", file.max_inline_trigger_depth, envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"), BUILT_IN_DEFAULTS.maxInlineTriggerDepth),
-    maxOutputBytes: pick("max_output_bytes", file.max_output_bytes, envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES"), BUILT_IN_DEFAULTS.maxOutputBytes),
+    timeoutSeconds: pick(
+      "timeout_seconds",
+      file.timeout_seconds,
+      envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS"),
+      BUILT_IN_DEFAULTS.timeoutSeconds,
+    ),
+    maxInlineTriggerDepth: pick(
+      "max_inline_trigger_depth",
+      file.max_inline_trigger_depth,
+      envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"),
+      BUILT_IN_DEFAULTS.maxInlineTriggerDepth,
+    ),
+    maxOutputBytes: pick(
+      "max_output_bytes",
+      file.max_output_bytes,
+      envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES"),
+      BUILT_IN_DEFAULTS.maxOutputBytes,
+    ),
     engines: file.engines ?? {},
     sources,
     configFile,

@@ -34,7 +34,9 @@ function firstBreach(limits: BudgetLimits, spent: BudgetSpent, extra: number): B
   for (const scope of SCOPES) {
     const limit = limits[scope];
     if (limit !== undefined && spent[scope] + extra > limit) {
-      return extra > 0 ? { scope, limit, spent: spent[scope], estimated: extra } : { scope, limit, spent: spent[scope] };
+      return extra > 0
+        ? { scope, limit, spent: spent[scope], estimated: extra }
+        : { scope, limit, spent: spent[scope] };
     }
   }
   return undefined;

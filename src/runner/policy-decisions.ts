@@ -90,7 +90,13 @@ export function decideLoop(
 export type TriggerDecision =
   | { kind: "none" }
   | { kind: "inline"; policy: TriggerPolicy; depth: number; count: number }
-  | { kind: "enqueue"; policy: TriggerPolicy; depth: number; count: number; cause: "not_inline" | "depth_exceeded" }
+  | {
+      kind: "enqueue";
+      policy: TriggerPolicy;
+      depth: number;
+      count: number;
+      cause: "not_inline" | "depth_exceeded";
+    }
   | { kind: "cycle"; policy: TriggerPolicy; chain: string[] }
   | { kind: "limit"; policy: TriggerPolicy; count: number; maxIterations: number };
 
@@ -109,9 +115,11 @@ export function decideTrigger(
 ): TriggerDecision {
   for (const policy of policies) {
     if (policy.behavior !== "trigger" || !policyApplies(policy, reason)) continue;
-    if (chain.includes(policy.triggerStep)) return { kind: "cycle", policy, chain: [...chain, policy.triggerStep] };
+    if (chain.includes(policy.triggerStep))
+      return { kind: "cycle", policy, chain: [...chain, policy.triggerStep] };
     const count = (triggerCounts[policy.id] ?? 0) + 1;
-    if (count > policy.maxIterations) return { kind: "limit", policy, count: count - 1, maxIterations: policy.maxIterations };
+    if (count > policy.maxIterations)
+      return { kind: "limit", policy, count: count - 1, maxIterations: policy.maxIterations };
     if (!policy.inline) return { kind: "enqueue", policy, depth, count, cause: "not_inline" };
     if (depth + 1 > maxDepth) return { kind: "enqueue", policy, depth, count, cause: "depth_exceeded" };
     return { kind: "inline", policy, depth: depth + 1, count };

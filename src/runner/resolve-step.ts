@@ -5,9 +5,9 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import type { StepSpec } from "../spec/schema.js";
-import { isInside } from "../shared/paths.js";
 import { TasksGodzillaError } from "../shared/errors.js";
+import { isInside } from "../shared/paths.js";
+import type { StepSpec } from "../spec/schema.js";
 
 export interface ResolveRoots {
   /** The step's working tree. */
@@ -31,6 +31,8 @@ export interface ResolvedStep {
   /** `<template id>@<sha256 prefix>` of the prompt file's content ("none" without a file). */
   promptVersion: string;
   outputs: StepOutputs;
+  /** Step inputs with `{{name}}` rendered in string values (placeholders, protocol_dir, workspace, step_id). */
+  inputs: Record<string, unknown>;
 }
 
 /** A resolution failure with the JSON pointer of the offending spec field. */
@@ -55,13 +57,21 @@ export function resolvePromptPath(ref: string, roots: ResolveRoots, pointer: str
   for (const candidate of candidates) {
     if (!existsSync(candidate)) continue;
     if (!bases.some((b) => isInside(b, candidate))) {
-      throw new StepResolutionError(pointer, `prompt_ref "${ref}" resolves outside the protocol folder, worktree and prompt library`);
+      throw new StepResolutionError(
+        pointer,
+        `prompt_ref "${ref}" resolves outside the protocol folder, worktree and prompt library`,
+      );
     }
-    if (!statSync(candidate).isFile()) throw new StepResolutionError(pointer, `prompt_ref "${ref}" is not a file`);
+    if (!statSync(candidate).isFile())
+      throw new StepResolutionError(pointer, `prompt_ref "${ref}" is not a file`);
     return candidate;
   }
   const escapes = candidates.every((c) => !bases.some((b) => isInside(b, c)));
-  if (escapes) throw new StepResolutionError(pointer, `prompt_ref "${ref}" escapes the protocol folder, worktree and prompt library`);
+  if (escapes)
+    throw new StepResolutionError(
+      pointer,
+      `prompt_ref "${ref}" escapes the protocol folder, worktree and prompt library`,
+    );
   throw new StepResolutionError(pointer, `prompt_ref "${ref}" not found in ${bases.join(", ")}`);
 }
 
@@ -82,10 +92,23 @@ export function renderTemplate(text: string, values: Record<string, unknown>): s
   });
 }
 
+function renderInputs(
+  inputs: Record<string, unknown>,
+  values: Record<string, unknown>,
+): Record<string, unknown> {
+  const render = (v: unknown): unknown =>
+    typeof v === "string" ? renderTemplate(v, values) : Array.isArray(v) ? v.map(render) : v;
+  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, render(v)]));
+}
+
 export function resolveOutputs(step: StepSpec, stepIndex: number, roots: ResolveRoots): StepOutputs {
   const base = `/steps/${stepIndex}/outputs`;
   // The default output is a file of its own: engine output never overwrites the step's prompt file.
-  const protocol = resolveOutputPath(step.outputs?.protocol ?? join("outputs", `${step.id}.md`), roots, `${base}/protocol`);
+  const protocol = resolveOutputPath(
+    step.outputs?.protocol ?? join("outputs", `${step.id}.md`),
+    roots,
+    `${base}/protocol`,
+  );
   const aux: Record<string, string> = {};
   for (const [consumer, p] of Object.entries(step.outputs?.aux ?? {})) {
     aux[consumer] = resolveOutputPath(p, roots, `${base}/aux/${consumer}`);
@@ -107,21 +130,29 @@ export function resolveStep(
     promptPath = resolvePromptPath(ref, roots, pointer);
     raw = readFileSync(promptPath, "utf8");
   } else if (opts.promptRequired) {
-    throw new StepResolutionError(pointer, `step "${step.id}" has no prompt_ref, and its engine needs a prompt`);
+    throw new StepResolutionError(
+      pointer,
+      `step "${step.id}" has no prompt_ref, and its engine needs a prompt`,
+    );
   }
   const outputs = resolveOutputs(step, stepIndex, roots);
   for (const [name, out] of [["protocol", outputs.protocol], ...Object.entries(outputs.aux)] as const) {
     if (promptPath && resolve(out) === promptPath) {
-      throw new StepResolutionError(`/steps/${stepIndex}/outputs/${name === "protocol" ? "protocol" : `aux/${name}`}`, "output would overwrite the step's own prompt file");
+      throw new StepResolutionError(
+        `/steps/${stepIndex}/outputs/${name === "protocol" ? "protocol" : `aux/${name}`}`,
+        "output would overwrite the step's own prompt file",
+      );
     }
   }
   const templateId = promptPath ? templateIdOf(promptPath, roots) : "none";
-  const values = { ...(opts.placeholders ?? {}), ...(step.inputs ?? {}), step_id: step.id };
+  const builtins = { step_id: step.id, protocol_dir: roots.protocolRoot, workspace: roots.workspace };
+  const inputs = renderInputs(step.inputs ?? {}, { ...(opts.placeholders ?? {}), ...builtins });
   return {
     promptPath,
-    prompt: renderTemplate(raw, values),
+    prompt: renderTemplate(raw, { ...(opts.placeholders ?? {}), ...inputs, ...builtins }),
     promptVersion: promptPath ? contentVersion(templateId, raw) : "none",
     outputs,
+    inputs,
   };
 }
 

@@ -15,7 +15,13 @@ export function estimateTokens(text: string): number {
 }
 
 export function estimatedUsage(prompt: string, output: string): TokenUsage {
-  return { input: estimateTokens(prompt), cachedInput: 0, output: estimateTokens(output), reasoning: 0, estimated: true };
+  return {
+    input: estimateTokens(prompt),
+    cachedInput: 0,
+    output: estimateTokens(output),
+    reasoning: 0,
+    estimated: true,
+  };
 }
 
 export function totalTokens(u: Pick<TokenUsage, "input" | "output">): number {

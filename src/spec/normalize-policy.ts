@@ -55,7 +55,8 @@ export function normalizePolicies(step: StepSpec, steps: readonly StepSpec[]): N
       });
     } else if (p.behavior === "trigger") {
       const target = p.trigger_step ?? p.trigger_agent_id ?? p.target_agent_id;
-      if (target) out.push({
+      if (target)
+        out.push({
           behavior: "trigger",
           id,
           conditions: conditionList(p),

@@ -51,8 +51,14 @@ export const PolicySpec = z
       .nullish()
       .describe("Loop: hard limit on iterations, persisted across restarts. Default 3 when unset."),
     skip: z.array(z.string()).nullish().describe("Loop: step ids inside the loop range that are not re-run."),
-    skip_steps: z.array(z.number().int()).nullish().describe("Alias of skip by step index (original format)."),
-    trigger_step: z.string().nullish().describe("Trigger: the step id to run. Aliases: trigger_agent_id, target_agent_id."),
+    skip_steps: z
+      .array(z.number().int())
+      .nullish()
+      .describe("Alias of skip by step index (original format)."),
+    trigger_step: z
+      .string()
+      .nullish()
+      .describe("Trigger: the step id to run. Aliases: trigger_agent_id, target_agent_id."),
     trigger_agent_id: z.string().nullish(),
     target_agent_id: z.string().nullish(),
     inline: z
@@ -66,19 +72,31 @@ export const QaSpec = z
   .looseObject({
     policy: z.enum(QA_POLICIES).nullish().describe("skip | light | full. Unset: the project default."),
     reason: z.string().nullish().describe("Why QA is skipped (recorded on qa_skipped)."),
-    prompt: z.string().nullish().describe("QA prompt file for full QA (default: the shipped quality-validator)."),
+    prompt: z
+      .string()
+      .nullish()
+      .describe("QA prompt file for full QA (default: the shipped quality-validator)."),
     model: z.string().nullish(),
     engine_id: z.string().nullish(),
     inputs: z.record(z.string(), z.unknown()).nullish(),
     checks: z.array(z.string()).nullish().describe("Shell commands that must exit 0 (light and full QA)."),
-    require_changes: z.boolean().nullish().describe("Light QA: fail when the step changed nothing in the worktree."),
+    require_changes: z
+      .boolean()
+      .nullish()
+      .describe("Light QA: fail when the step changed nothing in the worktree."),
   })
   .describe("How the step is checked.");
 
 export const OutputsSpec = z
   .strictObject({
-    protocol: z.string().nullish().describe("Where the final message is written, relative to the protocol folder."),
-    aux: z.record(z.string(), z.string()).nullish().describe("Extra copies for named consumers: {consumer: path}."),
+    protocol: z
+      .string()
+      .nullish()
+      .describe("Where the final message is written, relative to the protocol folder."),
+    aux: z
+      .record(z.string(), z.string())
+      .nullish()
+      .describe("Extra copies for named consumers: {consumer: path}."),
   })
   .describe("Declared outputs.");
 
@@ -89,7 +107,10 @@ export const StepSpec = z
     description: z.string().nullish(),
     engine_id: z.string().nullish().describe("Engine id; unset: the project default engine."),
     model: z.string().nullish(),
-    prompt_ref: z.string().nullish().describe("Prompt file: protocol folder, then worktree, then prompt library."),
+    prompt_ref: z
+      .string()
+      .nullish()
+      .describe("Prompt file: protocol folder, then worktree, then prompt library."),
     inputs: z.record(z.string(), z.unknown()).nullish().describe("Engine inputs and template values."),
     outputs: OutputsSpec.nullish(),
     step_type: z.enum(STEP_TYPES).nullish(),
@@ -98,7 +119,11 @@ export const StepSpec = z
     order: z.number().int().nullish(),
     metadata: z.record(z.string(), z.unknown()).nullish(),
     timeout_seconds: z.number().positive().nullish().describe("Wall-clock limit of one engine call."),
-    exec_timeout_seconds: z.number().positive().nullish().describe("Alias of timeout_seconds (original format)."),
+    exec_timeout_seconds: z
+      .number()
+      .positive()
+      .nullish()
+      .describe("Alias of timeout_seconds (original format)."),
     budget: BudgetSpec.nullish().describe("Per-step token budget."),
     sandbox: z.enum(SANDBOX_MODES).nullish().describe("Sandbox / permission mode for agent engines."),
     reasoning_effort: z.string().nullish().describe("Reasoning effort for engines that support it."),

@@ -8,7 +8,9 @@ export interface SpecError {
   message: string;
 }
 
-export type SpecValidation = { ok: true; spec: ProtocolSpec; errors: [] } | { ok: false; errors: SpecError[] };
+export type SpecValidation =
+  | { ok: true; spec: ProtocolSpec; errors: [] }
+  | { ok: false; errors: SpecError[] };
 
 export function jsonPointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
@@ -30,7 +32,11 @@ function duplicateStepIds(spec: ProtocolSpec): SpecError[] {
   spec.steps.forEach((step, i) => {
     const first = seen.get(step.id);
     if (first === undefined) seen.set(step.id, i);
-    else errors.push({ pointer: `/steps/${i}/id`, message: `duplicate step id "${step.id}" (also /steps/${first}/id)` });
+    else
+      errors.push({
+        pointer: `/steps/${i}/id`,
+        message: `duplicate step id "${step.id}" (also /steps/${first}/id)`,
+      });
   });
   return errors;
 }
@@ -41,7 +47,9 @@ function issueToErrors(issue: z.core.$ZodIssue): SpecError[] {
     case "invalid_type":
       return [{ pointer, message: `expected ${issue.expected}${describeReceived(issue)}` }];
     case "invalid_value":
-      return [{ pointer, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` }];
+      return [
+        { pointer, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` },
+      ];
     case "unrecognized_keys":
       return issue.keys.map((k) => ({ pointer: `${pointer}/${k}`, message: `unknown field "${k}"` }));
     case "too_small":

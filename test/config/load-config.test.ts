@@ -22,7 +22,12 @@ describe("config precedence: project file > env > built-in", () => {
   });
 
   it("env overrides built-ins", () => {
-    const c = loadConfig(repo(), { TASKSGODZILLA_DEFAULT_ENGINE: "shell", TASKSGODZILLA_MAX_TOKENS_PER_STEP: "100", TASKSGODZILLA_QA_POLICY: "skip", TASKSGODZILLA_EXEC_MODEL: "m-env" });
+    const c = loadConfig(repo(), {
+      TASKSGODZILLA_DEFAULT_ENGINE: "shell",
+      TASKSGODZILLA_MAX_TOKENS_PER_STEP: "100",
+      TASKSGODZILLA_QA_POLICY: "skip",
+      TASKSGODZILLA_EXEC_MODEL: "m-env",
+    });
     expect(c.engine).toBe("shell");
     expect(c.budgets.maxTokensPerStep).toBe(100);
     expect(c.qa.policy).toBe("skip");
@@ -31,21 +36,42 @@ describe("config precedence: project file > env > built-in", () => {
   });
 
   it("the project file overrides env (YAML and JSON)", () => {
-    const env = { TASKSGODZILLA_DEFAULT_ENGINE: "shell", TASKSGODZILLA_EXEC_MODEL: "m-env", TASKSGODZILLA_QA_MODEL: "qa-env" };
-    const y = loadConfig(repo(["tasksgodzilla.config.yaml", "engine: replay\nmodels:\n  exec: m-file\nbudgets:\n  mode: warn\n  max_tokens_per_protocol: 999\n"]), env);
+    const env = {
+      TASKSGODZILLA_DEFAULT_ENGINE: "shell",
+      TASKSGODZILLA_EXEC_MODEL: "m-env",
+      TASKSGODZILLA_QA_MODEL: "qa-env",
+    };
+    const y = loadConfig(
+      repo([
+        "tasksgodzilla.config.yaml",
+        "engine: replay\nmodels:\n  exec: m-file\nbudgets:\n  mode: warn\n  max_tokens_per_protocol: 999\n",
+      ]),
+      env,
+    );
     expect(y.engine).toBe("replay");
     expect(y.models.exec).toBe("m-file");
     expect(y.models.qa).toBe("qa-env");
     expect(y.budgets).toMatchObject({ mode: "warn", maxTokensPerProtocol: 999 });
     expect(y.sources).toMatchObject({ engine: "file", "models.qa": "env" });
-    const j = loadConfig(repo(["tasksgodzilla.config.json", JSON.stringify({ qa: { policy: "full", checks: ["true"] } })]), {});
+    const j = loadConfig(
+      repo(["tasksgodzilla.config.json", JSON.stringify({ qa: { policy: "full", checks: ["true"] } })]),
+      {},
+    );
     expect(j.qa).toMatchObject({ policy: "full", checks: ["true"] });
   });
 
   it("rejects a bad file or env value with a specific message", () => {
-    expect(() => loadConfig(repo(["tasksgodzilla.config.json", '{"qa":{"policy":"always"}}']), {})).toThrow(/\/qa\/policy/);
-    expect(() => loadConfig(repo(["tasksgodzilla.config.yaml", "engine: [unclosed"]), {})).toThrow(ConfigError);
-    expect(() => loadConfig(repo(), { TASKSGODZILLA_TOKEN_BUDGET_MODE: "loose" })).toThrow(/TASKSGODZILLA_TOKEN_BUDGET_MODE=loose: expected one of strict, warn, off/);
-    expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_TOKENS_PER_STEP: "lots" })).toThrow(/expected a non-negative number/);
+    expect(() => loadConfig(repo(["tasksgodzilla.config.json", '{"qa":{"policy":"always"}}']), {})).toThrow(
+      /\/qa\/policy/,
+    );
+    expect(() => loadConfig(repo(["tasksgodzilla.config.yaml", "engine: [unclosed"]), {})).toThrow(
+      ConfigError,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_TOKEN_BUDGET_MODE: "loose" })).toThrow(
+      /TASKSGODZILLA_TOKEN_BUDGET_MODE=loose: expected one of strict, warn, off/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_TOKENS_PER_STEP: "lots" })).toThrow(
+      /expected a non-negative number/,
+    );
   });
 });

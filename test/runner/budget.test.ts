@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkAfterCall, checkBeforeCall } from "../../src/runner/budget.js";
-import { estimateTokens, estimatedUsage } from "../../src/runner/token-estimate.js";
+import { estimatedUsage, estimateTokens } from "../../src/runner/token-estimate.js";
 
 const spent = { step: 50, protocol: 500, project: 5000 };
 
@@ -15,23 +15,41 @@ describe("budgets", () => {
   });
 
   it("is cumulative: protocol and project limits count what was already spent", () => {
-    expect(checkBeforeCall({ mode: "strict", protocol: 510 }, spent, 11)).toMatchObject({ action: "stop", breach: { scope: "protocol" } });
-    expect(checkBeforeCall({ mode: "strict", project: 5000 }, spent, 1)).toMatchObject({ action: "stop", breach: { scope: "project" } });
+    expect(checkBeforeCall({ mode: "strict", protocol: 510 }, spent, 11)).toMatchObject({
+      action: "stop",
+      breach: { scope: "protocol" },
+    });
+    expect(checkBeforeCall({ mode: "strict", project: 5000 }, spent, 1)).toMatchObject({
+      action: "stop",
+      breach: { scope: "project" },
+    });
   });
 
   it("warn records instead of stopping; off ignores", () => {
-    expect(checkBeforeCall({ mode: "warn", step: 10 }, spent, 1)).toMatchObject({ action: "warn", breach: { scope: "step" } });
+    expect(checkBeforeCall({ mode: "warn", step: 10 }, spent, 1)).toMatchObject({
+      action: "warn",
+      breach: { scope: "step" },
+    });
     expect(checkBeforeCall({ mode: "off", step: 10 }, spent, 1)).toEqual({ action: "allow" });
   });
 
   it("after a call, an overrun stops in strict mode", () => {
-    expect(checkAfterCall({ mode: "strict", step: 49 }, spent)).toEqual({ action: "stop", breach: { scope: "step", limit: 49, spent: 50 } });
+    expect(checkAfterCall({ mode: "strict", step: 49 }, spent)).toEqual({
+      action: "stop",
+      breach: { scope: "step", limit: 49, spent: 50 },
+    });
     expect(checkAfterCall({ mode: "strict", step: 50 }, spent)).toEqual({ action: "allow" });
   });
 
   it("estimates with a real tokenizer and flags the estimate", () => {
     expect(estimateTokens("")).toBe(0);
     expect(estimateTokens("hello world")).toBe(2);
-    expect(estimatedUsage("hello world", "ok")).toEqual({ input: 2, cachedInput: 0, output: 1, reasoning: 0, estimated: true });
+    expect(estimatedUsage("hello world", "ok")).toEqual({
+      input: 2,
+      cachedInput: 0,
+      output: 1,
+      reasoning: 0,
+      estimated: true,
+    });
   });
 });

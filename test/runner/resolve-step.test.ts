@@ -2,25 +2,35 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { StepResolutionError, resolveStep } from "../../src/runner/resolve-step.js";
+import { resolveStep, StepResolutionError } from "../../src/runner/resolve-step.js";
 
 let roots: { workspace: string; protocolRoot: string; promptLibrary: string };
 let outside: string;
 
 beforeEach(() => {
   const base = mkdtempSync(join(tmpdir(), "tgz-resolve-"));
-  roots = { workspace: join(base, "repo"), protocolRoot: join(base, "repo/.protocols/0001-x"), promptLibrary: join(base, "lib") };
+  roots = {
+    workspace: join(base, "repo"),
+    protocolRoot: join(base, "repo/.protocols/0001-x"),
+    promptLibrary: join(base, "lib"),
+  };
   for (const d of Object.values(roots)) mkdirSync(d, { recursive: true });
   outside = join(base, "outside");
   mkdirSync(outside);
   writeFileSync(join(outside, "secret.md"), "secret");
-  writeFileSync(join(roots.protocolRoot, "01-step.md"), "Do {{thing}} in {{repo}} for {{step_id}} {{unknown}}");
+  writeFileSync(
+    join(roots.protocolRoot, "01-step.md"),
+    "Do {{thing}} in {{repo}} for {{step_id}} {{unknown}}",
+  );
   writeFileSync(join(roots.workspace, "ws.md"), "from workspace");
   writeFileSync(join(roots.promptLibrary, "lib.md"), "from library");
 });
 
 const resolve = (step: Record<string, unknown>, opts = { promptRequired: true }) =>
-  resolveStep({ id: "s1", ...step }, 0, roots, { ...opts, placeholders: { repo: "R", thing: "placeholder" } });
+  resolveStep({ id: "s1", ...step }, 0, roots, {
+    ...opts,
+    placeholders: { repo: "R", thing: "placeholder" },
+  });
 
 function pointerOf(fn: () => unknown): string {
   try {
@@ -51,11 +61,16 @@ describe("resolver", () => {
   it("defaults the output to a file of its own, never the prompt file", () => {
     const r = resolve({ prompt_ref: "01-step.md" });
     expect(r.outputs.protocol).toBe(join(roots.protocolRoot, "outputs/s1.md"));
-    expect(pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { protocol: "01-step.md" } }))).toMatch(/^\/steps\/0\/outputs\/protocol output would overwrite/);
+    expect(
+      pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { protocol: "01-step.md" } })),
+    ).toMatch(/^\/steps\/0\/outputs\/protocol output would overwrite/);
   });
 
   it("resolves aux outputs relative to the protocol folder", () => {
-    const r = resolve({ prompt_ref: "01-step.md", outputs: { aux: { codemachine: "aux/codemachine/s1.md" } } });
+    const r = resolve({
+      prompt_ref: "01-step.md",
+      outputs: { aux: { codemachine: "aux/codemachine/s1.md" } },
+    });
     expect(r.outputs.aux.codemachine).toBe(join(roots.protocolRoot, "aux/codemachine/s1.md"));
   });
 
@@ -63,16 +78,36 @@ describe("resolver", () => {
     expect(pointerOf(() => resolve({}))).toMatch(/^\/steps\/0\/prompt_ref .*no prompt_ref/);
     expect(pointerOf(() => resolve({ prompt_ref: "  " }))).toMatch(/^\/steps\/0\/prompt_ref /);
     expect(resolve({}, { promptRequired: false }).promptPath).toBeNull();
-    expect(pointerOf(() => resolve({ prompt_ref: "nope.md" }))).toMatch(/^\/steps\/0\/prompt_ref .*not found/);
+    expect(pointerOf(() => resolve({ prompt_ref: "nope.md" }))).toMatch(
+      /^\/steps\/0\/prompt_ref .*not found/,
+    );
   });
 
   it("refuses prompt and output paths that escape their roots, symlinks included", () => {
-    expect(pointerOf(() => resolve({ prompt_ref: "../../../outside/secret.md" }))).toMatch(/prompt_ref .*(escapes|outside)/);
-    expect(pointerOf(() => resolve({ prompt_ref: join(outside, "secret.md") }))).toMatch(/prompt_ref .*outside/);
+    expect(pointerOf(() => resolve({ prompt_ref: "../../../outside/secret.md" }))).toMatch(
+      /prompt_ref .*(escapes|outside)/,
+    );
+    expect(pointerOf(() => resolve({ prompt_ref: join(outside, "secret.md") }))).toMatch(
+      /prompt_ref .*outside/,
+    );
     symlinkSync(join(outside, "secret.md"), join(roots.protocolRoot, "link.md"));
     expect(pointerOf(() => resolve({ prompt_ref: "link.md" }))).toMatch(/^\/steps\/0\/prompt_ref .*outside/);
-    expect(pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { protocol: "../../../outside/x.md" } }))).toMatch(/^\/steps\/0\/outputs\/protocol .*escapes/);
+    expect(
+      pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { protocol: "../../../outside/x.md" } })),
+    ).toMatch(/^\/steps\/0\/outputs\/protocol .*escapes/);
     symlinkSync(outside, join(roots.protocolRoot, "out-link"));
-    expect(pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { aux: { a: "out-link/x.md" } } }))).toMatch(/^\/steps\/0\/outputs\/aux\/a .*escapes/);
+    expect(
+      pointerOf(() => resolve({ prompt_ref: "01-step.md", outputs: { aux: { a: "out-link/x.md" } } })),
+    ).toMatch(/^\/steps\/0\/outputs\/aux\/a .*escapes/);
+  });
+});
+
+describe("resolver inputs", () => {
+  it("renders placeholders and built-in roots into string inputs", () => {
+    const r = resolve({
+      prompt_ref: "01-step.md",
+      inputs: { recording: "{{protocol_dir}}/r.jsonl", command: ["echo {{repo}}", 3], n: 1 },
+    });
+    expect(r.inputs).toEqual({ recording: `${roots.protocolRoot}/r.jsonl`, command: ["echo R", 3], n: 1 });
   });
 });

@@ -30,7 +30,14 @@ const originalFormat = {
       mirror_path: "x",
       sub_agents: [],
       policies: [
-        { module_id: "iterate", behavior: "loop", step_back: 1, max_iterations: 2, skip_steps: [0], condition: "qa_failed" },
+        {
+          module_id: "iterate",
+          behavior: "loop",
+          step_back: 1,
+          max_iterations: 2,
+          skip_steps: [0],
+          condition: "qa_failed",
+        },
         { module_id: "t", behavior: "trigger", trigger_agent_id: "00-setup", conditions: ["success"] },
       ],
     },
@@ -65,14 +72,18 @@ describe("ProtocolSpec schema", () => {
   });
 
   it("requires at least one step and a steps array", () => {
-    expect(validateSpecSchema({ steps: [] }).errors).toEqual([{ pointer: "/steps", message: "needs at least 1 item(s)" }]);
+    expect(validateSpecSchema({ steps: [] }).errors).toEqual([
+      { pointer: "/steps", message: "needs at least 1 item(s)" },
+    ]);
     expect(validateSpecSchema({}).errors[0]?.pointer).toBe("/steps");
     expect(validateSpecSchema("nope").errors[0]?.pointer).toBe("");
   });
 
   it("rejects duplicate step ids, naming both places", () => {
     const r = validateSpecSchema({ steps: [{ id: "a" }, { id: "a" }] });
-    expect(r.errors).toEqual([{ pointer: "/steps/1/id", message: 'duplicate step id "a" (also /steps/0/id)' }]);
+    expect(r.errors).toEqual([
+      { pointer: "/steps/1/id", message: 'duplicate step id "a" (also /steps/0/id)' },
+    ]);
   });
 
   it("escapes ~ and / in pointers", () => {
@@ -81,7 +92,9 @@ describe("ProtocolSpec schema", () => {
   });
 
   it("the checked-in JSON Schema is the one generated from the source", () => {
-    const checkedIn = JSON.parse(readFileSync(new URL("../../schemas/protocol-spec.schema.json", import.meta.url), "utf8"));
+    const checkedIn = JSON.parse(
+      readFileSync(new URL("../../schemas/protocol-spec.schema.json", import.meta.url), "utf8"),
+    );
     expect(checkedIn).toEqual(protocolSpecJsonSchema());
   });
 });
@@ -102,8 +115,23 @@ describe("policy normalisation", () => {
     const r = validateSpecSchema(originalFormat);
     if (!r.ok) throw new Error("invalid");
     const [loop, trigger] = normalizePolicies(r.spec.steps[1]!, r.spec.steps);
-    expect(loop).toEqual({ behavior: "loop", id: "iterate", conditions: ["qa_failed"], targetStep: null, stepBack: 1, maxIterations: 2, skip: ["00-setup"] });
-    expect(trigger).toEqual({ behavior: "trigger", id: "t", conditions: ["success"], triggerStep: "00-setup", inline: true, maxIterations: 3 });
+    expect(loop).toEqual({
+      behavior: "loop",
+      id: "iterate",
+      conditions: ["qa_failed"],
+      targetStep: null,
+      stepBack: 1,
+      maxIterations: 2,
+      skip: ["00-setup"],
+    });
+    expect(trigger).toEqual({
+      behavior: "trigger",
+      id: "t",
+      conditions: ["success"],
+      triggerStep: "00-setup",
+      inline: true,
+      maxIterations: 3,
+    });
   });
 
   it("gives loops without max_iterations a finite limit", () => {

@@ -1,0 +1,43 @@
+/** `tgz engines`: every registered engine and its preflight. */
+import type { AppContext } from "../app-context.js";
+import { table } from "../format.js";
+
+export async function enginesCommand(app: AppContext, opts: { json?: boolean }): Promise<number> {
+  const rows = await Promise.all(
+    app.registry.list().map(async (e) => ({
+      id: e.id,
+      kind: e.kind,
+      capabilities: e.capabilities,
+      preflight: await e.preflight(),
+    })),
+  );
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        rows.map((r) => ({
+          id: r.id,
+          kind: r.kind,
+          binary_path: r.preflight.binaryPath ?? null,
+          version: r.preflight.version ?? null,
+          capabilities: r.capabilities,
+          preflight: r.preflight,
+        })),
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    const lines = rows.map((r) => [
+      r.id,
+      r.kind,
+      r.preflight.ok ? "ok" : "problem",
+      r.preflight.version ?? "-",
+      r.preflight.binaryPath ?? "-",
+    ]);
+    process.stdout.write(`${table([["ENGINE", "KIND", "PREFLIGHT", "VERSION", "BINARY"], ...lines])}\n`);
+    for (const r of rows)
+      for (const p of r.preflight.problems)
+        process.stdout.write(`  ${r.id}: ${p.message}\n    fix: ${p.fix}\n`);
+  }
+  return rows.every((r) => r.preflight.ok) ? 0 : 1;
+}

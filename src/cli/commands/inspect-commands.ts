@@ -1,0 +1,93 @@
+/** Read-only views of the store: `status`, `steps`, `events`. */
+import type { AppContext } from "../app-context.js";
+import { eventLine, runLine, stepsJson, stepsTable, table } from "../format.js";
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+export async function statusCommand(
+  app: AppContext,
+  runId: string | undefined,
+  opts: { json?: boolean },
+): Promise<number> {
+  if (runId) {
+    const run = await app.store.getProtocolRun(Number(runId));
+    const steps = await app.store.listStepRuns(run.id);
+    const usage = await app.store.sumUsage({ protocolRunId: run.id });
+    if (opts.json)
+      print(
+        JSON.stringify(
+          {
+            run_id: run.id,
+            protocol_name: run.protocolName,
+            status: run.status,
+            spec_meta: run.templateConfig.spec_meta ?? null,
+            usage,
+            steps: stepsJson(steps),
+          },
+          null,
+          2,
+        ),
+      );
+    else print(`${runLine(run)}\n${stepsTable(steps)}\ntokens: ${usage.total}`);
+    return 0;
+  }
+  const runs = await app.store.listProtocolRuns();
+  if (opts.json) {
+    print(
+      JSON.stringify(
+        runs.map((r) => ({
+          run_id: r.id,
+          project_id: r.projectId,
+          protocol_name: r.protocolName,
+          status: r.status,
+          updated_at: r.updatedAt,
+        })),
+        null,
+        2,
+      ),
+    );
+  } else {
+    print(
+      table([
+        ["RUN", "PROTOCOL", "STATUS", "UPDATED"],
+        ...runs.map((r) => [String(r.id), r.protocolName, r.status, r.updatedAt]),
+      ]),
+    );
+  }
+  return 0;
+}
+
+export async function stepsCommand(
+  app: AppContext,
+  runId: string,
+  opts: { json?: boolean },
+): Promise<number> {
+  const steps = await app.store.listStepRuns((await app.store.getProtocolRun(Number(runId))).id);
+  print(opts.json ? JSON.stringify(stepsJson(steps), null, 2) : stepsTable(steps));
+  return 0;
+}
+
+export async function eventsCommand(
+  app: AppContext,
+  runId: string,
+  opts: { json?: boolean; follow?: boolean; type?: string[] },
+): Promise<number> {
+  const run = await app.store.getProtocolRun(Number(runId));
+  const names = new Map((await app.store.listStepRuns(run.id)).map((s) => [s.id, s.stepName]));
+  let cursor = 0;
+  for (;;) {
+    const events = await app.store.listEvents({
+      protocolRunId: run.id,
+      afterId: cursor,
+      ...(opts.type ? { eventTypes: opts.type } : {}),
+    });
+    for (const e of events) {
+      cursor = e.id;
+      print(opts.json ? JSON.stringify(e) : eventLine(e, names));
+    }
+    if (!opts.follow) return 0;
+    const { status } = await app.store.getProtocolRun(run.id);
+    if (events.length === 0 && !["running", "planning", "pending"].includes(status)) return 0;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

@@ -1,0 +1,63 @@
+/** `tgz run SPEC --repo DIR` creates and runs a protocol; `tgz run RUN_ID` continues an existing one. */
+import { ProtocolRunner } from "../../runner/protocol-runner.js";
+import { createRunFromSpec } from "../../services/create-run.js";
+import type { AppContext } from "../app-context.js";
+import { runLine, stepsJson, stepsTable } from "../format.js";
+import { ProgressView } from "../progress-view.js";
+
+export interface RunCommandOptions {
+  repo?: string;
+  json?: boolean;
+  name?: string;
+}
+
+/** Returns the process exit code: 0 only when the protocol completed. */
+export async function runCommand(app: AppContext, target: string, opts: RunCommandOptions): Promise<number> {
+  const out = (line: string) => {
+    if (!opts.json) process.stdout.write(`${line}\n`);
+  };
+  let runId: number;
+  if (/^\d+$/.test(target)) {
+    runId = Number(target);
+  } else {
+    const created = await createRunFromSpec(app.store, {
+      repoDir: opts.repo ?? process.cwd(),
+      specPath: target,
+      ...(opts.name ? { name: opts.name } : {}),
+    });
+    runId = created.run.id;
+    out(`Created ${runLine(created.run)} in ${created.run.protocolRoot}`);
+    for (const e of created.errors) process.stderr.write(`spec error ${e.pointer || "/"}: ${e.message}\n`);
+  }
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const view = new ProgressView(app.store, runId, out);
+  view.start();
+  try {
+    await new ProtocolRunner({ store: app.store, registry: app.registry, configFor: app.configFor }).run(
+      runId,
+      { signal: controller.signal },
+    );
+  } finally {
+    await view.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  const run = await app.store.getProtocolRun(runId);
+  const steps = await app.store.listStepRuns(runId);
+  const usage = await app.store.sumUsage({ protocolRunId: runId });
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, spec_hash: run.templateConfig.spec_meta?.spec_hash ?? null, protocol_root: run.protocolRoot, usage, steps: stepsJson(steps) }, null, 2)}\n`,
+    );
+  } else {
+    out("");
+    out(stepsTable(steps));
+    out("");
+    out(`${runLine(run)} — ${usage.total} tokens (${usage.calls} calls, ${usage.estimatedCalls} estimated)`);
+  }
+  return run.status === "completed" ? 0 : 1;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/** The `tasksgodzilla` / `tgz` command line. */
+import { Command } from "commander";
+import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
+import { type GlobalOptions, withApp } from "./app-context.js";
+import { enginesCommand } from "./commands/engines-command.js";
+import { eventsCommand, statusCommand, stepsCommand } from "./commands/inspect-commands.js";
+import { runCommand } from "./commands/run-command.js";
+import { specHashCommand, specSchemaCommand, specValidateCommand } from "./commands/spec-commands.js";
+
+const program = new Command()
+  .name("tgz")
+  .description("TasksGodzilla: run coding agents through a real plan, with QA, budgets and evidence.")
+  .option(
+    "--db <path-or-url>",
+    "SQLite file or postgres:// URL (default: TASKSGODZILLA_DB_URL, TASKSGODZILLA_DB_PATH, or the per-user data dir)",
+  )
+  .showHelpAfterError();
+
+let exitCode = 0;
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+const withStore =
+  <A extends unknown[]>(
+    fn: (app: Parameters<Parameters<typeof withApp>[1]>[0], ...args: A) => Promise<number>,
+  ) =>
+  async (...args: A) => {
+    exitCode = await withApp(globals(), (app) => fn(app, ...args));
+  };
+
+program
+  .command("run <spec-or-run-id>")
+  .description("create a run from a spec file and execute it, or continue run RUN_ID")
+  .option("--repo <dir>", "repository to run in (default: current directory)")
+  .option("--name <short-name>", "short protocol name (default: spec metadata.name or file name)")
+  .option("--json", "print one final JSON object instead of live progress")
+  .action(
+    withStore((app, target: string, opts: { repo?: string; json?: boolean; name?: string }) =>
+      runCommand(app, target, opts),
+    ),
+  );
+
+program
+  .command("status [run-id]")
+  .description("show one run with its steps, or list all runs")
+  .option("--json", "JSON output")
+  .action(
+    withStore((app, runId: string | undefined, opts: { json?: boolean }) => statusCommand(app, runId, opts)),
+  );
+
+program
+  .command("steps <run-id>")
+  .description("list the steps of a run")
+  .option("--json", "JSON output")
+  .action(withStore((app, runId: string, opts: { json?: boolean }) => stepsCommand(app, runId, opts)));
+
+program
+  .command("events <run-id>")
+  .description("print the event ledger of a run, in order")
+  .option("--json", "one JSON object per line")
+  .option("--follow", "keep printing new events until the run stops")
+  .option("--type <types...>", "only these event types")
+  .action(
+    withStore((app, runId: string, opts: { json?: boolean; follow?: boolean; type?: string[] }) =>
+      eventsCommand(app, runId, opts),
+    ),
+  );
+
+program
+  .command("engines")
+  .description("list registered engines with their preflight")
+  .option("--json", "JSON output")
+  .action(withStore((app, opts: { json?: boolean }) => enginesCommand(app, opts)));
+
+const spec = program.command("spec").description("ProtocolSpec tools");
+spec
+  .command("validate <file>")
+  .description("validate a spec; every error with its JSON pointer")
+  .option("--json", "JSON output")
+  .action((file: string, opts: { json?: boolean }) => {
+    exitCode = specValidateCommand(file, opts);
+  });
+spec
+  .command("schema")
+  .description("print the ProtocolSpec JSON Schema")
+  .action(() => {
+    exitCode = specSchemaCommand();
+  });
+spec
+  .command("hash <file>")
+  .description("print the canonical spec hash")
+  .action((file: string) => {
+    exitCode = specHashCommand(file);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+  process.exitCode = exitCode;
+} catch (err) {
+  process.stderr.write(`tgz: ${TasksGodzillaError.is(err) ? err.message : errorMessage(err)}\n`);
+  if (!TasksGodzillaError.is(err) && process.env.TASKSGODZILLA_DEBUG)
+    process.stderr.write(`${(err as Error).stack}\n`);
+  process.exitCode = 2;
+}

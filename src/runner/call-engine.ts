@@ -1,0 +1,62 @@
+/**
+ * One engine call, the same for exec, QA and planning: drives the engine's event stream, keeps a
+ * transcript for evidence, and turns an unexpected throw into a typed failure so callers have one path.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Engine, EngineEvent, EngineRequest, EngineResult } from "../engines/engine-port.js";
+import { errorMessage } from "../shared/errors.js";
+
+export interface EngineCall {
+  result: EngineResult;
+  events: EngineEvent[];
+}
+
+/** Extra time an engine gets past its own timeout before the runner aborts it from outside. */
+const ABORT_GRACE_MS = 5_000;
+
+export async function callEngine(
+  engine: Engine,
+  request: EngineRequest,
+  signal: AbortSignal,
+  transcriptPath?: string,
+): Promise<EngineCall> {
+  const events: EngineEvent[] = [];
+  const started = Date.now();
+  const guard = new AbortController();
+  const onAbort = () => guard.abort(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => guard.abort(new Error("timeout")), request.timeoutMs + ABORT_GRACE_MS);
+  let result: EngineResult;
+  try {
+    const stream = engine.run(request, guard.signal);
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) {
+        result = next.value;
+        break;
+      }
+      events.push(next.value);
+    }
+  } catch (err) {
+    result = {
+      ok: false,
+      finalMessage: "",
+      exitCode: null,
+      truncatedBytes: 0,
+      durationMs: Date.now() - started,
+      error: { kind: "crash", message: `engine ${engine.id} threw: ${errorMessage(err)}`, retryable: false },
+    };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+  if (transcriptPath) {
+    mkdirSync(dirname(transcriptPath), { recursive: true });
+    writeFileSync(
+      transcriptPath,
+      `${[...events, { type: "result", ...result }].map((e) => JSON.stringify(e)).join("\n")}\n`,
+    );
+  }
+  return { result, events };
+}

@@ -1,0 +1,816 @@
+/**
+ * The single runner path. Every step of every run, whatever its engine, goes through
+ * resolve → budget → engine → outputs → QA → policies here, and every decision becomes an event
+ * written in the same transaction as the state change it causes.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Engine, PreflightResult, TokenUsage } from "../engines/engine-port.js";
+import { errorMessage } from "../shared/errors.js";
+import { DONE_STEP_STATUSES } from "../store/status.js";
+import type { Json, ProtocolRun, StepRun, StoreOps, UsagePhase } from "../store/types.js";
+import {
+  type BudgetDecision,
+  type BudgetLimits,
+  type BudgetSpent,
+  checkAfterCall,
+  checkBeforeCall,
+} from "./budget.js";
+import { callEngine } from "./call-engine.js";
+import { EVENT } from "./event-types.js";
+import { decideLoop, decideTrigger, type OutcomeReason, type StepState } from "./policy-decisions.js";
+import { runQa } from "./qa-check.js";
+import { type ResolvedStep, resolveStep, StepResolutionError } from "./resolve-step.js";
+import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
+import { estimatedUsage, estimateTokens, totalTokens } from "./token-estimate.js";
+import { engineIdFor, validateRun } from "./validate-run.js";
+
+export type StepOutcome = "continue" | "stop";
+
+export interface RunOptions {
+  /** Aborting pauses the run: the engine is killed and the step goes back to pending. */
+  signal?: AbortSignal;
+}
+
+interface Frame {
+  depth: number;
+  /** Step ids of the inline call stack, for cycle detection. */
+  chain: string[];
+}
+
+function usageMeta(u: TokenUsage): Json {
+  return {
+    input: u.input,
+    cached_input: u.cachedInput,
+    output: u.output,
+    reasoning: u.reasoning,
+    total: totalTokens(u),
+    estimated: u.estimated,
+  };
+}
+
+function counts(state: Json, key: string): Record<string, number> {
+  const v = state[key];
+  return v && typeof v === "object" ? (v as Record<string, number>) : {};
+}
+
+export class ProtocolRunner {
+  private readonly preflights = new Map<string, Promise<PreflightResult>>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  private get store() {
+    return this.deps.store;
+  }
+
+  /** Runs a protocol until it completes, blocks, pauses or is cancelled. Returns the final run row. */
+  async run(runId: number, opts: RunOptions = {}): Promise<ProtocolRun> {
+    const signal = opts.signal ?? new AbortController().signal;
+    const stored = await this.store.getProtocolRun(runId);
+    // a run created from an invalid spec stays blocked with its pointers until the spec is fixed
+    if (stored.templateConfig.spec_meta?.status === "invalid") return stored;
+    const ctx = await loadRunContext(this.deps, runId);
+    if (ctx.run.status === "completed" || ctx.run.status === "cancelled") return ctx.run;
+    await this.start(ctx);
+
+    const errors = validateRun(ctx, this.deps.registry);
+    if (errors.length > 0) {
+      const steps = await this.store.listStepRuns(runId);
+      await this.store.transaction(async (tx) => {
+        for (const e of errors) {
+          const step = steps.find((s) => s.stepName === e.stepId);
+          await tx.appendEvent({
+            protocolRunId: runId,
+            stepRunId: step?.id ?? null,
+            eventType: EVENT.specValidationError,
+            message: `${e.pointer}: ${e.message}`,
+            metadata: { pointer: e.pointer, error: e.message, step: e.stepId },
+          });
+        }
+        for (const id of new Set(errors.map((e) => e.stepId))) {
+          const step = steps.find((s) => s.stepName === id);
+          if (step && step.status !== "failed") {
+            await tx.transitionStep(step.id, "failed", {
+              eventType: EVENT.stepFailed,
+              message: "Spec validation failed; nothing executed",
+              metadata: { reason: "spec_validation_error" },
+            });
+          }
+        }
+        await tx.transitionProtocol(runId, "blocked", {
+          eventType: EVENT.protocolBlocked,
+          message: `Spec validation failed (${errors.length} error(s))`,
+          metadata: { reason: "spec_validation_error", errors },
+        });
+      });
+      return this.store.getProtocolRun(runId);
+    }
+
+    for (;;) {
+      const run = await this.store.getProtocolRun(runId);
+      if (run.status !== "running") return run;
+      if (signal.aborted) return this.pause(runId, "interrupted");
+      const steps = await this.store.listStepRuns(runId);
+      const next = steps.filter((s) => s.status === "pending").sort((a, b) => a.stepIndex - b.stepIndex)[0];
+      if (!next) return this.finish(runId, steps);
+      const outcome = await this.executeStep(ctx, next.id, { depth: 0, chain: [] }, signal);
+      if (outcome === "stop") return this.store.getProtocolRun(runId);
+    }
+  }
+
+  /** Moves the run to running; steps a crash left mid-flight and failed steps are set to pending again. */
+  private async start(ctx: RunContext): Promise<void> {
+    const runId = ctx.run.id;
+    const steps = await this.store.listStepRuns(runId);
+    await this.store.transaction(async (tx) => {
+      if (ctx.run.status !== "running") {
+        const resumed = ["paused", "blocked", "failed"].includes(ctx.run.status);
+        await tx.transitionProtocol(runId, "running", {
+          eventType: resumed ? EVENT.protocolResumed : EVENT.protocolStarted,
+          message: resumed ? `Protocol resumed from ${ctx.run.status}` : "Protocol started",
+        });
+      }
+      for (const s of steps) {
+        if (s.status === "running" || s.status === "needs_qa") {
+          await tx.transitionStep(s.id, "pending", {
+            eventType: EVENT.stepRecovered,
+            message: `Step was ${s.status} when its run stopped; it runs again`,
+            metadata: { previous_status: s.status },
+          });
+        } else if (s.status === "failed" || s.status === "blocked") {
+          await tx.transitionStep(
+            s.id,
+            "pending",
+            {
+              eventType: EVENT.stepRetry,
+              message: `Retrying step (was ${s.status})`,
+              metadata: { retries: s.retries + 1 },
+            },
+            { patch: { retries: s.retries + 1 } },
+          );
+        }
+      }
+    });
+  }
+
+  private async finish(runId: number, steps: StepRun[]): Promise<ProtocolRun> {
+    const open = steps.filter((s) => !DONE_STEP_STATUSES.includes(s.status));
+    if (open.length === 0) {
+      return this.store.transitionProtocol(runId, "completed", {
+        eventType: EVENT.protocolCompleted,
+        message: `All ${steps.length} steps completed`,
+      });
+    }
+    return this.block(this.store, runId, `Steps not finished: ${open.map((s) => s.stepName).join(", ")}`, {
+      reason: "unfinished_steps",
+    });
+  }
+
+  private block(tx: StoreOps, runId: number, message: string, metadata: Json): Promise<ProtocolRun> {
+    return tx.transitionProtocol(runId, "blocked", { eventType: EVENT.protocolBlocked, message, metadata });
+  }
+
+  private pause(runId: number, reason: string): Promise<ProtocolRun> {
+    return this.store.transitionProtocol(runId, "paused", {
+      eventType: EVENT.protocolPaused,
+      message: `Protocol paused (${reason})`,
+      metadata: { reason },
+    });
+  }
+
+  private preflight(engine: Engine): Promise<PreflightResult> {
+    let p = this.preflights.get(engine.id);
+    if (!p) {
+      p = engine.preflight().catch((err) => ({
+        ok: false,
+        problems: [{ message: errorMessage(err), fix: "run `tgz engines` for details" }],
+      }));
+      this.preflights.set(engine.id, p);
+    }
+    return p;
+  }
+
+  private budgetLimits(ctx: RunContext, stepId: string): BudgetLimits {
+    const step = ctx.steps.get(stepId)!.spec;
+    const b = ctx.config.budgets;
+    return {
+      mode: step.budget?.mode ?? ctx.spec.budget?.mode ?? b.mode,
+      step: step.budget?.max_tokens ?? b.maxTokensPerStep,
+      protocol: ctx.spec.budget?.max_tokens ?? b.maxTokensPerProtocol,
+      project: b.maxTokensPerProject,
+    };
+  }
+
+  private async spent(ctx: RunContext, stepRunId: number): Promise<BudgetSpent> {
+    const [step, protocol, project] = await Promise.all([
+      this.store.sumUsage({ stepRunId }),
+      this.store.sumUsage({ protocolRunId: ctx.run.id }),
+      this.store.sumUsage({ projectId: ctx.project.id }),
+    ]);
+    return { step: step.total, protocol: protocol.total, project: project.total };
+  }
+
+  /** Applies a budget decision; returns true when the step must stop. */
+  private async enforceBudget(
+    ctx: RunContext,
+    step: StepRun,
+    decision: BudgetDecision,
+    phase: UsagePhase,
+    when: "before_call" | "after_call",
+  ): Promise<boolean> {
+    if (decision.action === "allow") return false;
+    const meta = { ...decision.breach, phase, when, mode: decision.action === "stop" ? "strict" : "warn" };
+    const msg = `${decision.breach.scope} budget ${decision.breach.limit} tokens: ${decision.breach.spent} spent${decision.breach.estimated ? ` + ${decision.breach.estimated} estimated` : ""}`;
+    if (decision.action === "warn") {
+      await this.store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.budgetWarning,
+        message: msg,
+        metadata: meta,
+      });
+      return false;
+    }
+    await this.store.transaction(async (tx) => {
+      await tx.transitionStep(step.id, "failed", {
+        eventType: EVENT.budgetExceeded,
+        message: `Budget exceeded: ${msg}`,
+        metadata: meta,
+      });
+      await this.block(tx, ctx.run.id, `Budget exceeded: ${msg}`, {
+        reason: "budget_exceeded",
+        step: step.stepName,
+      });
+    });
+    return true;
+  }
+
+  private async charge(
+    ctx: RunContext,
+    step: StepRun,
+    phase: UsagePhase,
+    engineId: string,
+    model: string | null,
+    usage: TokenUsage,
+  ) {
+    await this.store.recordUsage({
+      protocolRunId: ctx.run.id,
+      stepRunId: step.id,
+      phase,
+      engineId,
+      model,
+      usage,
+    });
+  }
+
+  private async executeStep(
+    ctx: RunContext,
+    stepRunId: number,
+    frame: Frame,
+    signal: AbortSignal,
+  ): Promise<StepOutcome> {
+    const store = this.store;
+    let step = await store.getStepRun(stepRunId);
+    const entry = ctx.steps.get(step.stepName)!;
+    const engineId = engineIdFor(ctx, step.stepName);
+    const engine = this.deps.registry.get(engineId);
+
+    const pre = await this.preflight(engine);
+    if (!pre.ok) {
+      const fix = pre.problems.map((p) => `${p.message} — fix: ${p.fix}`).join("; ");
+      await store.transaction(async (tx) => {
+        await tx.transitionStep(step.id, "failed", {
+          eventType: EVENT.engineUnavailable,
+          message: `Engine ${engineId} unavailable: ${fix}`,
+          metadata: { engine_id: engineId, problems: pre.problems },
+        });
+        await this.block(tx, ctx.run.id, `Engine ${engineId} unavailable`, {
+          reason: "engine_unavailable",
+          engine_id: engineId,
+        });
+      });
+      return "stop";
+    }
+
+    let resolved: ResolvedStep;
+    try {
+      resolved = resolveStep(entry.spec, entry.index, ctx.roots, {
+        promptRequired: engine.capabilities.promptRequired,
+        placeholders: ctx.spec.placeholders,
+      });
+    } catch (err) {
+      if (!(err instanceof StepResolutionError)) throw err;
+      await store.transaction(async (tx) => {
+        await tx.appendEvent({
+          protocolRunId: ctx.run.id,
+          stepRunId: step.id,
+          eventType: EVENT.specValidationError,
+          message: `${err.pointer}: ${err.message}`,
+          metadata: { pointer: err.pointer, error: err.message, step: step.stepName },
+        });
+        await tx.transitionStep(step.id, "failed", {
+          eventType: EVENT.stepFailed,
+          message: "Spec validation failed; nothing executed",
+          metadata: { reason: "spec_validation_error" },
+        });
+        await this.block(tx, ctx.run.id, "Spec validation failed", { reason: "spec_validation_error" });
+      });
+      return "stop";
+    }
+
+    const model = entry.spec.model ?? ctx.config.models.exec ?? null;
+    const estimate = estimateTokens(resolved.prompt);
+    const limits = this.budgetLimits(ctx, step.stepName);
+    if (
+      await this.enforceBudget(
+        ctx,
+        step,
+        checkBeforeCall(limits, await this.spent(ctx, step.id), estimate),
+        "exec",
+        "before_call",
+      )
+    )
+      return "stop";
+
+    const attempt = Number(step.runtimeState.attempts ?? 0) + 1;
+    const promptVersions = { exec: resolved.promptVersion };
+    const outputsMeta = { protocol: resolved.outputs.protocol, aux: resolved.outputs.aux };
+    step = await store.transitionStep(
+      step.id,
+      "running",
+      {
+        eventType: EVENT.stepStarted,
+        message: `Step ${step.stepName} started on ${engineId}${model ? ` (${model})` : ""}`,
+        metadata: {
+          engine_id: engineId,
+          model,
+          prompt_path: resolved.promptPath,
+          prompt_versions: promptVersions,
+          estimated_tokens: { exec: estimate },
+          outputs: outputsMeta,
+          attempt,
+          inline_depth: frame.depth,
+        },
+      },
+      { patch: { engineId, model, runtimeState: { ...step.runtimeState, attempts: attempt } } },
+    );
+
+    const timeoutMs =
+      (entry.spec.timeout_seconds ?? entry.spec.exec_timeout_seconds ?? ctx.config.timeoutSeconds) * 1000;
+    const env = {
+      TASKSGODZILLA_RUN_ID: String(ctx.run.id),
+      TASKSGODZILLA_STEP_ID: step.stepName,
+      TASKSGODZILLA_PROTOCOL_DIR: ctx.roots.protocolRoot,
+    };
+    const transcript = (phase: string, n: number) =>
+      join(
+        ctx.roots.protocolRoot,
+        "logs",
+        `${step.stepName}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
+      );
+    const { result } = await callEngine(
+      engine,
+      {
+        role: "exec",
+        prompt: resolved.prompt,
+        cwd: ctx.roots.workspace,
+        model: model ?? undefined,
+        inputs: resolved.inputs,
+        env,
+        sandbox: entry.spec.sandbox ?? ctx.config.sandbox,
+        timeoutMs,
+        maxOutputBytes: ctx.config.maxOutputBytes,
+      },
+      signal,
+      transcript("exec", 1),
+    );
+    const usage = result.usage ?? estimatedUsage(resolved.prompt, result.finalMessage);
+    await this.charge(ctx, step, "exec", engineId, model, usage);
+    const callMeta = {
+      engine_id: engineId,
+      model,
+      prompt_versions: promptVersions,
+      usage: usageMeta(usage),
+      duration_ms: result.durationMs,
+      exit_code: result.exitCode,
+      session_id: result.sessionId ?? null,
+    };
+
+    if (signal.aborted) {
+      await store.transaction(async (tx) => {
+        await tx.transitionStep(step.id, "pending", {
+          eventType: EVENT.stepInterrupted,
+          message: "Interrupted; the step runs again on resume",
+          metadata: callMeta,
+        });
+        await tx.transitionProtocol(ctx.run.id, "paused", {
+          eventType: EVENT.protocolPaused,
+          message: "Protocol paused (interrupted)",
+          metadata: { reason: "interrupted" },
+        });
+      });
+      return "stop";
+    }
+
+    if (!result.ok) {
+      const e = result.error ?? {
+        kind: "crash" as const,
+        message: "engine reported failure without a reason",
+        retryable: false,
+      };
+      await store.transaction(async (tx) => {
+        await tx.appendEvent({
+          protocolRunId: ctx.run.id,
+          stepRunId: step.id,
+          eventType: EVENT.engineError,
+          message: `${engineId}: ${e.kind}: ${e.message}`,
+          metadata: { ...callMeta, error: e },
+        });
+        await tx.transitionStep(
+          step.id,
+          "failed",
+          {
+            eventType: EVENT.stepFailed,
+            message: `Execution failed (${e.kind}): ${e.message}`,
+            metadata: { ...callMeta, reason: "exec_failed", error_kind: e.kind },
+          },
+          { patch: { summary: `Execution failed (${e.kind})` } },
+        );
+      });
+      return this.afterFailure(ctx, step.id, "exec_failed");
+    }
+
+    for (const path of [resolved.outputs.protocol, ...Object.values(resolved.outputs.aux)]) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, result.finalMessage);
+    }
+    if (result.truncatedBytes > 0) {
+      await store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.outputTruncated,
+        message: `${result.truncatedBytes} bytes of engine output over the ${ctx.config.maxOutputBytes}-byte cap were dropped`,
+        metadata: { truncated_bytes: result.truncatedBytes, max_output_bytes: ctx.config.maxOutputBytes },
+      });
+    }
+    step = await store.transitionStep(
+      step.id,
+      "needs_qa",
+      {
+        eventType: EVENT.stepCompleted,
+        message: `Step ${step.stepName} executed in ${result.durationMs} ms`,
+        metadata: { ...callMeta, outputs: outputsMeta, estimated_tokens: { exec: estimate } },
+      },
+      {
+        patch: {
+          runtimeState: { ...step.runtimeState, session_id: result.sessionId ?? null, outputs: outputsMeta },
+        },
+      },
+    );
+    if (
+      await this.enforceBudget(
+        ctx,
+        step,
+        checkAfterCall(limits, await this.spent(ctx, step.id)),
+        "exec",
+        "after_call",
+      )
+    )
+      return "stop";
+
+    return this.qaAndPolicies(
+      ctx,
+      step,
+      resolved,
+      result.finalMessage,
+      { timeoutMs, env, transcript },
+      frame,
+      signal,
+    );
+  }
+
+  private async qaAndPolicies(
+    ctx: RunContext,
+    step: StepRun,
+    resolved: ResolvedStep,
+    finalMessage: string,
+    call: {
+      timeoutMs: number;
+      env: Record<string, string>;
+      transcript: (phase: string, n: number) => string;
+    },
+    frame: Frame,
+    signal: AbortSignal,
+  ): Promise<StepOutcome> {
+    const store = this.store;
+    const spec = ctx.steps.get(step.stepName)!.spec;
+    const policy = spec.qa?.policy ?? ctx.config.qa.policy;
+    const checks = [...(spec.qa?.checks ?? []), ...ctx.config.qa.checks];
+    let agent: Parameters<typeof runQa>[0]["agent"];
+    if (policy === "full") {
+      const qaEngineId = spec.qa?.engine_id ?? ctx.config.qa.engine ?? engineIdFor(ctx, step.stepName);
+      agent = {
+        engine: this.deps.registry.get(qaEngineId),
+        model: spec.qa?.model ?? ctx.config.models.qa ?? step.model,
+        promptRef: spec.qa?.prompt ?? ctx.config.qa.prompt ?? "quality-validator.prompt.md",
+      };
+    }
+    if (policy !== "skip") {
+      await store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.qaStarted,
+        message: `QA (${policy}) started`,
+        metadata: { policy, checks, engine_id: agent?.engine.id ?? null, model: agent?.model ?? null },
+      });
+    }
+    const qa = await runQa({
+      step: spec,
+      policy,
+      roots: ctx.roots,
+      outputs: resolved.outputs,
+      prompt: resolved.prompt,
+      finalMessage,
+      checks,
+      requireChanges: spec.qa?.require_changes ?? ctx.config.qa.requireChanges,
+      timeoutMs: call.timeoutMs,
+      maxOutputBytes: ctx.config.maxOutputBytes,
+      env: call.env,
+      signal,
+      agent,
+      transcriptPath: (n) => call.transcript("qa", n),
+    });
+    const qaUsage: TokenUsage[] = [];
+    for (const c of qa.agentCalls) {
+      const u = c.usage ?? estimatedUsage(c.prompt, c.call.result.finalMessage);
+      qaUsage.push(u);
+      await this.charge(ctx, step, "qa", c.engineId, c.model, u);
+    }
+    if (qa.agentCalls.length > 1) {
+      await store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.qaRepairRetry,
+        message: "QA answer was not a valid verdict; asked once more",
+        metadata: { first_answer: qa.agentCalls[0]?.call.result.finalMessage.slice(0, 2000) },
+      });
+    }
+    if (signal.aborted) {
+      await store.transaction(async (tx) => {
+        await tx.transitionStep(step.id, "pending", {
+          eventType: EVENT.stepInterrupted,
+          message: "Interrupted during QA; the step runs again on resume",
+        });
+        await tx.transitionProtocol(ctx.run.id, "paused", {
+          eventType: EVENT.protocolPaused,
+          message: "Protocol paused (interrupted)",
+          metadata: { reason: "interrupted" },
+        });
+      });
+      return "stop";
+    }
+    const first = qa.agentCalls[0];
+    const qaMeta: Json = {
+      policy: qa.policy,
+      verdict: qa.status,
+      reason: qa.reason,
+      checks: qa.checks,
+      findings: qa.verdict?.findings ?? [],
+      engine_id: first?.engineId ?? null,
+      model: first?.model ?? null,
+      prompt_versions: { exec: resolved.promptVersion, ...(first ? { qa: first.promptVersion } : {}) },
+      usage: qaUsage.map(usageMeta),
+    };
+    const passed = qa.status === "pass" || qa.status === "skipped";
+    await store.transitionStep(
+      step.id,
+      passed ? "completed" : "failed",
+      qa.status === "skipped"
+        ? { eventType: EVENT.qaSkipped, message: `QA skipped: ${qa.reason}`, metadata: qaMeta }
+        : { eventType: EVENT.qaVerdict, message: `QA ${qa.status}: ${qa.reason}`, metadata: qaMeta },
+      {
+        patch: {
+          summary:
+            qa.status === "skipped"
+              ? "Completed (QA skipped)"
+              : `QA ${qa.status}: ${qa.reason}`.slice(0, 500),
+        },
+      },
+    );
+    if (!passed) {
+      if (
+        await this.enforceBudget(
+          ctx,
+          step,
+          checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id)),
+          "qa",
+          "after_call",
+        )
+      )
+        return "stop";
+      return this.afterFailure(ctx, step.id, qa.status === "error" ? "qa_error" : "qa_failed");
+    }
+    if (
+      await this.enforceBudget(
+        ctx,
+        step,
+        checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id)),
+        "qa",
+        "after_call",
+      )
+    )
+      return "stop";
+    return this.afterSuccess(ctx, step.id, frame, signal);
+  }
+
+  private stepStates(steps: StepRun[]): StepState[] {
+    return steps.map((s) => ({ id: s.stepName, index: s.stepIndex, status: s.status }));
+  }
+
+  /** Loop policies decide what a failure leads to; without one the protocol blocks. */
+  private async afterFailure(
+    ctx: RunContext,
+    stepRunId: number,
+    reason: OutcomeReason,
+  ): Promise<StepOutcome> {
+    const store = this.store;
+    const steps = await store.listStepRuns(ctx.run.id);
+    const step = steps.find((s) => s.id === stepRunId)!;
+    const { policies } = ctx.steps.get(step.stepName)!;
+    const loopCounts = counts(step.runtimeState, "loop_counts");
+    const decision = decideLoop(
+      policies,
+      { id: step.stepName, index: step.stepIndex, status: step.status },
+      this.stepStates(steps),
+      loopCounts,
+      reason,
+    );
+    const base = { protocolRunId: ctx.run.id, stepRunId: step.id };
+    if (decision.kind === "loop") {
+      const state = {
+        ...step.runtimeState,
+        loop_counts: { ...loopCounts, [decision.policy.id]: decision.iterations },
+        last_action: "loop_step_back",
+        last_policy_id: decision.policy.id,
+        last_target_step: decision.targetStep,
+      };
+      await store.transaction(async (tx) => {
+        await tx.updateStepRun(step.id, { runtimeState: state });
+        await tx.appendEvent({
+          ...base,
+          eventType: EVENT.loopDecision,
+          message: `Loop ${decision.policy.id} (${decision.iterations}/${decision.maxIterations}): back to ${decision.targetStep} after ${reason}`,
+          metadata: {
+            policy: decision.policy,
+            reason,
+            target_step: decision.targetStep,
+            target_step_index: decision.targetIndex,
+            steps_reset: decision.reset,
+            skipped_steps: decision.policy.skip,
+            iterations: decision.iterations,
+            max_iterations: decision.maxIterations,
+            runtime_state: state,
+          },
+        });
+        for (const s of steps.filter((s) => decision.reset.includes(s.stepName) && s.status !== "pending")) {
+          await tx.transitionStep(s.id, "pending", {
+            eventType: EVENT.stepStatus,
+            message: `Reset by loop ${decision.policy.id}`,
+            metadata: { policy_id: decision.policy.id },
+          });
+        }
+      });
+      return "continue";
+    }
+    await store.transaction(async (tx) => {
+      for (const s of decision.kind === "none" ? decision.skipped : []) {
+        await tx.appendEvent({
+          ...base,
+          eventType: EVENT.loopConditionSkipped,
+          message: `Loop ${s.policy.id} does not apply to ${reason}`,
+          metadata: { policy: s.policy, reason, conditions: s.conditions },
+        });
+      }
+      if (decision.kind === "limit") {
+        await tx.appendEvent({
+          ...base,
+          eventType: EVENT.loopLimitReached,
+          message: `Loop ${decision.policy.id} reached its limit of ${decision.maxIterations} iterations`,
+          metadata: {
+            policy: decision.policy,
+            iterations: decision.iterations,
+            max_iterations: decision.maxIterations,
+            reason,
+          },
+        });
+        await tx.updateStepRun(step.id, {
+          summary: `loop_limit_reached after ${decision.iterations} iterations`,
+        });
+      }
+      await this.block(
+        tx,
+        ctx.run.id,
+        `Step ${step.stepName} failed (${reason})${decision.kind === "limit" ? "; loop limit reached" : ""}`,
+        { reason, step: step.stepName },
+      );
+    });
+    return "stop";
+  }
+
+  /** Trigger policies may run another step after a success: inline under the depth guard, or queued. */
+  private async afterSuccess(
+    ctx: RunContext,
+    stepRunId: number,
+    frame: Frame,
+    signal: AbortSignal,
+  ): Promise<StepOutcome> {
+    const store = this.store;
+    const steps = await store.listStepRuns(ctx.run.id);
+    const step = steps.find((s) => s.id === stepRunId)!;
+    const { policies } = ctx.steps.get(step.stepName)!;
+    const triggerCounts = counts(step.runtimeState, "trigger_counts");
+    const chain = [...frame.chain, step.stepName];
+    const decision = decideTrigger(
+      policies,
+      chain,
+      frame.depth,
+      ctx.config.maxInlineTriggerDepth,
+      triggerCounts,
+      "qa_passed",
+    );
+    if (decision.kind === "none") return "continue";
+    const base = { protocolRunId: ctx.run.id, stepRunId: step.id };
+    const policy = decision.policy;
+    if (decision.kind === "cycle" || decision.kind === "limit") {
+      await store.appendEvent(
+        decision.kind === "cycle"
+          ? {
+              ...base,
+              eventType: EVENT.triggerCycleDetected,
+              message: `Trigger ${policy.id} not run: ${decision.chain.join(" → ")} is a cycle`,
+              metadata: { policy, chain: decision.chain },
+            }
+          : {
+              ...base,
+              eventType: EVENT.triggerLimitReached,
+              message: `Trigger ${policy.id} reached its limit of ${decision.maxIterations}`,
+              metadata: { policy, count: decision.count, max_iterations: decision.maxIterations },
+            },
+      );
+      return "continue";
+    }
+    const target = steps.find((s) => s.stepName === policy.triggerStep)!;
+    await store.transaction(async (tx) => {
+      await tx.updateStepRun(step.id, {
+        runtimeState: {
+          ...step.runtimeState,
+          trigger_counts: { ...triggerCounts, [policy.id]: decision.count },
+        },
+      });
+      const eventType =
+        decision.kind === "inline"
+          ? EVENT.triggerDecision
+          : decision.cause === "depth_exceeded"
+            ? EVENT.triggerDepthExceeded
+            : EVENT.triggerEnqueued;
+      await tx.appendEvent({
+        ...base,
+        eventType,
+        message:
+          decision.kind === "inline"
+            ? `Trigger ${policy.id}: running ${target.stepName} inline (depth ${decision.depth})`
+            : `Trigger ${policy.id}: ${target.stepName} queued (${decision.cause})`,
+        metadata: {
+          policy,
+          reason: "qa_passed",
+          target_step_id: target.stepName,
+          target_step_index: target.stepIndex,
+          inline_depth: decision.depth,
+          max_inline_depth: ctx.config.maxInlineTriggerDepth,
+          count: decision.count,
+        },
+      });
+      const targetState = {
+        ...target.runtimeState,
+        last_triggered_by: step.stepName,
+        inline_trigger_depth: decision.depth,
+      };
+      if (target.status !== "pending") {
+        await tx.transitionStep(
+          target.id,
+          "pending",
+          {
+            eventType: EVENT.stepStatus,
+            message: `Triggered by ${step.stepName}`,
+            metadata: { policy_id: policy.id },
+          },
+          { patch: { runtimeState: targetState } },
+        );
+      } else {
+        await tx.updateStepRun(target.id, { runtimeState: targetState });
+      }
+    });
+    if (decision.kind !== "inline") return "continue";
+    return this.executeStep(ctx, target.id, { depth: decision.depth, chain }, signal);
+  }
+}

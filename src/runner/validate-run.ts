@@ -1,0 +1,63 @@
+/**
+ * Run-time validation of a frozen spec before anything executes: engines known, prompts and outputs
+ * resolvable inside their roots, policy targets present. Each error carries its JSON pointer.
+ */
+import type { EngineRegistry } from "../engines/engine-registry.js";
+import { policyTargets } from "../spec/normalize-policy.js";
+import type { SpecError } from "../spec/validate-spec.js";
+import { resolvePromptPath, resolveStep, StepResolutionError } from "./resolve-step.js";
+import type { RunContext } from "./run-context.js";
+
+export interface StepValidationError extends SpecError {
+  stepId: string;
+}
+
+export function engineIdFor(ctx: RunContext, stepId: string): string {
+  return ctx.steps.get(stepId)?.spec.engine_id ?? ctx.config.engine;
+}
+
+export function validateRun(ctx: RunContext, registry: EngineRegistry): StepValidationError[] {
+  const errors: StepValidationError[] = [];
+  const known = registry.list().map((e) => e.id);
+  for (const [stepId, { spec, index }] of ctx.steps) {
+    const push = (pointer: string, message: string) => errors.push({ stepId, pointer, message });
+    const engineId = engineIdFor(ctx, stepId);
+    if (!registry.has(engineId)) {
+      push(`/steps/${index}/engine_id`, `unknown engine "${engineId}" (known: ${known.join(", ")})`);
+    }
+    try {
+      const promptRequired = registry.has(engineId)
+        ? registry.get(engineId).capabilities.promptRequired
+        : true;
+      resolveStep(spec, index, ctx.roots, { promptRequired, placeholders: ctx.spec.placeholders });
+    } catch (err) {
+      if (!(err instanceof StepResolutionError)) throw err;
+      push(err.pointer, err.message);
+    }
+    const qaPolicy = spec.qa?.policy ?? ctx.config.qa.policy;
+    if (qaPolicy === "full") {
+      const qaEngine = spec.qa?.engine_id ?? ctx.config.qa.engine ?? engineId;
+      if (!registry.has(qaEngine)) {
+        push(`/steps/${index}/qa/engine_id`, `unknown QA engine "${qaEngine}" (known: ${known.join(", ")})`);
+      }
+      const qaPrompt = spec.qa?.prompt ?? ctx.config.qa.prompt;
+      if (qaPrompt) {
+        try {
+          resolvePromptPath(qaPrompt, ctx.roots, `/steps/${index}/qa/prompt`);
+        } catch (err) {
+          if (!(err instanceof StepResolutionError)) throw err;
+          push(err.pointer, err.message);
+        }
+      }
+    }
+    for (const t of policyTargets(spec)) {
+      if (!ctx.steps.has(t.target)) {
+        push(
+          `/steps/${index}/policies/${t.index}/${t.field}`,
+          `policy names step "${t.target}", which does not exist`,
+        );
+      }
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,161 @@
+/**
+ * Creating a protocol run from a spec: the spec is validated, frozen on the run with its hash, its
+ * folder copied into `.protocols/<run>/`, and the step rows created from it — in one transaction.
+ * A spec that fails validation still creates the run, blocked, with one spec_validation_error per error.
+ */
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import YAML from "yaml";
+import { EVENT } from "../runner/event-types.js";
+import { InvalidInputError } from "../shared/errors.js";
+import { isInside } from "../shared/paths.js";
+import { specHash } from "../spec/canonical-hash.js";
+import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
+import { type SpecError, validateSpecSchema } from "../spec/validate-spec.js";
+import type { ProtocolRun, SpecMeta, Store } from "../store/types.js";
+import { ensureProject } from "./project-service.js";
+
+export const PROTOCOLS_DIR = ".protocols";
+/** The frozen copy of the spec inside the protocol folder. */
+export const FROZEN_SPEC_FILE = "protocol-spec.json";
+
+export class SpecFileError extends InvalidInputError {}
+
+export function readSpecFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new SpecFileError(`cannot read spec ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return [".yaml", ".yml"].includes(extname(path)) ? YAML.parse(text) : JSON.parse(text);
+  } catch (err) {
+    throw new SpecFileError(
+      `${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}`,
+    );
+  }
+}
+
+export function slugify(text: string): string {
+  const slug = text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40)
+    .replace(/-+$/g, "");
+  return slug || "protocol";
+}
+
+export function inferStepType(step: StepSpec): string {
+  if (step.step_type) return step.step_type;
+  const id = step.id.toLowerCase();
+  if (id.startsWith("00-") || id.includes("setup")) return "setup";
+  return id.includes("qa") ? "qa" : "work";
+}
+
+export interface CreateRunInput {
+  repoDir: string;
+  /** A spec file; its folder (prompts, recordings) is copied into the protocol folder. */
+  specPath?: string;
+  /** Or the spec itself, with the protocol folder already in place. */
+  spec?: unknown;
+  name?: string;
+  description?: string;
+}
+
+export interface CreatedRun {
+  run: ProtocolRun;
+  errors: SpecError[];
+}
+
+const SKIP_COPY = new Set([".git", "node_modules", PROTOCOLS_DIR]);
+
+export async function createRunFromSpec(store: Store, input: CreateRunInput): Promise<CreatedRun> {
+  const raw = input.spec ?? (input.specPath ? readSpecFile(input.specPath) : undefined);
+  if (raw === undefined) throw new InvalidInputError("a spec or a spec file is required");
+  const project = await ensureProject(store, input.repoDir);
+  const workspace = project.localPath ?? resolve(input.repoDir);
+  const validation = validateSpecSchema(raw);
+  const hash = specHash(raw);
+  const existing = await store.listProtocolRuns(project.id);
+  const number = String(existing.length + 1).padStart(4, "0");
+  const metaName = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
+  const baseName =
+    input.name ??
+    (typeof metaName === "string"
+      ? metaName
+      : input.specPath
+        ? basename(input.specPath, extname(input.specPath))
+        : "protocol");
+  const protocolName = `${number}-${slugify(baseName)}`;
+  const protocolRoot = join(workspace, PROTOCOLS_DIR, protocolName);
+
+  mkdirSync(protocolRoot, { recursive: true });
+  if (input.specPath) {
+    const specDir = dirname(resolve(input.specPath));
+    if (!isInside(workspace, specDir)) {
+      cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
+    }
+  }
+  writeFileSync(join(protocolRoot, FROZEN_SPEC_FILE), `${JSON.stringify(raw, null, 2)}\n`);
+
+  const specMeta: SpecMeta = {
+    status: validation.ok ? "valid" : "invalid",
+    errors: validation.errors,
+    validated_at: new Date().toISOString(),
+    spec_hash: hash,
+  };
+  const run = await store.transaction(async (tx) => {
+    const created = await tx.createProtocolRun({
+      projectId: project.id,
+      protocolName,
+      status: "pending",
+      baseBranch: project.baseBranch,
+      worktreePath: workspace,
+      protocolRoot,
+      description: input.description ?? null,
+      templateConfig: { protocol_spec: raw as Record<string, unknown>, spec_meta: specMeta },
+    });
+    await tx.appendEvent({
+      protocolRunId: created.id,
+      eventType: EVENT.protocolCreated,
+      message: `Protocol ${protocolName} created from spec ${hash}`,
+      metadata: { spec_hash: hash, protocol_root: protocolRoot, spec_path: input.specPath ?? null },
+    });
+    if (!validation.ok) {
+      for (const e of validation.errors) {
+        await tx.appendEvent({
+          protocolRunId: created.id,
+          eventType: EVENT.specValidationError,
+          message: `${e.pointer || "/"}: ${e.message}`,
+          metadata: { pointer: e.pointer, error: e.message },
+        });
+      }
+      return tx.transitionProtocol(created.id, "blocked", {
+        eventType: EVENT.protocolBlocked,
+        message: `Spec invalid (${validation.errors.length} error(s)); nothing executed`,
+        metadata: { reason: "spec_validation_error" },
+      });
+    }
+    await tx.createStepRuns(created.id, stepRowsFromSpec(validation.spec));
+    return tx.transitionProtocol(created.id, "planned", {
+      eventType: "planned",
+      message: `Protocol planned with ${validation.spec.steps.length} steps`,
+      metadata: { steps_created: validation.spec.steps.length, spec_hash: hash, spec_validated: true },
+    });
+  });
+  return { run, errors: validation.errors };
+}
+
+export function stepRowsFromSpec(spec: ProtocolSpec) {
+  return spec.steps.map((s, i) => ({
+    stepIndex: i,
+    stepName: s.id,
+    stepType: inferStepType(s),
+    engineId: s.engine_id ?? null,
+    model: s.model ?? null,
+    policy: (s.policies ?? []) as Record<string, unknown>[],
+    summary: s.description ?? null,
+  }));
+}

@@ -1,0 +1,117 @@
+/** The built `tgz` binary, as a user runs it. Requires `npm run build` (part of `npm test`). */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { gitRepo } from "../scenario/harness.js";
+
+const BIN = join(import.meta.dirname, "../../dist/cli/main.js");
+const EXAMPLE = join(import.meta.dirname, "../../examples/hello/protocol.json");
+let dataDir: string;
+
+function tgz(...args: string[]) {
+  const r = spawnSync("node", [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, TASKSGODZILLA_DATA_DIR: dataDir },
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), "tgz-cli-"));
+});
+
+describe("tgz CLI", () => {
+  it("runs the shipped example end to end in a scratch repo and reports JSON", () => {
+    const repo = gitRepo();
+    const r = tgz("run", EXAMPLE, "--repo", repo, "--json");
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({
+      status: "completed",
+      protocol_name: "0001-hello-greeter",
+      spec_hash: expect.stringMatching(/^[0-9a-f]{12}$/),
+    });
+    expect(out.steps.map((st: { id: string; status: string }) => [st.id, st.status])).toEqual([
+      ["00-setup", "completed"],
+      ["01-implement", "completed"],
+      ["02-review", "completed"],
+      ["03-test", "completed"],
+    ]);
+    expect(execFileSync("bash", [join(repo, "bin/greet"), "CLI"], { encoding: "utf8" })).toBe(
+      "Hello, CLI!\n",
+    );
+    expect(readFileSync(join(repo, ".protocols/0001-hello-greeter/aux/review/greeter.md"), "utf8")).toMatch(
+      /Review of bin\/greet/,
+    );
+    expect(out.usage.total).toBeGreaterThan(0);
+
+    const events = tgz("events", String(out.run_id), "--json")
+      .stdout.trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(events.at(-1).eventType).toBe("protocol_completed");
+    const status = tgz("status", String(out.run_id));
+    expect(status.stdout).toMatch(/0001-hello-greeter \[completed\]/);
+  });
+
+  it("shows live per-step progress without --json, and exits 1 when the protocol does not complete", () => {
+    const repo = gitRepo();
+    const dir = mkdtempSync(join(tmpdir(), "tgz-spec-"));
+    writeFileSync(
+      join(dir, "p.json"),
+      JSON.stringify({
+        steps: [
+          { id: "ok", engine_id: "shell", inputs: { command: "echo hi" } },
+          { id: "bad", engine_id: "shell", inputs: { command: "exit 4" } },
+        ],
+      }),
+    );
+    const r = tgz("run", join(dir, "p.json"), "--repo", repo);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/ok\s+▶ shell attempt 1/);
+    expect(r.stdout).toMatch(/bad\s+✗ step_failed/);
+    expect(r.stdout).toMatch(/\[blocked\]/);
+  });
+
+  it("spec validate prints each error with its pointer and exits 1", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tgz-spec-"));
+    writeFileSync(
+      join(dir, "bad.json"),
+      JSON.stringify({ steps: [{ id: "a", qa: { policy: "maybe" } }, { name: "no id" }] }),
+    );
+    const r = tgz("spec", "validate", join(dir, "bad.json"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\/steps\/0\/qa\/policy: must be one of "skip", "light", "full"/);
+    expect(r.stderr).toMatch(/\/steps\/1\/id: expected string, but it is missing/);
+    const ok = tgz("spec", "validate", EXAMPLE);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/valid \(4 steps, spec hash [0-9a-f]{12}\)/);
+    writeFileSync(join(dir, "broken.json"), "{ not json");
+    const broken = tgz("spec", "validate", join(dir, "broken.json"));
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/broken\.json is not valid JSON/);
+  });
+
+  it("spec schema prints the published JSON Schema", () => {
+    const r = tgz("spec", "schema");
+    expect(JSON.parse(r.stdout)).toEqual(
+      JSON.parse(readFileSync(join(import.meta.dirname, "../../schemas/protocol-spec.schema.json"), "utf8")),
+    );
+  });
+
+  it("lists engines with their preflight as JSON", () => {
+    const r = tgz("engines", "--json");
+    const ids = JSON.parse(r.stdout).map((e: { id: string }) => e.id);
+    expect(ids).toEqual(expect.arrayContaining(["shell", "replay"]));
+  });
+
+  it("names what was not found", () => {
+    const r = tgz("status", "9999");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not found/);
+  });
+});
