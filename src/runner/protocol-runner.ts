@@ -437,7 +437,7 @@ export class ProtocolRunner {
           { patch: { summary: `Execution failed (${e.kind})` } },
         );
       });
-      return this.afterFailure(ctx, step.id, "exec_failed");
+      return this.afterFailure(ctx, step.id, "exec_failed", frame, signal);
     }
 
     for (const path of [resolved.outputs.protocol, ...Object.values(resolved.outputs.aux)]) {
@@ -608,7 +608,7 @@ export class ProtocolRunner {
         )
       )
         return "stop";
-      return this.afterFailure(ctx, step.id, qa.status === "error" ? "qa_error" : "qa_failed");
+      return this.afterFailure(ctx, step.id, qa.status === "error" ? "qa_error" : "qa_failed", frame, signal);
     }
     if (
       await this.enforceBudget(
@@ -620,18 +620,23 @@ export class ProtocolRunner {
       )
     )
       return "stop";
-    return this.afterSuccess(ctx, step.id, frame, signal);
+    return this.fireTriggers(ctx, step.id, frame, signal, "qa_passed");
   }
 
   private stepStates(steps: StepRun[]): StepState[] {
     return steps.map((s) => ({ id: s.stepName, index: s.stepIndex, status: s.status }));
   }
 
-  /** Loop policies decide what a failure leads to; without one the protocol blocks. */
+  /**
+   * Loop policies decide what a failure leads to. Without a loop, a trigger on failure may still run
+   * its step (a fixer, a notifier), and then the protocol blocks on the failed step.
+   */
   private async afterFailure(
     ctx: RunContext,
     stepRunId: number,
     reason: OutcomeReason,
+    frame: Frame,
+    signal: AbortSignal,
   ): Promise<StepOutcome> {
     const store = this.store;
     const steps = await store.listStepRuns(ctx.run.id);
@@ -682,6 +687,7 @@ export class ProtocolRunner {
       });
       return "continue";
     }
+    if ((await this.fireTriggers(ctx, step.id, frame, signal, reason)) === "stop") return "stop";
     await store.transaction(async (tx) => {
       for (const s of decision.kind === "none" ? decision.skipped : []) {
         await tx.appendEvent({
@@ -717,12 +723,13 @@ export class ProtocolRunner {
     return "stop";
   }
 
-  /** Trigger policies may run another step after a success: inline under the depth guard, or queued. */
-  private async afterSuccess(
+  /** Trigger policies may run another step after an outcome: inline under the depth guard, or queued. */
+  private async fireTriggers(
     ctx: RunContext,
     stepRunId: number,
     frame: Frame,
     signal: AbortSignal,
+    reason: OutcomeReason,
   ): Promise<StepOutcome> {
     const store = this.store;
     const steps = await store.listStepRuns(ctx.run.id);
@@ -736,7 +743,7 @@ export class ProtocolRunner {
       frame.depth,
       ctx.config.maxInlineTriggerDepth,
       triggerCounts,
-      "qa_passed",
+      reason,
     );
     if (decision.kind === "none") return "continue";
     const base = { protocolRunId: ctx.run.id, stepRunId: step.id };
@@ -782,7 +789,7 @@ export class ProtocolRunner {
             : `Trigger ${policy.id}: ${target.stepName} queued (${decision.cause})`,
         metadata: {
           policy,
-          reason: "qa_passed",
+          reason,
           target_step_id: target.stepName,
           target_step_index: target.stepIndex,
           inline_depth: decision.depth,

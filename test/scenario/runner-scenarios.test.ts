@@ -243,6 +243,26 @@ describe("whole protocols on the embedded default", () => {
     });
   });
 
+  it("fires a trigger on failure inline, then blocks on the failed step", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("build", "echo compiling; exit 1", {
+          policies: [{ behavior: "trigger", id: "on-fail", conditions: ["failure"], trigger_step: "notify" }],
+        }),
+        shellStep("next", "echo never > next.txt"),
+        shellStep("notify", "echo notified > notify.txt"),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ build: "failed", next: "pending", notify: "completed" });
+    expect(readFileSync(join(s.repo, "notify.txt"), "utf8")).toBe("notified\n");
+    expect(r.of("trigger_decision")[0]!.metadata).toMatchObject({
+      reason: "exec_failed",
+      target_step_id: "notify",
+      inline_depth: 1,
+    });
+  });
+
   it("refuses a trigger cycle and runs each step once", async () => {
     const r = await runSpec(s, {
       steps: [
