@@ -67,9 +67,13 @@ program
 
 program
   .command("engines")
-  .description("list registered engines with their preflight")
+  .alias("doctor")
+  .description(
+    "list registered engines with their preflight (binary, version, credentials); exit 1 on a problem",
+  )
+  .option("--repo <dir>", "repository whose tasksgodzilla.config.* engine settings apply", process.cwd())
   .option("--json", "JSON output")
-  .action(withStore((app, opts: { json?: boolean }) => enginesCommand(app, opts)));
+  .action(withStore((app, opts: { json?: boolean; repo?: string }) => enginesCommand(app, opts)));
 
 const spec = program.command("spec").description("ProtocolSpec tools");
 spec

@@ -5,10 +5,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
+import type { EngineSettings } from "../engines/engine-port.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
-import { ConfigFile, type EngineSettingsFile } from "./config-schema.js";
+import { ConfigFile } from "./config-schema.js";
+import { engineHomeRoot, engineSettings } from "./engine-settings.js";
 
 export const CONFIG_FILE_NAMES = [
   "tasksgodzilla.config.json",
@@ -42,7 +44,10 @@ export interface EffectiveConfig {
   maxInlineTriggerDepth: number;
   /** Built-in: 4 MiB of captured output per call. */
   maxOutputBytes: number;
-  engines: Record<string, EngineSettingsFile>;
+  /** Per-engine settings (file over env), each with its isolated config home. */
+  engines: Record<string, EngineSettings>;
+  /** Folder holding this project's isolated engine config homes. */
+  engineHomeRoot: string;
   /** Where each value came from, for `tgz config`. */
   sources: Record<string, "file" | "env" | "default">;
   configFile?: string | undefined;
@@ -200,7 +205,8 @@ export function loadConfig(
       envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES"),
       BUILT_IN_DEFAULTS.maxOutputBytes,
     ),
-    engines: file.engines ?? {},
+    engines: engineSettings(file.engines ?? {}, repoDir, env),
+    engineHomeRoot: engineHomeRoot(repoDir, env),
     sources,
     configFile,
   };

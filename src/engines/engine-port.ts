@@ -40,6 +40,26 @@ export interface TokenUsage {
   estimated: boolean;
 }
 
+/**
+ * Per-engine settings from the project config (`engines.<id>` in tasksgodzilla.config.*): where the
+ * binary is, extra arguments and environment, and how to reach a model server. Built-in engines ignore them.
+ */
+export interface EngineSettings {
+  binary?: string | undefined;
+  args?: string[] | undefined;
+  env?: Record<string, string> | undefined;
+  baseUrl?: string | undefined;
+  /** Codex `-c key=value` overrides. */
+  configOverrides?: string[] | undefined;
+  provider?: string | undefined;
+  /** `isolated` (default): a config home of its own per project; `user`: the user's own. */
+  home?: "isolated" | "user" | undefined;
+  /** Folder for the isolated config home. */
+  homeDir?: string | undefined;
+  /** Copy the user's config and credentials into the isolated home once. */
+  seedFromUser?: boolean | undefined;
+}
+
 export interface EngineRequest {
   role: EngineRole;
   /** The fully rendered prompt (resolved by the runner, never by the adapter). */
@@ -60,6 +80,7 @@ export interface EngineRequest {
   timeoutMs: number;
   /** Cap on captured output bytes; overflow is dropped and reported, never silently. */
   maxOutputBytes: number;
+  settings?: EngineSettings | undefined;
 }
 
 export type EngineEvent =
@@ -119,7 +140,7 @@ export interface Engine {
   readonly id: string;
   readonly kind: EngineKind;
   readonly capabilities: EngineCapabilities;
-  preflight(): Promise<PreflightResult>;
+  preflight(settings?: EngineSettings): Promise<PreflightResult>;
   /**
    * Runs one call. Yields normalised events and returns the result. Must not throw for engine-side
    * failures: those come back as `{ ok: false, error }`.

@@ -5,7 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Engine, PreflightResult, TokenUsage } from "../engines/engine-port.js";
+import { settingsFor } from "../config/engine-settings.js";
+import type { Engine, EngineSettings, PreflightResult, TokenUsage } from "../engines/engine-port.js";
 import { errorMessage } from "../shared/errors.js";
 import { DONE_STEP_STATUSES } from "../store/status.js";
 import type { Json, ProtocolRun, StepRun, StoreOps, UsagePhase } from "../store/types.js";
@@ -47,6 +48,10 @@ function usageMeta(u: TokenUsage): Json {
     total: totalTokens(u),
     estimated: u.estimated,
   };
+}
+
+function sessionOf(state: Json): string | undefined {
+  return typeof state.session_id === "string" && state.session_id ? state.session_id : undefined;
 }
 
 function counts(state: Json, key: string): Record<string, number> {
@@ -178,14 +183,20 @@ export class ProtocolRunner {
     });
   }
 
-  private preflight(engine: Engine): Promise<PreflightResult> {
-    let p = this.preflights.get(engine.id);
+  private engineSettings(ctx: RunContext, engineId: string): EngineSettings {
+    return settingsFor(ctx.config.engines, engineId, ctx.config.engineHomeRoot);
+  }
+
+  /** Once per engine and settings per runner: a binary does not appear or vanish between steps. */
+  private preflight(engine: Engine, settings: EngineSettings): Promise<PreflightResult> {
+    const key = `${engine.id}:${JSON.stringify(settings)}`;
+    let p = this.preflights.get(key);
     if (!p) {
-      p = engine.preflight().catch((err) => ({
+      p = engine.preflight(settings).catch((err) => ({
         ok: false,
         problems: [{ message: errorMessage(err), fix: "run `tgz engines` for details" }],
       }));
-      this.preflights.set(engine.id, p);
+      this.preflights.set(key, p);
     }
     return p;
   }
@@ -275,7 +286,8 @@ export class ProtocolRunner {
     const engineId = engineIdFor(ctx, step.stepName);
     const engine = this.deps.registry.get(engineId);
 
-    const pre = await this.preflight(engine);
+    const settings = this.engineSettings(ctx, engineId);
+    const pre = await this.preflight(engine, settings);
     if (!pre.ok) {
       const fix = pre.problems.map((p) => `${p.message} — fix: ${p.fix}`).join("; ");
       await store.transaction(async (tx) => {
@@ -380,6 +392,9 @@ export class ProtocolRunner {
         sandbox: entry.spec.sandbox ?? ctx.config.sandbox,
         timeoutMs,
         maxOutputBytes: ctx.config.maxOutputBytes,
+        settings,
+        // an interrupted or looped step continues its agent session where the engine can
+        resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState) : undefined,
       },
       signal,
       transcript("exec", 1),
@@ -395,14 +410,24 @@ export class ProtocolRunner {
       exit_code: result.exitCode,
       session_id: result.sessionId ?? null,
     };
+    // kept whatever the outcome, so a resumed or looped step can continue the same agent session
+    const sessionState = {
+      ...step.runtimeState,
+      session_id: result.sessionId ?? sessionOf(step.runtimeState) ?? null,
+    };
 
     if (signal.aborted) {
       await store.transaction(async (tx) => {
-        await tx.transitionStep(step.id, "pending", {
-          eventType: EVENT.stepInterrupted,
-          message: "Interrupted; the step runs again on resume",
-          metadata: callMeta,
-        });
+        await tx.transitionStep(
+          step.id,
+          "pending",
+          {
+            eventType: EVENT.stepInterrupted,
+            message: "Interrupted; the step runs again on resume",
+            metadata: callMeta,
+          },
+          { patch: { runtimeState: sessionState } },
+        );
         await tx.transitionProtocol(ctx.run.id, "paused", {
           eventType: EVENT.protocolPaused,
           message: "Protocol paused (interrupted)",
@@ -434,7 +459,7 @@ export class ProtocolRunner {
             message: `Execution failed (${e.kind}): ${e.message}`,
             metadata: { ...callMeta, reason: "exec_failed", error_kind: e.kind },
           },
-          { patch: { summary: `Execution failed (${e.kind})` } },
+          { patch: { summary: `Execution failed (${e.kind})`, runtimeState: sessionState } },
         );
       });
       return this.afterFailure(ctx, step.id, "exec_failed", frame, signal);
@@ -463,7 +488,7 @@ export class ProtocolRunner {
       },
       {
         patch: {
-          runtimeState: { ...step.runtimeState, session_id: result.sessionId ?? null, outputs: outputsMeta },
+          runtimeState: { ...sessionState, outputs: outputsMeta },
         },
       },
     );
@@ -513,6 +538,7 @@ export class ProtocolRunner {
         engine: this.deps.registry.get(qaEngineId),
         model: spec.qa?.model ?? ctx.config.models.qa ?? step.model,
         promptRef: spec.qa?.prompt ?? ctx.config.qa.prompt ?? "quality-validator.prompt.md",
+        settings: this.engineSettings(ctx, qaEngineId),
       };
     }
     if (policy !== "skip") {

@@ -3,7 +3,7 @@
  * light checks and then a QA agent whose verdict must parse. An error is never a pass.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import type { Engine, EngineRequest, TokenUsage } from "../engines/engine-port.js";
+import type { Engine, EngineRequest, EngineSettings, TokenUsage } from "../engines/engine-port.js";
 import { changedPaths } from "../git/worktree-changes.js";
 import { errorMessage } from "../shared/errors.js";
 import type { QaPolicy, StepSpec } from "../spec/schema.js";
@@ -56,7 +56,13 @@ export interface QaInput {
   maxOutputBytes: number;
   env: Record<string, string>;
   signal: AbortSignal;
-  agent?: { engine: Engine; model: string | null; promptRef: string; sandbox?: EngineRequest["sandbox"] };
+  agent?: {
+    engine: Engine;
+    model: string | null;
+    promptRef: string;
+    sandbox?: EngineRequest["sandbox"];
+    settings?: EngineSettings;
+  };
   transcriptPath: (attempt: number) => string;
 }
 
@@ -145,6 +151,7 @@ async function askAgent(
         outputSchema: QA_VERDICT_JSON_SCHEMA,
         timeoutMs: input.timeoutMs,
         maxOutputBytes: input.maxOutputBytes,
+        settings: agent.settings,
       },
       input.signal,
       input.transcriptPath(attempt),

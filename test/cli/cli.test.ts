@@ -1,6 +1,6 @@
 /** The built `tgz` binary, as a user runs it. Requires `npm run build` (part of `npm test`). */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -103,10 +103,38 @@ describe("tgz CLI", () => {
     );
   });
 
-  it("lists engines with their preflight as JSON", () => {
-    const r = tgz("engines", "--json");
-    const ids = JSON.parse(r.stdout).map((e: { id: string }) => e.id);
-    expect(ids).toEqual(expect.arrayContaining(["shell", "replay"]));
+  it("lists every engine with binary, version and preflight, using the repo's engine settings", () => {
+    const repo = gitRepo();
+    const codex = join(import.meta.dirname, "../agents/node_modules/.bin/codex");
+    writeFileSync(
+      join(repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { gemini: { binary: "/nonexistent/gemini" }, codex: { binary: codex } } }),
+    );
+    const r = tgz("engines", "--json", "--repo", repo);
+    expect(r.code).toBe(1);
+    const rows = JSON.parse(r.stdout) as {
+      id: string;
+      kind: string;
+      binary_path: string | null;
+      version: string | null;
+      preflight: { ok: boolean; problems: { message: string; fix: string }[] };
+    }[];
+    expect(rows.map((e) => e.id).sort()).toEqual([
+      "claude-code",
+      "codex",
+      "gemini",
+      "opencode",
+      "replay",
+      "shell",
+    ]);
+    const gemini = rows.find((e) => e.id === "gemini")!;
+    expect(gemini).toMatchObject({ kind: "cli", binary_path: null, preflight: { ok: false } });
+    expect(gemini.preflight.problems[0]!.fix).toMatch(/engines\.gemini\.binary/);
+    if (existsSync(codex))
+      expect(rows.find((e) => e.id === "codex")).toMatchObject({ binary_path: codex, version: "0.169.0" });
+    expect(tgz("doctor", "--repo", repo).stdout).toMatch(
+      /gemini: gemini: binary "\/nonexistent\/gemini" not found\n\s+fix:/,
+    );
   });
 
   it("names what was not found", () => {

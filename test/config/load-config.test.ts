@@ -75,3 +75,28 @@ describe("config precedence: project file > env > built-in", () => {
     );
   });
 });
+
+describe("engine settings", () => {
+  it("takes the project file over TASKSGODZILLA_ENGINE_* variables, with a per-project isolated home", () => {
+    const repo = mkdtempSync(join(tmpdir(), "tgz-cfg-"));
+    writeFileSync(
+      join(repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { codex: { binary: "/opt/codex", config_overrides: ["a=1"] } } }),
+    );
+    const env = {
+      TASKSGODZILLA_DATA_DIR: "/data",
+      TASKSGODZILLA_ENGINE_CODEX_BINARY: "/env/codex",
+      TASKSGODZILLA_ENGINE_CLAUDE_CODE_BASE_URL: "http://127.0.0.1:9",
+    };
+    const config = loadConfig(repo, env);
+    expect(config.engines.codex).toMatchObject({
+      binary: "/opt/codex",
+      configOverrides: ["a=1"],
+      homeDir: expect.stringMatching(/^\/data\/engine-homes\/tgz-cfg-.*-[0-9a-f]{8}\/codex$/),
+    });
+    expect(config.engines["claude-code"]).toMatchObject({ baseUrl: "http://127.0.0.1:9" });
+    expect(loadConfig(mkdtempSync(join(tmpdir(), "tgz-other-")), env).engineHomeRoot).not.toBe(
+      config.engineHomeRoot,
+    );
+  });
+});

@@ -4,26 +4,18 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ReplayEngine } from "../../src/engines/builtin/replay-engine.js";
 import { ShellEngine } from "../../src/engines/builtin/shell-engine.js";
-import type { Engine, EngineEvent, EngineRequest, EngineResult } from "../../src/engines/engine-port.js";
+import type { Engine, EngineRequest } from "../../src/engines/engine-port.js";
+import { driveEngine } from "../support/drive-engine.js";
 
 const cwd = mkdtempSync(join(tmpdir(), "tgz-engines-"));
 
-async function drive(
+function drive(
   engine: Engine,
   inputs: Record<string, unknown>,
   extra: Partial<EngineRequest> = {},
-  signal = new AbortController().signal,
+  signal?: AbortSignal,
 ) {
-  const events: EngineEvent[] = [];
-  const stream = engine.run(
-    { role: "exec", prompt: "p", cwd, inputs, env: {}, timeoutMs: 10_000, maxOutputBytes: 1 << 20, ...extra },
-    signal,
-  );
-  for (;;) {
-    const next = await stream.next();
-    if (next.done) return { result: next.value as EngineResult, events };
-    events.push(next.value);
-  }
+  return driveEngine(engine, { cwd, inputs, ...extra }, signal);
 }
 
 describe("shell engine", () => {

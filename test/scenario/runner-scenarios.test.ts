@@ -243,6 +243,30 @@ describe("whole protocols on the embedded default", () => {
     });
   });
 
+  it("fails a step whose engine binary is missing before anything runs, with the fix", async () => {
+    writeFileSync(
+      join(s.repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { codex: { binary: "/nonexistent/codex" } } }),
+    );
+    const r = await runSpec(
+      s,
+      {
+        steps: [
+          { id: "agent", engine_id: "codex", prompt_ref: "p.md" },
+          shellStep("after", "echo no > after.txt"),
+        ],
+      },
+      { "p.md": "work" },
+    );
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ agent: "failed", after: "pending" });
+    expect(r.of("step_started")).toHaveLength(0);
+    const unavailable = r.of("engine_unavailable")[0]!;
+    expect(unavailable.message).toMatch(
+      /binary "\/nonexistent\/codex" not found — fix: .*engines\.codex\.binary/,
+    );
+  });
+
   it("fires a trigger on failure inline, then blocks on the failed step", async () => {
     const r = await runSpec(s, {
       steps: [

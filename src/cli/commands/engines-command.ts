@@ -1,14 +1,19 @@
-/** `tgz engines`: every registered engine and its preflight. */
+/** `tgz engines` (alias `tgz doctor`): every registered engine and its preflight with the repo's settings. */
+import { settingsFor } from "../../config/engine-settings.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 
-export async function enginesCommand(app: AppContext, opts: { json?: boolean }): Promise<number> {
+export async function enginesCommand(
+  app: AppContext,
+  opts: { json?: boolean; repo?: string },
+): Promise<number> {
+  const config = app.configFor(opts.repo ?? process.cwd(), process.env);
   const rows = await Promise.all(
     app.registry.list().map(async (e) => ({
       id: e.id,
       kind: e.kind,
       capabilities: e.capabilities,
-      preflight: await e.preflight(),
+      preflight: await e.preflight(settingsFor(config.engines, e.id, config.engineHomeRoot)),
     })),
   );
   if (opts.json) {

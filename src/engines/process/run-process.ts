@@ -144,7 +144,8 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   const started = Date.now();
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env },
+    // some CLIs take their project folder from PWD rather than the real working directory
+    env: { ...process.env, PWD: opts.cwd, ...opts.env },
     detached: true,
     stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });

@@ -1,0 +1,81 @@
+/**
+ * Per-engine settings: the project file's `engines.<id>` over `TASKSGODZILLA_ENGINE_<ID>_<KEY>`
+ * variables, with an isolated config home per project under the data dir by default.
+ */
+import { createHash } from "node:crypto";
+import { basename, join, resolve } from "node:path";
+import type { EngineSettings } from "../engines/engine-port.js";
+import type { EngineSettingsFile } from "./config-schema.js";
+import { dataDir } from "./data-paths.js";
+
+const ENV_KEY = /^TASKSGODZILLA_ENGINE_([A-Z0-9_]+?)_(BINARY|BASE_URL|ARGS|PROVIDER|HOME)$/;
+
+function fromFile(f: EngineSettingsFile): EngineSettings {
+  return {
+    binary: f.binary,
+    args: f.args,
+    env: f.env,
+    baseUrl: f.base_url,
+    configOverrides: f.config_overrides,
+    provider: f.provider,
+    home: f.home,
+    seedFromUser: f.seed_from_user,
+  };
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, EngineSettings> {
+  const out: Record<string, EngineSettings> = {};
+  for (const [key, value] of Object.entries(env)) {
+    const m = ENV_KEY.exec(key);
+    if (!m || !value) continue;
+    const id = m[1]!.toLowerCase().replaceAll("_", "-");
+    const s: EngineSettings = out[id] ?? {};
+    out[id] = s;
+    if (m[2] === "BINARY") s.binary = value;
+    else if (m[2] === "BASE_URL") s.baseUrl = value;
+    else if (m[2] === "PROVIDER") s.provider = value;
+    else if (m[2] === "HOME") s.home = value === "user" ? "user" : "isolated";
+    // space-separated; arguments with spaces belong in the config file
+    else s.args = value.split(/\s+/).filter(Boolean);
+  }
+  return out;
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Config homes are per project: sessions and caches of one repository never leak into another. */
+export function engineHomeRoot(repoDir: string | undefined, env: NodeJS.ProcessEnv): string {
+  const repo = resolve(repoDir ?? ".");
+  const key = `${basename(repo)}-${createHash("sha256").update(repo).digest("hex").slice(0, 8)}`;
+  return join(dataDir(env), "engine-homes", key);
+}
+
+export function engineSettings(
+  file: Record<string, EngineSettingsFile>,
+  repoDir: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Record<string, EngineSettings> {
+  const root = engineHomeRoot(repoDir, env);
+  const envSettings = fromEnv(env);
+  const ids = new Set([...Object.keys(file), ...Object.keys(envSettings)]);
+  const out: Record<string, EngineSettings> = {};
+  for (const id of ids) {
+    out[id] = {
+      homeDir: join(root, id),
+      ...defined(envSettings[id] ?? {}),
+      ...defined(fromFile(file[id] ?? {})),
+    };
+  }
+  return out;
+}
+
+/** Settings for one engine, with the default home when nothing is configured for it. */
+export function settingsFor(
+  all: Record<string, EngineSettings>,
+  id: string,
+  homeRoot: string,
+): EngineSettings {
+  return all[id] ?? { homeDir: join(homeRoot, id) };
+}

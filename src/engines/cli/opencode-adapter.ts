@@ -1,0 +1,137 @@
+/** opencode: `opencode run --format json`, prompt on stdin, `-s` to continue a session. */
+import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import {
+  AGENT_CAPABILITIES,
+  brief,
+  type CliAdapter,
+  num,
+  obj,
+  type StreamSummary,
+  str,
+  usageOf,
+} from "./cli-adapter.js";
+
+/**
+ * opencode asks before edits and commands, and a headless run cannot answer, so the sandbox mode is
+ * turned into its permission table. It does not confine commands to the worktree itself.
+ */
+const PERMISSION: Record<SandboxMode, { edit: string; bash: string }> = {
+  "read-only": { edit: "deny", bash: "deny" },
+  "workspace-write": { edit: "allow", bash: "allow" },
+  "full-access": { edit: "allow", bash: "allow" },
+};
+
+/** An OpenAI-compatible provider for `base_url`, its key read from OPENAI_API_KEY by opencode itself. */
+function providerConfig(baseUrl: string, provider: string, model: string | undefined) {
+  const [, modelName = model ?? "default"] = (model ?? "").split("/");
+  return {
+    provider: {
+      [provider]: {
+        npm: "@ai-sdk/openai-compatible",
+        name: provider,
+        options: { baseURL: baseUrl, apiKey: "{env:OPENAI_API_KEY}" },
+        models: { [modelName]: { name: modelName, tool_call: true } },
+      },
+    },
+    ...(model ? { model: `${provider}/${modelName}`, small_model: `${provider}/${modelName}` } : {}),
+  };
+}
+
+export const opencodeAdapter: CliAdapter = {
+  id: "opencode",
+  binary: "opencode",
+  minVersion: "1.0.0",
+  capabilities: { ...AGENT_CAPABILITIES, structuredOutput: false },
+  seedFiles: [
+    { from: ".config/opencode/opencode.json", to: "config/opencode/opencode.json" },
+    { from: ".local/share/opencode/auth.json", to: "data/opencode/auth.json" },
+  ],
+  homeEnv: (home) => ({
+    XDG_CONFIG_HOME: `${home}/config`,
+    XDG_DATA_HOME: `${home}/data`,
+    XDG_CACHE_HOME: `${home}/cache`,
+    XDG_STATE_HOME: `${home}/state`,
+  }),
+
+  invocation(request, ctx) {
+    const s = ctx.settings;
+    const provider = s.provider ?? "tasksgodzilla";
+    // with a base URL the model is the provider's; otherwise opencode's own "provider/model" id
+    const model =
+      request.model && s.baseUrl && !request.model.includes("/")
+        ? `${provider}/${request.model}`
+        : request.model;
+    const args = ["run", "--format", "json", "--dir", request.cwd];
+    if (model) args.push("-m", model);
+    if (request.resumeSessionId) args.push("-s", request.resumeSessionId);
+    args.push(...(s.args ?? []));
+    const config = {
+      autoupdate: false,
+      share: "disabled",
+      permission: PERMISSION[request.sandbox ?? "workspace-write"],
+      ...(s.baseUrl ? providerConfig(s.baseUrl, provider, model) : {}),
+    };
+    const env = {
+      OPENCODE_DISABLE_MODELS_FETCH: "1",
+      OPENCODE_DISABLE_AUTOUPDATE: "1",
+      OPENCODE_CONFIG_CONTENT: JSON.stringify(config),
+    };
+    return { args, env, stdin: request.prompt };
+  },
+
+  parser() {
+    let sessionId: string | undefined;
+    let stepText: string[] = [];
+    let final = "";
+    let usage: TokenUsage | undefined;
+    let error: StreamSummary["error"];
+    return {
+      event(e): EngineEvent[] {
+        const out: EngineEvent[] = [];
+        if (!sessionId && str(e.sessionID)) {
+          sessionId = str(e.sessionID);
+          out.push({ type: "started", sessionId });
+        }
+        const part = obj(e.part);
+        if (e.type === "step_start") stepText = [];
+        else if (e.type === "text" && str(part.text)) {
+          stepText.push(str(part.text)!);
+          out.push({ type: "message", text: str(part.text)! });
+        } else if (e.type === "tool_use") {
+          out.push({
+            type: "tool",
+            name: str(part.tool) ?? "tool",
+            detail: `${str(obj(part.state).status)} ${brief(obj(part.state).input)} ${brief(obj(part.state).error ?? obj(part.state).output)}`,
+          });
+        } else if (e.type === "step_finish") {
+          // usage is per step: the call's total is the sum
+          const t = obj(part.tokens);
+          const cached = num(obj(t.cache).read);
+          const step = usageOf(num(t.input) + cached, cached, num(t.output), num(t.reasoning));
+          usage = usage
+            ? usageOf(
+                usage.input + step.input,
+                usage.cachedInput + step.cachedInput,
+                usage.output + step.output,
+                usage.reasoning + step.reasoning,
+              )
+            : step;
+          if (stepText.length > 0) final = stepText.join("");
+          out.push({ type: "usage", usage: step });
+        } else if (e.type === "error") {
+          const err = obj(e.error);
+          const data = obj(err.data);
+          error = {
+            message: str(data.message) ?? str(err.name) ?? "opencode reported an error",
+            status: typeof data.statusCode === "number" ? data.statusCode : undefined,
+          };
+        }
+        return out;
+      },
+      summary: (): StreamSummary => ({ finalMessage: final || stepText.join(""), usage, sessionId, error }),
+    };
+  },
+
+  // opencode reads keys from its own auth store, provider config or many provider env vars: nothing to check reliably
+  credentials: () => [],
+};
