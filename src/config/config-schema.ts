@@ -42,6 +42,12 @@ export const ConfigFile = z.strictObject({
   timeout_seconds: z.number().positive().optional(),
   max_inline_trigger_depth: z.number().int().min(0).optional(),
   max_output_bytes: z.number().int().positive().optional(),
+  engine_retries: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe("Retries of an engine call that failed retryably (rate limit, server error)."),
   engines: z.record(z.string(), EngineSettingsFile).optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;

@@ -44,6 +44,8 @@ export interface EffectiveConfig {
   maxInlineTriggerDepth: number;
   /** Built-in: 4 MiB of captured output per call. */
   maxOutputBytes: number;
+  /** Built-in: 2 retries of a retryable engine failure (rate limit, server error), after its hinted delay. */
+  engineRetries: number;
   /** Per-engine settings (file over env), each with its isolated config home. */
   engines: Record<string, EngineSettings>;
   /** Folder holding this project's isolated engine config homes. */
@@ -62,6 +64,7 @@ export const BUILT_IN_DEFAULTS = {
   timeoutSeconds: 1200,
   maxInlineTriggerDepth: 3,
   maxOutputBytes: 4 * 1024 * 1024,
+  engineRetries: 2,
 };
 
 export function findConfigFile(repoDir: string): string | undefined {
@@ -198,6 +201,12 @@ export function loadConfig(
       file.max_inline_trigger_depth,
       envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"),
       BUILT_IN_DEFAULTS.maxInlineTriggerDepth,
+    ),
+    engineRetries: pick(
+      "engine_retries",
+      file.engine_retries,
+      envNumber(env, "TASKSGODZILLA_ENGINE_RETRIES"),
+      BUILT_IN_DEFAULTS.engineRetries,
     ),
     maxOutputBytes: pick(
       "max_output_bytes",

@@ -16,6 +16,7 @@ export const EVENT = {
   stepRecovered: "step_recovered",
   stepRetry: "step_retry",
   engineError: "engine_error",
+  engineRetry: "engine_retry",
   engineUnavailable: "engine_unavailable",
   outputTruncated: "output_truncated",
   qaStarted: "qa_started",

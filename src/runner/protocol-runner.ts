@@ -5,8 +5,16 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { settingsFor } from "../config/engine-settings.js";
-import type { Engine, EngineSettings, PreflightResult, TokenUsage } from "../engines/engine-port.js";
+import type {
+  Engine,
+  EngineRequest,
+  EngineResult,
+  EngineSettings,
+  PreflightResult,
+  TokenUsage,
+} from "../engines/engine-port.js";
 import { errorMessage } from "../shared/errors.js";
 import { DONE_STEP_STATUSES } from "../store/status.js";
 import type { Json, ProtocolRun, StepRun, StoreOps, UsagePhase } from "../store/types.js";
@@ -27,6 +35,9 @@ import { estimatedUsage, estimateTokens, totalTokens } from "./token-estimate.js
 import { engineIdFor, validateRun } from "./validate-run.js";
 
 export type StepOutcome = "continue" | "stop";
+
+/** Longest wait before retrying an engine call, whatever the provider asked for. */
+const MAX_RETRY_DELAY_MS = 60_000;
 
 export interface RunOptions {
   /** Aborting pauses the run: the engine is killed and the step goes back to pending. */
@@ -274,6 +285,45 @@ export class ProtocolRunner {
     });
   }
 
+  /**
+   * One exec call, repeated while it fails retryably (rate limit, server error) and retries remain,
+   * after the delay the provider hinted or an exponential backoff. Every attempt is charged.
+   */
+  private async callWithRetries(
+    ctx: RunContext,
+    step: StepRun,
+    engine: Engine,
+    request: EngineRequest,
+    model: string | null,
+    signal: AbortSignal,
+    transcript: (n: number) => string,
+  ): Promise<{ result: EngineResult; usage: TokenUsage }> {
+    for (let n = 1; ; n++) {
+      const { result } = await callEngine(engine, request, signal, transcript(n));
+      const usage = result.usage ?? estimatedUsage(request.prompt, result.finalMessage);
+      await this.charge(ctx, step, "exec", engine.id, model, usage);
+      const error = result.error;
+      if (result.ok || !error?.retryable || n > ctx.config.engineRetries || signal.aborted)
+        return { result, usage };
+      const delayMs = Math.min(error.retryAfterMs ?? 1000 * 2 ** (n - 1), MAX_RETRY_DELAY_MS);
+      await this.store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.engineRetry,
+        message: `${engine.id}: ${error.kind}: retry ${n}/${ctx.config.engineRetries} in ${delayMs} ms`,
+        metadata: {
+          engine_id: engine.id,
+          model,
+          attempt: n,
+          delay_ms: delayMs,
+          error,
+          usage: usageMeta(usage),
+        },
+      });
+      await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
   private async executeStep(
     ctx: RunContext,
     stepRunId: number,
@@ -380,27 +430,23 @@ export class ProtocolRunner {
         "logs",
         `${step.stepName}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
       );
-    const { result } = await callEngine(
-      engine,
-      {
-        role: "exec",
-        prompt: resolved.prompt,
-        cwd: ctx.roots.workspace,
-        model: model ?? undefined,
-        inputs: resolved.inputs,
-        env,
-        sandbox: entry.spec.sandbox ?? ctx.config.sandbox,
-        timeoutMs,
-        maxOutputBytes: ctx.config.maxOutputBytes,
-        settings,
-        // an interrupted or looped step continues its agent session where the engine can
-        resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState) : undefined,
-      },
-      signal,
-      transcript("exec", 1),
+    const request: EngineRequest = {
+      role: "exec",
+      prompt: resolved.prompt,
+      cwd: ctx.roots.workspace,
+      model: model ?? undefined,
+      inputs: resolved.inputs,
+      env,
+      sandbox: entry.spec.sandbox ?? ctx.config.sandbox,
+      timeoutMs,
+      maxOutputBytes: ctx.config.maxOutputBytes,
+      settings,
+      // an interrupted or looped step continues its agent session where the engine can
+      resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState) : undefined,
+    };
+    const { result, usage } = await this.callWithRetries(ctx, step, engine, request, model, signal, (n) =>
+      transcript("exec", n),
     );
-    const usage = result.usage ?? estimatedUsage(resolved.prompt, result.finalMessage);
-    await this.charge(ctx, step, "exec", engineId, model, usage);
     const callMeta = {
       engine_id: engineId,
       model,

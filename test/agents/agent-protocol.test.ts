@@ -107,4 +107,39 @@ describe.skipIf(!available(codex) || !available(claude))("a protocol on Codex wi
     // the second attempt continued the first one's Codex thread
     expect(server.of("responses").at(-1)!.text).toContain("hello 1");
   });
+
+  it("retries a rate-limited Codex call and then completes", async () => {
+    let calls = 0;
+    const limited = await FakeModelServer.start(() =>
+      ++calls === 1
+        ? { status: 429, message: "Rate limit reached. Please try again in 1s." }
+        : { text: "done after a retry" },
+    );
+    try {
+      const s = await scenario({ TASKSGODZILLA_DATA_DIR: mkdtempSync(join(tmpdir(), "tgz-data-")) });
+      const settings = codex.settings(limited.url);
+      writeFileSync(
+        join(s.repo, "tasksgodzilla.config.json"),
+        JSON.stringify({
+          engines: {
+            codex: { binary: settings.binary, config_overrides: settings.configOverrides, env: settings.env },
+          },
+        }),
+      );
+      const r = await runSpec(
+        s,
+        { steps: [{ id: "work", engine_id: "codex", model: codex.model, prompt_ref: "p.md" }] },
+        { "p.md": "do it" },
+      );
+      await s.close();
+      expect(r.run.status).toBe("completed");
+      expect(r.of("engine_retry")[0]!.metadata).toMatchObject({
+        attempt: 1,
+        error: { kind: "rate_limit", retryable: true },
+      });
+      expect(calls).toBe(2);
+    } finally {
+      await limited.close();
+    }
+  });
 });

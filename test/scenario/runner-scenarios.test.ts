@@ -243,6 +243,61 @@ describe("whole protocols on the embedded default", () => {
     });
   });
 
+  it("retries a retryable engine failure after the hinted delay, then fails the step", async () => {
+    const limited = JSON.stringify({
+      type: "error",
+      error: { kind: "rate_limit", message: "slow down", retryable: true, retryAfterMs: 20 },
+    });
+    const authFailed = JSON.stringify({
+      type: "error",
+      error: { kind: "auth", message: "bad key", retryable: false },
+    });
+    const r = await runSpec(
+      s,
+      {
+        steps: [
+          {
+            id: "limited",
+            engine_id: "replay",
+            prompt_ref: "p.md",
+            inputs: { recording: "{{protocol_dir}}/limited.jsonl" },
+          },
+          {
+            id: "auth",
+            engine_id: "replay",
+            prompt_ref: "p.md",
+            inputs: { recording: "{{protocol_dir}}/auth.jsonl" },
+          },
+        ],
+      },
+      { "p.md": "go", "limited.jsonl": limited, "auth.jsonl": authFailed },
+    );
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("engine_retry").map((e) => [e.metadata.attempt, e.metadata.delay_ms])).toEqual([
+      [1, 20],
+      [2, 20],
+    ]);
+    expect(r.of("engine_error")[0]!.metadata).toMatchObject({ error: { kind: "rate_limit" } });
+    const rerun = await runSpec(
+      s,
+      {
+        steps: [
+          {
+            id: "auth",
+            engine_id: "replay",
+            prompt_ref: "p.md",
+            inputs: { recording: "{{protocol_dir}}/auth.jsonl" },
+          },
+        ],
+      },
+      { "p.md": "go", "auth.jsonl": authFailed },
+    );
+    expect(rerun.of("engine_retry")).toHaveLength(0);
+    expect(rerun.of("engine_error")[0]!.metadata).toMatchObject({
+      error: { kind: "auth", retryable: false },
+    });
+  });
+
   it("fails a step whose engine binary is missing before anything runs, with the fix", async () => {
     writeFileSync(
       join(s.repo, "tasksgodzilla.config.json"),

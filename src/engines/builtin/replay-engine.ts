@@ -47,6 +47,7 @@ const RecordedEvent = z.discriminatedUnion("type", [
       ]),
       message: z.string(),
       retryable: z.boolean().default(false),
+      retryAfterMs: z.number().int().nonnegative().optional(),
     }),
   }),
 ]);
