@@ -12,7 +12,7 @@ import { isInside } from "../shared/paths.js";
 import { specHash } from "../spec/canonical-hash.js";
 import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
 import { type SpecError, validateSpecSchema } from "../spec/validate-spec.js";
-import type { ProtocolRun, SpecMeta, Store } from "../store/types.js";
+import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject } from "./project-service.js";
 
 export const PROTOCOLS_DIR = ".protocols";
@@ -76,8 +76,6 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   if (raw === undefined) throw new InvalidInputError("a spec or a spec file is required");
   const project = await ensureProject(store, input.repoDir);
   const workspace = project.localPath ?? resolve(input.repoDir);
-  const validation = validateSpecSchema(raw);
-  const hash = specHash(raw);
   const existing = await store.listProtocolRuns(project.id);
   const number = String(existing.length + 1).padStart(4, "0");
   const metaName = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
@@ -98,14 +96,6 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
     }
   }
-  writeFileSync(join(protocolRoot, FROZEN_SPEC_FILE), `${JSON.stringify(raw, null, 2)}\n`);
-
-  const specMeta: SpecMeta = {
-    status: validation.ok ? "valid" : "invalid",
-    errors: validation.errors,
-    validated_at: new Date().toISOString(),
-    spec_hash: hash,
-  };
   const run = await store.transaction(async (tx) => {
     const created = await tx.createProtocolRun({
       projectId: project.id,
@@ -115,37 +105,63 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       worktreePath: workspace,
       protocolRoot,
       description: input.description ?? null,
-      templateConfig: { protocol_spec: raw as Record<string, unknown>, spec_meta: specMeta },
     });
     await tx.appendEvent({
       protocolRunId: created.id,
       eventType: EVENT.protocolCreated,
-      message: `Protocol ${protocolName} created from spec ${hash}`,
-      metadata: { spec_hash: hash, protocol_root: protocolRoot, spec_path: input.specPath ?? null },
+      message: `Protocol ${protocolName} created from spec ${specHash(raw)}`,
+      metadata: { spec_hash: specHash(raw), protocol_root: protocolRoot, spec_path: input.specPath ?? null },
+      specHash: specHash(raw),
     });
-    if (!validation.ok) {
-      for (const e of validation.errors) {
-        await tx.appendEvent({
-          protocolRunId: created.id,
-          eventType: EVENT.specValidationError,
-          message: `${e.pointer || "/"}: ${e.message}`,
-          metadata: { pointer: e.pointer, error: e.message },
-        });
-      }
-      return tx.transitionProtocol(created.id, "blocked", {
-        eventType: EVENT.protocolBlocked,
-        message: `Spec invalid (${validation.errors.length} error(s)); nothing executed`,
-        metadata: { reason: "spec_validation_error" },
+    return freezeSpec(tx, created, raw);
+  });
+  return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
+}
+
+/**
+ * Freezes a spec on a run: written to `protocol-spec.json` in the protocol folder, stored with its hash
+ * and validation, and the step rows created — or, when invalid, the run blocked with every pointer.
+ * Call inside a transaction.
+ */
+export async function freezeSpec(tx: StoreOps, run: ProtocolRun, raw: unknown): Promise<ProtocolRun> {
+  const validation = validateSpecSchema(raw);
+  const hash = specHash(raw);
+  if (run.protocolRoot)
+    writeFileSync(join(run.protocolRoot, FROZEN_SPEC_FILE), `${JSON.stringify(raw, null, 2)}\n`);
+  const specMeta: SpecMeta = {
+    status: validation.ok ? "valid" : "invalid",
+    errors: validation.errors,
+    validated_at: new Date().toISOString(),
+    spec_hash: hash,
+  };
+  await tx.updateProtocolRun(run.id, {
+    templateConfig: {
+      ...run.templateConfig,
+      protocol_spec: raw as Record<string, unknown>,
+      spec_meta: specMeta,
+    },
+  });
+  if (!validation.ok) {
+    for (const e of validation.errors) {
+      await tx.appendEvent({
+        protocolRunId: run.id,
+        eventType: EVENT.specValidationError,
+        message: `${e.pointer || "/"}: ${e.message}`,
+        metadata: { pointer: e.pointer, error: e.message },
       });
     }
-    await tx.createStepRuns(created.id, stepRowsFromSpec(validation.spec));
-    return tx.transitionProtocol(created.id, "planned", {
-      eventType: "planned",
-      message: `Protocol planned with ${validation.spec.steps.length} steps`,
-      metadata: { steps_created: validation.spec.steps.length, spec_hash: hash, spec_validated: true },
+    return tx.transitionProtocol(run.id, "blocked", {
+      eventType: EVENT.protocolBlocked,
+      message: `Spec invalid (${validation.errors.length} error(s)); nothing executed`,
+      metadata: { reason: "spec_validation_error" },
     });
+  }
+  await tx.createStepRuns(run.id, stepRowsFromSpec(validation.spec));
+  return tx.transitionProtocol(run.id, "planned", {
+    eventType: "planned",
+    message: `Protocol planned with ${validation.spec.steps.length} steps`,
+    metadata: { steps_created: validation.spec.steps.length, spec_hash: hash, spec_validated: true },
   });
-  return { run, errors: validation.errors };
 }
 
 export function stepRowsFromSpec(spec: ProtocolSpec) {

@@ -1,0 +1,77 @@
+/** Runs git with an argument array (never a shell) and turns its failures into typed errors. */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { TasksGodzillaError } from "../shared/errors.js";
+
+const exec = promisify(execFile);
+
+export class GitError extends TasksGodzillaError {
+  readonly code = "git_failed";
+  constructor(
+    readonly args: string[],
+    readonly exitCode: number | null,
+    readonly stderr: string,
+  ) {
+    super(`git ${args.join(" ")} failed (exit ${exitCode}): ${stderr.trim() || "no output"}`);
+  }
+}
+
+export class NotAGitRepositoryError extends TasksGodzillaError {
+  readonly code = "not_a_git_repository";
+  constructor(dir: string) {
+    super(`${dir} is not inside a git repository (run \`git init\` there, or pass --repo)`);
+  }
+}
+
+export class BaseBranchMissingError extends TasksGodzillaError {
+  readonly code = "base_branch_missing";
+  constructor(repo: string, base: string) {
+    super(`base branch "${base}" does not exist in ${repo} (pass --base with an existing branch)`);
+  }
+}
+
+/** Identity used for commits only when the repository has none configured. */
+const FALLBACK_IDENTITY = ["-c", "user.name=TasksGodzilla", "-c", "user.email=tasksgodzilla@localhost"];
+
+export async function git(cwd: string, args: string[], opts: { identity?: boolean } = {}): Promise<string> {
+  const full = opts.identity && !(await hasIdentity(cwd)) ? [...FALLBACK_IDENTITY, ...args] : args;
+  try {
+    const { stdout } = await exec("git", full, { cwd, maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { code?: number | string; stderr?: string; message: string };
+    if (e.code === "ENOENT") throw new GitError(args, null, `git not found or ${cwd} does not exist`);
+    throw new GitError(args, typeof e.code === "number" ? e.code : null, e.stderr ?? e.message);
+  }
+}
+
+async function hasIdentity(cwd: string): Promise<boolean> {
+  try {
+    await exec("git", ["config", "user.email"], { cwd });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The repository's top folder; throws NotAGitRepositoryError outside one. */
+export async function repoRoot(dir: string): Promise<string> {
+  try {
+    return (await git(dir, ["rev-parse", "--show-toplevel"])).trim();
+  } catch {
+    throw new NotAGitRepositoryError(dir);
+  }
+}
+
+export async function headCommit(dir: string): Promise<string> {
+  return (await git(dir, ["rev-parse", "HEAD"])).trim();
+}
+
+export async function branchExists(repo: string, branch: string): Promise<boolean> {
+  try {
+    await git(repo, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}

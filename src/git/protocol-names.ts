@@ -1,0 +1,33 @@
+/** Protocol numbers and names: `NNNN-<short-name>`, which is also the branch and worktree name. */
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { git } from "./git-command.js";
+
+/** A git-safe branch slug: lowercase, `[a-z0-9-]`, no leading/trailing dash, bounded, never empty. */
+export function sanitizeBranchName(short: string): string {
+  const slug = short
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 48)
+    .replace(/-+$/g, "");
+  return slug || "task";
+}
+
+export function protocolName(n: number, short: string): string {
+  return `${String(n).padStart(4, "0")}-${sanitizeBranchName(short)}`;
+}
+
+function numberOf(name: string): number {
+  const m = /^(\d{4})-/.exec(name);
+  return m ? Number(m[1]) : 0;
+}
+
+/** One past the highest number used by a protocol folder, a branch, or a known run name. */
+export async function nextProtocolNumber(repo: string, knownNames: string[]): Promise<number> {
+  const names = [...knownNames];
+  const folder = join(repo, ".protocols");
+  if (existsSync(folder)) names.push(...readdirSync(folder));
+  names.push(...(await git(repo, ["branch", "--format=%(refname:short)"])).split("\n"));
+  return Math.max(0, ...names.map(numberOf)) + 1;
+}
