@@ -7,7 +7,8 @@ import type { Engine, EngineRequest, EngineSettings, TokenUsage } from "../engin
 import { changedPaths } from "../git/worktree-changes.js";
 import { errorMessage } from "../shared/errors.js";
 import type { QaPolicy, StepSpec } from "../spec/schema.js";
-import { callEngine, type EngineCall } from "./call-engine.js";
+import { askForJson } from "./ask-for-json.js";
+import type { EngineCall } from "./call-engine.js";
 import { runCheckCommand } from "./check-command.js";
 import { parseVerdict, QA_VERDICT_JSON_SCHEMA, type QaVerdict } from "./qa-verdict.js";
 import {
@@ -135,53 +136,48 @@ async function askAgent(
       "(none)",
     git_status: await gitStatusText(input.roots.workspace),
   });
-  const agentCalls: QaAgentCall[] = [];
-  let ask = prompt;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const call = await callEngine(
-      agent.engine,
-      {
-        role: "qa",
-        prompt: ask,
-        cwd: input.roots.workspace,
-        model: agent.model ?? undefined,
-        inputs: input.step.qa?.inputs ?? {},
-        env: input.env,
-        sandbox: agent.sandbox ?? "read-only",
-        outputSchema: QA_VERDICT_JSON_SCHEMA,
-        timeoutMs: input.timeoutMs,
-        maxOutputBytes: input.maxOutputBytes,
-        settings: agent.settings,
-      },
-      input.signal,
-      input.transcriptPath(attempt),
-    );
-    agentCalls.push({
-      engineId: agent.engine.id,
-      model: agent.model,
-      promptVersion,
-      usage: call.result.usage,
-      prompt: ask,
-      call,
-    });
-    if (!call.result.ok) {
-      const e = call.result.error;
-      return {
-        status: "error",
-        reason: `QA engine failed (${e?.kind ?? "unknown"}): ${e?.message ?? ""}`,
-        agentCalls,
-      };
-    }
-    const verdict = parseVerdict(call.result.finalMessage);
-    if (verdict) {
-      return {
-        status: verdict.verdict,
-        reason: verdict.summary || `QA verdict: ${verdict.verdict}`,
-        verdict,
-        agentCalls,
-      };
-    }
-    ask = REPAIR_PREFIX + tail(call.result.finalMessage, 8_000);
+  const answer = await askForJson(
+    agent.engine,
+    {
+      role: "qa",
+      prompt,
+      cwd: input.roots.workspace,
+      model: agent.model ?? undefined,
+      inputs: input.step.qa?.inputs ?? {},
+      env: input.env,
+      sandbox: agent.sandbox ?? "read-only",
+      outputSchema: QA_VERDICT_JSON_SCHEMA,
+      timeoutMs: input.timeoutMs,
+      maxOutputBytes: input.maxOutputBytes,
+      settings: agent.settings,
+    },
+    parseVerdict,
+    REPAIR_PREFIX,
+    input.signal,
+    input.transcriptPath,
+  );
+  const agentCalls: QaAgentCall[] = answer.attempts.map((a) => ({
+    engineId: agent.engine.id,
+    model: agent.model,
+    promptVersion,
+    usage: a.call.result.usage,
+    prompt: a.prompt,
+    call: a.call,
+  }));
+  if (answer.ok) {
+    return {
+      status: answer.value.verdict,
+      reason: answer.value.summary || `QA verdict: ${answer.value.verdict}`,
+      verdict: answer.value,
+      agentCalls,
+    };
+  }
+  if (answer.reason === "engine_failed") {
+    return {
+      status: "error",
+      reason: `QA engine failed (${answer.error.kind}): ${answer.error.message}`,
+      agentCalls,
+    };
   }
   return {
     status: "error",
