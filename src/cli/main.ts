@@ -5,6 +5,7 @@ import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
 import { type GlobalOptions, withApp } from "./app-context.js";
 import { enginesCommand } from "./commands/engines-command.js";
 import { eventsCommand, statusCommand, stepsCommand } from "./commands/inspect-commands.js";
+import { type PlanCommandOptions, planCommand } from "./commands/plan-command.js";
 import { runCommand } from "./commands/run-command.js";
 import { specHashCommand, specSchemaCommand, specValidateCommand } from "./commands/spec-commands.js";
 
@@ -38,6 +39,19 @@ program
       runCommand(app, target, opts),
     ),
   );
+
+program
+  .command("plan <task>")
+  .description("plan a protocol for a task into its own branch and worktree NNNN-<short-name>")
+  .option("--repo <dir>", "repository (default: current directory)")
+  .option("--name <short-name>", "short name for the branch (default: from the task)")
+  .option("--base <branch>", "base branch (default: the repository's current branch)")
+  .option("--engine <id>", "planning engine (default: the project's engine)")
+  .option("--model <model>", "planning model (default: models.plan)")
+  .option("--input <key=value...>", "inputs for the planning engine (e.g. recording=plan.jsonl for replay)")
+  .option("--run", "execute the protocol right after planning")
+  .option("--json", "JSON output")
+  .action(withStore((app, task: string, opts: PlanCommandOptions) => planCommand(app, task, opts)));
 
 program
   .command("status [run-id]")

@@ -42,6 +42,10 @@ export const ConfigFile = z.strictObject({
   timeout_seconds: z.number().positive().optional(),
   max_inline_trigger_depth: z.number().int().min(0).optional(),
   max_output_bytes: z.number().int().positive().optional(),
+  loop_restore: z
+    .enum(["restore", "keep"])
+    .optional()
+    .describe("On a loop back, restore the worktree to the checkpoint before the target step, or keep it."),
   engine_retries: z
     .number()
     .int()

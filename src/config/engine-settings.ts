@@ -45,11 +45,15 @@ function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** A readable, collision-free folder name for a repository: `<basename>-<hash of its path>`. */
+export function projectKey(repoDir: string | undefined): string {
+  const repo = resolve(repoDir ?? ".");
+  return `${basename(repo)}-${createHash("sha256").update(repo).digest("hex").slice(0, 8)}`;
+}
+
 /** Config homes are per project: sessions and caches of one repository never leak into another. */
 export function engineHomeRoot(repoDir: string | undefined, env: NodeJS.ProcessEnv): string {
-  const repo = resolve(repoDir ?? ".");
-  const key = `${basename(repo)}-${createHash("sha256").update(repo).digest("hex").slice(0, 8)}`;
-  return join(dataDir(env), "engine-homes", key);
+  return join(dataDir(env), "engine-homes", projectKey(repoDir));
 }
 
 export function engineSettings(

@@ -46,6 +46,8 @@ export interface EffectiveConfig {
   maxOutputBytes: number;
   /** Built-in: 2 retries of a retryable engine failure (rate limit, server error), after its hinted delay. */
   engineRetries: number;
+  /** Built-in: restore. What a loop does to a protocol worktree before going back. */
+  loopRestore: "restore" | "keep";
   /** Per-engine settings (file over env), each with its isolated config home. */
   engines: Record<string, EngineSettings>;
   /** Folder holding this project's isolated engine config homes. */
@@ -65,6 +67,7 @@ export const BUILT_IN_DEFAULTS = {
   maxInlineTriggerDepth: 3,
   maxOutputBytes: 4 * 1024 * 1024,
   engineRetries: 2,
+  loopRestore: "restore" as "restore" | "keep",
 };
 
 export function findConfigFile(repoDir: string): string | undefined {
@@ -201,6 +204,14 @@ export function loadConfig(
       file.max_inline_trigger_depth,
       envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"),
       BUILT_IN_DEFAULTS.maxInlineTriggerDepth,
+    ),
+    loopRestore: pick(
+      "loop_restore",
+      file.loop_restore,
+      env.TASKSGODZILLA_LOOP_RESTORE === "keep" || env.TASKSGODZILLA_LOOP_RESTORE === "restore"
+        ? env.TASKSGODZILLA_LOOP_RESTORE
+        : undefined,
+      BUILT_IN_DEFAULTS.loopRestore,
     ),
     engineRetries: pick(
       "engine_retries",

@@ -34,6 +34,14 @@ export const EVENT = {
   budgetExceeded: "budget_exceeded",
   budgetWarning: "budget_warning",
   specValidationError: "spec_validation_error",
+  planningStarted: "planning_started",
+  planningCompleted: "planning_completed",
+  planningFailed: "planning_failed",
+  checkpointCreated: "checkpoint_created",
+  specAudit: "spec_audit",
+  specBackfilled: "spec_backfilled",
+  prOpened: "pr_opened",
+  prFailed: "open_pr_failed",
 } as const;
 
 export type EventType = (typeof EVENT)[keyof typeof EVENT];

@@ -31,6 +31,7 @@ import { decideLoop, decideTrigger, type OutcomeReason, type StepState } from ".
 import { runQa } from "./qa-check.js";
 import { type ResolvedStep, resolveStep, StepResolutionError } from "./resolve-step.js";
 import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
+import { baseCommit, checkpointStep, restoreForLoop } from "./step-checkpoints.js";
 import { estimatedUsage, estimateTokens, totalTokens } from "./token-estimate.js";
 import { engineIdFor, validateRun } from "./validate-run.js";
 
@@ -414,7 +415,13 @@ export class ProtocolRunner {
           inline_depth: frame.depth,
         },
       },
-      { patch: { engineId, model, runtimeState: { ...step.runtimeState, attempts: attempt } } },
+      {
+        patch: {
+          engineId,
+          model,
+          runtimeState: { ...step.runtimeState, attempts: attempt, base_commit: await baseCommit(ctx) },
+        },
+      },
     );
 
     const timeoutMs =
@@ -654,6 +661,21 @@ export class ProtocolRunner {
       usage: qaUsage.map(usageMeta),
     };
     const passed = qa.status === "pass" || qa.status === "skipped";
+    const saved = await checkpointStep(ctx, step, qa.status);
+    if (saved) {
+      step = await store.updateStepRun(step.id, {
+        runtimeState: { ...step.runtimeState, checkpoint: saved.commit },
+      });
+      await store.appendEvent({
+        protocolRunId: ctx.run.id,
+        stepRunId: step.id,
+        eventType: EVENT.checkpointCreated,
+        message: saved.changed
+          ? `Checkpoint ${saved.commit.slice(0, 10)} after ${step.stepName}`
+          : `${step.stepName} changed nothing; checkpoint stays ${saved.commit.slice(0, 10)}`,
+        metadata: { commit: saved.commit, changed: saved.changed, verdict: qa.status },
+      });
+    }
     await store.transitionStep(
       step.id,
       passed ? "completed" : "failed",
@@ -731,6 +753,8 @@ export class ProtocolRunner {
         last_policy_id: decision.policy.id,
         last_target_step: decision.targetStep,
       };
+      const target = steps.find((s) => s.stepName === decision.targetStep)!;
+      const worktree = await restoreForLoop(ctx, target);
       await store.transaction(async (tx) => {
         await tx.updateStepRun(step.id, { runtimeState: state });
         await tx.appendEvent({
@@ -747,6 +771,7 @@ export class ProtocolRunner {
             iterations: decision.iterations,
             max_iterations: decision.maxIterations,
             runtime_state: state,
+            worktree,
           },
         });
         for (const s of steps.filter((s) => decision.reset.includes(s.stepName) && s.status !== "pending")) {

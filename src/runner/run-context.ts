@@ -47,7 +47,8 @@ export async function loadRunContext(deps: RunnerDeps, runId: number): Promise<R
     project,
     spec,
     specHash: run.templateConfig.spec_meta?.spec_hash ?? "",
-    config: deps.configFor(workspace),
+    // the project's own checkout holds its config, also for runs in a protocol worktree
+    config: deps.configFor(project.localPath ?? workspace),
     roots: {
       workspace,
       protocolRoot: run.protocolRoot,

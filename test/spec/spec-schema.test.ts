@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { planningJsonSchema } from "../../src/planning/plan-schema.js";
 import { canonicalJson, specHash } from "../../src/spec/canonical-hash.js";
 import { protocolSpecJsonSchema } from "../../src/spec/json-schema.js";
 import { normalizePolicies } from "../../src/spec/normalize-policy.js";
@@ -96,6 +97,10 @@ describe("ProtocolSpec schema", () => {
       readFileSync(new URL("../../schemas/protocol-spec.schema.json", import.meta.url), "utf8"),
     );
     expect(checkedIn).toEqual(protocolSpecJsonSchema());
+    const planning = JSON.parse(
+      readFileSync(new URL("../../schemas/protocol-planning.schema.json", import.meta.url), "utf8"),
+    );
+    expect(planning).toEqual(planningJsonSchema());
   });
 });
 

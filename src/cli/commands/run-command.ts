@@ -29,7 +29,14 @@ export async function runCommand(app: AppContext, target: string, opts: RunComma
     out(`Created ${runLine(created.run)} in ${created.run.protocolRoot}`);
     for (const e of created.errors) process.stderr.write(`spec error ${e.pointer || "/"}: ${e.message}\n`);
   }
+  return executeRun(app, runId, opts);
+}
 
+/** Runs RUN_ID with live progress (or a final JSON object); exit 0 only when it completed. */
+export async function executeRun(app: AppContext, runId: number, opts: { json?: boolean }): Promise<number> {
+  const out = (line: string) => {
+    if (!opts.json) process.stdout.write(`${line}\n`);
+  };
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);

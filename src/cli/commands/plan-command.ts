@@ -1,0 +1,64 @@
+/** `tgz plan "<task>"`: plan a protocol into its own branch and worktree; `--run` executes it too. */
+import { planProtocol } from "../../planning/plan-protocol.js";
+import { InvalidInputError } from "../../shared/errors.js";
+import type { AppContext } from "../app-context.js";
+import { runLine } from "../format.js";
+import { executeRun } from "./run-command.js";
+
+export interface PlanCommandOptions {
+  repo?: string;
+  name?: string;
+  base?: string;
+  engine?: string;
+  model?: string;
+  run?: boolean;
+  json?: boolean;
+  /** `key=value` inputs for the planning engine. */
+  input?: string[];
+}
+
+function parseInputs(pairs: string[] = []): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf("=");
+      if (at < 1) throw new InvalidInputError(`--input needs key=value, got ${JSON.stringify(pair)}`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
+
+export async function planCommand(app: AppContext, task: string, opts: PlanCommandOptions): Promise<number> {
+  const run = await planProtocol(
+    { store: app.store, registry: app.registry, configFor: app.configFor },
+    {
+      task,
+      repoDir: opts.repo ?? process.cwd(),
+      name: opts.name,
+      base: opts.base,
+      engine: opts.engine,
+      model: opts.model,
+      inputs: parseInputs(opts.input),
+    },
+  );
+  if (run.status !== "planned") {
+    const [failed] = await app.store.listEvents({ protocolRunId: run.id, eventTypes: ["planning_failed"] });
+    process.stderr.write(`${runLine(run)}: ${failed?.message ?? "planning did not finish"}\n`);
+    if (opts.json)
+      process.stdout.write(
+        `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, error: failed?.message ?? null })}\n`,
+      );
+    return 1;
+  }
+  if (opts.run) return executeRun(app, run.id, opts);
+  const steps = await app.store.listStepRuns(run.id);
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, worktree: run.worktreePath, protocol_root: run.protocolRoot, steps: steps.map((s) => s.stepName) }, null, 2)}\n`,
+    );
+  } else {
+    process.stdout.write(
+      `Planned ${runLine(run)} in ${run.worktreePath}\n${steps.map((s) => `  ${s.stepName}`).join("\n")}\nRun it with: tgz run ${run.id}\n`,
+    );
+  }
+  return 0;
+}
