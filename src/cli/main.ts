@@ -4,10 +4,21 @@ import { Command } from "commander";
 import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
 import { type GlobalOptions, withApp } from "./app-context.js";
 import { enginesCommand } from "./commands/engines-command.js";
+import {
+  diffCommand,
+  prCommand,
+  worktreeListCommand,
+  worktreePruneCommand,
+} from "./commands/git-commands.js";
 import { eventsCommand, statusCommand, stepsCommand } from "./commands/inspect-commands.js";
 import { type PlanCommandOptions, planCommand } from "./commands/plan-command.js";
 import { runCommand } from "./commands/run-command.js";
-import { specHashCommand, specSchemaCommand, specValidateCommand } from "./commands/spec-commands.js";
+import {
+  specAuditCommand,
+  specHashCommand,
+  specSchemaCommand,
+  specValidateCommand,
+} from "./commands/spec-commands.js";
 
 const program = new Command()
   .name("tgz")
@@ -54,6 +65,40 @@ program
   .action(withStore((app, task: string, opts: PlanCommandOptions) => planCommand(app, task, opts)));
 
 program
+  .command("diff <run-id> [step-id]")
+  .description("what a step changed (its checkpoint), or the whole run")
+  .action(withStore((app, runId: string, stepId: string | undefined) => diffCommand(app, runId, stepId)));
+
+program
+  .command("pr <run-id>")
+  .description("push the run's branch and open a PR (GitHub) or MR (GitLab)")
+  .option("--remote <name>", "git remote to push to", "origin")
+  .option("--json", "JSON output")
+  .action(
+    withStore((app, runId: string, opts: { remote?: string; json?: boolean }) => prCommand(app, runId, opts)),
+  );
+
+const worktree = program.command("worktree").description("protocol worktrees of a repository");
+worktree
+  .command("list")
+  .description("each worktree with its run, size, age and state, and the disk they use")
+  .option("--repo <dir>", "repository (default: current directory)")
+  .option("--json", "JSON output")
+  .action(withStore((app, opts: { repo?: string; json?: boolean }) => worktreeListCommand(app, opts)));
+worktree
+  .command("prune [branches...]")
+  .description(
+    "remove worktrees (all, or the named branches); refuses uncommitted or unmerged work unless --force, never an active run",
+  )
+  .option("--repo <dir>", "repository (default: current directory)")
+  .option("--force", "also remove worktrees with uncommitted work or unmerged commits")
+  .action(
+    withStore((app, branches: string[], opts: { repo?: string; force?: boolean }) =>
+      worktreePruneCommand(app, branches, opts),
+    ),
+  );
+
+program
   .command("status [run-id]")
   .description("show one run with its steps, or list all runs")
   .option("--json", "JSON output")
@@ -90,6 +135,20 @@ program
   .action(withStore((app, opts: { json?: boolean; repo?: string }) => enginesCommand(app, opts)));
 
 const spec = program.command("spec").description("ProtocolSpec tools");
+spec
+  .command("audit")
+  .description(
+    "validate every stored spec (or one project's / run's); --backfill rebuilds missing ones from the protocol folder",
+  )
+  .option("--project <id>", "only this project")
+  .option("--run <id>", "only this run")
+  .option("--backfill", "rebuild missing specs from their protocol folders")
+  .option("--json", "JSON output")
+  .action(
+    withStore((app, opts: { project?: string; run?: string; backfill?: boolean; json?: boolean }) =>
+      specAuditCommand(app, opts),
+    ),
+  );
 spec
   .command("validate <file>")
   .description("validate a spec; every error with its JSON pointer")

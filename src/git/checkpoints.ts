@@ -41,6 +41,8 @@ export interface StepDiff {
 /** What changed between two commits (or up to the working tree), `.protocols/` left out. */
 export async function diffOf(worktree: string, from: string, to?: string): Promise<StepDiff> {
   const range = to ? [from, to] : [from];
+  // up to the working tree: new files count too (marked intent-to-add; nothing is staged)
+  if (!to) await git(worktree, ["add", "--all", "--intent-to-add"]);
   const files = (await git(worktree, ["diff", "--name-only", ...range, ...OUTSIDE_PROTOCOLS]))
     .split("\n")
     .filter(Boolean);

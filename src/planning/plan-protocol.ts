@@ -199,16 +199,22 @@ export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<
       planned_by: { engine_id: engineId, model, prompt_version: promptVersion },
     },
   );
-  const commit = await checkpoint(worktree.path, `${name}: plan (${plan.steps.length} steps)`);
   run = await deps.store.transaction(async (tx) => {
     await tx.appendEvent({
       protocolRunId: run.id,
       eventType: EVENT.planningCompleted,
       message: `Planned ${plan.steps.length} steps: ${plan.title}`,
-      metadata: { ...callMeta, files, steps: spec.steps.map((s) => s.id), commit: commit.commit },
+      metadata: { ...callMeta, files, steps: spec.steps.map((s) => s.id) },
     });
-    const current = await tx.getProtocolRun(run.id);
-    return freezeSpec(tx, current, spec);
+    return freezeSpec(tx, await tx.getProtocolRun(run.id), spec);
+  });
+  // the plan, its spec and the planning transcript are the branch's first commit
+  const saved = await checkpoint(worktree.path, `${name}: plan (${plan.steps.length} steps)`);
+  await deps.store.appendEvent({
+    protocolRunId: run.id,
+    eventType: EVENT.checkpointCreated,
+    message: `Checkpoint ${saved.commit.slice(0, 10)} with the plan`,
+    metadata: { commit: saved.commit, changed: saved.changed },
   });
   return run;
 }

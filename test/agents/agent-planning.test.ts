@@ -90,7 +90,7 @@ describe.skipIf(!available(codex))("planning and running on Codex", () => {
       action: "restored",
       commit: expect.stringMatching(/^[0-9a-f]{40}$/),
     });
-    expect(r.of("checkpoint_created")).toHaveLength(3);
+    expect(r.of("checkpoint_created")).toHaveLength(4); // the plan, then three step verdicts
     const b = r.steps.find((s) => s.stepName === "02-write-b")!;
     const diff = await diffOf(wt, String(b.runtimeState.base_commit), String(b.runtimeState.checkpoint));
     expect(diff.files).toEqual(["b.txt"]);

@@ -1,0 +1,83 @@
+/**
+ * `tgz pr RUN`: commits what is left in the run's worktree, pushes the protocol branch and opens the
+ * PR/MR with a summary of the plan, steps, verdicts and tokens. The outcome is an event either way.
+ */
+import { checkpoint } from "../git/checkpoints.js";
+import { git } from "../git/git-command.js";
+import { EVENT } from "../runner/event-types.js";
+import { errorMessage, InvalidInputError } from "../shared/errors.js";
+import type { Store } from "../store/types.js";
+import { type OpenedPr, openPullRequest } from "./open-pull-request.js";
+import { prBody } from "./pr-body.js";
+import { resolvePrTarget } from "./pr-target.js";
+
+export async function openRunPullRequest(
+  store: Store,
+  runId: number,
+  env: NodeJS.ProcessEnv,
+  remote = "origin",
+): Promise<OpenedPr> {
+  const run = await store.getProtocolRun(runId);
+  const project = await store.getProject(run.projectId);
+  const wt = run.worktreePath;
+  if (!wt || wt === project.localPath) {
+    throw new InvalidInputError(
+      `run ${runId} works in the main checkout, not on a branch of its own; plan it with \`tgz plan\` to get one`,
+    );
+  }
+  try {
+    await checkpoint(wt, `${run.protocolName}: final sync`);
+    const remoteUrl = (await git(wt, ["remote", "get-url", remote])).trim();
+    const target = resolvePrTarget(remoteUrl, env);
+    await git(wt, ["push", "--set-upstream", remote, `${run.protocolName}:${run.protocolName}`]);
+    const steps = await store.listStepRuns(runId);
+    const verdicts = await store.listEvents({
+      protocolRunId: runId,
+      eventTypes: [EVENT.qaVerdict, EVENT.qaSkipped],
+      limit: 100_000,
+    });
+    const usage = await store.sumUsage({ protocolRunId: runId });
+    const stepsSummary = await Promise.all(
+      steps.map(async (s) => ({
+        id: s.stepName,
+        status: s.status,
+        verdict:
+          (verdicts.filter((e) => e.stepRunId === s.id).at(-1)?.metadata.verdict as string | undefined) ??
+          null,
+        tokens: (await store.sumUsage({ stepRunId: s.id })).total,
+      })),
+    );
+    const meta = (run.templateConfig.protocol_spec?.metadata ?? {}) as { title?: string };
+    const title = meta.title ?? run.description ?? run.protocolName;
+    const body = prBody({
+      protocolName: run.protocolName,
+      title,
+      task: run.description,
+      specHash: run.templateConfig.spec_meta?.spec_hash ?? null,
+      steps: stepsSummary,
+      totalTokens: usage.total,
+      estimatedCalls: usage.estimatedCalls,
+    });
+    const opened = await openPullRequest(
+      target,
+      { title: `${run.protocolName}: ${title}`, body, head: run.protocolName, base: run.baseBranch },
+      wt,
+      env,
+    );
+    await store.appendEvent({
+      protocolRunId: runId,
+      eventType: EVENT.prOpened,
+      message: `${target.provider === "github" ? "PR" : "MR"} ${opened.existed ? "already open" : "opened"}: ${opened.url}`,
+      metadata: { ...opened, provider: target.provider, repository: target.repository },
+    });
+    return opened;
+  } catch (err) {
+    await store.appendEvent({
+      protocolRunId: runId,
+      eventType: EVENT.prFailed,
+      message: `Opening the PR failed: ${errorMessage(err)}`,
+      metadata: { error: errorMessage(err) },
+    });
+    throw err;
+  }
+}
