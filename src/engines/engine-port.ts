@@ -81,6 +81,8 @@ export interface EngineRequest {
   /** Cap on captured output bytes; overflow is dropped and reported, never silently. */
   maxOutputBytes: number;
   settings?: EngineSettings | undefined;
+  /** For engines that support it (Codex `model_reasoning_effort`). */
+  reasoningEffort?: string | undefined;
 }
 
 export type EngineEvent =

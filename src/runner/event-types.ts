@@ -42,6 +42,8 @@ export const EVENT = {
   specBackfilled: "spec_backfilled",
   prOpened: "pr_opened",
   prFailed: "open_pr_failed",
+  directiveRead: "directive",
+  directiveInvalid: "directive_invalid",
 } as const;
 
 export type EventType = (typeof EVENT)[keyof typeof EVENT];

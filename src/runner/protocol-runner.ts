@@ -16,6 +16,7 @@ import type {
   TokenUsage,
 } from "../engines/engine-port.js";
 import { errorMessage } from "../shared/errors.js";
+import { DEFAULT_MAX_ITERATIONS, type TriggerPolicy } from "../spec/normalize-policy.js";
 import { DONE_STEP_STATUSES } from "../store/status.js";
 import type { Json, ProtocolRun, StepRun, StoreOps, UsagePhase } from "../store/types.js";
 import {
@@ -26,6 +27,7 @@ import {
   checkBeforeCall,
 } from "./budget.js";
 import { callEngine } from "./call-engine.js";
+import { DirectiveError, type ReadDirective, readDirective, resetDirective } from "./directives.js";
 import { EVENT } from "./event-types.js";
 import { decideLoop, decideTrigger, type OutcomeReason, type StepState } from "./policy-decisions.js";
 import { runQa } from "./qa-check.js";
@@ -360,6 +362,7 @@ export class ProtocolRunner {
       resolved = resolveStep(entry.spec, entry.index, ctx.roots, {
         promptRequired: engine.capabilities.promptRequired,
         placeholders: ctx.spec.placeholders,
+        projectName: ctx.project.name,
       });
     } catch (err) {
       if (!(err instanceof StepResolutionError)) throw err;
@@ -437,6 +440,8 @@ export class ProtocolRunner {
         "logs",
         `${step.stepName}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
       );
+    const directiveSpec = entry.spec.directive ?? undefined;
+    if (directiveSpec) resetDirective(ctx.roots.workspace, directiveSpec);
     const request: EngineRequest = {
       role: "exec",
       prompt: resolved.prompt,
@@ -448,6 +453,7 @@ export class ProtocolRunner {
       timeoutMs,
       maxOutputBytes: ctx.config.maxOutputBytes,
       settings,
+      reasoningEffort: entry.spec.reasoning_effort ?? undefined,
       // an interrupted or looped step continues its agent session where the engine can
       resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState) : undefined,
     };
@@ -556,6 +562,44 @@ export class ProtocolRunner {
     )
       return "stop";
 
+    let directive: ReadDirective | null = null;
+    if (directiveSpec) {
+      try {
+        directive = readDirective(ctx.roots.workspace, directiveSpec);
+      } catch (err) {
+        if (!(err instanceof DirectiveError)) throw err;
+        return this.failOnDirective(
+          ctx,
+          step,
+          EVENT.directiveInvalid,
+          err.message,
+          "directive:invalid",
+          frame,
+          signal,
+        );
+      }
+      if (directive) {
+        await store.appendEvent({
+          protocolRunId: ctx.run.id,
+          stepRunId: step.id,
+          eventType: EVENT.directiveRead,
+          message: `Directive ${directive.action}${directive.reason ? `: ${directive.reason}` : ""}`,
+          metadata: { directive },
+        });
+      }
+      if (directive?.action === "error") {
+        return this.failOnDirective(
+          ctx,
+          step,
+          EVENT.stepFailed,
+          `the agent reported an error: ${directive.reason ?? "no reason given"}`,
+          "directive:error",
+          frame,
+          signal,
+        );
+      }
+    }
+
     return this.qaAndPolicies(
       ctx,
       step,
@@ -564,7 +608,37 @@ export class ProtocolRunner {
       { timeoutMs, env, transcript },
       frame,
       signal,
+      directive,
     );
+  }
+
+  private async failOnDirective(
+    ctx: RunContext,
+    step: StepRun,
+    eventType: string,
+    message: string,
+    reason: OutcomeReason,
+    frame: Frame,
+    signal: AbortSignal,
+  ): Promise<StepOutcome> {
+    await this.store.transaction(async (tx) => {
+      if (eventType !== EVENT.stepFailed) {
+        await tx.appendEvent({
+          protocolRunId: ctx.run.id,
+          stepRunId: step.id,
+          eventType,
+          message,
+          metadata: { reason },
+        });
+      }
+      await tx.transitionStep(
+        step.id,
+        "failed",
+        { eventType: EVENT.stepFailed, message: `Step failed: ${message}`, metadata: { reason } },
+        { patch: { summary: message.slice(0, 500) } },
+      );
+    });
+    return this.afterFailure(ctx, step.id, reason, frame, signal);
   }
 
   private async qaAndPolicies(
@@ -579,6 +653,7 @@ export class ProtocolRunner {
     },
     frame: Frame,
     signal: AbortSignal,
+    directive: ReadDirective | null,
   ): Promise<StepOutcome> {
     const store = this.store;
     const spec = ctx.steps.get(step.stepName)!.spec;
@@ -714,6 +789,10 @@ export class ProtocolRunner {
       )
     )
       return "stop";
+    if (directive) {
+      const steered = await this.applyDirective(ctx, step, directive, frame, signal);
+      if (steered) return steered;
+    }
     return this.fireTriggers(ctx, step.id, frame, signal, "qa_passed");
   }
 
@@ -732,6 +811,29 @@ export class ProtocolRunner {
     frame: Frame,
     signal: AbortSignal,
   ): Promise<StepOutcome> {
+    const loop = await this.loopBack(ctx, stepRunId, reason);
+    if (loop === "looped") return "continue";
+    if ((await this.fireTriggers(ctx, stepRunId, frame, signal, reason)) === "stop") return "stop";
+    const step = await this.store.getStepRun(stepRunId);
+    await this.block(
+      this.store,
+      ctx.run.id,
+      `Step ${step.stepName} failed (${reason})${loop === "limit" ? "; loop limit reached" : ""}`,
+      { reason, step: step.stepName },
+    );
+    return "stop";
+  }
+
+  /**
+   * Applies the first loop policy matching `reason`: resets the steps from its target (execute-once
+   * steps that completed stay done), restores the worktree, and records the decision. "limit" when
+   * the policy's max_iterations is used up, which is a hard stop.
+   */
+  private async loopBack(
+    ctx: RunContext,
+    stepRunId: number,
+    reason: OutcomeReason,
+  ): Promise<"looped" | "none" | "limit"> {
     const store = this.store;
     const steps = await store.listStepRuns(ctx.run.id);
     const step = steps.find((s) => s.id === stepRunId)!;
@@ -745,56 +847,21 @@ export class ProtocolRunner {
       reason,
     );
     const base = { protocolRunId: ctx.run.id, stepRunId: step.id };
-    if (decision.kind === "loop") {
-      const state = {
-        ...step.runtimeState,
-        loop_counts: { ...loopCounts, [decision.policy.id]: decision.iterations },
-        last_action: "loop_step_back",
-        last_policy_id: decision.policy.id,
-        last_target_step: decision.targetStep,
-      };
-      const target = steps.find((s) => s.stepName === decision.targetStep)!;
-      const worktree = await restoreForLoop(ctx, target);
+    if (decision.kind === "none") {
       await store.transaction(async (tx) => {
-        await tx.updateStepRun(step.id, { runtimeState: state });
-        await tx.appendEvent({
-          ...base,
-          eventType: EVENT.loopDecision,
-          message: `Loop ${decision.policy.id} (${decision.iterations}/${decision.maxIterations}): back to ${decision.targetStep} after ${reason}`,
-          metadata: {
-            policy: decision.policy,
-            reason,
-            target_step: decision.targetStep,
-            target_step_index: decision.targetIndex,
-            steps_reset: decision.reset,
-            skipped_steps: decision.policy.skip,
-            iterations: decision.iterations,
-            max_iterations: decision.maxIterations,
-            runtime_state: state,
-            worktree,
-          },
-        });
-        for (const s of steps.filter((s) => decision.reset.includes(s.stepName) && s.status !== "pending")) {
-          await tx.transitionStep(s.id, "pending", {
-            eventType: EVENT.stepStatus,
-            message: `Reset by loop ${decision.policy.id}`,
-            metadata: { policy_id: decision.policy.id },
+        for (const s of decision.skipped) {
+          await tx.appendEvent({
+            ...base,
+            eventType: EVENT.loopConditionSkipped,
+            message: `Loop ${s.policy.id} does not apply to ${reason}`,
+            metadata: { policy: s.policy, reason, conditions: s.conditions },
           });
         }
       });
-      return "continue";
+      return "none";
     }
-    if ((await this.fireTriggers(ctx, step.id, frame, signal, reason)) === "stop") return "stop";
-    await store.transaction(async (tx) => {
-      for (const s of decision.kind === "none" ? decision.skipped : []) {
-        await tx.appendEvent({
-          ...base,
-          eventType: EVENT.loopConditionSkipped,
-          message: `Loop ${s.policy.id} does not apply to ${reason}`,
-          metadata: { policy: s.policy, reason, conditions: s.conditions },
-        });
-      }
-      if (decision.kind === "limit") {
+    if (decision.kind === "limit") {
+      await store.transaction(async (tx) => {
         await tx.appendEvent({
           ...base,
           eventType: EVENT.loopLimitReached,
@@ -809,15 +876,114 @@ export class ProtocolRunner {
         await tx.updateStepRun(step.id, {
           summary: `loop_limit_reached after ${decision.iterations} iterations`,
         });
+      });
+      return "limit";
+    }
+    const state = {
+      ...step.runtimeState,
+      loop_counts: { ...loopCounts, [decision.policy.id]: decision.iterations },
+      last_action: "loop_step_back",
+      last_policy_id: decision.policy.id,
+      last_target_step: decision.targetStep,
+    };
+    const doneOnce = (s: StepRun) =>
+      s.status === "completed" && ctx.steps.get(s.stepName)?.spec.execute_once === true;
+    const reset = steps.filter((s) => decision.reset.includes(s.stepName) && !doneOnce(s));
+    const target = reset[0] ?? step;
+    const worktree = await restoreForLoop(ctx, target);
+    await store.transaction(async (tx) => {
+      await tx.updateStepRun(step.id, { runtimeState: state });
+      await tx.appendEvent({
+        ...base,
+        eventType: EVENT.loopDecision,
+        message: `Loop ${decision.policy.id} (${decision.iterations}/${decision.maxIterations}): back to ${decision.targetStep} after ${reason}${worktree.action === "restored" ? `; worktree restored to ${String(worktree.commit).slice(0, 10)}` : ""}`,
+        metadata: {
+          policy: decision.policy,
+          reason,
+          target_step: decision.targetStep,
+          target_step_index: decision.targetIndex,
+          steps_reset: reset.map((s) => s.stepName),
+          skipped_steps: decision.policy.skip,
+          execute_once_kept: steps
+            .filter((s) => decision.reset.includes(s.stepName) && doneOnce(s))
+            .map((s) => s.stepName),
+          iterations: decision.iterations,
+          max_iterations: decision.maxIterations,
+          runtime_state: state,
+          worktree,
+        },
+      });
+      for (const s of reset.filter((s) => s.status !== "pending")) {
+        await tx.transitionStep(s.id, "pending", {
+          eventType: EVENT.stepStatus,
+          message: `Reset by loop ${decision.policy.id}`,
+          metadata: { policy_id: decision.policy.id },
+        });
       }
-      await this.block(
-        tx,
-        ctx.run.id,
-        `Step ${step.stepName} failed (${reason})${decision.kind === "limit" ? "; loop limit reached" : ""}`,
-        { reason, step: step.stepName },
-      );
     });
-    return "stop";
+    return "looped";
+  }
+
+  /**
+   * What the agent's directive asks for after a step that passed QA: loop and trigger go through the
+   * policies (conditions directive:loop / directive:trigger), checkpoint and pause pause the run.
+   * Undefined: carry on as usual.
+   */
+  private async applyDirective(
+    ctx: RunContext,
+    step: StepRun,
+    directive: ReadDirective,
+    frame: Frame,
+    signal: AbortSignal,
+  ): Promise<StepOutcome | undefined> {
+    const base = { protocolRunId: ctx.run.id, stepRunId: step.id };
+    if (directive.action === "loop") {
+      const loop = await this.loopBack(ctx, step.id, "directive:loop");
+      if (loop === "looped") return "continue";
+      if (loop === "limit") {
+        await this.block(this.store, ctx.run.id, `Step ${step.stepName} asked to loop past its limit`, {
+          reason: "loop_limit_reached",
+          step: step.stepName,
+          directive,
+        });
+        return "stop";
+      }
+      return undefined;
+    }
+    if (directive.action === "trigger") {
+      const target = directive.triggerStep;
+      if (!target || !ctx.steps.has(target)) {
+        await this.store.appendEvent({
+          ...base,
+          eventType: EVENT.directiveInvalid,
+          message: `Directive trigger names ${target ? `"${target}", which is not a step` : "no step"}`,
+          metadata: { directive },
+        });
+        await this.block(this.store, ctx.run.id, "Directive trigger target missing", {
+          reason: "directive_invalid",
+          step: step.stepName,
+        });
+        return "stop";
+      }
+      const policy: TriggerPolicy = {
+        behavior: "trigger",
+        id: `directive:${target}`,
+        conditions: ["directive:trigger"],
+        triggerStep: target,
+        inline: true,
+        maxIterations: DEFAULT_MAX_ITERATIONS,
+      };
+      return this.fireTriggers(ctx, step.id, frame, signal, "directive:trigger", [policy]);
+    }
+    if (directive.action === "checkpoint" || directive.action === "pause") {
+      await this.store.transitionProtocol(ctx.run.id, "paused", {
+        eventType: EVENT.protocolPaused,
+        message: `Protocol paused by ${step.stepName} (${directive.action}${directive.reason ? `: ${directive.reason}` : ""}); resume with tgz run ${ctx.run.id}`,
+        metadata: { reason: "directive", directive },
+      });
+      return "stop";
+    }
+    return undefined;
   }
 
   /** Trigger policies may run another step after an outcome: inline under the depth guard, or queued. */
@@ -827,6 +993,7 @@ export class ProtocolRunner {
     frame: Frame,
     signal: AbortSignal,
     reason: OutcomeReason,
+    extra: TriggerPolicy[] = [],
   ): Promise<StepOutcome> {
     const store = this.store;
     const steps = await store.listStepRuns(ctx.run.id);
@@ -835,7 +1002,7 @@ export class ProtocolRunner {
     const triggerCounts = counts(step.runtimeState, "trigger_counts");
     const chain = [...frame.chain, step.stepName];
     const decision = decideTrigger(
-      policies,
+      [...extra, ...policies],
       chain,
       frame.depth,
       ctx.config.maxInlineTriggerDepth,

@@ -8,6 +8,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { TasksGodzillaError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 import type { StepSpec } from "../spec/schema.js";
+import { builtinValues, placeholderValues, usedNames } from "./placeholders.js";
 
 export interface ResolveRoots {
   /** The step's working tree. */
@@ -120,7 +121,13 @@ export function resolveStep(
   step: StepSpec,
   stepIndex: number,
   roots: ResolveRoots,
-  opts: { promptRequired: boolean; placeholders?: Record<string, unknown> | null | undefined },
+  opts: {
+    promptRequired: boolean;
+    placeholders?: Record<string, unknown> | null | undefined;
+    projectName?: string | undefined;
+    /** False when validating before the run: file placeholders are not read yet. */
+    readFiles?: boolean | undefined;
+  },
 ): ResolvedStep {
   const pointer = `/steps/${stepIndex}/prompt_ref`;
   const ref = step.prompt_ref?.trim();
@@ -146,10 +153,15 @@ export function resolveStep(
   }
   const templateId = promptPath ? templateIdOf(promptPath, roots) : "none";
   const builtins = { step_id: step.id, protocol_dir: roots.protocolRoot, workspace: roots.workspace };
-  const inputs = renderInputs(step.inputs ?? {}, { ...(opts.placeholders ?? {}), ...builtins });
+  const names = usedNames(raw, JSON.stringify(step.inputs ?? {}));
+  const values = {
+    ...builtinValues(opts.projectName ?? ""),
+    ...placeholderValues(opts.placeholders, names, roots, opts.readFiles ?? true),
+  };
+  const inputs = renderInputs(step.inputs ?? {}, { ...values, ...builtins });
   return {
     promptPath,
-    prompt: renderTemplate(raw, { ...(opts.placeholders ?? {}), ...inputs, ...builtins }),
+    prompt: renderTemplate(raw, { ...values, ...inputs, ...builtins }),
     promptVersion: promptPath ? contentVersion(templateId, raw) : "none",
     outputs,
     inputs,

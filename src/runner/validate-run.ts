@@ -29,7 +29,11 @@ export function validateRun(ctx: RunContext, registry: EngineRegistry): StepVali
       const promptRequired = registry.has(engineId)
         ? registry.get(engineId).capabilities.promptRequired
         : true;
-      resolveStep(spec, index, ctx.roots, { promptRequired, placeholders: ctx.spec.placeholders });
+      resolveStep(spec, index, ctx.roots, {
+        promptRequired,
+        placeholders: ctx.spec.placeholders,
+        readFiles: false,
+      });
     } catch (err) {
       if (!(err instanceof StepResolutionError)) throw err;
       push(err.pointer, err.message);

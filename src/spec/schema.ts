@@ -100,6 +100,30 @@ export const OutputsSpec = z
   })
   .describe("Declared outputs.");
 
+export const DirectiveSpec = z
+  .strictObject({
+    file: z
+      .string()
+      .min(1)
+      .describe("Directive file, relative to the worktree (reset before the step, read after)."),
+    alt_files: z.array(z.string()).nullish().describe("Other names an agent may write the directive to."),
+  })
+  .describe(
+    "An agent directive file: the agent writes {action: continue|loop|stop|checkpoint|pause|error|trigger, " +
+      "reason?, trigger_step?} to steer the run. loop and trigger become the conditions directive:loop / directive:trigger.",
+  );
+
+export const FilePlaceholder = z
+  .strictObject({
+    file: z.string().min(1).describe("File (or dir/*.ext glob) whose content is inlined when the step runs."),
+    from: z.enum(["workspace", "protocol"]).nullish().describe("Base folder of `file` (default workspace)."),
+    optional: z
+      .boolean()
+      .nullish()
+      .describe("A missing file gives an empty string instead of failing the step."),
+  })
+  .describe("A placeholder whose value is a file's content at run time.");
+
 export const StepSpec = z
   .looseObject({
     id: z.string().min(1).describe("Unique step id."),
@@ -127,6 +151,11 @@ export const StepSpec = z
     budget: BudgetSpec.nullish().describe("Per-step token budget."),
     sandbox: z.enum(SANDBOX_MODES).nullish().describe("Sandbox / permission mode for agent engines."),
     reasoning_effort: z.string().nullish().describe("Reasoning effort for engines that support it."),
+    execute_once: z
+      .boolean()
+      .nullish()
+      .describe("Once completed, the step is not run again by a loop or a resume."),
+    directive: DirectiveSpec.nullish(),
   })
   .describe("One step of a protocol.");
 
@@ -134,7 +163,12 @@ export const ProtocolSpec = z
   .looseObject({
     version: z.union([z.string(), z.number()]).nullish(),
     steps: z.array(StepSpec).min(1).describe("Steps in execution order."),
-    placeholders: z.record(z.string(), z.unknown()).nullish(),
+    placeholders: z
+      .record(z.string(), z.unknown())
+      .nullish()
+      .describe(
+        "Values for {{name}} in prompts and inputs: a literal, or {file, from?, optional?} read at run time.",
+      ),
     template: z.unknown().optional(),
     metadata: z.record(z.string(), z.unknown()).nullish(),
     budget: BudgetSpec.nullish().describe("Per-protocol token budget."),
@@ -143,6 +177,8 @@ export const ProtocolSpec = z
 
 export type ProtocolSpec = z.infer<typeof ProtocolSpec>;
 export type StepSpec = z.infer<typeof StepSpec>;
+export type FilePlaceholder = z.infer<typeof FilePlaceholder>;
+export type DirectiveSpec = z.infer<typeof DirectiveSpec>;
 export type PolicySpec = z.infer<typeof PolicySpec>;
 export type QaSpec = z.infer<typeof QaSpec>;
 export type BudgetSpec = z.infer<typeof BudgetSpec>;

@@ -63,9 +63,7 @@ export const codexAdapter: CliAdapter = {
       "analytics.enabled=false",
       "check_for_update_on_startup=false",
       ...(s.baseUrl ? providerOverrides(s.baseUrl, s.provider ?? "tasksgodzilla") : []),
-      ...(typeof request.inputs.reasoning_effort === "string"
-        ? [`model_reasoning_effort="${request.inputs.reasoning_effort}"`]
-        : []),
+      ...(request.reasoningEffort ? [`model_reasoning_effort="${request.reasoningEffort}"`] : []),
       ...(s.configOverrides ?? []),
     ];
     const args = [
