@@ -10,6 +10,7 @@ import {
   worktreeListCommand,
   worktreePruneCommand,
 } from "./commands/git-commands.js";
+import { type ImportCommandOptions, importCodemachineCommand } from "./commands/import-command.js";
 import { eventsCommand, statusCommand, stepsCommand } from "./commands/inspect-commands.js";
 import { type PlanCommandOptions, planCommand } from "./commands/plan-command.js";
 import { runCommand } from "./commands/run-command.js";
@@ -97,6 +98,22 @@ worktree
       worktreePruneCommand(app, branches, opts),
     ),
   );
+
+const importer = program.command("import").description("import workflows from other tools");
+importer
+  .command("codemachine <path>")
+  .description("import a CodeMachine workflow package (0.7 or 0.8) as a protocol run")
+  .option("--workflow <name>", "which *.workflow.js, when the package has several")
+  .option("--repo <dir>", "repository the run works in (default: current directory)")
+  .option("--qa <policy>", "QA for every imported step: skip, light or full (default: light)")
+  .option("--name <short-name>", "short protocol name (default: the workflow name)")
+  .option("--print-spec", "print the normalised ProtocolSpec and create nothing")
+  .option("--json", "JSON output")
+  .action(async (path: string, opts: ImportCommandOptions) => {
+    exitCode = opts.printSpec
+      ? await importCodemachineCommand(undefined, path, opts)
+      : await withApp(globals(), (app) => importCodemachineCommand(app, path, opts));
+  });
 
 program
   .command("status [run-id]")

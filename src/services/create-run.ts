@@ -62,6 +62,8 @@ export interface CreateRunInput {
   spec?: unknown;
   name?: string;
   description?: string;
+  /** Files written into the protocol folder before the spec is frozen (imported prompts), by relative path. */
+  files?: Record<string, string>;
 }
 
 export interface CreatedRun {
@@ -90,6 +92,13 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   const protocolRoot = join(workspace, PROTOCOLS_DIR, protocolName);
 
   mkdirSync(protocolRoot, { recursive: true });
+  for (const [rel, text] of Object.entries(input.files ?? {})) {
+    const target = resolve(protocolRoot, rel);
+    if (!isInside(protocolRoot, target))
+      throw new InvalidInputError(`file ${rel} would be written outside the protocol folder`);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, text);
+  }
   if (input.specPath) {
     const specDir = dirname(resolve(input.specPath));
     if (!isInside(workspace, specDir)) {

@@ -1,0 +1,60 @@
+/** `tgz import codemachine PATH`: print the normalised spec, or create a run from it. */
+import { resolve } from "node:path";
+import { importCodemachine } from "../../codemachine/import-codemachine.js";
+import { CodeMachineImportError } from "../../codemachine/import-errors.js";
+import { createRunFromSpec } from "../../services/create-run.js";
+import { InvalidInputError } from "../../shared/errors.js";
+import { QA_POLICIES, type QaPolicy } from "../../spec/schema.js";
+import type { AppContext } from "../app-context.js";
+import { runLine } from "../format.js";
+
+export interface ImportCommandOptions {
+  workflow?: string;
+  repo?: string;
+  qa?: string;
+  name?: string;
+  printSpec?: boolean;
+  json?: boolean;
+}
+
+function qaPolicy(value: string | undefined): QaPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (!(QA_POLICIES as readonly string[]).includes(value))
+    throw new InvalidInputError(`--qa must be one of ${QA_POLICIES.join(", ")}, got "${value}"`);
+  return value as QaPolicy;
+}
+
+export async function importCodemachineCommand(
+  app: AppContext | undefined,
+  path: string,
+  opts: ImportCommandOptions,
+): Promise<number> {
+  const repoDir = resolve(opts.repo ?? process.cwd());
+  let imported: ReturnType<typeof importCodemachine>;
+  try {
+    imported = importCodemachine(path, { workflow: opts.workflow, qa: qaPolicy(opts.qa), repoDir });
+  } catch (err) {
+    if (!(err instanceof CodeMachineImportError)) throw err;
+    process.stderr.write(`cannot import ${path}: ${err.message}\n`);
+    return 1;
+  }
+  for (const w of imported.warnings) process.stderr.write(`warning: ${w}\n`);
+  if (opts.printSpec || !app) {
+    process.stdout.write(`${JSON.stringify(imported.spec, null, 2)}\n`);
+    return 0;
+  }
+  const { run } = await createRunFromSpec(app.store, {
+    repoDir,
+    spec: imported.spec,
+    files: imported.files,
+    name: opts.name ?? imported.name,
+    description: `CodeMachine workflow ${imported.name}`,
+  });
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, protocol_root: run.protocolRoot })}\n`,
+    );
+  else
+    process.stdout.write(`Imported ${runLine(run)} in ${run.protocolRoot}\nRun it with: tgz run ${run.id}\n`);
+  return run.status === "planned" ? 0 : 1;
+}
