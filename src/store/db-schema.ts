@@ -73,10 +73,39 @@ export interface TokenUsageTable {
   created_at: string;
 }
 
+export interface JobsTable {
+  id: Generated<number>;
+  kind: string;
+  payload: string;
+  state: string;
+  priority: number;
+  run_at: string;
+  attempts: number;
+  max_attempts: number;
+  backoff_ms: number;
+  singleton_key: string | null;
+  lease_token: string | null;
+  lease_expires_at: string | null;
+  worker_id: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ConcurrencySlotsTable {
+  slot_key: string;
+  slot_no: number;
+  holder: string;
+  token: string;
+  expires_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   protocol_runs: ProtocolRunsTable;
   step_runs: StepRunsTable;
   events: EventsTable;
   token_usage: TokenUsageTable;
+  jobs: JobsTable;
+  concurrency_slots: ConcurrencySlotsTable;
 }

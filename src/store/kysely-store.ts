@@ -362,6 +362,11 @@ export class KyselyStore extends KyselyOps implements Store {
     super(db, new Map());
   }
 
+  /** The query builder, for components that keep their own tables in the same database (the job queue). */
+  get kysely(): Kysely<Database> {
+    return this.db;
+  }
+
   transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
     return this.atomically(fn);
   }

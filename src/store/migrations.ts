@@ -83,6 +83,38 @@ CREATE INDEX token_usage_project ON token_usage (project_id);
 CREATE INDEX token_usage_step ON token_usage (step_run_id);
 `;
 
+/** The embedded job queue and the concurrency slots shared by every worker of one database. */
+const JOBS = `
+CREATE TABLE jobs (
+  id {{id}},
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  run_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  backoff_ms INTEGER NOT NULL,
+  singleton_key TEXT,
+  lease_token TEXT,
+  lease_expires_at TEXT,
+  worker_id TEXT,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX jobs_claim ON jobs (state, priority, run_at, id);
+CREATE UNIQUE INDEX jobs_singleton ON jobs (singleton_key) WHERE singleton_key IS NOT NULL AND state IN ('waiting', 'delayed', 'active');
+CREATE TABLE concurrency_slots (
+  slot_key TEXT NOT NULL,
+  slot_no INTEGER NOT NULL,
+  holder TEXT NOT NULL,
+  token TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  PRIMARY KEY (slot_key, slot_no)
+);
+`;
+
 function statements(ddl: string, dialect: Dialect): string[] {
   const id = dialect === "postgres" ? "SERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
   return ddl
@@ -101,7 +133,12 @@ function ddlMigration(ddl: string, dialect: Dialect): Migration {
 }
 
 function provider(dialect: Dialect): MigrationProvider {
-  return { getMigrations: async () => ({ "0001_initial": ddlMigration(INITIAL, dialect) }) };
+  return {
+    getMigrations: async () => ({
+      "0001_initial": ddlMigration(INITIAL, dialect),
+      "0002_jobs": ddlMigration(JOBS, dialect),
+    }),
+  };
 }
 
 /** Brings the schema up to date; throws with the failing migration's error. */

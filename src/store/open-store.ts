@@ -56,7 +56,7 @@ function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
 }
 
-export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+export async function openStore(opts: OpenStoreOptions): Promise<KyselyStore> {
   const where = opts.url ? redact(opts.url) : (opts.sqlitePath ?? "(no location)");
   let db: Kysely<Database> | undefined;
   try {

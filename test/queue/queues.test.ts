@@ -1,0 +1,73 @@
+/** The queue conformance suite on the embedded queue (SQLite, Postgres) and on BullMQ (Redis). */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
+import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
+import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { openStore } from "../../src/store/open-store.js";
+import { dropTestSchemas, freshStore, postgresReachable } from "../store/store-backends.js";
+import { queueConformance } from "./queue-conformance.js";
+
+export const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+async function redisReachable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(6379, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+const pgUp = await postgresReachable();
+const redisUp = await redisReachable();
+if (process.env.CI === "true" && (!pgUp || !redisUp))
+  throw new Error("Postgres and Redis on 127.0.0.1 are required in CI");
+
+const stores: KyselyStore[] = [];
+const storeQueue = async (backend: "sqlite" | "postgres") => {
+  const store = (await freshStore(backend)) as KyselyStore;
+  stores.push(store);
+  return new StoreQueue(store.kysely, store.dialect);
+};
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  if (pgUp) await dropTestSchemas();
+});
+
+queueConformance("embedded on SQLite", () => storeQueue("sqlite"));
+queueConformance("embedded on Postgres", () => storeQueue("postgres"), !pgUp);
+queueConformance(
+  "BullMQ on Redis",
+  async () => new BullmqQueue({ url: REDIS_URL, prefix: `tgz-test-${randomUUID()}`, stalledIntervalMs: 300 }),
+  !redisUp,
+);
+
+describe("concurrency slots", () => {
+  it("never hand out more than the cap across holders of two handles on one database, and reclaim lapsed slots", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "tgz-slots-")), "db.sqlite");
+    const [a, b] = [await openStore({ sqlitePath: path }), await openStore({ sqlitePath: path })];
+    const [sa, sb] = [new ConcurrencySlots(a.kysely), new ConcurrencySlots(b.kysely)];
+    const tokens = await Promise.all([
+      sa.acquire("engine:codex", 2, "w1", 60_000),
+      sb.acquire("engine:codex", 2, "w2", 60_000),
+      sa.acquire("engine:codex", 2, "w3", 60_000),
+      sb.acquire("engine:codex", 2, "w4", 60_000),
+    ]);
+    expect(tokens.filter(Boolean)).toHaveLength(2);
+    const held = tokens.find(Boolean)!;
+    await sa.release("engine:codex", held);
+    expect(await sb.acquire("engine:codex", 2, "w5", 200)).toBeDefined();
+    expect(await sb.acquire("engine:codex", 2, "w6", 60_000)).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await sa.acquire("engine:codex", 2, "w7", 60_000)).toBeDefined();
+    await a.close();
+    await b.close();
+  });
+});
