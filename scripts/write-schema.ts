@@ -1,8 +1,10 @@
-/** Regenerates schemas/protocol-spec.schema.json from the zod source (`npm run schema`). */
+/** Regenerates the published JSON Schemas in schemas/ from their zod sources (`npm run schema`). */
 import { writeFileSync } from "node:fs";
+import { planningJsonSchema } from "../src/planning/plan-schema.js";
 import { protocolSpecJsonSchema } from "../src/spec/json-schema.js";
 
-writeFileSync(
-  new URL("../schemas/protocol-spec.schema.json", import.meta.url),
-  `${JSON.stringify(protocolSpecJsonSchema(), null, 2)}\n`,
-);
+const write = (name: string, schema: unknown) =>
+  writeFileSync(new URL(`../schemas/${name}`, import.meta.url), `${JSON.stringify(schema, null, 2)}\n`);
+
+write("protocol-spec.schema.json", protocolSpecJsonSchema());
+write("protocol-planning.schema.json", planningJsonSchema());
