@@ -9,8 +9,6 @@ import type { Json } from "../store/types.js";
 export const JOB_KINDS = [
   "plan",
   "execute_protocol",
-  "execute_step",
-  "run_qa",
   "open_pr",
   "import",
   "spec_audit",

@@ -457,9 +457,10 @@ export class ProtocolRunner {
       // an interrupted or looped step continues its agent session where the engine can
       resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState) : undefined,
     };
+    const release = this.deps.engineGate ? await this.deps.engineGate(engineId, signal) : undefined;
     const { result, usage } = await this.callWithRetries(ctx, step, engine, request, model, signal, (n) =>
       transcript("exec", n),
-    );
+    ).finally(() => release?.());
     const callMeta = {
       engine_id: engineId,
       model,

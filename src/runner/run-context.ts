@@ -17,6 +17,11 @@ export interface RunnerDeps {
   /** Loads the effective config for a repository. */
   configFor: (repoDir: string) => EffectiveConfig;
   promptLibrary?: string;
+  /**
+   * Waits for a slot of the engine's concurrency cap (shared by all workers) and returns its release.
+   * Absent: no cap (the embedded single-process default).
+   */
+  engineGate?: (engineId: string, signal: AbortSignal) => Promise<() => Promise<void>>;
 }
 
 export interface RunContext {

@@ -87,6 +87,6 @@ export const AGENT_CASES: AgentCase[] = [
 export function available(c: AgentCase): boolean {
   if (existsSync(c.binary)) return true;
   if (process.env.CI === "true")
-    throw new Error(`${c.engineId}: ${c.binary} is missing; run npm ci --prefix test/agents`);
+    throw new Error(`${c.engineId}: ${c.binary} is missing; run npm install --prefix test/agents`);
   return false;
 }
