@@ -14,6 +14,7 @@ import { type ImportCommandOptions, importCodemachineCommand } from "./commands/
 import { eventsCommand, statusCommand, stepsCommand } from "./commands/inspect-commands.js";
 import { type PlanCommandOptions, planCommand } from "./commands/plan-command.js";
 import { runCommand } from "./commands/run-command.js";
+import { serverCommand, workerCommand } from "./commands/service-commands.js";
 import {
   specAuditCommand,
   specHashCommand,
@@ -114,6 +115,28 @@ importer
       ? await importCodemachineCommand(undefined, path, opts)
       : await withApp(globals(), (app) => importCodemachineCommand(app, path, opts));
   });
+
+program
+  .command("server")
+  .description("serve the HTTP API (and, on the embedded queue, a worker in the same process)")
+  .option(
+    "--host <host>",
+    "address to listen on (anything but loopback needs TASKSGODZILLA_API_TOKEN)",
+    "127.0.0.1",
+  )
+  .option("--port <port>", "port", "8000")
+  .option("--worker", "run a worker in this process also with Redis")
+  .option("--no-worker", "do not run a worker in this process")
+  .action(
+    withStore((app, opts: { host: string; port: string; worker?: boolean }) => serverCommand(app, opts)),
+  );
+
+program
+  .command("worker")
+  .description("run jobs from the queue (embedded, or BullMQ with TASKSGODZILLA_REDIS_URL)")
+  .option("--concurrency <n>", "jobs at once", "1")
+  .option("--lease-seconds <s>", "job lease; a worker that stops heartbeating loses its job after this", "30")
+  .action(withStore((app, opts: { concurrency: string; leaseSeconds: string }) => workerCommand(app, opts)));
 
 program
   .command("status [run-id]")

@@ -6,13 +6,7 @@
  */
 import type { Json } from "../store/types.js";
 
-export const JOB_KINDS = [
-  "plan",
-  "execute_protocol",
-  "open_pr",
-  "import",
-  "spec_audit",
-] as const;
+export const JOB_KINDS = ["plan", "execute_protocol", "open_pr", "import", "spec_audit"] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 export type JobState = "waiting" | "delayed" | "active" | "completed" | "failed" | "dead" | "cancelled";

@@ -287,7 +287,7 @@ class KyselyOps implements StoreOps {
     if (query.eventTypes?.length) q = q.where("event_type", "in", query.eventTypes);
     if (query.afterId !== undefined) q = q.where("id", ">", query.afterId);
     const rows = await q
-      .orderBy("id")
+      .orderBy("id", query.newestFirst ? "desc" : "asc")
       .limit(query.limit ?? 1000)
       .execute();
     return rows.map(toEvent);

@@ -8,7 +8,6 @@ import type { Database } from "./db-schema.js";
 import { KyselyStore } from "./kysely-store.js";
 import { migrate } from "./migrations.js";
 import { StoreOpenError } from "./store-errors.js";
-import type { Store } from "./types.js";
 
 export interface OpenStoreOptions {
   /** postgres://… URL; when set, `sqlitePath` is ignored. */

@@ -137,6 +137,8 @@ export interface EventQuery {
   afterId?: number;
   /** Default 1000. */
   limit?: number;
+  /** The newest first (default: oldest first). */
+  newestFirst?: boolean;
 }
 
 export type UsagePhase = "plan" | "exec" | "qa";

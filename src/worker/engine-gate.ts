@@ -9,9 +9,13 @@ import { InvalidInputError } from "../shared/errors.js";
 
 export function parseCaps(text: string | undefined): Record<string, number> {
   const caps: Record<string, number> = {};
-  for (const part of (text ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (text ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [id, n] = part.split("=");
-    if (!id || !n || !/^\d+$/.test(n) || Number(n) < 1) throw new InvalidInputError(`TASKSGODZILLA_ENGINE_CONCURRENCY: "${part}" is not engine=N (N >= 1)`);
+    if (!id || !n || !/^\d+$/.test(n) || Number(n) < 1)
+      throw new InvalidInputError(`TASKSGODZILLA_ENGINE_CONCURRENCY: "${part}" is not engine=N (N >= 1)`);
     caps[id] = Number(n);
   }
   return caps;
@@ -24,16 +28,20 @@ export function engineGate(slots: ConcurrencySlots, caps: Record<string, number>
     const cap = caps[engineId];
     if (!cap) return async () => undefined;
     const key = `engine:${engineId}`;
-    let token: string | undefined;
-    while (!(token = await slots.acquire(key, cap, holder, SLOT_LEASE_MS))) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("aborted while waiting for an engine slot");
+    let held = await slots.acquire(key, cap, holder, SLOT_LEASE_MS);
+    while (!held) {
+      if (signal.aborted)
+        throw signal.reason instanceof Error
+          ? signal.reason
+          : new Error("aborted while waiting for an engine slot");
       await sleep(250);
+      held = await slots.acquire(key, cap, holder, SLOT_LEASE_MS);
     }
-    const held = token;
-    const renew = setInterval(() => void slots.renew(key, held, SLOT_LEASE_MS), SLOT_LEASE_MS / 3);
+    const slot = held;
+    const renew = setInterval(() => void slots.renew(key, slot, SLOT_LEASE_MS), SLOT_LEASE_MS / 3);
     return async () => {
       clearInterval(renew);
-      await slots.release(key, held);
+      await slots.release(key, slot);
     };
   };
 }

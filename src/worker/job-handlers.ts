@@ -13,11 +13,13 @@ import type { JobHandler } from "./job-worker.js";
 
 function num(payload: Record<string, unknown>, key: string): number {
   const v = payload[key];
-  if (typeof v !== "number" && !(typeof v === "string" && /^\d+$/.test(v))) throw new InvalidInputError(`job payload needs ${key}`);
+  if (typeof v !== "number" && !(typeof v === "string" && /^\d+$/.test(v)))
+    throw new InvalidInputError(`job payload needs ${key}`);
   return Number(v);
 }
 
-const text = (payload: Record<string, unknown>, key: string) => (typeof payload[key] === "string" ? (payload[key] as string) : undefined);
+const text = (payload: Record<string, unknown>, key: string) =>
+  typeof payload[key] === "string" ? (payload[key] as string) : undefined;
 
 export function jobHandlers(deps: RunnerDeps): Record<JobKind, JobHandler> {
   return {
@@ -28,8 +30,17 @@ export function jobHandlers(deps: RunnerDeps): Record<JobKind, JobHandler> {
       const task = text(job.payload, "task");
       const repo = text(job.payload, "repo");
       if (!task || !repo) throw new InvalidInputError("plan job needs task and repo");
-      const run = await planProtocol(deps, { task, repoDir: repo, name: text(job.payload, "name"), base: text(job.payload, "base"), engine: text(job.payload, "engine"), model: text(job.payload, "model"), signal });
-      if (job.payload.run === true && run.status === "planned") await new ProtocolRunner(deps).run(run.id, { signal });
+      const run = await planProtocol(deps, {
+        task,
+        repoDir: repo,
+        name: text(job.payload, "name"),
+        base: text(job.payload, "base"),
+        engine: text(job.payload, "engine"),
+        model: text(job.payload, "model"),
+        signal,
+      });
+      if (job.payload.run === true && run.status === "planned")
+        await new ProtocolRunner(deps).run(run.id, { signal });
     },
     async open_pr(job) {
       await openRunPullRequest(deps.store, num(job.payload, "protocol_run_id"), process.env);
@@ -38,8 +49,17 @@ export function jobHandlers(deps: RunnerDeps): Record<JobKind, JobHandler> {
       const path = text(job.payload, "path");
       const repo = text(job.payload, "repo");
       if (!path || !repo) throw new InvalidInputError("import job needs path and repo");
-      const imported = importCodemachine(path, { repoDir: repo, workflow: text(job.payload, "workflow"), qa: text(job.payload, "qa") as QaPolicy | undefined });
-      await createRunFromSpec(deps.store, { repoDir: repo, spec: imported.spec, files: imported.files, name: text(job.payload, "name") ?? imported.name });
+      const imported = importCodemachine(path, {
+        repoDir: repo,
+        workflow: text(job.payload, "workflow"),
+        qa: text(job.payload, "qa") as QaPolicy | undefined,
+      });
+      await createRunFromSpec(deps.store, {
+        repoDir: repo,
+        spec: imported.spec,
+        files: imported.files,
+        name: text(job.payload, "name") ?? imported.name,
+      });
     },
     async spec_audit(job) {
       const project = job.payload.project_id;

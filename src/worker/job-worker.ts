@@ -4,8 +4,8 @@
  * may run again after a worker died.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
 import type { ClaimedJob, JobKind, JobQueue } from "../queue/job-queue.js";
+import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
 
 export type JobHandler = (job: ClaimedJob, signal: AbortSignal) => Promise<void>;
 
@@ -69,12 +69,20 @@ export class JobWorker {
   private async execute(job: ClaimedJob): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
-    const beat = setInterval(() => {
-      this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs).catch((err) => {
-        this.log({ level: "warn", msg: "lease lost; aborting the job", job: job.id, error: errorMessage(err) });
-        controller.abort(err);
-      });
-    }, Math.max(100, Math.floor(this.leaseMs / 3)));
+    const beat = setInterval(
+      () => {
+        this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs).catch((err) => {
+          this.log({
+            level: "warn",
+            msg: "lease lost; aborting the job",
+            job: job.id,
+            error: errorMessage(err),
+          });
+          controller.abort(err);
+        });
+      },
+      Math.max(100, Math.floor(this.leaseMs / 3)),
+    );
     const started = Date.now();
     this.log({ level: "info", msg: "job started", job: job.id, kind: job.kind, attempt: job.attempts });
     try {
@@ -83,12 +91,27 @@ export class JobWorker {
       await handler(job, controller.signal);
       if (controller.signal.aborted) return; // the lease is someone else's now: neither complete nor fail
       await this.opts.queue.complete(job.id, job.leaseToken);
-      this.log({ level: "info", msg: "job completed", job: job.id, kind: job.kind, duration_ms: Date.now() - started });
+      this.log({
+        level: "info",
+        msg: "job completed",
+        job: job.id,
+        kind: job.kind,
+        duration_ms: Date.now() - started,
+      });
     } catch (err) {
       if (controller.signal.aborted) return;
       const retryable = TasksGodzillaError.is(err) ? err.retryable : false;
-      const outcome = await this.opts.queue.fail(job.id, job.leaseToken, { message: errorMessage(err), retryable }).catch(() => "lost");
-      this.log({ level: "error", msg: "job failed", job: job.id, kind: job.kind, outcome, error: errorMessage(err) });
+      const outcome = await this.opts.queue
+        .fail(job.id, job.leaseToken, { message: errorMessage(err), retryable })
+        .catch(() => "lost");
+      this.log({
+        level: "error",
+        msg: "job failed",
+        job: job.id,
+        kind: job.kind,
+        outcome,
+        error: errorMessage(err),
+      });
     } finally {
       clearInterval(beat);
       this.controllers.delete(controller);

@@ -12,7 +12,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { dropTestSchemas, freshStore, postgresReachable } from "../store/store-backends.js";
 import { queueConformance } from "./queue-conformance.js";
 
-export const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 async function redisReachable(): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,0 +1,81 @@
+/**
+ * `tgz server`: the API, and — on the embedded queue — a worker in the same process, so one command
+ * runs everything. Without an API token the server listens on loopback only.
+ */
+import { hostname } from "node:os";
+import type { FastifyInstance } from "fastify";
+import type { JobQueue } from "../queue/job-queue.js";
+import type { RunnerDeps } from "../runner/run-context.js";
+import { InvalidInputError } from "../shared/errors.js";
+import type { KyselyStore } from "../store/kysely-store.js";
+import { jobHandlers } from "../worker/job-handlers.js";
+import { JobWorker } from "../worker/job-worker.js";
+import { buildServer } from "./build-server.js";
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+export interface StartServerOptions {
+  host: string;
+  port: number;
+  store: KyselyStore;
+  queue: JobQueue;
+  deps: RunnerDeps;
+  env: NodeJS.ProcessEnv;
+  /** Run a worker in this process (default: when the queue is the embedded one). */
+  worker: boolean;
+  log?: boolean;
+}
+
+export async function startServer(
+  opts: StartServerOptions,
+): Promise<{ app: FastifyInstance; url: string; close(): Promise<void> }> {
+  const apiToken = opts.env.TASKSGODZILLA_API_TOKEN || undefined;
+  if (!apiToken && !LOOPBACK.has(opts.host)) {
+    throw new InvalidInputError(
+      `refusing to listen on ${opts.host} without TASKSGODZILLA_API_TOKEN; set a token or use --host 127.0.0.1`,
+    );
+  }
+  const app = buildServer({
+    store: opts.store,
+    queue: opts.queue,
+    configFor: opts.deps.configFor,
+    apiToken,
+    webhookToken: opts.env.TASKSGODZILLA_WEBHOOK_TOKEN || undefined,
+    allowUnsignedWebhooks: opts.env.TASKSGODZILLA_ALLOW_UNSIGNED_WEBHOOKS === "true",
+    ciActions: {
+      onSuccess: opts.env.TASKSGODZILLA_CI_ON_SUCCESS === "run" ? "run" : "none",
+      onFailure: opts.env.TASKSGODZILLA_CI_ON_FAILURE === "none" ? "none" : "block",
+    },
+    logger:
+      opts.log === false
+        ? false
+        : {
+            level: "info",
+            redact: [
+              "req.headers.authorization",
+              'req.headers["x-hub-signature-256"]',
+              'req.headers["x-gitlab-token"]',
+            ],
+          },
+  });
+  const address = await app.listen({ host: opts.host, port: opts.port });
+  if (!apiToken)
+    app.log.warn("no TASKSGODZILLA_API_TOKEN: the API is open to this machine only (listening on loopback)");
+  const worker = opts.worker
+    ? new JobWorker({
+        queue: opts.queue,
+        handlers: jobHandlers(opts.deps),
+        workerId: `${hostname()}:${process.pid}:server`,
+        log: (l) => app.log.info(l),
+      })
+    : undefined;
+  worker?.start();
+  return {
+    app,
+    url: address,
+    async close() {
+      await worker?.stop({ abort: true });
+      await app.close();
+    },
+  };
+}
