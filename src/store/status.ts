@@ -45,8 +45,9 @@ const STEP_MOVES: Record<StepStatus, readonly StepStatus[]> = {
   needs_qa: ["running", "completed", "failed", "blocked", "cancelled", "pending"],
   // finished steps go back to pending when a loop, trigger or retry re-runs them
   completed: ["pending"],
-  failed: ["pending", "cancelled"],
-  blocked: ["pending", "failed", "cancelled"],
+  // → completed: a person approved the step by hand (API approve)
+  failed: ["pending", "cancelled", "completed"],
+  blocked: ["pending", "failed", "cancelled", "completed"],
   cancelled: ["pending"],
 };
 

@@ -126,12 +126,14 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
       return store.getProtocolRun(Number(explicit));
     const ref = (ci.branch ?? "").replace(/^refs\/(heads|tags)\//, "");
     const candidates = [ref, ref.split("/").pop() ?? ""].filter(Boolean);
+    // branch names repeat across repositories: the newest run with that name is the one CI just built
+    let newest: ProtocolRun | undefined;
     for (const project of await store.listProjects()) {
-      const run = (await store.listProtocolRuns(project.id))
-        .reverse()
-        .find((r) => candidates.includes(r.protocolName));
-      if (run) return run;
+      for (const r of await store.listProtocolRuns(project.id)) {
+        if (candidates.includes(r.protocolName) && (!newest || r.id > newest.id)) newest = r;
+      }
     }
+    if (newest) return newest;
     throw new NotFoundError("protocol run for branch", ref || "(none)");
   };
 
