@@ -141,8 +141,40 @@ function provider(dialect: Dialect): MigrationProvider {
   };
 }
 
-/** Brings the schema up to date; throws with the failing migration's error. */
-export async function migrate(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
-  const { error } = await new Migrator({ db, provider: provider(dialect) }).migrateToLatest();
+async function migrateOnce(db: Kysely<unknown>, dialect: Dialect, schema?: string): Promise<void> {
+  const { error } = await new Migrator({
+    db,
+    provider: provider(dialect),
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  }).migrateToLatest();
   if (error) throw error;
+}
+
+/**
+ * Brings the schema up to date; throws with the failing migration's error. Processes that start
+ * together (a server and its workers) take turns: Postgres through an advisory lock held on one
+ * connection, SQLite by retrying while another process creates the tables.
+ */
+export async function migrate(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  if (dialect === "postgres") {
+    await db.connection().execute(async (conn) => {
+      await sql`SELECT pg_advisory_lock(hashtext('tasksgodzilla_migrations'))`.execute(conn);
+      try {
+        // the migrator looks for its own tables in every schema unless told which one is ours
+        const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(conn);
+        await migrateOnce(conn, dialect, rows[0]?.schema);
+      } finally {
+        await sql`SELECT pg_advisory_unlock(hashtext('tasksgodzilla_migrations'))`.execute(conn);
+      }
+    });
+    return;
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(db, dialect);
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }

@@ -21,7 +21,8 @@ export function parseCaps(text: string | undefined): Record<string, number> {
   return caps;
 }
 
-const SLOT_LEASE_MS = 60_000;
+/** Short, so the slot of a worker that died frees itself soon; renewed every third of it while held. */
+const SLOT_LEASE_MS = 10_000;
 
 export function engineGate(slots: ConcurrencySlots, caps: Record<string, number>, holder: string) {
   return async (engineId: string, signal: AbortSignal): Promise<() => Promise<void>> => {

@@ -23,6 +23,9 @@ function runnerDeps(app: AppContext, holder: string): RunnerDeps {
   };
 }
 
+/** After a graceful shutdown, lingering client handles (Redis reconnects) must not keep the process alive. */
+const exitSoon = () => setTimeout(() => process.exit(0), 1000).unref();
+
 /** Resolves when SIGINT/SIGTERM arrives. */
 const untilSignal = () =>
   new Promise<void>((resolve) => {
@@ -52,6 +55,7 @@ export async function serverCommand(
   await untilSignal();
   await server.close();
   await queue.close();
+  exitSoon();
   return 0;
 }
 
@@ -77,5 +81,6 @@ export async function workerCommand(
   await untilSignal();
   await worker.stop({ abort: true });
   await queue.close();
+  exitSoon();
   return 0;
 }
