@@ -1,8 +1,10 @@
 /** The HTTP API over real HTTP on a real SQLite store and the embedded queue. */
+import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
@@ -280,6 +282,33 @@ describe("HTTP API", () => {
     expect(metrics).toMatch(/tasksgodzilla_protocol_runs\{status="blocked"\}/);
     expect(metrics).toMatch(/tasksgodzilla_queue_jobs\{state="waiting"\}/);
     expect(metrics).toMatch(/tasksgodzilla_tokens_total\{engine="shell"/);
+    await drainQueue();
+  });
+
+  it("takes CI results from scripts/ci-report.sh, signed for GitHub and with the token for GitLab", async () => {
+    const { run } = await newRun();
+    const script = join(import.meta.dirname, "../../scripts/ci-report.sh");
+    const report = (state: string, env: Record<string, string>) =>
+      promisify(execFile)("bash", [script, state], {
+        env: {
+          ...process.env,
+          TASKSGODZILLA_API_BASE: base,
+          TASKSGODZILLA_WEBHOOK_TOKEN: HOOK,
+          TASKSGODZILLA_BRANCH: run.protocol_name,
+          ...env,
+        },
+      });
+    expect(JSON.parse((await report("running", {})).stdout)).toMatchObject({
+      protocol_run_id: run.id,
+      outcome: "running",
+    });
+    expect(
+      JSON.parse((await report("success", { TASKSGODZILLA_CI_PROVIDER: "gitlab" })).stdout),
+    ).toMatchObject({ outcome: "success" });
+    await expect(report("failure", { TASKSGODZILLA_WEBHOOK_TOKEN: "wrong" })).rejects.toThrow();
+    expect((await call("GET", `/protocols/${run.id}/events?event_type=ci_webhook`)).body.events).toHaveLength(
+      2,
+    );
     await drainQueue();
   });
 
