@@ -42,6 +42,18 @@ export interface BullmqOptions {
   prefix?: string;
   /** How often lapsed locks are looked for. */
   stalledIntervalMs?: number;
+  /** Connection trouble (Redis restarting): reported here while ioredis reconnects by itself. */
+  onConnectionError?: (err: Error) => void;
+}
+
+/** Reports a burst of identical reconnect errors once, not once per retry. */
+function throttled(report: (err: Error) => void, everyMs = 5000): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    if (Date.now() - last < everyMs) return;
+    last = Date.now();
+    report(err);
+  };
 }
 
 export class BullmqQueue implements JobQueue {
@@ -53,12 +65,19 @@ export class BullmqQueue implements JobQueue {
   constructor(private readonly opts: BullmqOptions) {
     // BullMQ needs maxRetriesPerRequest null so blocking commands survive reconnects
     this.connection = new Redis(opts.url, { maxRetriesPerRequest: null, lazyConnect: false });
+    this.onError = throttled(
+      opts.onConnectionError ?? ((err) => process.stderr.write(`redis: ${err.message}; reconnecting\n`)),
+    );
+    this.connection.on("error", this.onError);
   }
+
+  private readonly onError: (err: Error) => void;
 
   private queue(kind: JobKind): Queue {
     let q = this.queues.get(kind);
     if (!q) {
       q = new Queue(kind, { connection: this.connection, prefix: this.opts.prefix ?? "tasksgodzilla" });
+      q.on("error", this.onError);
       this.queues.set(kind, q);
     }
     return q;
@@ -69,17 +88,24 @@ export class BullmqQueue implements JobQueue {
     let w = this.workers.get(key);
     if (!w) {
       w = new Worker(kind, null, {
-        connection: this.connection.duplicate(),
+        connection: this.duplicate(),
         prefix: this.opts.prefix ?? "tasksgodzilla",
         lockDuration: leaseMs,
         stalledInterval: this.opts.stalledIntervalMs ?? Math.max(1000, Math.floor(leaseMs / 2)),
         maxStalledCount: 1000,
         autorun: false,
       });
+      w.on("error", this.onError);
       void w.startStalledCheckTimer();
       this.workers.set(key, w);
     }
     return w;
+  }
+
+  private duplicate(): Redis {
+    const c = this.connection.duplicate();
+    c.on("error", this.onError);
+    return c;
   }
 
   private async info(kind: JobKind, job: Job): Promise<JobInfo> {

@@ -679,6 +679,7 @@ export class ProtocolRunner {
         metadata: { policy, checks, engine_id: agent?.engine.id ?? null, model: agent?.model ?? null },
       });
     }
+    const qaStarted = Date.now();
     const qa = await runQa({
       step: spec,
       policy,
@@ -735,6 +736,7 @@ export class ProtocolRunner {
       model: first?.model ?? null,
       prompt_versions: { exec: resolved.promptVersion, ...(first ? { qa: first.promptVersion } : {}) },
       usage: qaUsage.map(usageMeta),
+      duration_ms: Date.now() - qaStarted,
     };
     const passed = qa.status === "pass" || qa.status === "skipped";
     const saved = await checkpointStep(ctx, step, qa.status);

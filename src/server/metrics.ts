@@ -68,6 +68,25 @@ export class Metrics {
         value: Number(r.n),
       })),
     );
+    // durations from the ledger: what workers recorded, wherever they ran
+    const ms =
+      store.dialect === "postgres"
+        ? sql<number>`(metadata::json->>'duration_ms')::float`
+        : sql<number>`json_extract(metadata, '$.duration_ms')`;
+    const durations = await db
+      .selectFrom("events")
+      .select(["event_type", sql<string>`SUM(${ms})`.as("sum"), sql<string>`COUNT(${ms})`.as("n")])
+      .where("event_type", "in", ["step_completed", "qa_verdict"])
+      .groupBy("event_type")
+      .execute();
+    for (const [type, name, help] of [
+      ["step_completed", "tasksgodzilla_step_duration_seconds", "Engine time of executed steps."],
+      ["qa_verdict", "tasksgodzilla_qa_duration_seconds", "Time of QA checks and QA agents."],
+    ] as const) {
+      const row = durations.find((d) => d.event_type === type);
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} summary`);
+      lines.push(`${name}_sum ${Number(row?.sum ?? 0) / 1000}`, `${name}_count ${Number(row?.n ?? 0)}`);
+    }
     const counts = await queue.counts();
     family(
       "tasksgodzilla_queue_jobs",

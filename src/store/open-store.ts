@@ -47,6 +47,10 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Ky
     max: 10,
     ...(schema && { options: `-c search_path=${schema}` }),
   });
+  // an idle connection the server dropped (restart, admin kill) is replaced on next use; unhandled, it would end the process
+  pool.on("error", (err) =>
+    process.stderr.write(`postgres: idle connection lost (${err.message}); it will be replaced\n`),
+  );
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -282,6 +282,8 @@ describe("HTTP API", () => {
     expect(metrics).toMatch(/tasksgodzilla_protocol_runs\{status="blocked"\}/);
     expect(metrics).toMatch(/tasksgodzilla_queue_jobs\{state="waiting"\}/);
     expect(metrics).toMatch(/tasksgodzilla_tokens_total\{engine="shell"/);
+    expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count [1-9]/);
+    expect(metrics).toMatch(/tasksgodzilla_qa_duration_seconds_sum /);
     await drainQueue();
   });
 

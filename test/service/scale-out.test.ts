@@ -110,6 +110,8 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     expect(lines.map((l) => l.split(" ")[0])).toEqual(
       Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? "start" : "end")),
     );
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count 6/);
     const jobsByWorker = workers.map((w) => w.output.filter((l) => l.includes('"job started"')).length);
     expect(jobsByWorker.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3);
     for (const w of workers) await w.stop();
