@@ -3,15 +3,20 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { git } from "./git-command.js";
 
-/** A git-safe branch slug: lowercase, `[a-z0-9-]`, no leading/trailing dash, bounded, never empty. */
-export function sanitizeBranchName(short: string): string {
-  const slug = short
+/** Lowercase `[a-z0-9-]`, no leading/trailing dash, at most `max` characters; `fallback` when nothing is left. */
+export function slugify(text: string, max = 48, fallback = "task"): string {
+  const slug = text
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "")
-    .slice(0, 48)
+    .slice(0, max)
     .replace(/-+$/g, "");
-  return slug || "task";
+  return slug || fallback;
+}
+
+/** A git-safe branch slug, never empty. */
+export function sanitizeBranchName(short: string): string {
+  return slugify(short);
 }
 
 export function protocolName(n: number, short: string): string {

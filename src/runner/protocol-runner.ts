@@ -769,29 +769,10 @@ export class ProtocolRunner {
         },
       },
     );
-    if (!passed) {
-      if (
-        await this.enforceBudget(
-          ctx,
-          step,
-          checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id)),
-          "qa",
-          "after_call",
-        )
-      )
-        return "stop";
+    const afterQa = checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id));
+    if (await this.enforceBudget(ctx, step, afterQa, "qa", "after_call")) return "stop";
+    if (!passed)
       return this.afterFailure(ctx, step.id, qa.status === "error" ? "qa_error" : "qa_failed", frame, signal);
-    }
-    if (
-      await this.enforceBudget(
-        ctx,
-        step,
-        checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id)),
-        "qa",
-        "after_call",
-      )
-    )
-      return "stop";
     if (directive) {
       const steered = await this.applyDirective(ctx, step, directive, frame, signal);
       if (steered) return steered;

@@ -6,6 +6,7 @@
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
+import { slugify } from "../git/protocol-names.js";
 import { EVENT } from "../runner/event-types.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
@@ -35,16 +36,6 @@ export function readSpecFile(path: string): unknown {
       `${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}`,
     );
   }
-}
-
-export function slugify(text: string): string {
-  const slug = text
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 40)
-    .replace(/-+$/g, "");
-  return slug || "protocol";
 }
 
 export function inferStepType(step: StepSpec): string {
@@ -88,7 +79,7 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       : input.specPath
         ? basename(input.specPath, extname(input.specPath))
         : "protocol");
-  const protocolName = `${number}-${slugify(baseName)}`;
+  const protocolName = `${number}-${slugify(baseName, 40, "protocol")}`;
   const protocolRoot = join(workspace, PROTOCOLS_DIR, protocolName);
 
   mkdirSync(protocolRoot, { recursive: true });
