@@ -226,13 +226,17 @@ export class ProtocolRunner {
     };
   }
 
-  private async spent(ctx: RunContext, stepRunId: number): Promise<BudgetSpent> {
+  /** What each limited scope has spent so far; scopes without a limit (or budgets off) are not summed. */
+  private async spent(ctx: RunContext, stepRunId: number, limits: BudgetLimits): Promise<BudgetSpent> {
+    const off = limits.mode === "off";
+    const total = async (limit: number | undefined, scope: Parameters<StoreOps["sumUsage"]>[0]) =>
+      off || limit === undefined ? 0 : (await this.store.sumUsage(scope)).total;
     const [step, protocol, project] = await Promise.all([
-      this.store.sumUsage({ stepRunId }),
-      this.store.sumUsage({ protocolRunId: ctx.run.id }),
-      this.store.sumUsage({ projectId: ctx.project.id }),
+      total(limits.step, { stepRunId }),
+      total(limits.protocol, { protocolRunId: ctx.run.id }),
+      total(limits.project, { projectId: ctx.project.id }),
     ]);
-    return { step: step.total, protocol: protocol.total, project: project.total };
+    return { step, protocol, project };
   }
 
   /** Applies a budget decision; returns true when the step must stop. */
@@ -391,7 +395,7 @@ export class ProtocolRunner {
       await this.enforceBudget(
         ctx,
         step,
-        checkBeforeCall(limits, await this.spent(ctx, step.id), estimate),
+        checkBeforeCall(limits, await this.spent(ctx, step.id, limits), estimate),
         "exec",
         "before_call",
       )
@@ -556,7 +560,7 @@ export class ProtocolRunner {
       await this.enforceBudget(
         ctx,
         step,
-        checkAfterCall(limits, await this.spent(ctx, step.id)),
+        checkAfterCall(limits, await this.spent(ctx, step.id, limits)),
         "exec",
         "after_call",
       )
@@ -769,7 +773,8 @@ export class ProtocolRunner {
         },
       },
     );
-    const afterQa = checkAfterCall(this.budgetLimits(ctx, step.stepName), await this.spent(ctx, step.id));
+    const qaLimits = this.budgetLimits(ctx, step.stepName);
+    const afterQa = checkAfterCall(qaLimits, await this.spent(ctx, step.id, qaLimits));
     if (await this.enforceBudget(ctx, step, afterQa, "qa", "after_call")) return "stop";
     if (!passed)
       return this.afterFailure(ctx, step.id, qa.status === "error" ? "qa_error" : "qa_failed", frame, signal);
