@@ -39,6 +39,9 @@ import { engineIdFor, validateRun } from "./validate-run.js";
 
 export type StepOutcome = "continue" | "stop";
 
+/** How often a running protocol looks for a pause or cancel made elsewhere. */
+const STATUS_POLL_MS = 1000;
+
 /** Longest wait before retrying an engine call, whatever the provider asked for. */
 const MAX_RETRY_DELAY_MS = 60_000;
 
@@ -84,7 +87,6 @@ export class ProtocolRunner {
 
   /** Runs a protocol until it completes, blocks, pauses or is cancelled. Returns the final run row. */
   async run(runId: number, opts: RunOptions = {}): Promise<ProtocolRun> {
-    const signal = opts.signal ?? new AbortController().signal;
     const stored = await this.store.getProtocolRun(runId);
     // a run created from an invalid spec stays blocked with its pointers until the spec is fixed
     if (stored.templateConfig.spec_meta?.status === "invalid") return stored;
@@ -125,15 +127,30 @@ export class ProtocolRunner {
       return this.store.getProtocolRun(runId);
     }
 
-    for (;;) {
-      const run = await this.store.getProtocolRun(runId);
-      if (run.status !== "running") return run;
-      if (signal.aborted) return this.pause(runId, "interrupted");
-      const steps = await this.store.listStepRuns(runId);
-      const next = steps.filter((s) => s.status === "pending").sort((a, b) => a.stepIndex - b.stepIndex)[0];
-      if (!next) return this.finish(runId, steps);
-      const outcome = await this.executeStep(ctx, next.id, { depth: 0, chain: [] }, signal);
-      if (outcome === "stop") return this.store.getProtocolRun(runId);
+    // a pause or cancel from elsewhere (API, another process) interrupts the engine call under way
+    const stopper = new AbortController();
+    const signal = AbortSignal.any([opts.signal ?? new AbortController().signal, stopper.signal]);
+    const watch = setInterval(() => {
+      this.store
+        .getProtocolRun(runId)
+        .then((r) => {
+          if (r.status === "paused" || r.status === "cancelled") stopper.abort(new Error(`run ${r.status}`));
+        })
+        .catch(() => undefined);
+    }, STATUS_POLL_MS);
+    try {
+      for (;;) {
+        const run = await this.store.getProtocolRun(runId);
+        if (run.status !== "running") return run;
+        if (signal.aborted) return this.pauseIfRunning(this.store, runId);
+        const steps = await this.store.listStepRuns(runId);
+        const next = steps.filter((s) => s.status === "pending").sort((a, b) => a.stepIndex - b.stepIndex)[0];
+        if (!next) return this.finish(runId, steps);
+        const outcome = await this.executeStep(ctx, next.id, { depth: 0, chain: [] }, signal);
+        if (outcome === "stop") return this.store.getProtocolRun(runId);
+      }
+    } finally {
+      clearInterval(watch);
     }
   }
 
@@ -189,11 +206,14 @@ export class ProtocolRunner {
     return tx.transitionProtocol(runId, "blocked", { eventType: EVENT.protocolBlocked, message, metadata });
   }
 
-  private pause(runId: number, reason: string): Promise<ProtocolRun> {
-    return this.store.transitionProtocol(runId, "paused", {
+  /** Pauses an interrupted run, unless whoever interrupted it already paused or cancelled it. */
+  private async pauseIfRunning(tx: StoreOps, runId: number): Promise<ProtocolRun> {
+    const run = await tx.getProtocolRun(runId);
+    if (run.status !== "running") return run;
+    return tx.transitionProtocol(runId, "paused", {
       eventType: EVENT.protocolPaused,
-      message: `Protocol paused (${reason})`,
-      metadata: { reason },
+      message: "Protocol paused (interrupted)",
+      metadata: { reason: "interrupted" },
     });
   }
 
@@ -492,11 +512,7 @@ export class ProtocolRunner {
           },
           { patch: { runtimeState: sessionState } },
         );
-        await tx.transitionProtocol(ctx.run.id, "paused", {
-          eventType: EVENT.protocolPaused,
-          message: "Protocol paused (interrupted)",
-          metadata: { reason: "interrupted" },
-        });
+        await this.pauseIfRunning(tx, ctx.run.id);
       });
       return "stop";
     }
@@ -721,11 +737,7 @@ export class ProtocolRunner {
           eventType: EVENT.stepInterrupted,
           message: "Interrupted during QA; the step runs again on resume",
         });
-        await tx.transitionProtocol(ctx.run.id, "paused", {
-          eventType: EVENT.protocolPaused,
-          message: "Protocol paused (interrupted)",
-          metadata: { reason: "interrupted" },
-        });
+        await this.pauseIfRunning(tx, ctx.run.id);
       });
       return "stop";
     }

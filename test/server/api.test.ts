@@ -1,7 +1,7 @@
 /** The HTTP API over real HTTP on a real SQLite store and the embedded queue. */
 import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,6 +17,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { gitRepo } from "../scenario/harness.js";
+import { waitGone } from "../support/processes.js";
 
 const TOKEN = "api-secret-token";
 const HOOK = "hook-secret";
@@ -167,6 +168,40 @@ describe("HTTP API", () => {
       "cancelled",
     );
     expect((await call("POST", `/protocols/${other.id}/actions/cancel`)).status).toBe(200);
+  });
+
+  it("stops the engine call under way when the run is paused through the API", async () => {
+    const pidFile = join(mkdtempSync(join(tmpdir(), "tgz-pause-")), "pid");
+    const { run } = await newRun([`sleep 30 & echo $! > ${pidFile}; wait`, "echo after"]);
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    const worker = new JobWorker({
+      queue,
+      handlers: jobHandlers({
+        store,
+        registry: createDefaultRegistry(),
+        configFor: (d) => loadConfig(d, {}),
+      }),
+      workerId: "pauser",
+      pollMs: 50,
+    });
+    worker.start();
+    const until = async (check: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await until(async () => existsSync(pidFile));
+    const started = Date.now();
+    expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body.protocol.status).toBe("paused");
+    await until(
+      async () =>
+        (await call("GET", `/protocols/${run.id}/events?event_type=step_interrupted`)).body.events.length > 0,
+    );
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(await waitGone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
+    expect(
+      (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { status: string }) => s.status),
+    ).toEqual(["pending", "pending"]);
+    await worker.stop();
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("paused");
   });
 
   it("retries a failed step and lets a step be approved", async () => {

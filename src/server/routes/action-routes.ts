@@ -62,7 +62,8 @@ export function actionRoutes(app: FastifyInstance, ctx: ServerContext): void {
             protocol: protocolOut(
               await store.transitionProtocol(id, "paused", {
                 eventType: EVENT.protocolPaused,
-                message: "Paused through the API; the current step finishes first",
+                message:
+                  "Paused through the API; the engine call under way is stopped and its step runs again on resume",
                 metadata: { reason: "api" },
               }),
             ),
