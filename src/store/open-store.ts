@@ -47,10 +47,12 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Ky
     max: 10,
     ...(schema && { options: `-c search_path=${schema}` }),
   });
-  // an idle connection the server dropped (restart, admin kill) is replaced on next use; unhandled, it would end the process
-  pool.on("error", (err) =>
-    process.stderr.write(`postgres: idle connection lost (${err.message}); it will be replaced\n`),
-  );
+  // a connection the server dropped (restart, admin kill) is replaced on next use; unhandled, it would end the process
+  const lost = (err: Error) =>
+    process.stderr.write(`postgres: connection lost (${err.message}); it will be replaced\n`);
+  pool.on("error", lost);
+  // a connection dropped while checked out reports on the client itself; the query in flight fails on its own
+  pool.on("connect", (client) => client.on("error", lost));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
