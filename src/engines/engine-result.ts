@@ -12,8 +12,3 @@ export function failure(
 export function failedResult(error: EngineFailure, fields: Partial<EngineResult> = {}): EngineResult {
   return { ok: false, finalMessage: "", exitCode: null, truncatedBytes: 0, durationMs: 0, ...fields, error };
 }
-
-/** The end of a text, for error messages that must stay readable. */
-export function tail(text: string, max = 2000): string {
-  return text.length > max ? `…${text.slice(-max)}` : text;
-}

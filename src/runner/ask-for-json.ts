@@ -3,7 +3,9 @@
  * has it, tolerant extraction from prose, and one repair retry that shows the agent its own answer.
  * An engine failure or an answer that never parses is reported, never guessed.
  */
+
 import type { Engine, EngineFailure, EngineRequest } from "../engines/engine-port.js";
+import { tail } from "../shared/text.js";
 import { callEngine, type EngineCall } from "./call-engine.js";
 
 export interface JsonAttempt {
@@ -15,10 +17,6 @@ export type JsonAnswer<T> =
   | { ok: true; value: T; attempts: JsonAttempt[] }
   | { ok: false; reason: "engine_failed"; error: EngineFailure; attempts: JsonAttempt[] }
   | { ok: false; reason: "unparseable"; attempts: JsonAttempt[] };
-
-function tail(text: string, max: number): string {
-  return text.length > max ? `…${text.slice(-max)}` : text;
-}
 
 export async function askForJson<T>(
   engine: Engine,

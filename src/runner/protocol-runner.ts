@@ -756,35 +756,35 @@ export class ProtocolRunner {
     };
     const passed = qa.status === "pass" || qa.status === "skipped";
     const saved = await checkpointStep(ctx, step, qa.status);
-    if (saved) {
-      step = await store.updateStepRun(step.id, {
-        runtimeState: { ...step.runtimeState, checkpoint: saved.commit },
-      });
-      await store.appendEvent({
-        protocolRunId: ctx.run.id,
-        stepRunId: step.id,
-        eventType: EVENT.checkpointCreated,
-        message: saved.changed
-          ? `Checkpoint ${saved.commit.slice(0, 10)} after ${step.stepName}`
-          : `${step.stepName} changed nothing; checkpoint stays ${saved.commit.slice(0, 10)}`,
-        metadata: { commit: saved.commit, changed: saved.changed, verdict: qa.status },
-      });
-    }
-    await store.transitionStep(
-      step.id,
-      passed ? "completed" : "failed",
-      qa.status === "skipped"
-        ? { eventType: EVENT.qaSkipped, message: `QA skipped: ${qa.reason}`, metadata: qaMeta }
-        : { eventType: EVENT.qaVerdict, message: `QA ${qa.status}: ${qa.reason}`, metadata: qaMeta },
-      {
-        patch: {
-          summary:
-            qa.status === "skipped"
-              ? "Completed (QA skipped)"
-              : `QA ${qa.status}: ${qa.reason}`.slice(0, 500),
+    const summary =
+      qa.status === "skipped" ? "Completed (QA skipped)" : `QA ${qa.status}: ${qa.reason}`.slice(0, 500);
+    // the verdict, the commit that records it, and its event land together
+    step = await store.transaction(async (tx) => {
+      if (saved) {
+        await tx.appendEvent({
+          protocolRunId: ctx.run.id,
+          stepRunId: step.id,
+          eventType: EVENT.checkpointCreated,
+          message: saved.changed
+            ? `Checkpoint ${saved.commit.slice(0, 10)} after ${step.stepName}`
+            : `${step.stepName} changed nothing; checkpoint stays ${saved.commit.slice(0, 10)}`,
+          metadata: { commit: saved.commit, changed: saved.changed, verdict: qa.status },
+        });
+      }
+      return tx.transitionStep(
+        step.id,
+        passed ? "completed" : "failed",
+        qa.status === "skipped"
+          ? { eventType: EVENT.qaSkipped, message: `QA skipped: ${qa.reason}`, metadata: qaMeta }
+          : { eventType: EVENT.qaVerdict, message: `QA ${qa.status}: ${qa.reason}`, metadata: qaMeta },
+        {
+          patch: {
+            summary,
+            ...(saved ? { runtimeState: { ...step.runtimeState, checkpoint: saved.commit } } : {}),
+          },
         },
-      },
-    );
+      );
+    });
     const qaLimits = this.budgetLimits(ctx, step.stepName);
     const afterQa = checkAfterCall(qaLimits, await this.spent(ctx, step.id, qaLimits));
     if (await this.enforceBudget(ctx, step, afterQa, "qa", "after_call")) return "stop";

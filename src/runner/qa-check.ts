@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Engine, EngineRequest, EngineSettings, TokenUsage } from "../engines/engine-port.js";
 import { changedPaths } from "../git/worktree-changes.js";
 import { errorMessage } from "../shared/errors.js";
+import { tail } from "../shared/text.js";
 import type { QaPolicy, StepSpec } from "../spec/schema.js";
 import { askForJson } from "./ask-for-json.js";
 import type { EngineCall } from "./call-engine.js";
@@ -65,10 +66,6 @@ export interface QaInput {
     settings?: EngineSettings;
   };
   transcriptPath: (attempt: number) => string;
-}
-
-function tail(text: string, max = 2000): string {
-  return text.length > max ? `…${text.slice(-max)}` : text;
 }
 
 async function lightChecks(input: QaInput): Promise<CheckResult[]> {

@@ -32,28 +32,22 @@ export class Metrics {
       for (const r of rows) lines.push(`${name}${labelText(r.labels)} ${r.value}`);
     };
     const db = store.kysely;
-    const runs = await db
-      .selectFrom("protocol_runs")
-      .select((eb) => ["status", eb.fn.countAll<string>().as("n")])
-      .groupBy("status")
-      .execute();
-    family(
-      "tasksgodzilla_protocol_runs",
-      "gauge",
-      "Protocol runs by status.",
-      runs.map((r) => ({ labels: { status: r.status }, value: Number(r.n) })),
-    );
-    const steps = await db
-      .selectFrom("step_runs")
-      .select((eb) => ["status", eb.fn.countAll<string>().as("n")])
-      .groupBy("status")
-      .execute();
-    family(
-      "tasksgodzilla_step_runs",
-      "gauge",
-      "Step runs by status.",
-      steps.map((r) => ({ labels: { status: r.status }, value: Number(r.n) })),
-    );
+    for (const [table, name, help] of [
+      ["protocol_runs", "tasksgodzilla_protocol_runs", "Protocol runs by status."],
+      ["step_runs", "tasksgodzilla_step_runs", "Step runs by status."],
+    ] as const) {
+      const rows = await db
+        .selectFrom(table)
+        .select((eb) => ["status", eb.fn.countAll<string>().as("n")])
+        .groupBy("status")
+        .execute();
+      family(
+        name,
+        "gauge",
+        help,
+        rows.map((r) => ({ labels: { status: r.status }, value: Number(r.n) })),
+      );
+    }
     const tokens = await db
       .selectFrom("token_usage")
       .select(["engine_id", "model", "phase", sql<string>`SUM(input_tokens + output_tokens)`.as("n")])

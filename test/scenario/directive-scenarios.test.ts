@@ -2,10 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/load-config.js";
-import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
-import { ProtocolRunner } from "../../src/runner/protocol-runner.js";
-import { inspect, runSpec, type Scenario, scenario, shellStep } from "./harness.js";
+import { inspect, runnerFor, runSpec, type Scenario, scenario, shellStep } from "./harness.js";
 
 const DIRECTIVE = {
   file: ".codemachine/memory/directive.json",
@@ -111,11 +108,7 @@ describe("agent directives", () => {
     expect(r.run.status).toBe("paused");
     expect(r.status).toEqual({ review: "completed", next: "pending" });
     expect(r.of("paused")[0]!.message).toMatch(/checkpoint: look at it/);
-    const resumed = await new ProtocolRunner({
-      store: s.store,
-      registry: createDefaultRegistry(),
-      configFor: (d) => loadConfig(d, {}),
-    }).run(r.run.id);
+    const resumed = await runnerFor(s).run(r.run.id);
     expect(resumed.status).toBe("completed");
     expect(readFileSync(join(s.repo, "log.txt"), "utf8")).toBe("review\nnext\n");
   });

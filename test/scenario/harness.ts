@@ -56,13 +56,17 @@ export async function runSpec(
     repoDir: s.repo,
     specPath: join(s.specDir, "protocol.json"),
   });
-  const runner = new ProtocolRunner({
+  const run = await runnerFor(s).run(created.id, signal ? { signal } : {});
+  return { run, ...(await inspect(s.store, run.id)) };
+}
+
+/** The runner a scenario uses: built-in registry, config from the repo and the scenario's env. */
+export function runnerFor(s: Scenario): ProtocolRunner {
+  return new ProtocolRunner({
     store: s.store,
     registry: createDefaultRegistry(),
     configFor: (dir) => loadConfig(dir, s.env),
   });
-  const run = await runner.run(created.id, signal ? { signal } : {});
-  return { run, ...(await inspect(s.store, run.id)) };
 }
 
 export async function inspect(store: Store, runId: number) {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { waitGone } from "../support/processes.js";
-import { inspect, runSpec, type Scenario, scenario, shellStep } from "./harness.js";
+import { inspect, runnerFor, runSpec, type Scenario, scenario, shellStep } from "./harness.js";
 
 let s: Scenario;
 beforeEach(async () => {
@@ -508,14 +508,7 @@ describe("whole protocols on the embedded default", () => {
     expect(r.status).toEqual({ quick: "completed", slow: "pending", last: "pending" });
     expect(r.of("step_interrupted")).toHaveLength(1);
 
-    const { ProtocolRunner } = await import("../../src/runner/protocol-runner.js");
-    const { createDefaultRegistry } = await import("../../src/engines/builtin-engines.js");
-    const { loadConfig } = await import("../../src/config/load-config.js");
-    const resumed = await new ProtocolRunner({
-      store: s.store,
-      registry: createDefaultRegistry(),
-      configFor: (d) => loadConfig(d, {}),
-    }).run(r.run.id);
+    const resumed = await runnerFor(s).run(r.run.id);
     expect(resumed.status).toBe("completed");
     expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("q\ns\nl\n");
     expect((await inspect(s.store, r.run.id)).of("resumed")).toHaveLength(1);

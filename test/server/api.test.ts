@@ -51,7 +51,8 @@ const shellSpec = (...commands: string[]) => ({
     id: `s${i}`,
     engine_id: "shell",
     inputs: { command: c },
-    qa: { policy: "skip" },
+    // the last step is checked, so QA shows up in events and metrics
+    qa: { policy: i === commands.length - 1 ? "light" : "skip" },
   })),
 });
 
@@ -73,13 +74,13 @@ async function newRun(commands = ["echo one", "echo two"]) {
   return { project, run };
 }
 
+function newWorker(workerId: string): JobWorker {
+  const deps = { store, registry: createDefaultRegistry(), configFor: (d: string) => loadConfig(d, {}) };
+  return new JobWorker({ queue, handlers: jobHandlers(deps), workerId, pollMs: 50 });
+}
+
 async function drainQueue() {
-  const worker = new JobWorker({
-    queue,
-    handlers: jobHandlers({ store, registry: createDefaultRegistry(), configFor: (d) => loadConfig(d, {}) }),
-    workerId: "test",
-    pollMs: 50,
-  });
+  const worker = newWorker("test");
   worker.start();
   for (let i = 0; i < 200 && ((await queue.counts()).waiting > 0 || (await queue.counts()).active > 0); i++)
     await new Promise((r) => setTimeout(r, 50));
@@ -174,16 +175,7 @@ describe("HTTP API", () => {
     const pidFile = join(mkdtempSync(join(tmpdir(), "tgz-pause-")), "pid");
     const { run } = await newRun([`sleep 30 & echo $! > ${pidFile}; wait`, "echo after"]);
     await call("POST", `/protocols/${run.id}/actions/start`);
-    const worker = new JobWorker({
-      queue,
-      handlers: jobHandlers({
-        store,
-        registry: createDefaultRegistry(),
-        configFor: (d) => loadConfig(d, {}),
-      }),
-      workerId: "pauser",
-      pollMs: 50,
-    });
+    const worker = newWorker("pauser");
     worker.start();
     const until = async (check: () => Promise<boolean>) => {
       for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 100));
@@ -318,7 +310,7 @@ describe("HTTP API", () => {
     expect(metrics).toMatch(/tasksgodzilla_queue_jobs\{state="waiting"\}/);
     expect(metrics).toMatch(/tasksgodzilla_tokens_total\{engine="shell"/);
     expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count [1-9]/);
-    expect(metrics).toMatch(/tasksgodzilla_qa_duration_seconds_sum /);
+    expect(metrics).toMatch(/tasksgodzilla_qa_duration_seconds_count [1-9]/);
     await drainQueue();
   });
 

@@ -3,9 +3,10 @@
  * failure) with bash in the worktree. The exit code decides; stdout is the final message.
  */
 import { execFileSync } from "node:child_process";
+import { tail } from "../../shared/text.js";
 import type { Engine, EngineEvent, EngineRequest, EngineResult, PreflightResult } from "../engine-port.js";
 import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
-import { failedResult, failure, tail } from "../engine-result.js";
+import { failedResult, failure } from "../engine-result.js";
 import { BinaryNotFoundError, findBinary, startProcess } from "../process/run-process.js";
 
 function script(command: unknown): string | undefined {

@@ -6,6 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { tail } from "../../shared/text.js";
 import {
   ENGINE_SPECIFICATION_VERSION,
   type Engine,
@@ -15,7 +16,7 @@ import {
   type EngineSettings,
   type PreflightResult,
 } from "../engine-port.js";
-import { failedResult, failure, tail } from "../engine-result.js";
+import { failedResult, failure } from "../engine-result.js";
 import {
   BinaryNotFoundError,
   findBinary,
