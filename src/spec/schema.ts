@@ -156,6 +156,17 @@ export const StepSpec = z
       .nullish()
       .describe("Once completed, the step is not run again by a loop or a resume."),
     directive: DirectiveSpec.nullish(),
+    agent_id: z
+      .string()
+      .nullish()
+      .describe("The agent this step runs; a trigger or directive may name the step by it."),
+    trigger_only: z
+      .boolean()
+      .nullish()
+      .describe(
+        "The step runs only when a trigger or directive names it: never in sequence, and the protocol " +
+          "can complete without it.",
+      ),
   })
   .describe("One step of a protocol.");
 
