@@ -58,10 +58,46 @@ describe("runProcess", () => {
     expect(r).toMatchObject({ aborted: true, timedOut: false });
   });
 
-  it("caps captured output and counts what it dropped", async () => {
-    const r = await bash("head -c 5000 /dev/zero | tr '\\0' x", { maxOutputBytes: 1000 });
-    expect(r.stdout).toHaveLength(1000);
-    expect(r.truncatedBytes).toBe(4000);
+  it("keeps the start and the end of capped output and counts what it dropped", async () => {
+    const r = await bash("printf 'BEGIN'; head -c 5000 /dev/zero | tr '\\0' x; printf 'END'", {
+      maxOutputBytes: 1000,
+    });
+    // a quarter of the cap for the head and a quarter for the tail of each stream
+    expect(r.stdout).toMatch(/^BEGINx{245}\n\[… 4508 bytes dropped …\]\nx{247}END$/);
+    expect(r.truncatedBytes).toBe(4508);
+    const both = await bash("head -c 3000 /dev/zero | tr '\\0' o; head -c 3000 /dev/zero | tr '\\0' e >&2", {
+      maxOutputBytes: 1000,
+    });
+    expect(both.truncatedBytes).toBe(2 * 2500);
+    expect(both.stderr).toMatch(/^e{250}\n\[… 2500 bytes dropped …\]\ne{250}$/);
+  });
+
+  it("streams every stdout line past the cap, the last one included", async () => {
+    const p = startProcess({
+      command: "bash",
+      args: ["-c", 'for i in $(seq 1 2000); do echo "line $i of the stream"; done; printf \'{"last":true}\''],
+      cwd,
+      timeoutMs: 5000,
+      maxOutputBytes: 1000,
+    });
+    const seen: string[] = [];
+    for await (const line of p.lines()) seen.push(line);
+    expect(seen).toHaveLength(2001);
+    expect(seen.at(-1)).toBe('{"last":true}');
+    expect((await p.result).truncatedBytes).toBeGreaterThan(40_000);
+  });
+
+  it("drops a line longer than the cap instead of holding it", async () => {
+    const p = startProcess({
+      command: "bash",
+      args: ["-c", "echo short; head -c 5000 /dev/zero | tr '\\0' x; echo; echo after"],
+      cwd,
+      timeoutMs: 5000,
+      maxOutputBytes: 1000,
+    });
+    const seen: string[] = [];
+    for await (const line of p.lines()) seen.push(line);
+    expect(seen).toEqual(["short", "after"]);
   });
 
   it("streams stdout lines while the process runs", async () => {

@@ -1,11 +1,13 @@
 /**
  * Runs one external process the way every engine needs it: its own process group (so a timeout or an
  * abort kills grandchildren too), stdin closed unless text is given (some CLIs wait on an open stdin),
- * output captured up to a cap with the overflow counted, and stdout lines streamed as they arrive.
+ * the start and end of the output kept within a cap with the overflow counted, and every stdout line
+ * streamed as it arrives.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { InvalidInputError, TasksGodzillaError } from "../../shared/errors.js";
 
 export class BinaryNotFoundError extends TasksGodzillaError {
@@ -24,7 +26,10 @@ export interface ProcessOptions {
   /** Written to stdin, which is then closed; when undefined stdin is closed at once. */
   stdin?: string | undefined;
   timeoutMs: number;
-  /** Cap on stdout + stderr kept in memory; the rest is counted in truncatedBytes. */
+  /**
+   * Cap on stdout + stderr kept in memory (the start and the end of each, half the cap per stream);
+   * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full.
+   */
   maxOutputBytes: number;
   signal?: AbortSignal | undefined;
   /** Time between SIGTERM and SIGKILL; default 2000 ms. */
@@ -79,35 +84,79 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Collects output up to a shared byte budget. */
-class OutputCap {
-  private used = 0;
-  truncated = 0;
-  constructor(private readonly max: number) {}
-  take(chunk: Buffer): Buffer {
-    const room = Math.max(0, this.max - this.used);
-    const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
-    this.used += kept.length;
-    this.truncated += chunk.length - kept.length;
-    return kept;
+/**
+ * Keeps the first and the last part of one output stream within a byte budget and counts what it
+ * dropped: a CLI's first lines say what started, its last ones how it ended.
+ */
+class HeadTail {
+  private readonly head: Buffer[] = [];
+  private headBytes = 0;
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  dropped = 0;
+  constructor(private readonly half: number) {}
+
+  take(chunk: Buffer): void {
+    const room = Math.max(0, this.half - this.headBytes);
+    if (room > 0) {
+      const kept = chunk.subarray(0, room);
+      this.head.push(kept);
+      this.headBytes += kept.length;
+      chunk = chunk.subarray(kept.length);
+    }
+    if (chunk.length === 0) return;
+    this.tail.push(chunk);
+    this.tailBytes += chunk.length;
+    while (this.tailBytes > this.half) {
+      const first = this.tail[0]!;
+      const over = this.tailBytes - this.half;
+      if (first.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first.length;
+        this.dropped += first.length;
+      } else {
+        this.tail[0] = first.subarray(over);
+        this.tailBytes -= over;
+        this.dropped += over;
+      }
+    }
+  }
+
+  text(): string {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail = Buffer.concat(this.tail).toString("utf8");
+    return this.dropped > 0 ? `${head}\n[… ${this.dropped} bytes dropped …]\n${tail}` : head + tail;
   }
 }
 
-/** A push-based async line queue: the process writes lines, one consumer reads them. */
+/**
+ * A push-based async line queue: the process writes lines, one consumer reads them. A line longer
+ * than `maxLine` is dropped whole rather than held in memory without end.
+ */
 class LineQueue {
   private readonly buffered: string[] = [];
   private waiting: ((r: IteratorResult<string>) => void) | undefined;
   private ended = false;
   private partial = "";
+  private skipping = false;
+  constructor(private readonly maxLine: number) {}
 
   push(text: string): void {
     const parts = (this.partial + text).split("\n");
     this.partial = parts.pop() ?? "";
+    if (this.skipping && parts.length > 0) {
+      parts.shift();
+      this.skipping = false;
+    }
     for (const line of parts) this.emit(line);
+    if (this.partial.length > this.maxLine) {
+      this.partial = "";
+      this.skipping = true;
+    }
   }
 
   end(): void {
-    if (this.partial) this.emit(this.partial);
+    if (this.partial && !this.skipping) this.emit(this.partial);
     this.partial = "";
     this.ended = true;
     this.waiting?.({ done: true, value: undefined });
@@ -149,10 +198,9 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
     detached: true,
     stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
-  const cap = new OutputCap(opts.maxOutputBytes);
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  const lines = new LineQueue();
+  const stdout = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
+  const stderr = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
+  const lines = new LineQueue(opts.maxOutputBytes);
   let timedOut = false;
   let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -172,16 +220,13 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
 
+  const decoder = new StringDecoder("utf8");
   child.stdout?.on("data", (chunk: Buffer) => {
-    const kept = cap.take(chunk);
-    if (kept.length === 0) return;
-    stdout.push(kept);
-    lines.push(kept.toString("utf8"));
+    stdout.take(chunk);
+    // the parser sees every line, so events printed last (results, usage) survive the cap
+    lines.push(decoder.write(chunk));
   });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const kept = cap.take(chunk);
-    if (kept.length > 0) stderr.push(kept);
-  });
+  child.stderr?.on("data", (chunk: Buffer) => stderr.take(chunk));
   if (child.stdin) {
     child.stdin.on("error", () => undefined); // the child may exit before reading its input
     child.stdin.end(opts.stdin);
@@ -191,6 +236,7 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
     const cleanup = () => {
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
+      lines.push(decoder.end());
       lines.end();
     };
     child.once("error", (err: NodeJS.ErrnoException) => {
@@ -209,11 +255,11 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
       resolvePromise({
         exitCode,
         signal,
-        stdout: Buffer.concat(stdout).toString("utf8"),
-        stderr: Buffer.concat(stderr).toString("utf8"),
+        stdout: stdout.text(),
+        stderr: stderr.text(),
         timedOut,
         aborted,
-        truncatedBytes: cap.truncated,
+        truncatedBytes: stdout.dropped + stderr.dropped,
         durationMs: Date.now() - started,
         pid: child.pid,
       });
