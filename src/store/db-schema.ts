@@ -24,6 +24,8 @@ export interface ProtocolRunsTable {
   description: string | null;
   template_config: string;
   template_source: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -2,12 +2,12 @@
  * The Store on Kysely, one implementation for SQLite and Postgres. Every status change and its event
  * are written in one transaction; a conditional UPDATE makes concurrent movers lose with a typed error.
  */
-import type { Kysely, Transaction } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { NotFoundError } from "../shared/errors.js";
 import type { Database } from "./db-schema.js";
 import { toEvent, toProject, toProtocolRun, toStepRun } from "./row-mappers.js";
 import { canMoveProtocol, canMoveStep, type ProtocolStatus, type StepStatus } from "./status.js";
-import { IllegalTransitionError, StatusConflictError } from "./store-errors.js";
+import { DuplicateNameError, IllegalTransitionError, StatusConflictError } from "./store-errors.js";
 import type {
   Event,
   EventInput,
@@ -33,18 +33,49 @@ const json = (value: unknown) => JSON.stringify(value ?? {});
 /** Project id and spec hash per run: every event needs both, and neither changes often. */
 type RunKeys = Map<number, { projectId: number; specHash: string | null }>;
 
+type Dialect = Store["dialect"];
+
+/** A unique-index violation, as each driver reports it. */
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE";
+}
+
 class KyselyOps implements StoreOps {
   constructor(
     protected readonly db: Kysely<Database>,
     protected readonly runKeys: RunKeys,
+    readonly dialect: Dialect,
+    private readonly inTransaction = false,
   ) {}
 
-  /** Runs `fn` in a transaction, joining the current one when already inside it. */
+  /**
+   * Runs `fn` in a transaction, joining the current one when already inside it. Write transactions
+   * take the database's write lock first: on SQLite `BEGIN IMMEDIATE` (a deferred BEGIN cannot wait
+   * for another process's writer and fails with SQLITE_BUSY), on Postgres an advisory lock, so event
+   * ids are handed out in commit order and a reader's `afterId` cursor never skips a late commit.
+   */
   protected atomically<T>(fn: (ops: KyselyOps) => Promise<T>): Promise<T> {
-    if (this.db.isTransaction) return fn(this);
-    return this.db
-      .transaction()
-      .execute((trx: Transaction<Database>) => fn(new KyselyOps(trx, this.runKeys)));
+    if (this.inTransaction) return fn(this);
+    if (this.dialect === "sqlite") {
+      return this.db.connection().execute(async (conn) => {
+        await sql`BEGIN IMMEDIATE`.execute(conn);
+        try {
+          const result = await fn(new KyselyOps(conn, this.runKeys, this.dialect, true));
+          await sql`COMMIT`.execute(conn);
+          return result;
+        } catch (err) {
+          await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+          throw err;
+        }
+      });
+    }
+    return this.db.transaction().execute(async (trx) => {
+      await sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':tasksgodzilla-writes'))`.execute(
+        trx,
+      );
+      return fn(new KyselyOps(trx, this.runKeys, this.dialect, true));
+    });
   }
 
   async createProject(input: NewProject): Promise<Project> {
@@ -104,8 +135,60 @@ class KyselyOps implements StoreOps {
         updated_at: t,
       })
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirstOrThrow()
+      .catch((err: unknown) => {
+        throw isUniqueViolation(err) ? new DuplicateNameError(input.protocolName, err) : err;
+      });
     return toProtocolRun(row);
+  }
+
+  async acquireRunLease(id: number, owner: string, ttlMs: number): Promise<ProtocolRun> {
+    const t = new Date();
+    const row = await this.db
+      .updateTable("protocol_runs")
+      .set({ lease_owner: owner, lease_expires_at: new Date(t.getTime() + ttlMs).toISOString() })
+      .where("id", "=", id)
+      .where((eb) =>
+        eb.or([
+          eb("lease_owner", "is", null),
+          eb("lease_owner", "=", owner),
+          eb("lease_expires_at", "<", t.toISOString()),
+        ]),
+      )
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toProtocolRun(row) : this.getProtocolRun(id);
+  }
+
+  async renewRunLease(id: number, owner: string, ttlMs: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable("protocol_runs")
+      .set({ lease_expires_at: new Date(Date.now() + ttlMs).toISOString() })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async releaseRunLease(id: number, owner: string): Promise<void> {
+    await this.db
+      .updateTable("protocol_runs")
+      .set({ lease_owner: null, lease_expires_at: null })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner)
+      .execute();
+  }
+
+  async listUnleasedRuns(statuses: ProtocolStatus[]): Promise<ProtocolRun[]> {
+    if (statuses.length === 0) return [];
+    const rows = await this.db
+      .selectFrom("protocol_runs")
+      .selectAll()
+      .where("status", "in", statuses)
+      .where((eb) => eb.or([eb("lease_owner", "is", null), eb("lease_expires_at", "<", now())]))
+      .orderBy("id")
+      .execute();
+    return rows.map(toProtocolRun);
   }
 
   async getProtocolRun(id: number): Promise<ProtocolRun> {
@@ -260,7 +343,11 @@ class KyselyOps implements StoreOps {
     return keys;
   }
 
-  async appendEvent(input: EventInput): Promise<Event> {
+  appendEvent(input: EventInput): Promise<Event> {
+    return this.atomically((ops) => ops.insertEvent(input));
+  }
+
+  private async insertEvent(input: EventInput): Promise<Event> {
     const keys = await this.keysOf(input.protocolRunId);
     const row = await this.db
       .insertInto("events")
@@ -355,11 +442,8 @@ function stepPatch(patch: StepRunPatch) {
 }
 
 export class KyselyStore extends KyselyOps implements Store {
-  constructor(
-    db: Kysely<Database>,
-    readonly dialect: Store["dialect"],
-  ) {
-    super(db, new Map());
+  constructor(db: Kysely<Database>, dialect: Dialect) {
+    super(db, new Map(), dialect);
   }
 
   /** The query builder, for components that keep their own tables in the same database (the job queue). */

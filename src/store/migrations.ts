@@ -115,6 +115,18 @@ CREATE TABLE concurrency_slots (
 );
 `;
 
+/**
+ * One runner per run at a time (a lease with an owner and an expiry, renewed while it runs), and
+ * protocol names unique per project. Duplicates an older version could create are renamed first.
+ */
+const RUN_LEASES = `
+ALTER TABLE protocol_runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE protocol_runs ADD COLUMN lease_expires_at TEXT;
+UPDATE protocol_runs SET protocol_name = protocol_name || '-' || id
+  WHERE id NOT IN (SELECT MIN(id) FROM protocol_runs GROUP BY project_id, protocol_name);
+CREATE UNIQUE INDEX protocol_runs_name ON protocol_runs (project_id, protocol_name);
+`;
+
 function statements(ddl: string, dialect: Dialect): string[] {
   const id = dialect === "postgres" ? "SERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
   return ddl
@@ -137,6 +149,7 @@ function provider(dialect: Dialect): MigrationProvider {
     getMigrations: async () => ({
       "0001_initial": ddlMigration(INITIAL, dialect),
       "0002_jobs": ddlMigration(JOBS, dialect),
+      "0003_run_leases": ddlMigration(RUN_LEASES, dialect),
     }),
   };
 }

@@ -34,6 +34,8 @@ export function toProtocolRun(r: Selectable<ProtocolRunsTable>): ProtocolRun {
     description: r.description,
     templateConfig: parseJson<TemplateConfig>(r.template_config, {}),
     templateSource: parseJson<Json | null>(r.template_source, null),
+    leaseOwner: r.lease_owner,
+    leaseExpiresAt: r.lease_expires_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

@@ -27,3 +27,25 @@ export class StoreOpenError extends TasksGodzillaError {
     });
   }
 }
+
+/** A protocol name already taken in its project: pick the next number and try again. */
+export class DuplicateNameError extends TasksGodzillaError {
+  readonly code = "duplicate_name";
+  override readonly retryable = true;
+  constructor(name: string, cause: unknown) {
+    super(`protocol name ${name} is already taken in this project`, { cause });
+  }
+}
+
+/** Another live runner is executing this run; try again once its lease has expired. */
+export class RunBusyError extends TasksGodzillaError {
+  readonly code = "run_busy";
+  override readonly retryable = true;
+  constructor(
+    runId: number,
+    readonly owner: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(`run ${runId} is being executed by ${owner}; try again in ${Math.ceil(retryAfterMs / 1000)} s`);
+  }
+}

@@ -50,6 +50,9 @@ export interface ProtocolRun {
   description: string | null;
   templateConfig: TemplateConfig;
   templateSource: Json | null;
+  /** The runner executing this run right now, until `leaseExpiresAt` (ISO) unless it renews. */
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -190,6 +193,17 @@ export interface StoreOps {
     event: Omit<EventInput, "protocolRunId" | "stepRunId">,
     opts?: { expectedFrom?: ProtocolStatus },
   ): Promise<ProtocolRun>;
+
+  /**
+   * Takes the run's lease for `owner` until now + ttlMs when it is free, expired or already `owner`'s.
+   * Returns the run as it now is; `leaseOwner` tells whether the lease was won.
+   */
+  acquireRunLease(id: number, owner: string, ttlMs: number): Promise<ProtocolRun>;
+  /** Extends `owner`'s lease; false when it was lost (expired and taken, or released). */
+  renewRunLease(id: number, owner: string, ttlMs: number): Promise<boolean>;
+  releaseRunLease(id: number, owner: string): Promise<void>;
+  /** Runs in one of `statuses` that no live runner holds (no lease, or an expired one). */
+  listUnleasedRuns(statuses: ProtocolStatus[]): Promise<ProtocolRun[]>;
 
   createStepRuns(protocolRunId: number, steps: NewStepRun[]): Promise<StepRun[]>;
   getStepRun(id: number): Promise<StepRun>;

@@ -1,11 +1,18 @@
 /** One repository suite, run against SQLite and against the real Postgres. */
+import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NotFoundError } from "../../src/shared/errors.js";
 import { openStore } from "../../src/store/open-store.js";
-import { IllegalTransitionError, StatusConflictError, StoreOpenError } from "../../src/store/store-errors.js";
+import {
+  DuplicateNameError,
+  IllegalTransitionError,
+  StatusConflictError,
+  StoreOpenError,
+} from "../../src/store/store-errors.js";
 import type { Store } from "../../src/store/types.js";
 import { dropTestSchemas, freshStore, postgresReachable } from "./store-backends.js";
 
@@ -182,6 +189,62 @@ for (const backend of ["sqlite", "postgres"] as const) {
       expect((await store.listEvents({ projectId: project.id })).length).toBe(25);
     });
 
+    it("refuses a second run of the same name in one project, with a typed error", async () => {
+      const { project, run } = await seed();
+      await expect(
+        store.createProtocolRun({ projectId: project.id, protocolName: run.protocolName }),
+      ).rejects.toThrow(DuplicateNameError);
+      // the store is still usable after the failed insert
+      const other = await store.createProtocolRun({ projectId: project.id, protocolName: "0002-demo" });
+      expect(other.protocolName).toBe("0002-demo");
+    });
+
+    it("leases a run to one owner at a time, until it is released or expires", async () => {
+      const { run } = await seed();
+      expect((await store.acquireRunLease(run.id, "a", 60_000)).leaseOwner).toBe("a");
+      expect((await store.acquireRunLease(run.id, "b", 60_000)).leaseOwner).toBe("a");
+      expect(await store.renewRunLease(run.id, "b", 60_000)).toBe(false);
+      expect(await store.renewRunLease(run.id, "a", 1)).toBe(true);
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await store.listUnleasedRuns(["pending"])).map((r) => r.id)).toContain(run.id);
+      expect((await store.acquireRunLease(run.id, "b", 60_000)).leaseOwner).toBe("b");
+      expect(await store.renewRunLease(run.id, "a", 60_000)).toBe(false);
+      expect((await store.listUnleasedRuns(["pending"])).map((r) => r.id)).not.toContain(run.id);
+      await store.releaseRunLease(run.id, "a");
+      expect((await store.getProtocolRun(run.id)).leaseOwner).toBe("b");
+      await store.releaseRunLease(run.id, "b");
+      expect(await store.getProtocolRun(run.id)).toMatchObject({ leaseOwner: null, leaseExpiresAt: null });
+    });
+
+    // SQLite has one writer per database and one connection per store, so the order holds by construction
+    if (backend === "postgres")
+      it("makes events visible in id order: a later id never shows before an earlier one commits", async () => {
+        const { run } = await seed();
+        let release!: () => void;
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        let firstId = 0;
+        const slow = store.transaction(async (tx) => {
+          firstId = (await tx.appendEvent({ protocolRunId: run.id, eventType: "slow", message: "1" })).id;
+          await held;
+        });
+        while (firstId === 0) await new Promise((r) => setTimeout(r, 5));
+        const fast = store.appendEvent({ protocolRunId: run.id, eventType: "fast", message: "2" });
+        await new Promise((r) => setTimeout(r, 150));
+        // a reader polling now must not see "fast" yet: its cursor would then skip "slow"
+        const seen = await store.listEvents({ protocolRunId: run.id });
+        expect(seen.map((e) => e.eventType)).toEqual([]);
+        release();
+        await slow;
+        const second = await fast;
+        expect(second.id).toBeGreaterThan(firstId);
+        expect((await store.listEvents({ protocolRunId: run.id })).map((e) => e.eventType)).toEqual([
+          "slow",
+          "fast",
+        ]);
+      });
+
     it("sums token usage per step, run and project, counting estimated calls", async () => {
       const a = await seed();
       const b = await store.createProtocolRun({ projectId: a.project.id, protocolName: "0002-other" });
@@ -231,6 +294,34 @@ for (const backend of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+describe("the embedded store shared by several processes", () => {
+  it("lets concurrent writer processes wait their turn instead of failing with database is locked", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "tgz-multi-")), "db.sqlite");
+    await (await openStore({ sqlitePath: path })).close();
+    const writer = fileURLToPath(new URL("./fixtures/sqlite-writer.ts", import.meta.url));
+    const results = await Promise.all(
+      ["w1", "w2", "w3", "w4"].map(
+        (tag) =>
+          new Promise<{ code: number | null; stderr: string }>((done) => {
+            const child = spawn(process.execPath, ["--import", "tsx", writer, path, tag], {
+              stdio: ["ignore", "ignore", "pipe"],
+            });
+            let stderr = "";
+            child.stderr.on("data", (d) => {
+              stderr += d;
+            });
+            child.on("close", (code) => done({ code, stderr }));
+          }),
+      ),
+    );
+    expect(results.map((r) => r.stderr)).toEqual(["", "", "", ""]);
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+    const store = await openStore({ sqlitePath: path });
+    expect(await store.listEvents({ eventTypes: ["protocol_started"] })).toHaveLength(160);
+    await store.close();
+  });
+});
 
 describe("opening the embedded store", () => {
   it("keeps data across reopen and migrates idempotently", async () => {
