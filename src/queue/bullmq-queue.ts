@@ -2,6 +2,11 @@
  * The JobQueue on BullMQ (Redis) for scale-out: one BullMQ queue per job kind, workers fetch jobs by
  * hand (`getNextJob`) so the lease token is ours to heartbeat (`extendLock`) and to complete or fail
  * with; a job whose lock lapses is moved back by BullMQ's stalled check and claimed again.
+ *
+ * Where BullMQ differs from the port, this adapter bridges it: every job carries a BullMQ priority
+ * (BullMQ serves un-prioritised jobs before all others, so "0" cannot mean "none"); a claim compares
+ * the heads of every kind's queue; attempts are counted per claim (BullMQ counts failures and stalls
+ * apart); cancelled jobs are removed from BullMQ but remembered in a hash of their own.
  */
 import { randomUUID } from "node:crypto";
 import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
@@ -9,12 +14,18 @@ import { Redis } from "ioredis";
 import type { Json } from "../store/types.js";
 import {
   type ClaimedJob,
+  checkEnqueueOptions,
+  type DeadLetterListener,
+  DeadLetters,
   type EnqueueOptions,
+  emptyCounts,
   JOB_KINDS,
+  type JobFailure,
   type JobInfo,
   type JobKind,
   type JobQueue,
   type JobState,
+  PRIORITY_RANGE,
 } from "./job-queue.js";
 import { LeaseLostError } from "./queue-errors.js";
 
@@ -28,6 +39,7 @@ const STATE_OF: Record<string, JobState> = {
   completed: "completed",
   failed: "dead",
 };
+const OPEN_STATES = ["waiting", "prioritized", "delayed", "active", "waiting-children"];
 
 /** Our ids carry the kind, since each kind is a BullMQ queue of its own. */
 const jobKey = (kind: string, id: string) => `${kind}:${id}`;
@@ -35,6 +47,16 @@ const splitKey = (key: string) => {
   const at = key.indexOf(":");
   return { kind: key.slice(0, at) as JobKind, id: key.slice(at + 1) };
 };
+const isKind = (kind: string): kind is JobKind => (JOB_KINDS as readonly string[]).includes(kind);
+
+/** Ours: lower first, 0 the default, within ±PRIORITY_RANGE. BullMQ's: 1 (first) … 2^21. */
+const bullPriority = (p: number) => p + PRIORITY_RANGE + 1;
+/** BullMQ's score of a delayed job: due time × 2^12 + a counter. */
+const DELAY_SCORE = 0x1000;
+
+/** BullMQ reports a missing job, a missing or foreign lock as a script error with a negative code. */
+const isLeaseError = (err: unknown) =>
+  typeof (err as { code?: unknown })?.code === "number" && (err as { code: number }).code < 0;
 
 export interface BullmqOptions {
   url: string;
@@ -61,6 +83,8 @@ export class BullmqQueue implements JobQueue {
   private readonly queues = new Map<JobKind, Queue>();
   private readonly workers = new Map<string, Worker>();
   private readonly claimed = new Map<string, Job>();
+  private readonly dead = new DeadLetters();
+  private readonly onError: (err: Error) => void;
 
   constructor(private readonly opts: BullmqOptions) {
     // BullMQ needs maxRetriesPerRequest null so blocking commands survive reconnects
@@ -71,12 +95,19 @@ export class BullmqQueue implements JobQueue {
     this.connection.on("error", this.onError);
   }
 
-  private readonly onError: (err: Error) => void;
+  private get prefix() {
+    return this.opts.prefix ?? "tasksgodzilla";
+  }
+
+  /** Cancelled jobs (BullMQ has no such state): our job id → JobInfo as JSON. */
+  private get cancelledKey() {
+    return `${this.prefix}:tgz:cancelled`;
+  }
 
   private queue(kind: JobKind): Queue {
     let q = this.queues.get(kind);
     if (!q) {
-      q = new Queue(kind, { connection: this.connection, prefix: this.opts.prefix ?? "tasksgodzilla" });
+      q = new Queue(kind, { connection: this.connection, prefix: this.prefix });
       q.on("error", this.onError);
       this.queues.set(kind, q);
     }
@@ -89,10 +120,11 @@ export class BullmqQueue implements JobQueue {
     if (!w) {
       w = new Worker(kind, null, {
         connection: this.duplicate(),
-        prefix: this.opts.prefix ?? "tasksgodzilla",
+        prefix: this.prefix,
         lockDuration: leaseMs,
         stalledInterval: this.opts.stalledIntervalMs ?? Math.max(1000, Math.floor(leaseMs / 2)),
-        maxStalledCount: 1000,
+        // a stall is one used-up attempt of the job's own maxAttempts, counted at the next claim
+        maxStalledCount: Number.MAX_SAFE_INTEGER,
         autorun: false,
       });
       w.on("error", this.onError);
@@ -117,7 +149,7 @@ export class BullmqQueue implements JobQueue {
       state,
       attempts: job.attemptsStarted,
       maxAttempts: job.opts.attempts ?? 1,
-      lastError: job.failedReason ?? null,
+      lastError: job.failedReason || null,
       createdAt: new Date(job.timestamp).toISOString(),
       updatedAt: new Date(job.finishedOn ?? job.processedOn ?? job.timestamp).toISOString(),
     };
@@ -128,26 +160,59 @@ export class BullmqQueue implements JobQueue {
     payload: Json,
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; deduplicated: boolean }> {
-    const q = this.queue(kind);
-    const jobId = opts.singletonKey ? `singleton-${opts.singletonKey.replace(/:/g, "_")}` : undefined;
-    if (jobId) {
-      const existing = await q.getJob(jobId);
-      if (existing) {
-        const state = await existing.getState();
-        if (["waiting", "prioritized", "delayed", "active", "waiting-children"].includes(state))
-          return { id: jobKey(kind, jobId), deduplicated: true };
-        await existing.remove();
-      }
-    }
-    const job = await q.add(kind, payload, {
-      ...(jobId ? { jobId } : {}),
+    checkEnqueueOptions(opts);
+    // a singleton job gets an id of ours, so a deduplicated add (which answers the holder's id) shows
+    const jobId = opts.singletonKey === undefined ? undefined : randomUUID();
+    const job = await this.queue(kind).add(kind, payload, {
+      ...(jobId ? { jobId, deduplication: { id: opts.singletonKey! } } : {}),
       delay: opts.delayMs ?? 0,
-      // BullMQ: 0 means no priority and 1 is the highest; ours: lower runs first, 0 the default
-      ...(opts.priority ? { priority: Math.max(1, opts.priority + 1000) } : {}),
+      priority: bullPriority(opts.priority ?? 0),
       attempts: opts.maxAttempts ?? 3,
       backoff: { type: "exponential", delay: opts.backoffMs ?? 1000 },
     });
-    return { id: jobKey(kind, String(job.id)), deduplicated: false };
+    return { id: jobKey(kind, String(job.id)), deduplicated: jobId !== undefined && job.id !== jobId };
+  }
+
+  /**
+   * The kinds in the order their best runnable job should go: BullMQ orders within one queue only.
+   * Each queue's head is read in one round trip (its wait list holds jobs put back by the stalled
+   * check, which BullMQ serves first; then the prioritised set; then due delayed jobs).
+   */
+  private async rank(kinds: readonly JobKind[]): Promise<JobKind[]> {
+    const now = Date.now();
+    const heads = this.connection.pipeline();
+    for (const kind of kinds) {
+      const keys = this.queue(kind).keys;
+      heads.lindex(keys.wait!, -1);
+      heads.zrange(keys.prioritized!, 0, 0, "WITHSCORES");
+      heads.zrange(keys.delayed!, 0, 0, "WITHSCORES");
+    }
+    const replies = (await heads.exec()) ?? [];
+    const candidates: { kind: JobKind; id: string; first: boolean }[] = [];
+    kinds.forEach((kind, i) => {
+      const [wait, prioritized, delayed] = [0, 1, 2].map((k) => replies[i * 3 + k]?.[1]);
+      if (typeof wait === "string") candidates.push({ kind, id: wait, first: true });
+      const [pid] = (prioritized as string[] | undefined) ?? [];
+      if (pid) candidates.push({ kind, id: pid, first: false });
+      const [did, dscore] = (delayed as string[] | undefined) ?? [];
+      if (did && Math.floor(Number(dscore) / DELAY_SCORE) <= now)
+        candidates.push({ kind, id: did, first: false });
+    });
+    if (candidates.length === 0) return [];
+    const fields = this.connection.pipeline();
+    for (const c of candidates)
+      fields.hmget(this.queue(c.kind).toKey(c.id), "priority", "timestamp", "delay");
+    const values = (await fields.exec()) ?? [];
+    const order = candidates.map((c, i) => {
+      const [priority, timestamp, delay] = ((values[i]?.[1] as (string | null)[]) ?? []).map(Number);
+      return {
+        kind: c.kind,
+        priority: c.first ? Number.NEGATIVE_INFINITY : (priority ?? 0),
+        runAt: (timestamp ?? 0) + (delay ?? 0),
+      };
+    });
+    order.sort((a, b) => a.priority - b.priority || a.runAt - b.runAt);
+    return [...new Set(order.map((o) => o.kind))];
   }
 
   async claim(
@@ -155,13 +220,23 @@ export class BullmqQueue implements JobQueue {
     leaseMs: number,
     kinds: readonly JobKind[] = JOB_KINDS,
   ): Promise<ClaimedJob | undefined> {
-    for (const kind of kinds) {
+    for (const kind of await this.rank(kinds)) {
       const token = randomUUID();
       const job = await this.worker(kind, leaseMs).getNextJob(token, { block: false });
       if (!job) continue;
-      const id = jobKey(kind, String(job.id));
-      this.claimed.set(`${id}#${token}`, job);
-      return { ...(await this.info(kind, job)), id, leaseToken: token, leaseExpiresAt: Date.now() + leaseMs };
+      const info = await this.info(kind, job);
+      if (job.attemptsStarted > info.maxAttempts) {
+        // claimed once more than allowed: the last attempt's lease lapsed
+        const reason = "lease expired with no attempts left";
+        await job.moveToFailed(new UnrecoverableError(reason), token, false);
+        await this.connection.hincrby(this.queue(kind).toKey(String(job.id)), "ats", -1);
+        await this.dead.emit({ ...info, state: "dead", attempts: info.maxAttempts, lastError: reason });
+        continue;
+      }
+      // the claimed job frees its singleton key, so work asked for from now on is queued after it
+      if (job.opts.deduplication) await job.removeDeduplicationKey();
+      this.claimed.set(`${info.id}#${token}`, job);
+      return { ...info, state: "active", leaseToken: token, leaseExpiresAt: Date.now() + leaseMs };
     }
     return undefined;
   }
@@ -172,11 +247,22 @@ export class BullmqQueue implements JobQueue {
     return job;
   }
 
-  async heartbeat(jobId: string, leaseToken: string, leaseMs: number): Promise<number> {
-    const job = this.held(jobId, leaseToken);
+  /** Runs a lock-checked BullMQ call: a lost lock is LeaseLostError, connection trouble passes through. */
+  private async owned<T>(jobId: string, token: string, call: (job: Job) => Promise<T>): Promise<T> {
+    const job = this.held(jobId, token);
     try {
-      await job.extendLock(leaseToken, leaseMs);
-    } catch {
+      return await call(job);
+    } catch (err) {
+      if (!isLeaseError(err)) throw err;
+      this.claimed.delete(`${jobId}#${token}`);
+      throw new LeaseLostError(jobId);
+    }
+  }
+
+  async heartbeat(jobId: string, leaseToken: string, leaseMs: number): Promise<number> {
+    // extendLock answers 0 (it does not throw) when the lock is gone or another worker's
+    const extended = await this.owned(jobId, leaseToken, (job) => job.extendLock(leaseToken, leaseMs));
+    if (extended !== 1) {
       this.claimed.delete(`${jobId}#${leaseToken}`);
       throw new LeaseLostError(jobId);
     }
@@ -184,77 +270,96 @@ export class BullmqQueue implements JobQueue {
   }
 
   async complete(jobId: string, leaseToken: string): Promise<void> {
-    const job = this.held(jobId, leaseToken);
+    await this.owned(jobId, leaseToken, (job) => job.moveToCompleted(null, leaseToken, false));
     this.claimed.delete(`${jobId}#${leaseToken}`);
-    try {
-      await job.moveToCompleted(null, leaseToken, false);
-    } catch {
-      throw new LeaseLostError(jobId);
-    }
   }
 
-  async fail(
+  async fail(jobId: string, leaseToken: string, error: JobFailure): Promise<"retrying" | "dead"> {
+    const job = this.held(jobId, leaseToken);
+    const retry = error.retryable && job.attemptsStarted < (job.opts.attempts ?? 1);
+    // an unrecoverable error is not retried by BullMQ, whatever attempts it counts
+    const reason = retry ? new Error(error.message) : new UnrecoverableError(error.message);
+    await this.owned(jobId, leaseToken, () => job.moveToFailed(reason, leaseToken, false));
+    this.claimed.delete(`${jobId}#${leaseToken}`);
+    if (!retry) {
+      const info = await this.info(job.queueName as JobKind, job);
+      await this.dead.emit({ ...info, state: "dead", lastError: error.message });
+    }
+    return retry ? "retrying" : "dead";
+  }
+
+  async release(
     jobId: string,
     leaseToken: string,
-    error: { message: string; retryable: boolean },
-  ): Promise<"retrying" | "dead"> {
+    opts: { delayMs?: number; reason?: string } = {},
+  ): Promise<void> {
     const job = this.held(jobId, leaseToken);
+    const delay = opts.delayMs ?? 0;
+    await this.owned(jobId, leaseToken, async () => {
+      if (delay > 0) await job.moveToDelayed(Date.now() + delay, leaseToken);
+      else await job.moveToWait(leaseToken);
+    });
     this.claimed.delete(`${jobId}#${leaseToken}`);
-    try {
-      // an unrecoverable error is not retried, whatever attempts remain
-      await job.moveToFailed(
-        error.retryable ? new Error(error.message) : new UnrecoverableError(error.message),
-        leaseToken,
-        false,
-      );
-    } catch {
-      throw new LeaseLostError(jobId);
-    }
-    const state = await job.getState();
-    return state === "failed" ? "dead" : "retrying";
+    // the claim counted an attempt; a hand-back is not one
+    const key = this.queue(job.queueName as JobKind).toKey(String(job.id));
+    const undo = this.connection.multi().hincrby(key, "ats", -1);
+    if (opts.reason) undo.hset(key, "failedReason", opts.reason);
+    await undo.exec();
   }
 
   async cancel(jobId: string): Promise<boolean> {
     const { kind, id } = splitKey(jobId);
-    const job = await this.queue(kind).getJob(id);
-    if (!job || !["waiting", "prioritized", "delayed"].includes(await job.getState())) return false;
-    await job.remove();
+    if (!isKind(kind)) return false;
+    const q = this.queue(kind);
+    const job = await q.getJob(id);
+    if (!job) return false;
+    const state = await job.getState();
+    if (!OPEN_STATES.includes(state)) return false;
+    const info = await this.info(kind, job);
+    // an active job's holder learns of it at its next heartbeat, which finds no lock
+    if (state === "active") await this.connection.del(`${q.toKey(id)}:lock`);
+    const removed = await job.remove().then(
+      () => true,
+      () => false,
+    );
+    if (!removed) return false;
+    const cancelled: JobInfo = { ...info, state: "cancelled", updatedAt: new Date().toISOString() };
+    await this.connection.hset(this.cancelledKey, jobId, JSON.stringify(cancelled));
     return true;
   }
 
   async get(jobId: string): Promise<JobInfo | undefined> {
     const { kind, id } = splitKey(jobId);
-    if (!(JOB_KINDS as readonly string[]).includes(kind)) return undefined;
+    if (!isKind(kind)) return undefined;
     const job = await this.queue(kind).getJob(id);
-    return job ? this.info(kind, job) : undefined;
+    if (job) return this.info(kind, job);
+    const cancelled = await this.connection.hget(this.cancelledKey, jobId);
+    return cancelled ? (JSON.parse(cancelled) as JobInfo) : undefined;
   }
 
   async list(filter: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
+    const limit = filter.limit ?? 100;
+    const wanted = (s: JobState) => !filter.states?.length || filter.states.includes(s);
     const out: JobInfo[] = [];
     for (const kind of JOB_KINDS) {
       const jobs = await this.queue(kind).getJobs(
         ["waiting", "prioritized", "delayed", "active", "completed", "failed"],
         0,
-        (filter.limit ?? 100) - 1,
+        limit - 1,
       );
       for (const job of jobs) {
         const i = await this.info(kind, job);
-        if (!filter.states?.length || filter.states.includes(i.state)) out.push(i);
+        if (wanted(i.state)) out.push(i);
       }
     }
-    return out.slice(0, filter.limit ?? 100);
+    if (wanted("cancelled"))
+      for (const text of Object.values(await this.connection.hgetall(this.cancelledKey)))
+        out.push(JSON.parse(text) as JobInfo);
+    return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
   }
 
   async counts(): Promise<Record<JobState, number>> {
-    const out: Record<JobState, number> = {
-      waiting: 0,
-      delayed: 0,
-      active: 0,
-      completed: 0,
-      failed: 0,
-      dead: 0,
-      cancelled: 0,
-    };
+    const out = emptyCounts();
     for (const kind of JOB_KINDS) {
       const c = await this.queue(kind).getJobCounts(
         "waiting",
@@ -270,7 +375,12 @@ export class BullmqQueue implements JobQueue {
       out.completed += c.completed ?? 0;
       out.dead += c.failed ?? 0;
     }
+    out.cancelled = await this.connection.hlen(this.cancelledKey);
     return out;
+  }
+
+  onDeadLetter(listener: DeadLetterListener): void {
+    this.dead.add(listener);
   }
 
   async close(): Promise<void> {

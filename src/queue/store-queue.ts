@@ -7,10 +7,21 @@ import { randomUUID } from "node:crypto";
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { ConcurrencySlotsTable, Database, JobsTable } from "../store/db-schema.js";
 import type { Json } from "../store/types.js";
-import type { ClaimedJob, EnqueueOptions, JobInfo, JobKind, JobQueue, JobState } from "./job-queue.js";
+import {
+  type ClaimedJob,
+  checkEnqueueOptions,
+  type DeadLetterListener,
+  DeadLetters,
+  type EnqueueOptions,
+  emptyCounts,
+  type JobFailure,
+  type JobInfo,
+  type JobKind,
+  type JobQueue,
+  type JobState,
+} from "./job-queue.js";
 import { LeaseLostError } from "./queue-errors.js";
 
-const STATES: JobState[] = ["waiting", "delayed", "active", "completed", "failed", "dead", "cancelled"];
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function info(r: Selectable<JobsTable>): JobInfo {
@@ -28,6 +39,8 @@ function info(r: Selectable<JobsTable>): JobInfo {
 }
 
 export class StoreQueue implements JobQueue {
+  private readonly dead = new DeadLetters();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: "sqlite" | "postgres",
@@ -38,15 +51,18 @@ export class StoreQueue implements JobQueue {
     payload: Json,
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; deduplicated: boolean }> {
+    checkEnqueueOptions(opts);
     const now = Date.now();
     const delay = opts.delayMs ?? 0;
+    // singleton keys are per kind, as on BullMQ; a claimed job clears its key (see claim)
+    const key = opts.singletonKey === undefined ? null : `${kind}:${opts.singletonKey}`;
     const existing = async () =>
-      opts.singletonKey
+      key
         ? this.db
             .selectFrom("jobs")
             .select("id")
-            .where("singleton_key", "=", opts.singletonKey)
-            .where("state", "in", ["waiting", "delayed", "active"])
+            .where("singleton_key", "=", key)
+            .where("state", "in", ["waiting", "delayed"])
             .executeTakeFirst()
         : undefined;
     const found = await existing();
@@ -63,7 +79,7 @@ export class StoreQueue implements JobQueue {
           attempts: 0,
           max_attempts: opts.maxAttempts ?? 3,
           backoff_ms: opts.backoffMs ?? 1000,
-          singleton_key: opts.singletonKey ?? null,
+          singleton_key: key,
           lease_token: null,
           lease_expires_at: null,
           worker_id: null,
@@ -90,7 +106,7 @@ export class StoreQueue implements JobQueue {
     const now = Date.now();
     const token = randomUUID();
     // a job whose lease ran out with no attempts left is dead, not claimable again
-    await this.db
+    const lapsed = await this.db
       .updateTable("jobs")
       .set({
         state: "dead",
@@ -101,12 +117,16 @@ export class StoreQueue implements JobQueue {
       .where("state", "=", "active")
       .where("lease_expires_at", "<", iso(now))
       .whereRef("attempts", ">=", "max_attempts")
+      .returningAll()
       .execute();
+    for (const row of lapsed) await this.dead.emit(info(row));
     const kindFilter = kinds?.length ? sql`AND kind IN (${sql.join(kinds.map((k) => sql`${k}`))})` : sql``;
     const lock = this.dialect === "postgres" ? sql`FOR UPDATE SKIP LOCKED` : sql``;
+    // the claimed job gives up its singleton key: a later enqueue queues work after this run of it
     const result = await sql<Selectable<JobsTable>>`
       UPDATE jobs SET state = 'active', attempts = attempts + 1, lease_token = ${token},
-        lease_expires_at = ${iso(now + leaseMs)}, worker_id = ${workerId}, updated_at = ${iso(now)}
+        lease_expires_at = ${iso(now + leaseMs)}, worker_id = ${workerId}, singleton_key = NULL,
+        updated_at = ${iso(now)}
       WHERE id = (
         SELECT id FROM jobs
         WHERE ((state IN ('waiting', 'delayed') AND run_at <= ${iso(now)}) OR (state = 'active' AND lease_expires_at < ${iso(now)}))
@@ -144,11 +164,7 @@ export class StoreQueue implements JobQueue {
     return this.owned(jobId, leaseToken, { state: "completed", lease_token: null, lease_expires_at: null });
   }
 
-  async fail(
-    jobId: string,
-    leaseToken: string,
-    error: { message: string; retryable: boolean },
-  ): Promise<"retrying" | "dead"> {
+  async fail(jobId: string, leaseToken: string, error: JobFailure): Promise<"retrying" | "dead"> {
     const job = await this.db
       .selectFrom("jobs")
       .selectAll()
@@ -164,13 +180,32 @@ export class StoreQueue implements JobQueue {
       lease_token: null,
       lease_expires_at: null,
     });
+    if (!retry) await this.dead.emit({ ...info(job), state: "dead", lastError: error.message });
     return retry ? "retrying" : "dead";
   }
 
+  async release(
+    jobId: string,
+    leaseToken: string,
+    opts: { delayMs?: number; reason?: string } = {},
+  ): Promise<void> {
+    const delay = opts.delayMs ?? 0;
+    await this.owned(jobId, leaseToken, {
+      state: delay > 0 ? "delayed" : "waiting",
+      run_at: iso(Date.now() + delay),
+      attempts: sql`attempts - 1`,
+      last_error: opts.reason ?? null,
+      lease_token: null,
+      lease_expires_at: null,
+      worker_id: null,
+    });
+  }
+
   async cancel(jobId: string): Promise<boolean> {
+    if (!/^\d+$/.test(jobId)) return false;
     const r = await this.db
       .updateTable("jobs")
-      .set({ state: "cancelled", lease_token: null, updated_at: iso(Date.now()) })
+      .set({ state: "cancelled", lease_token: null, singleton_key: null, updated_at: iso(Date.now()) })
       .where("id", "=", Number(jobId))
       .where("state", "in", ["waiting", "delayed", "active"])
       .executeTakeFirst();
@@ -203,9 +238,13 @@ export class StoreQueue implements JobQueue {
       .select((eb) => ["state", eb.fn.countAll<string | number>().as("n")])
       .groupBy("state")
       .execute();
-    const out = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    const out = emptyCounts();
     for (const r of rows) out[r.state as JobState] = Number(r.n);
     return out;
+  }
+
+  onDeadLetter(listener: DeadLetterListener): void {
+    this.dead.add(listener);
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { dropTestSchemas, freshStore, postgresReachable } from "../store/store-backends.js";
 import { queueConformance } from "./queue-conformance.js";
+import { deleteRedisKeys } from "./redis-keys.js";
 
 const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -36,16 +37,18 @@ const storeQueue = async (backend: "sqlite" | "postgres") => {
   stores.push(store);
   return new StoreQueue(store.kysely, store.dialect);
 };
+const redisPrefix = `tgz-test-${randomUUID()}`;
 afterAll(async () => {
   for (const s of stores) await s.close();
   if (pgUp) await dropTestSchemas();
+  if (redisUp) await deleteRedisKeys(REDIS_URL, redisPrefix);
 });
 
 queueConformance("embedded on SQLite", () => storeQueue("sqlite"));
 queueConformance("embedded on Postgres", () => storeQueue("postgres"), !pgUp);
 queueConformance(
   "BullMQ on Redis",
-  async () => new BullmqQueue({ url: REDIS_URL, prefix: `tgz-test-${randomUUID()}`, stalledIntervalMs: 300 }),
+  async () => new BullmqQueue({ url: REDIS_URL, prefix: redisPrefix, stalledIntervalMs: 300 }),
   !redisUp,
 );
 
