@@ -56,7 +56,10 @@ export interface EngineSettings {
   home?: "isolated" | "user" | undefined;
   /** Folder for the isolated config home. */
   homeDir?: string | undefined;
-  /** Copy the user's config and credentials into the isolated home once. */
+  /**
+   * Copy the user's config and credentials into the isolated home: when the home has no copy yet or
+   * the user's file changed since it was copied. What the CLI itself rewrote there is kept otherwise.
+   */
   seedFromUser?: boolean | undefined;
 }
 
@@ -105,6 +108,11 @@ export interface EngineResult {
   /** Bytes of output dropped because of `maxOutputBytes`. */
   truncatedBytes: number;
   durationMs: number;
+  /**
+   * Set when the session asked for in `resumeSessionId` was unknown to the engine and the same prompt
+   * ran in a fresh session instead, within this call; `sessionId` is then the new session.
+   */
+  sessionRestarted?: { previousSessionId: string; reason: string } | undefined;
 }
 
 export type EngineFailureKind =

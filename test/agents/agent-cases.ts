@@ -14,6 +14,10 @@ export interface AgentCase {
   settings(url: string): EngineSettings;
   /** The model's tool call that writes `content` to `file` (absolute path in the worktree). */
   writeTool(file: string, content: string): { name: string; args: Record<string, unknown> };
+  /** The name the adapter's tool event gives that call. */
+  writeToolEvent: string;
+  /** A well-formed session id no session of the CLI has. */
+  unknownSessionId: string;
   /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
   retriesServerErrorsForever: boolean;
 }
@@ -38,6 +42,8 @@ export const AGENT_CASES: AgentCase[] = [
       name: "exec_command",
       args: { cmd: `printf '%s' '${content}' > '${file}'` },
     }),
+    writeToolEvent: "command",
+    unknownSessionId: "01a2333d-0000-7000-8000-000000000000",
     retriesServerErrorsForever: false,
   },
   {
@@ -51,6 +57,8 @@ export const AGENT_CASES: AgentCase[] = [
       env: { ANTHROPIC_API_KEY: "sk-ant-fake", CLAUDE_CODE_MAX_RETRIES: "0" },
     }),
     writeTool: (file, content) => ({ name: "Write", args: { file_path: file, content } }),
+    writeToolEvent: "Write",
+    unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     retriesServerErrorsForever: false,
   },
   {
@@ -62,10 +70,11 @@ export const AGENT_CASES: AgentCase[] = [
       homeDir: home("opencode"),
       baseUrl: `${url}/v1`,
       provider: "fake",
-      // opencode's embedded npm client looks up its plugins on first start: a closed local port keeps it home
-      env: { OPENAI_API_KEY: "sk-fake", npm_config_registry: "http://127.0.0.1:9/" },
+      env: { OPENAI_API_KEY: "sk-fake" },
     }),
     writeTool: (file, content) => ({ name: "write", args: { filePath: file, content } }),
+    writeToolEvent: "write",
+    unknownSessionId: "ses_0123456789abcdefABCDEFghij",
     retriesServerErrorsForever: true,
   },
   {
@@ -79,14 +88,39 @@ export const AGENT_CASES: AgentCase[] = [
       env: { GEMINI_API_KEY: "fake-key" },
     }),
     writeTool: (file, content) => ({ name: "write_file", args: { file_path: file, content } }),
+    writeToolEvent: "write_file",
+    unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     retriesServerErrorsForever: true,
   },
 ];
 
-/** In CI every CLI must be installed; elsewhere a missing one is skipped by name. */
+/**
+ * In CI every CLI must be installed; elsewhere a missing one is skipped, and said so by name: a line
+ * is printed here and `skippedBecause` goes into the suite's title.
+ */
 export function available(c: AgentCase): boolean {
   if (existsSync(c.binary)) return true;
   if (process.env.CI === "true")
     throw new Error(`${c.engineId}: ${c.binary} is missing; run npm install --prefix test/agents`);
+  console.log(
+    `skipped: the ${c.engineId} tests (${c.binary} is not installed; npm install --prefix test/agents)`,
+  );
   return false;
+}
+
+/** " (skipped: … not installed)" for a suite title when a CLI is missing, else "". */
+export function skippedBecause(...cases: AgentCase[]): string {
+  const missing = cases.filter((c) => !existsSync(c.binary)).map((c) => c.binary);
+  return missing.length > 0 ? ` (skipped: ${missing.join(", ")} not installed)` : "";
+}
+
+/** The project config file's `engines.<id>` entry for a case's settings. */
+export function engineConfigEntry(s: EngineSettings): Record<string, unknown> {
+  return {
+    binary: s.binary,
+    base_url: s.baseUrl,
+    provider: s.provider,
+    config_overrides: s.configOverrides,
+    env: s.env,
+  };
 }

@@ -1,19 +1,90 @@
 /** Each real agent CLI through its engine adapter, against the scripted fake model server. */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
-import type { EngineEvent, EngineRequest } from "../../src/engines/engine-port.js";
+import { CliEngine } from "../../src/engines/cli/cli-engine.js";
+import { geminiAdapter } from "../../src/engines/cli/gemini-adapter.js";
+import type {
+  EngineEvent,
+  EngineRequest,
+  EngineSettings,
+  TokenUsage,
+} from "../../src/engines/engine-port.js";
+import { findBinary } from "../../src/engines/process/run-process.js";
 import { driveEngine } from "../support/drive-engine.js";
 import { waitGroupGone } from "../support/processes.js";
-import { AGENT_CASES, available } from "./agent-cases.js";
+import { AGENT_CASES, available, skippedBecause } from "./agent-cases.js";
 import { FakeModelServer, type ModelRequest, type Reply } from "./fake-model-server.js";
 
 const registry = createDefaultRegistry();
 
+const usageSum = (events: EngineEvent[]) =>
+  events.reduce(
+    (sum, e) =>
+      e.type === "usage"
+        ? {
+            input: sum.input + e.usage.input,
+            cachedInput: sum.cachedInput + e.usage.cachedInput,
+            output: sum.output + e.usage.output,
+          }
+        : sum,
+    { input: 0, cachedInput: 0, output: 0 },
+  );
+
+const startedPid = (events: EngineEvent[]) =>
+  events.find(
+    (e): e is Extract<EngineEvent, { type: "started" }> => e.type === "started" && e.pid !== undefined,
+  )?.pid;
+
+/**
+ * A wrapper binary that runs the CLI under strace, logging its network calls: connects to anything
+ * but loopback, and any DNS query, mean traffic off the machine.
+ */
+function traced(binary: string): { binary: string; offMachine: () => string[] } {
+  const dir = mkdtempSync(join(tmpdir(), "tgz-strace-"));
+  const log = join(dir, "net.log");
+  const wrapper = join(dir, "traced-cli");
+  writeFileSync(
+    wrapper,
+    `#!/usr/bin/env bash\nexec strace -f -qq -e trace=connect,sendto,sendmsg -o '${log}' '${binary}' "$@"\n`,
+  );
+  chmodSync(wrapper, 0o755);
+  return {
+    binary: wrapper,
+    offMachine: () =>
+      readFileSync(log, "utf8")
+        .split("\n")
+        .filter((line) => {
+          const v4 = /inet_addr\("([^"]+)"\)/.exec(line)?.[1];
+          const v6 = /inet_pton\(AF_INET6, "([^"]+)"/.exec(line)?.[1];
+          const dns = /htons\(53\)/.test(line);
+          const remote =
+            (v4 !== undefined && !v4.startsWith("127.")) ||
+            (v6 !== undefined && v6 !== "::1" && !v6.startsWith("::ffff:127."));
+          return dns || remote;
+        }),
+  };
+}
+
+const hasStrace = (): boolean => {
+  if (findBinary("strace")) return true;
+  if (process.env.CI === "true") throw new Error("strace is missing: the no-egress tests need it");
+  console.log("skipped: the no-egress tests (strace is not installed)");
+  return false;
+};
+
 for (const c of AGENT_CASES) {
-  describe.skipIf(!available(c))(`${c.engineId} engine against the real CLI`, () => {
+  describe.skipIf(!available(c))(`${c.engineId} engine against the real CLI${skippedBecause(c)}`, () => {
     let server: FakeModelServer | undefined;
     afterEach(async () => {
       await server?.close();
@@ -23,10 +94,11 @@ for (const c of AGENT_CASES) {
     async function call(
       script: (req: ModelRequest, cwd: string) => Reply,
       request: Partial<EngineRequest> = {},
+      settingsOver: Partial<EngineSettings> = {},
     ) {
       const cwd = mkdtempSync(join(tmpdir(), `tgz-${c.engineId}-work-`));
       server = await FakeModelServer.start((req) => script(req, cwd));
-      const settings = c.settings(server.url);
+      const settings = { ...c.settings(server.url), ...settingsOver };
       const engine = registry.get(c.engineId);
       const run = (extra: Partial<EngineRequest> = {}) =>
         driveEngine(engine, {
@@ -41,14 +113,22 @@ for (const c of AGENT_CASES) {
       return { cwd, settings, run, engine, ...(await run()) };
     }
 
-    it("passes preflight with the binary's path and version", async () => {
+    it("passes preflight with the binary's path and version, leaving the user's home untouched", async () => {
       server = await FakeModelServer.start(() => ({ text: "unused" }));
-      const pre = await registry.get(c.engineId).preflight(c.settings(server.url));
-      expect(pre).toMatchObject({
-        ok: true,
-        binaryPath: c.binary,
-        version: expect.stringMatching(/^\d+\.\d+\.\d+$/),
-      });
+      const userHome = mkdtempSync(join(tmpdir(), "tgz-user-home-"));
+      const realHome = process.env.HOME;
+      process.env.HOME = userHome;
+      try {
+        const pre = await registry.get(c.engineId).preflight(c.settings(server.url));
+        expect(pre).toMatchObject({
+          ok: true,
+          binaryPath: c.binary,
+          version: expect.stringMatching(/^\d+\.\d+\.\d+$/),
+        });
+      } finally {
+        process.env.HOME = realHome;
+      }
+      expect(readdirSync(userHome)).toEqual([]);
     });
 
     it("returns the final message and the normalised usage of a text reply", async () => {
@@ -64,22 +144,36 @@ for (const c of AGENT_CASES) {
         estimated: false,
       });
       expect(result.sessionId).toEqual(expect.any(String));
+      expect(result.sessionRestarted).toBeUndefined();
       expect(events.some((e) => e.type === "started" && e.sessionId === result.sessionId)).toBe(true);
+      expect(events.at(-1)).toEqual({ type: "final", text: "Hello from the fake model." });
       expect(server!.requests[0]!.text).toContain("say hello");
     });
 
-    it("lets the model write a file in the worktree through a tool call", async () => {
+    it("lets the model write a file through a tool call, and charges every model call of the run", async () => {
       const { result, events, cwd } = await call(
         (req, dir) =>
           req.toolResults === 0
-            ? { text: "Writing it.", tool: c.writeTool(join(dir, "out.txt"), "written by the agent") }
-            : { text: "Wrote it. DONE." },
+            ? {
+                text: "Writing it.",
+                tool: c.writeTool(join(dir, "out.txt"), "written by the agent"),
+                usage: { input: 100, output: 10, cached: 0 },
+              }
+            : { text: "Wrote it. DONE.", usage: { input: 200, output: 20, cached: 50 } },
         { prompt: "write the file" },
       );
       expect(result).toMatchObject({ ok: true, finalMessage: "Wrote it. DONE." });
       expect(readFileSync(join(cwd, "out.txt"), "utf8")).toBe("written by the agent");
-      expect(events.filter((e) => e.type === "tool").length).toBeGreaterThan(0);
-      expect(server!.requests.filter((r) => r.toolResults > 0).length).toBeGreaterThan(0);
+      expect(events).toContainEqual({
+        type: "tool",
+        name: c.writeToolEvent,
+        detail: expect.stringContaining(join(cwd, "out.txt")),
+      });
+      expect(server!.requests.map((r) => r.toolResults)).toEqual([0, 1]);
+      const both = { input: 300, cachedInput: 50, output: 30 };
+      expect(result.usage).toMatchObject(both);
+      // the usage events are per call or per step, so the transcript adds up to what is charged
+      expect(usageSum(events)).toEqual(both);
     });
 
     it("continues the same session on resume, with the earlier turn in the request", async () => {
@@ -92,16 +186,39 @@ for (const c of AGENT_CASES) {
         prompt: "second-turn: what was the word?",
         resumeSessionId: first.result.sessionId,
       });
-      expect(second.result).toMatchObject({ ok: true, finalMessage: "second answer" });
+      expect(second.result).toMatchObject({
+        ok: true,
+        finalMessage: "second answer",
+        sessionId: first.result.sessionId,
+      });
+      expect(second.result.sessionRestarted).toBeUndefined();
       const last = server!.requests.at(-1)!;
       expect(last.text).toContain("PAPAYA-17");
       expect(last.text).toContain("first answer");
     });
 
-    it("reports a 401 as an auth failure that is not retried", async () => {
-      const { result } = await call(() => ({ status: 401, message: "Incorrect API key provided" }));
+    it("runs the prompt in a fresh session when the session to resume is unknown", async () => {
+      const { result } = await call(() => ({ text: "answered in a new session" }), {
+        prompt: "carry on",
+        resumeSessionId: c.unknownSessionId,
+      });
+      expect(result).toMatchObject({
+        ok: true,
+        finalMessage: "answered in a new session",
+        sessionRestarted: { previousSessionId: c.unknownSessionId, reason: expect.any(String) },
+      });
+      expect(result.sessionId).toEqual(expect.any(String));
+      expect(result.sessionId).not.toBe(c.unknownSessionId);
+      expect(server!.requests).toHaveLength(1);
+      expect(server!.requests[0]!.text).toContain("carry on");
+    });
+
+    it("reports a 401 as an auth failure after one request, without retrying", async () => {
+      const { result, events } = await call(() => ({ status: 401, message: "Incorrect API key provided" }));
       expect(result.ok).toBe(false);
       expect(result.error).toMatchObject({ kind: "auth", retryable: false });
+      expect(events.at(-1)).toEqual({ type: "error", error: result.error });
+      expect(server!.requests).toHaveLength(1);
     });
 
     it("ends a call the server keeps failing, and leaves no process behind", async () => {
@@ -110,11 +227,9 @@ for (const c of AGENT_CASES) {
       });
       expect(result.ok).toBe(false);
       expect(result.error!.kind).toBe(c.retriesServerErrorsForever ? "timeout" : "server_error");
-      const started = events.find(
-        (e): e is Extract<EngineEvent, { type: "started" }> => e.type === "started" && e.pid !== undefined,
-      );
-      expect(started?.pid).toEqual(expect.any(Number));
-      expect(await waitGroupGone(started!.pid!)).toEqual([]);
+      const pid = startedPid(events);
+      expect(pid).toEqual(expect.any(Number));
+      expect(await waitGroupGone(pid!)).toEqual([]);
     });
 
     it("fails a call whose stream breaks off, and leaves no process behind", async () => {
@@ -122,11 +237,29 @@ for (const c of AGENT_CASES) {
         timeoutMs: c.retriesServerErrorsForever ? 8_000 : 60_000,
       });
       expect(result.ok).toBe(false);
-      expect(["server_error", "timeout", "crash"]).toContain(result.error!.kind);
-      const started = events.find(
-        (e): e is Extract<EngineEvent, { type: "started" }> => e.type === "started" && e.pid !== undefined,
-      );
-      expect(await waitGroupGone(started!.pid!)).toEqual([]);
+      expect(["server_error", "timeout"]).toContain(result.error!.kind);
+      expect(await waitGroupGone(startedPid(events)!)).toEqual([]);
+    });
+
+    it("keeps the final message and usage when the output passes the cap, and reports the overflow", async () => {
+      const { result } = await call(() => ({ text: "The answer after a lot of output." }), {
+        maxOutputBytes: 400,
+      });
+      expect(result).toMatchObject({
+        ok: true,
+        finalMessage: "The answer after a lot of output.",
+        usage: { input: 111, cachedInput: 33, output: 22 },
+      });
+      expect(result.truncatedBytes).toBeGreaterThan(0);
+    });
+
+    describe.skipIf(!hasStrace())("network", () => {
+      it("sends nothing off the machine with the adapter's own settings", async () => {
+        const trace = traced(c.binary);
+        const { result } = await call(() => ({ text: "quiet" }), {}, { binary: trace.binary });
+        expect(result).toMatchObject({ ok: true, finalMessage: "quiet" });
+        expect(trace.offMachine()).toEqual([]);
+      });
     });
 
     if (c.engineId === "codex") {
@@ -151,11 +284,99 @@ for (const c of AGENT_CASES) {
         });
       });
 
-      it("charges a resumed call only its own tokens, not the thread's running total", async () => {
+      it("charges a resumed call only its own tokens, in the result and in its usage event", async () => {
         const first = await call(() => ({ text: "one" }));
         const second = await first.run({ prompt: "again", resumeSessionId: first.result.sessionId });
         expect(first.result.usage?.input).toBe(111);
         expect(second.result.usage?.input).toBe(111);
+        const events = second.events.filter(
+          (e): e is { type: "usage"; usage: TokenUsage } => e.type === "usage",
+        );
+        expect(events.map((e) => e.usage.input)).toEqual([111]);
+      });
+
+      it("types a failure after the agent already ran a tool as a retryable server error", async () => {
+        const { result, cwd } = await call((req, dir) =>
+          req.toolResults === 0
+            ? { text: "Running it.", tool: c.writeTool(join(dir, "x.txt"), "x") }
+            : { status: 500, message: "scripted 500" },
+        );
+        expect(existsSync(join(cwd, "x.txt"))).toBe(true);
+        expect(result.error).toMatchObject({ kind: "server_error", retryable: true });
+      });
+
+      it("passes on the delay a response.failed rate limit asks for", async () => {
+        const { result } = await call(() => ({
+          failed: {
+            code: "rate_limit_exceeded",
+            message: "Rate limit reached for gpt-5.5. Please try again in 2.5s.",
+          },
+        }));
+        expect(result.error).toMatchObject({ kind: "rate_limit", retryable: true, retryAfterMs: 2500 });
+      });
+
+      it("types an HTTP 429 as a rate limit; Codex does not pass a Retry-After header on", async () => {
+        const { result } = await call(() => ({
+          status: 429,
+          message: "Rate limit reached. Please try again in 7s.",
+          headers: { "retry-after": "7" },
+        }));
+        expect(result.error).toMatchObject({ kind: "rate_limit", retryable: true });
+        expect(result.error!.message).toMatch(/429 Too Many Requests/);
+        expect(result.error!.retryAfterMs).toBeUndefined();
+      });
+
+      it("types a response.failed context overflow as context_too_long", async () => {
+        const { result } = await call(() => ({
+          failed: {
+            code: "context_length_exceeded",
+            message: "Your input exceeds the context window of this model.",
+          },
+        }));
+        expect(result.error).toMatchObject({ kind: "context_too_long", retryable: false });
+      });
+    }
+
+    if (c.engineId === "claude-code") {
+      it("answers through the non-streaming fallback after a cut stream, with its usage, after HEAD /", async () => {
+        const { result } = await call((req) =>
+          req.body.stream === true ? { truncateStream: true } : { text: "from the non-streaming fallback" },
+        );
+        expect(result).toMatchObject({
+          ok: true,
+          finalMessage: "from the non-streaming fallback",
+          usage: { input: 111, cachedInput: 33, output: 22 },
+        });
+        expect(server!.requests.map((r) => r.body.stream ?? "absent")).toEqual([true, "absent"]);
+        expect(server!.probes).toContainEqual({ method: "HEAD", path: "/" });
+      });
+    }
+
+    if (c.engineId === "gemini") {
+      it("runs with the user's seeded settings, statistics off, nothing sent off the machine", async () => {
+        const user = mkdtempSync(join(tmpdir(), "tgz-user-"));
+        mkdirSync(join(user, ".gemini"));
+        // the user's own file: statistics on and no auth type, which alone makes a headless run exit 41
+        writeFileSync(
+          join(user, ".gemini", "settings.json"),
+          JSON.stringify({ privacy: { usageStatisticsEnabled: true }, ui: { hideBanner: true } }),
+        );
+        server = await FakeModelServer.start(() => ({ text: "seeded and quiet" }));
+        const trace = hasStrace() ? traced(c.binary) : undefined;
+        const settings = { ...c.settings(server.url), seedFromUser: true, binary: trace?.binary ?? c.binary };
+        const { result } = await driveEngine(new CliEngine(geminiAdapter, () => user), {
+          cwd: mkdtempSync(join(tmpdir(), "tgz-gemini-work-")),
+          model: c.model,
+          timeoutMs: 60_000,
+          settings,
+        });
+        expect(result).toMatchObject({ ok: true, finalMessage: "seeded and quiet" });
+        expect(trace?.offMachine() ?? []).toEqual([]);
+        const seeded = JSON.parse(readFileSync(join(settings.homeDir!, ".gemini", "settings.json"), "utf8"));
+        expect(seeded).toMatchObject({
+          privacy: { usageStatisticsEnabled: false },
+          ui: { hideBanner: true },
+        });
       });
     }
   });

@@ -30,8 +30,21 @@ export interface Usage {
 export type Reply =
   | { text: string; usage?: Usage }
   | { tool: { name: string; args: Record<string, unknown> }; text?: string; usage?: Usage }
-  | { status: number; message: string }
-  | { breakStream: true };
+  /** An HTTP error; `headers` e.g. `{"retry-after": "3"}`. */
+  | { status: number; message: string; headers?: Record<string, string> }
+  /** Responses API only: a 200 stream that ends in `response.failed` with this error code. */
+  | { failed: { code: string; message: string } }
+  | { breakStream: true }
+  /** A 200 stream that ends cleanly before its completion event (Claude then asks again without streaming). */
+  | { truncateStream: true };
+
+type Answer = Extract<Reply, { text: string } | { tool: unknown }>;
+
+/** A request that is not a model call (Claude's `HEAD /` connectivity check, probes). */
+export interface Probe {
+  method: string;
+  path: string;
+}
 
 export type Script = (req: ModelRequest) => Reply;
 
@@ -80,10 +93,7 @@ function sse(res: ServerResponse, chunks: unknown[], named = false): void {
 let seq = 0;
 const id = (p: string) => `${p}_${++seq}`;
 
-function responsesReply(
-  res: ServerResponse,
-  reply: Exclude<Reply, { status: number } | { breakStream: true }>,
-): void {
+function responsesReply(res: ServerResponse, reply: Answer): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const items: unknown[] = [];
   if (reply.text)
@@ -121,7 +131,7 @@ function responsesReply(
   ]);
 }
 
-function messagesContent(reply: Exclude<Reply, { status: number } | { breakStream: true }>) {
+function messagesContent(reply: Answer) {
   const content: Record<string, unknown>[] = [];
   if (reply.text) content.push({ type: "text", text: reply.text });
   if ("tool" in reply)
@@ -129,12 +139,7 @@ function messagesContent(reply: Exclude<Reply, { status: number } | { breakStrea
   return content;
 }
 
-function messagesReply(
-  res: ServerResponse,
-  reply: Exclude<Reply, { status: number } | { breakStream: true }>,
-  stream: boolean,
-  model: string,
-): void {
+function messagesReply(res: ServerResponse, reply: Answer, stream: boolean, model: string): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const content = messagesContent(reply);
   const stop = "tool" in reply ? "tool_use" : "end_turn";
@@ -201,11 +206,7 @@ function messagesReply(
   sse(res, chunks, true);
 }
 
-function chatReply(
-  res: ServerResponse,
-  reply: Exclude<Reply, { status: number } | { breakStream: true }>,
-  model: string,
-): void {
+function chatReply(res: ServerResponse, reply: Answer, model: string): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const cid = id("chatcmpl");
   const chunk = (delta: unknown, finish: string | null = null) => ({
@@ -247,10 +248,7 @@ function chatReply(
   sse(res, chunks);
 }
 
-function geminiReply(
-  res: ServerResponse,
-  reply: Exclude<Reply, { status: number } | { breakStream: true }>,
-): void {
+function geminiReply(res: ServerResponse, reply: Answer): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const parts: unknown[] = [];
   if (reply.text) parts.push({ text: reply.text });
@@ -284,6 +282,21 @@ function errorBody(api: Api, status: number, message: string): unknown {
   };
 }
 
+/** The first events of a reply, without the event that completes it. */
+function truncatedStart(api: Api, model: string): unknown[] {
+  if (api === "responses") return [{ type: "response.created", response: { id: id("resp") } }];
+  if (api === "messages")
+    return [
+      {
+        type: "message_start",
+        message: { id: id("msg"), type: "message", role: "assistant", model, content: [], stop_reason: null },
+      },
+      { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+    ];
+  if (api === "chat") return [{ id: id("chatcmpl"), object: "chat.completion.chunk", choices: [] }];
+  return [{ candidates: [] }];
+}
+
 /** opencode asks the same model for a session title beside the real turn; it gets a title, not the script. */
 function isTitleRequest(api: Api, body: Record<string, unknown>): boolean {
   return api === "chat" && JSON.stringify(body.messages ?? "").includes("You are a title generator");
@@ -291,6 +304,8 @@ function isTitleRequest(api: Api, body: Record<string, unknown>): boolean {
 
 export class FakeModelServer {
   readonly requests: ModelRequest[] = [];
+  /** Requests that were not model calls, in arrival order. */
+  readonly probes: Probe[] = [];
   private constructor(
     private readonly server: Server,
     readonly url: string,
@@ -318,6 +333,7 @@ export class FakeModelServer {
     const api = apiOf(req.method ?? "GET", path);
     if (!api) {
       // Claude's HEAD / connectivity check and any probe: a plain 404 is what a real server says
+      this.probes.push({ method: req.method ?? "GET", path });
       res.writeHead(path.includes("count_tokens") ? 200 : 404, { "content-type": "application/json" });
       res.end(path.includes("count_tokens") ? JSON.stringify({ input_tokens: 10 }) : "{}");
       return;
@@ -346,8 +362,18 @@ export class FakeModelServer {
     this.requests.push(request);
     const reply = script(request);
     if ("status" in reply) {
-      res.writeHead(reply.status, { "content-type": "application/json" });
+      res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers });
       res.end(JSON.stringify(errorBody(api, reply.status, reply.message)));
+      return;
+    }
+    if ("failed" in reply) {
+      if (api !== "responses")
+        throw new Error(`a scripted response.failed needs the Responses API, not ${api}`);
+      const rid = id("resp");
+      sse(res, [
+        { type: "response.created", response: { id: rid } },
+        { type: "response.failed", response: { id: rid, status: "failed", error: reply.failed } },
+      ]);
       return;
     }
     if ("breakStream" in reply) {
@@ -358,6 +384,10 @@ export class FakeModelServer {
           : ": broken\n\n",
       );
       res.destroy();
+      return;
+    }
+    if ("truncateStream" in reply) {
+      sse(res, truncatedStart(api, model), api === "messages");
       return;
     }
     if (api === "responses") responsesReply(res, reply);

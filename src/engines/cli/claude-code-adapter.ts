@@ -1,6 +1,5 @@
 /** Claude Code: `claude -p --output-format stream-json --verbose`, prompt on stdin, `--resume`. */
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
 import {
@@ -22,6 +21,33 @@ const PERMISSION_MODE: Record<SandboxMode, string> = {
   "full-access": "bypassPermissions",
 };
 
+/**
+ * The invocation's usage. `modelUsage` (per model, subagents included) is the complete figure: after a
+ * fallback to the non-streaming API `usage` stays at zero while `modelUsage` counts the call.
+ * Anthropic counts cache reads and writes apart from input tokens; the port's input includes them.
+ */
+function resultUsage(e: Record<string, unknown>): TokenUsage {
+  const perModel = Object.values(obj(e.modelUsage)).map(obj);
+  if (perModel.length > 0) {
+    const sum = (k: string) => perModel.reduce((n, m) => n + num(m[k]), 0);
+    const cached = sum("cacheReadInputTokens");
+    return usageOf(
+      sum("inputTokens") + cached + sum("cacheCreationInputTokens"),
+      cached,
+      sum("outputTokens"),
+      0,
+    );
+  }
+  const u = obj(e.usage);
+  const cached = num(u.cache_read_input_tokens);
+  return usageOf(
+    num(u.input_tokens) + cached + num(u.cache_creation_input_tokens),
+    cached,
+    num(u.output_tokens),
+    0,
+  );
+}
+
 export const claudeCodeAdapter: CliAdapter = {
   id: "claude-code",
   binary: "claude",
@@ -32,6 +58,7 @@ export const claudeCodeAdapter: CliAdapter = {
     { from: ".claude/.credentials.json", to: ".credentials.json" },
   ],
   homeEnv: (home) => ({ CLAUDE_CONFIG_DIR: home }),
+  unknownSession: /No conversation found with session ID|--resume requires a valid session ID/,
 
   invocation(request, ctx) {
     const mode = PERMISSION_MODE[request.sandbox ?? "workspace-write"];
@@ -77,18 +104,15 @@ export const claudeCodeAdapter: CliAdapter = {
           // with --json-schema the answer arrives through the StructuredOutput tool, not as text
           final =
             e.structured_output !== undefined ? JSON.stringify(e.structured_output) : (str(e.result) ?? "");
-          const u = obj(e.usage);
-          // Anthropic counts cache reads and writes apart from input_tokens; the port's input includes them
-          const cached = num(u.cache_read_input_tokens);
-          usage = usageOf(
-            num(u.input_tokens) + cached + num(u.cache_creation_input_tokens),
-            cached,
-            num(u.output_tokens),
-            0,
-          );
+          usage = resultUsage(e);
           if (e.is_error === true) {
             const status = typeof e.api_error_status === "number" ? e.api_error_status : undefined;
-            error = { message: final || str(e.subtype) || "claude reported an error", status };
+            // errors before the first model call (an unknown session) come in `errors`, not `result`
+            const errors = list(e.errors).filter((x): x is string => typeof x === "string");
+            error = {
+              message: final || errors.join("; ") || str(e.subtype) || "claude reported an error",
+              status,
+            };
           }
           return [{ type: "usage", usage }];
         }
@@ -100,7 +124,7 @@ export const claudeCodeAdapter: CliAdapter = {
 
   credentials(env, ctx) {
     if (env.ANTHROPIC_API_KEY || env.ANTHROPIC_AUTH_TOKEN || env.CLAUDE_CODE_OAUTH_TOKEN) return [];
-    if (existsSync(join(ctx.home ?? join(homedir(), ".claude"), ".credentials.json"))) return [];
+    if (existsSync(join(ctx.home ?? join(ctx.userHome, ".claude"), ".credentials.json"))) return [];
     return [
       {
         message: "claude-code: no credentials (no ANTHROPIC_API_KEY and no login in its config home)",

@@ -2,6 +2,7 @@
  * What differs between agent CLIs, and nothing else: how to call one, how to read its event stream,
  * and what it needs in its config home. The shared CliEngine does the rest the same way for all.
  */
+import { TasksGodzillaError } from "../../shared/errors.js";
 import type {
   EngineCapabilities,
   EngineEvent,
@@ -10,10 +11,23 @@ import type {
   TokenUsage,
 } from "../engine-port.js";
 
+/** The engine cannot be set up for this call (settings that do not fit, a config file it cannot read). */
+export class EngineSetupError extends TasksGodzillaError {
+  readonly code = "engine_setup";
+  constructor(
+    message: string,
+    readonly fix: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface CallContext {
   settings: EngineSettings;
   /** The isolated config home, or undefined when the user's own home is used. */
   home: string | undefined;
+  /** The user's own home folder, where their CLI config lives. */
+  userHome: string;
   /** A folder of this call's own for files the CLI writes or reads (last message, schemas). */
   scratch: string;
   /** Folder for the adapter's own bookkeeping that outlives a call (e.g. usage totals per thread). */
@@ -33,6 +47,8 @@ export interface StreamSummary {
   sessionId?: string | undefined;
   /** The failure the stream reported, if any. */
   error?: { message: string; status?: number | undefined } | undefined;
+  /** The last warning or error notice the stream printed without failing the call (retries, reconnects). */
+  notice?: string | undefined;
 }
 
 /** Reads one CLI's JSON event stream, an object per stdout line. */
@@ -52,6 +68,11 @@ export interface CliAdapter {
   seedFiles: { from: string; to: string }[];
   /** Environment variable holding the home folder. */
   homeEnv: (home: string) => Record<string, string>;
+  /** Writes what the CLI needs in its isolated home (after seeding); throws EngineSetupError. */
+  prepareHome?(home: string): void;
+  /** What the CLI says when asked to resume a session it does not know. */
+  unknownSession: RegExp;
+  /** The CLI's flags, environment and stdin for one call; throws EngineSetupError. */
   invocation(request: EngineRequest, ctx: CallContext): Invocation;
   parser(request: EngineRequest, ctx: CallContext): StreamParser;
   /** Credentials problems (never printing secrets), each with its one-line fix. */

@@ -3,9 +3,9 @@
  * with the prompt on stdin in the step's worktree, turns its JSON lines into normalised events, and
  * maps exit codes, timeouts and reported errors to typed failures. Adapters supply only the differences.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { tail } from "../../shared/text.js";
 import {
   ENGINE_SPECIFICATION_VERSION,
@@ -25,7 +25,8 @@ import {
   startProcess,
 } from "../process/run-process.js";
 import { classifyFailure } from "./classify-failure.js";
-import type { CallContext, CliAdapter } from "./cli-adapter.js";
+import { type CallContext, type CliAdapter, EngineSetupError } from "./cli-adapter.js";
+import { seedHome } from "./seed-home.js";
 
 function versionAtLeast(version: string, min: string): boolean {
   const a = version.split(".").map(Number);
@@ -36,11 +37,24 @@ function versionAtLeast(version: string, min: string): boolean {
   return true;
 }
 
+/** Non-JSON stdout lines kept for a failure message: a CLI's last words. */
+const LAST_WORDS = 10;
+
+/** One run of the CLI, with everything it said about a failure (to recognise an unknown session). */
+interface Attempt {
+  result: EngineResult;
+  said: string;
+}
+
 export class CliEngine implements Engine {
   readonly specificationVersion = ENGINE_SPECIFICATION_VERSION;
   readonly kind = "cli" as const;
 
-  constructor(private readonly adapter: CliAdapter) {}
+  /** `userHome` is where the user's own CLI config is read from for seeding and credential checks. */
+  constructor(
+    private readonly adapter: CliAdapter,
+    private readonly userHome: () => string = homedir,
+  ) {}
 
   get id(): string {
     return this.adapter.id;
@@ -54,28 +68,30 @@ export class CliEngine implements Engine {
     return settings.binary ?? this.adapter.binary;
   }
 
-  /** The isolated home (created and seeded once), or undefined for the user's own. */
-  private home(settings: EngineSettings): string | undefined {
-    if (settings.home === "user") return undefined;
-    const home = settings.homeDir ?? join(tmpdir(), `tasksgodzilla-${this.id}-home`);
-    if (!existsSync(home)) {
-      mkdirSync(home, { recursive: true });
-      if (settings.seedFromUser) {
-        for (const f of this.adapter.seedFiles) {
-          const from = join(homedir(), f.from);
-          if (!existsSync(from)) continue;
-          mkdirSync(dirname(join(home, f.to)), { recursive: true });
-          copyFileSync(from, join(home, f.to));
-        }
-      }
-    }
-    return home;
+  private homeDir(settings: EngineSettings): string {
+    return settings.homeDir ?? join(tmpdir(), `tasksgodzilla-${this.id}-home`);
   }
 
   private stateDir(settings: EngineSettings): string {
-    const dir = join(settings.homeDir ?? join(tmpdir(), `tasksgodzilla-${this.id}-home`), ".tasksgodzilla");
+    const dir = join(this.homeDir(settings), ".tasksgodzilla");
     mkdirSync(dir, { recursive: true });
     return dir;
+  }
+
+  /** The isolated home, created, seeded and prepared, or undefined for the user's own. */
+  private home(settings: EngineSettings): string | undefined {
+    if (settings.home === "user") return undefined;
+    const home = this.homeDir(settings);
+    mkdirSync(home, { recursive: true });
+    if (settings.seedFromUser)
+      seedHome(home, this.stateDir(settings), this.userHome(), this.adapter.seedFiles);
+    this.adapter.prepareHome?.(home);
+    return home;
+  }
+
+  /** The home variables for the CLI; the isolated home's even when preparing it failed. */
+  private homeEnv(settings: EngineSettings): Record<string, string> {
+    return settings.home === "user" ? {} : this.adapter.homeEnv(this.homeDir(settings));
   }
 
   async preflight(settings: EngineSettings = {}): Promise<PreflightResult> {
@@ -88,12 +104,21 @@ export class CliEngine implements Engine {
       };
     }
     const problems: PreflightResult["problems"] = [];
+    let home: string | undefined;
+    try {
+      home = this.home(settings);
+    } catch (err) {
+      if (!(err instanceof EngineSetupError)) throw err;
+      problems.push({ message: `${this.id}: ${err.message}`, fix: err.fix });
+    }
     let version: string | undefined;
     try {
+      // with the call's own home: some CLIs write state on start, and never into the user's home
       const out = await runProcess({
         command: binaryPath,
         args: ["--version"],
         cwd: tmpdir(),
+        env: { ...this.homeEnv(settings), ...settings.env },
         timeoutMs: 20_000,
         maxOutputBytes: 64_000,
       });
@@ -112,9 +137,15 @@ export class CliEngine implements Engine {
         fix: this.installHint(),
       });
     }
-    const home = this.home(settings);
     const env = { ...process.env, ...settings.env };
-    problems.push(...this.adapter.credentials(env, { settings, home, stateDir: this.stateDir(settings) }));
+    problems.push(
+      ...this.adapter.credentials(env, {
+        settings,
+        home,
+        userHome: this.userHome(),
+        stateDir: this.stateDir(settings),
+      }),
+    );
     return { ok: problems.length === 0, binaryPath, version, problems };
   }
 
@@ -122,37 +153,74 @@ export class CliEngine implements Engine {
     return `install it (see the README's engine section) or set engines.${this.id}.binary in tasksgodzilla.config.*`;
   }
 
+  /**
+   * Runs the call; when the session to resume is unknown to the CLI (its store was cleared, or it was
+   * made elsewhere), runs the same prompt again in a fresh session and says so in the result.
+   */
   async *run(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult, void> {
     const started = Date.now();
+    const first = yield* this.attempt(request, signal);
+    let result = first.result;
+    const stale = request.resumeSessionId;
+    const unknown = stale && !result.ok ? this.adapter.unknownSession.exec(first.said) : null;
+    if (stale && unknown) {
+      const fresh = yield* this.attempt(
+        {
+          ...request,
+          resumeSessionId: undefined,
+          timeoutMs: Math.max(1000, request.timeoutMs - (Date.now() - started)),
+        },
+        signal,
+      );
+      const reason =
+        first.said
+          .split("\n")
+          .find((line) => line.includes(unknown[0]))
+          ?.trim() ?? unknown[0];
+      result = { ...fresh.result, sessionRestarted: { previousSessionId: stale, reason } };
+    }
+    result = { ...result, durationMs: Date.now() - started };
+    if (result.ok) yield { type: "final", text: result.finalMessage };
+    else if (result.error) yield { type: "error", error: result.error };
+    return result;
+  }
+
+  private async *attempt(
+    request: EngineRequest,
+    signal: AbortSignal,
+  ): AsyncGenerator<EngineEvent, Attempt, void> {
     const settings = request.settings ?? {};
     const binary = findBinary(this.binaryName(settings));
     if (!binary) {
-      return failedResult(
-        failure("unavailable", `${this.id}: binary "${this.binaryName(settings)}" not found`, {
-          hint: this.installHint(),
-        }),
-      );
+      const error = failure("unavailable", `${this.id}: binary "${this.binaryName(settings)}" not found`, {
+        hint: this.installHint(),
+      });
+      return { result: failedResult(error), said: "" };
     }
     const scratch = mkdtempSync(join(tmpdir(), `tgz-${this.id}-call-`));
     try {
-      const ctx: CallContext = {
-        settings,
-        home: this.home(settings),
-        scratch,
-        stateDir: this.stateDir(settings),
-      };
-      const inv = this.adapter.invocation(request, ctx);
+      let ctx: CallContext;
+      let inv: ReturnType<CliAdapter["invocation"]>;
+      try {
+        ctx = {
+          settings,
+          home: this.home(settings),
+          userHome: this.userHome(),
+          scratch,
+          stateDir: this.stateDir(settings),
+        };
+        inv = this.adapter.invocation(request, ctx);
+      } catch (err) {
+        if (!(err instanceof EngineSetupError)) throw err;
+        const error = failure("unavailable", `${this.id}: ${err.message}`, { hint: err.fix });
+        return { result: failedResult(error), said: "" };
+      }
       const parser = this.adapter.parser(request, ctx);
       const proc = startProcess({
         command: binary,
         args: [...inv.args],
         cwd: request.cwd,
-        env: {
-          ...(ctx.home ? this.adapter.homeEnv(ctx.home) : {}),
-          ...inv.env,
-          ...settings.env,
-          ...request.env,
-        },
+        env: { ...this.homeEnv(settings), ...inv.env, ...settings.env, ...request.env },
         stdin: inv.stdin,
         timeoutMs: request.timeoutMs,
         maxOutputBytes: request.maxOutputBytes,
@@ -160,13 +228,17 @@ export class CliEngine implements Engine {
       });
       yield { type: "started", pid: proc.pid };
       let unreadable = 0;
+      const lastWords: string[] = [];
       for await (const line of proc.lines()) {
         if (!line.trim()) continue;
         let parsed: unknown;
         try {
           parsed = JSON.parse(line);
         } catch {
-          unreadable++; // CLIs print warnings between events; a stream of nothing else is judged below
+          // CLIs print warnings between events; a stream of nothing else is judged below
+          unreadable++;
+          lastWords.push(line.trim());
+          if (lastWords.length > LAST_WORDS) lastWords.shift();
           continue;
         }
         if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
@@ -177,9 +249,11 @@ export class CliEngine implements Engine {
       try {
         outcome = await proc.result;
       } catch (err) {
-        if (err instanceof BinaryNotFoundError)
-          return failedResult(failure("unavailable", err.message, { hint: this.installHint() }));
-        throw err;
+        if (!(err instanceof BinaryNotFoundError)) throw err;
+        return {
+          result: failedResult(failure("unavailable", err.message, { hint: this.installHint() })),
+          said: "",
+        };
       }
       const raw = parser.summary();
       const summary = this.adapter.finish ? this.adapter.finish(raw, request, ctx) : raw;
@@ -189,39 +263,43 @@ export class CliEngine implements Engine {
         sessionId: summary.sessionId,
         exitCode: outcome.exitCode,
         truncatedBytes: outcome.truncatedBytes,
-        durationMs: Date.now() - started,
       };
+      // the stream's own words first: stderr often holds only harmless warnings
+      const words = [summary.notice, tail(outcome.stderr.trim(), 1500), lastWords.join("\n")]
+        .filter(Boolean)
+        .join("\n");
+      const said = [summary.error?.message, words].filter(Boolean).join("\n");
+      const fail = (error: ReturnType<typeof failure>): Attempt => ({
+        result: failedResult(error, fields),
+        said,
+      });
       if (outcome.timedOut) {
-        const why = summary.error ? ` (last error: ${summary.error.message})` : "";
-        return failedResult(
+        const last = summary.error?.message ?? summary.notice;
+        return fail(
           failure(
             "timeout",
-            `${this.id} did not finish within ${Math.round(request.timeoutMs / 1000)} s; its process group was killed${why}`,
+            `${this.id} did not finish within ${Math.round(request.timeoutMs / 1000)} s; its process group was killed${last ? ` (last error: ${last})` : ""}`,
           ),
-          fields,
         );
       }
-      if (outcome.aborted) return failedResult(failure("aborted", `${this.id} call aborted`), fields);
-      if (summary.error)
-        return failedResult(classifyFailure(summary.error.message, summary.error.status), fields);
+      if (outcome.aborted) return fail(failure("aborted", `${this.id} call aborted`));
+      if (summary.error) return fail(classifyFailure(summary.error.message, summary.error.status));
       if (outcome.exitCode !== 0) {
-        const said = tail((outcome.stderr || outcome.stdout).trim(), 1500) || "no output";
-        return failedResult(
-          classifyFailure(`${this.id} exited with code ${outcome.exitCode}: ${said}`),
-          fields,
-        );
+        const how =
+          outcome.exitCode === null
+            ? `was killed by ${outcome.signal}`
+            : `exited with code ${outcome.exitCode}`;
+        return fail(classifyFailure(`${this.id} ${how}: ${words || "no output"}`));
       }
       if (!summary.finalMessage) {
-        return failedResult(
+        return fail(
           failure(
             "bad_output",
-            `${this.id} exited 0 without a final message (${unreadable} unreadable line(s)): ${tail(outcome.stdout.trim(), 500)}`,
+            `${this.id} exited 0 without a final message (${unreadable} unreadable line(s)): ${tail(lastWords.join("\n") || outcome.stdout.trim(), 500)}`,
           ),
-          fields,
         );
       }
-      yield { type: "final", text: summary.finalMessage };
-      return { ok: true, ...fields };
+      return { result: { ok: true, ...fields, durationMs: 0 }, said };
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

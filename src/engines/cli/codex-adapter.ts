@@ -1,8 +1,7 @@
 /** Codex CLI: `codex exec --json`, prompt on stdin, `-o` last message, `--output-schema`, `exec resume`. */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import type { EngineEvent, EngineSettings, SandboxMode, TokenUsage } from "../engine-port.js";
 import {
   AGENT_CAPABILITIES,
   brief,
@@ -21,12 +20,66 @@ const SANDBOX: Record<SandboxMode, string> = {
   "full-access": "danger-full-access",
 };
 
-/** A provider table for a self-hosted or local Responses-API server named by `base_url`. */
-function providerOverrides(baseUrl: string, provider: string): string[] {
+/**
+ * The provider chosen by the settings: `base_url` defines one (an OpenAI Responses-API server, its key
+ * in OPENAI_API_KEY); `provider` alone selects one from the user's config.toml or Codex's built-ins.
+ */
+function providerOverrides(s: EngineSettings): string[] {
+  const provider = s.provider ?? "tasksgodzilla";
+  if (s.baseUrl)
+    return [
+      `model_provider=${provider}`,
+      `model_providers.${provider}={name="${provider}",base_url="${s.baseUrl}",env_key="OPENAI_API_KEY",wire_api="responses"}`,
+    ];
+  return s.provider ? [`model_provider=${s.provider}`] : [];
+}
+
+/** Every `-c` override of a call but the per-request ones; later entries win, as in Codex. */
+function settingsOverrides(s: EngineSettings): string[] {
   return [
-    `model_provider=${provider}`,
-    `model_providers.${provider}={name="${provider}",base_url="${baseUrl}",env_key="OPENAI_API_KEY",wire_api="responses"}`,
+    // no analytics and no plugin marketplace: nothing leaves the machine but model calls
+    "analytics.enabled=false",
+    "check_for_update_on_startup=false",
+    ...providerOverrides(s),
+    ...(s.configOverrides ?? []),
   ];
+}
+
+const unquote = (v: string) => v.trim().replace(/^"(.*)"$/, "$1");
+
+/** `[model_providers.<id>]` body of a config.toml, or undefined. */
+function tomlProviderTable(toml: string, id: string): string | undefined {
+  const lines = toml.split("\n");
+  const header = lines.findIndex((l) => {
+    const m = /^\s*\[\s*model_providers\.("?)([^"\]]+)\1\s*\]\s*$/.exec(l);
+    return m?.[2] === id;
+  });
+  if (header < 0) return undefined;
+  const end = lines.findIndex((l, i) => i > header && /^\s*\[/.test(l));
+  return lines.slice(header + 1, end < 0 ? undefined : end).join("\n");
+}
+
+/** A top-level `key = "value"` of a config.toml (before its first table). */
+function tomlTopLevel(toml: string, key: string): string | undefined {
+  for (const line of toml.split("\n")) {
+    if (/^\s*\[/.test(line)) return undefined;
+    const m = new RegExp(`^\\s*${key}\\s*=\\s*(.+?)\\s*(#.*)?$`).exec(line);
+    if (m) return unquote(m[1]!);
+  }
+  return undefined;
+}
+
+/** What the effective config says about the provider: its id and, when defined, its table's text. */
+function selectedProvider(overrides: string[], toml: string): { id: string; table: string | undefined } {
+  const chosen = overrides.filter((o) => o.startsWith("model_provider=")).at(-1);
+  const id = chosen
+    ? unquote(chosen.slice("model_provider=".length))
+    : (tomlTopLevel(toml, "model_provider") ?? "openai");
+  const fromOverrides = overrides.filter(
+    (o) => o.startsWith(`model_providers.${id}.`) || o.startsWith(`model_providers.${id}=`),
+  );
+  const table = fromOverrides.length > 0 ? fromOverrides.join("\n") : tomlProviderTable(toml, id);
+  return { id, table };
 }
 
 /** Codex reports the thread's running total; the ledger remembers it so a resumed call is charged its own part. */
@@ -55,16 +108,12 @@ export const codexAdapter: CliAdapter = {
     { from: ".codex/auth.json", to: "auth.json" },
   ],
   homeEnv: (home) => ({ CODEX_HOME: home }),
+  unknownSession: /no rollout found for thread id|thread\/resume failed/,
 
   invocation(request, ctx) {
-    const s = ctx.settings;
     const overrides = [
-      // no analytics and no plugin marketplace: nothing leaves the machine but model calls
-      "analytics.enabled=false",
-      "check_for_update_on_startup=false",
-      ...(s.baseUrl ? providerOverrides(s.baseUrl, s.provider ?? "tasksgodzilla") : []),
+      ...settingsOverrides(ctx.settings),
       ...(request.reasoningEffort ? [`model_reasoning_effort="${request.reasoningEffort}"`] : []),
-      ...(s.configOverrides ?? []),
     ];
     const args = [
       "exec",
@@ -83,29 +132,32 @@ export const codexAdapter: CliAdapter = {
       writeFileSync(schemaFile, JSON.stringify(request.outputSchema));
       args.push("--output-schema", schemaFile);
     }
-    args.push(...(s.args ?? []));
+    args.push(...(ctx.settings.args ?? []));
     if (request.resumeSessionId) args.push("resume", request.resumeSessionId);
     args.push("-");
     return { args, env: {}, stdin: request.prompt };
   },
 
-  parser() {
+  parser(request, ctx) {
     let sessionId: string | undefined;
-    let final = "";
     let usage: TokenUsage | undefined;
-    let error: string | undefined;
+    let failed: string | undefined;
+    let notice: string | undefined;
+    /** The thread's total before this call, when it continues an earlier one. */
+    let before: TokenUsage | undefined;
     return {
       event(e): EngineEvent[] {
         const item = obj(e.item);
         switch (e.type) {
-          case "thread.started":
+          case "thread.started": {
             sessionId = str(e.thread_id);
+            const ledger = sessionId && ledgerPath(ctx.stateDir, sessionId);
+            if (ledger && request.resumeSessionId === sessionId && existsSync(ledger))
+              before = JSON.parse(readFileSync(ledger, "utf8")) as TokenUsage;
             return [{ type: "started", sessionId }];
+          }
           case "item.completed":
-            if (item.type === "agent_message") {
-              final = str(item.text) ?? "";
-              return [{ type: "message", text: final }];
-            }
+            if (item.type === "agent_message") return [{ type: "message", text: str(item.text) ?? "" }];
             if (item.type === "command_execution")
               return [{ type: "tool", name: "command", detail: brief(item.command) }];
             if (item.type === "file_change") {
@@ -124,68 +176,64 @@ export const codexAdapter: CliAdapter = {
             return [];
           case "turn.completed": {
             const u = obj(e.usage);
-            usage = usageOf(
+            const total = usageOf(
               num(u.input_tokens),
               num(u.cached_input_tokens),
               num(u.output_tokens),
               num(u.reasoning_output_tokens),
             );
+            if (sessionId) writeFileSync(ledgerPath(ctx.stateDir, sessionId), JSON.stringify(total));
+            usage = minus(total, before);
             return [{ type: "usage", usage }];
           }
           case "turn.failed":
-            error = str(obj(e.error).message) ?? "turn failed";
+            // decides the call even after the agent spoke: a turn that failed midway is a failure
+            failed = str(obj(e.error).message) ?? notice ?? "turn failed";
             return [];
           case "error":
             // also used for "Reconnecting… n/5" notices; only turn.failed or the exit code ends a call
-            error = str(e.message) ?? error;
+            notice = str(e.message) ?? notice;
             return [];
           default:
             return [];
         }
       },
       summary(): StreamSummary {
+        // the final message is the -o file's, read in finish()
         return {
-          finalMessage: final,
+          finalMessage: "",
           usage,
           sessionId,
-          error: error !== undefined && !final ? { message: error } : undefined,
+          error: failed ? { message: failed } : undefined,
+          notice,
         };
       },
     };
   },
 
-  finish(summary, request, ctx) {
+  finish(summary, _request, ctx) {
     const file = join(ctx.scratch, "last-message.txt");
-    const finalMessage = existsSync(file)
-      ? readFileSync(file, "utf8").trim() || summary.finalMessage
-      : summary.finalMessage;
-    let usage = summary.usage;
-    if (usage && summary.sessionId) {
-      const ledger = ledgerPath(ctx.stateDir, summary.sessionId);
-      const previous =
-        request.resumeSessionId && existsSync(ledger)
-          ? (JSON.parse(readFileSync(ledger, "utf8")) as TokenUsage)
-          : undefined;
-      writeFileSync(ledger, JSON.stringify(usage));
-      usage = minus(usage, previous);
-    }
-    return { ...summary, finalMessage, usage };
+    return { ...summary, finalMessage: existsSync(file) ? readFileSync(file, "utf8").trim() : "" };
   },
 
   credentials(env, ctx) {
-    const keyEnv = /env_key="([^"]+)"/.exec((ctx.settings.configOverrides ?? []).join(" "))?.[1];
-    if (keyEnv)
-      return env[keyEnv]
-        ? []
-        : [
-            {
-              message: `codex: ${keyEnv} is not set (named by the provider's env_key)`,
-              fix: `export ${keyEnv}=…`,
-            },
-          ];
-    if (env.OPENAI_API_KEY || env.CODEX_API_KEY) return [];
-    const authFile = join(ctx.home ?? join(homedir(), ".codex"), "auth.json");
-    if (existsSync(authFile)) return [];
+    const home = ctx.home ?? join(ctx.userHome, ".codex");
+    const tomlFile = join(home, "config.toml");
+    const toml = existsSync(tomlFile) ? readFileSync(tomlFile, "utf8") : "";
+    const provider = selectedProvider(settingsOverrides(ctx.settings), toml);
+    if (provider.id !== "openai") {
+      const keyEnv = provider.table && /env_key\s*=\s*"([^"]+)"/.exec(provider.table)?.[1];
+      // a table without env_key (a local server) or a built-in like ollama needs no key; an unknown
+      // provider is Codex's to report
+      if (!keyEnv || env[keyEnv]) return [];
+      return [
+        {
+          message: `codex: ${keyEnv} is not set (the env_key of model provider "${provider.id}")`,
+          fix: `export ${keyEnv}=…${ctx.settings.baseUrl ? " (any value for a server that takes none)" : ""}`,
+        },
+      ];
+    }
+    if (env.OPENAI_API_KEY || env.CODEX_API_KEY || existsSync(join(home, "auth.json"))) return [];
     return [
       {
         message: "codex: no credentials (no OPENAI_API_KEY and no auth.json in its config home)",

@@ -1,11 +1,12 @@
 /** Gemini CLI: `gemini --output-format stream-json -p ""` with the prompt on stdin, `--resume`. */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
 import {
   AGENT_CAPABILITIES,
   brief,
   type CliAdapter,
+  EngineSetupError,
   num,
   obj,
   type StreamSummary,
@@ -20,19 +21,39 @@ const APPROVAL_MODE: Record<SandboxMode, string> = {
   "full-access": "yolo",
 };
 
-/** Usage statistics and update checks off, API-key auth: written once into the isolated home. */
-function writeSettings(home: string): void {
+/**
+ * Usage statistics and update checks off, always; API-key auth unless the (seeded) settings chose
+ * another way to sign in. Merged into whatever settings.json the home holds, the user's seeded one too.
+ */
+function mergeSettings(home: string): void {
   const file = join(home, ".gemini", "settings.json");
-  if (existsSync(file)) return;
+  let settings: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      settings = obj(JSON.parse(readFileSync(file, "utf8")));
+    } catch (err) {
+      throw new EngineSetupError(
+        `${file} is not plain JSON (${(err as Error).message}), so usage statistics cannot be switched off in it`,
+        "remove the comments from ~/.gemini/settings.json or delete the copy in the isolated home",
+      );
+    }
+  }
+  const security = obj(settings.security);
+  const auth = obj(security.auth);
+  const merged = {
+    ...settings,
+    security: { ...security, auth: { ...auth, selectedType: str(auth.selectedType) ?? "gemini-api-key" } },
+    privacy: { ...obj(settings.privacy), usageStatisticsEnabled: false },
+    general: { ...obj(settings.general), disableAutoUpdate: true, disableUpdateNag: true },
+  };
   mkdirSync(join(home, ".gemini"), { recursive: true });
-  writeFileSync(
-    file,
-    JSON.stringify({
-      security: { auth: { selectedType: "gemini-api-key" } },
-      privacy: { usageStatisticsEnabled: false },
-      general: { disableAutoUpdate: true, disableUpdateNag: true },
-    }),
-  );
+  writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
+}
+
+/** Gemini's API errors arrive as "[API Error: {json}]" text; the status is inside when the server sent one. */
+function statusOf(message: string): number | undefined {
+  const m = /"code"\s*:\s*(\d{3})\b|status(?: code)?:? (\d{3})\b/i.exec(message);
+  return m ? Number(m[1] ?? m[2]) : undefined;
 }
 
 export const geminiAdapter: CliAdapter = {
@@ -40,11 +61,17 @@ export const geminiAdapter: CliAdapter = {
   binary: "gemini",
   minVersion: "0.50.0",
   capabilities: { ...AGENT_CAPABILITIES, structuredOutput: false },
-  seedFiles: [{ from: ".gemini/settings.json", to: ".gemini/settings.json" }],
+  seedFiles: [
+    { from: ".gemini/settings.json", to: ".gemini/settings.json" },
+    // a Google login (`gemini` → "Login with Google") lives here unless the keychain holds it
+    { from: ".gemini/oauth_creds.json", to: ".gemini/oauth_creds.json" },
+    { from: ".gemini/google_accounts.json", to: ".gemini/google_accounts.json" },
+  ],
   homeEnv: (home) => ({ GEMINI_CLI_HOME: home }),
+  prepareHome: mergeSettings,
+  unknownSession: /Error resuming session/,
 
   invocation(request, ctx) {
-    if (ctx.home) writeSettings(ctx.home);
     const args = [
       "--output-format",
       "stream-json",
@@ -83,8 +110,11 @@ export const geminiAdapter: CliAdapter = {
           case "result": {
             const stats = obj(e.stats);
             usage = usageOf(num(stats.input_tokens), num(stats.cached), num(stats.output_tokens), 0);
-            if (e.status === "error")
-              error = { message: str(obj(e.error).message) ?? "gemini reported an error" };
+            if (e.status === "error") {
+              const err = obj(e.error);
+              const message = str(err.message) ?? "gemini reported an error";
+              error = { message, status: typeof err.code === "number" ? err.code : statusOf(message) };
+            }
             return [{ type: "usage", usage }];
           }
           default:
@@ -95,10 +125,14 @@ export const geminiAdapter: CliAdapter = {
     };
   },
 
-  credentials(env) {
+  credentials(env, ctx) {
     if (env.GEMINI_API_KEY || env.GOOGLE_API_KEY || env.GOOGLE_GENAI_USE_VERTEXAI) return [];
+    if (existsSync(join(ctx.home ?? ctx.userHome, ".gemini", "oauth_creds.json"))) return [];
     return [
-      { message: "gemini: no credentials (GEMINI_API_KEY is not set)", fix: "export GEMINI_API_KEY=…" },
+      {
+        message: "gemini: no credentials (no GEMINI_API_KEY and no Google login in its config home)",
+        fix: "export GEMINI_API_KEY=… or set engines.gemini.seed_from_user: true after logging in with `gemini`",
+      },
     ];
   },
 };

@@ -1,9 +1,12 @@
 /** opencode: `opencode run --format json`, prompt on stdin, `-s` to continue a session. */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
 import {
   AGENT_CAPABILITIES,
   brief,
   type CliAdapter,
+  EngineSetupError,
   num,
   obj,
   type StreamSummary,
@@ -21,9 +24,12 @@ const PERMISSION: Record<SandboxMode, { edit: string; bash: string }> = {
   "full-access": { edit: "allow", bash: "allow" },
 };
 
-/** An OpenAI-compatible provider for `base_url`, its key read from OPENAI_API_KEY by opencode itself. */
-function providerConfig(baseUrl: string, provider: string, model: string | undefined) {
-  const [, modelName = model ?? "default"] = (model ?? "").split("/");
+/**
+ * An OpenAI-compatible provider for `base_url`, its key read from OPENAI_API_KEY by opencode itself.
+ * It is the only provider the call may use: the model (and the session-title model) are set to it.
+ */
+function providerConfig(baseUrl: string, provider: string, model: string) {
+  const modelName = model.slice(model.indexOf("/") + 1);
   return {
     provider: {
       [provider]: {
@@ -33,8 +39,27 @@ function providerConfig(baseUrl: string, provider: string, model: string | undef
         models: { [modelName]: { name: modelName, tool_call: true } },
       },
     },
-    ...(model ? { model: `${provider}/${modelName}`, small_model: `${provider}/${modelName}` } : {}),
+    model: `${provider}/${modelName}`,
+    small_model: `${provider}/${modelName}`,
   };
+}
+
+/**
+ * opencode's embedded npm client looks up its plugin packages on the registry on a fresh home; a
+ * closed loopback port makes that fail at once (the run goes on without them). An `npm_config_registry`
+ * in the engine's `env` setting takes precedence.
+ */
+const NO_REGISTRY = "http://127.0.0.1:9/";
+
+/** Whether opencode's auth store (`opencode auth login`) in a data home holds any provider. */
+function loggedIn(dataHome: string): boolean {
+  try {
+    return (
+      Object.keys(obj(JSON.parse(readFileSync(join(dataHome, "opencode", "auth.json"), "utf8")))).length > 0
+    );
+  } catch {
+    return false;
+  }
 }
 
 export const opencodeAdapter: CliAdapter = {
@@ -52,6 +77,7 @@ export const opencodeAdapter: CliAdapter = {
     XDG_CACHE_HOME: `${home}/cache`,
     XDG_STATE_HOME: `${home}/state`,
   }),
+  unknownSession: /Session not found/,
 
   invocation(request, ctx) {
     const s = ctx.settings;
@@ -61,6 +87,11 @@ export const opencodeAdapter: CliAdapter = {
       request.model && s.baseUrl && !request.model.includes("/")
         ? `${provider}/${request.model}`
         : request.model;
+    if (s.baseUrl && !model)
+      throw new EngineSetupError(
+        "with base_url opencode needs a model (else it falls back to its default provider)",
+        "set the step's model, or models.exec / models.qa in tasksgodzilla.config.*",
+      );
     const args = ["run", "--format", "json", "--dir", request.cwd];
     if (model) args.push("-m", model);
     if (request.resumeSessionId) args.push("-s", request.resumeSessionId);
@@ -69,11 +100,12 @@ export const opencodeAdapter: CliAdapter = {
       autoupdate: false,
       share: "disabled",
       permission: PERMISSION[request.sandbox ?? "workspace-write"],
-      ...(s.baseUrl ? providerConfig(s.baseUrl, provider, model) : {}),
+      ...(s.baseUrl && model ? providerConfig(s.baseUrl, provider, model) : {}),
     };
     const env = {
       OPENCODE_DISABLE_MODELS_FETCH: "1",
       OPENCODE_DISABLE_AUTOUPDATE: "1",
+      npm_config_registry: NO_REGISTRY,
       OPENCODE_CONFIG_CONTENT: JSON.stringify(config),
     };
     return { args, env, stdin: request.prompt };
@@ -132,6 +164,28 @@ export const opencodeAdapter: CliAdapter = {
     };
   },
 
-  // opencode reads keys from its own auth store, provider config or many provider env vars: nothing to check reliably
-  credentials: () => [],
+  credentials(env, ctx) {
+    if (ctx.settings.baseUrl)
+      return env.OPENAI_API_KEY
+        ? []
+        : [
+            {
+              message: "opencode: OPENAI_API_KEY is not set (the key of the base_url provider)",
+              fix: "export OPENAI_API_KEY=… (any value for a server that takes none)",
+            },
+          ];
+    // otherwise opencode finds keys in its auth store, its config or the providers' own variables
+    const dataHome = ctx.home ? join(ctx.home, "data") : join(ctx.userHome, ".local", "share");
+    const configHome = ctx.home ? join(ctx.home, "config") : join(ctx.userHome, ".config");
+    const hasConfig = existsSync(join(configHome, "opencode", "opencode.json"));
+    const hasKeyVar = Object.keys(env).some((k) => /_API_KEY$/.test(k) && env[k]);
+    if (loggedIn(dataHome) || hasConfig || hasKeyVar) return [];
+    return [
+      {
+        message:
+          "opencode: no credentials (no login in its auth store, no opencode.json, no *_API_KEY variable)",
+        fix: "run `opencode auth login` and set engines.opencode.seed_from_user: true, or export the provider's API key",
+      },
+    ];
+  },
 };

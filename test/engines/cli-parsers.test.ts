@@ -1,0 +1,178 @@
+/** The adapters' stream parsers against event streams the real CLIs printed (fixtures/agent-streams). */
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { classifyFailure } from "../../src/engines/cli/classify-failure.js";
+import { claudeCodeAdapter } from "../../src/engines/cli/claude-code-adapter.js";
+import type { CallContext, CliAdapter } from "../../src/engines/cli/cli-adapter.js";
+import { codexAdapter } from "../../src/engines/cli/codex-adapter.js";
+import { geminiAdapter } from "../../src/engines/cli/gemini-adapter.js";
+import { opencodeAdapter } from "../../src/engines/cli/opencode-adapter.js";
+import type { EngineEvent, EngineRequest } from "../../src/engines/engine-port.js";
+
+const FIXTURES = join(import.meta.dirname, "fixtures", "agent-streams");
+
+function parse(adapter: CliAdapter, fixture: string, request: Partial<EngineRequest> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "tgz-parse-"));
+  const ctx: CallContext = { settings: {}, home: dir, userHome: dir, scratch: dir, stateDir: dir };
+  const full: EngineRequest = {
+    role: "exec",
+    prompt: "p",
+    cwd: dir,
+    inputs: {},
+    env: {},
+    timeoutMs: 1000,
+    maxOutputBytes: 1 << 20,
+    ...request,
+  };
+  const parser = adapter.parser(full, ctx);
+  const events: EngineEvent[] = [];
+  for (const line of readFileSync(join(FIXTURES, fixture), "utf8").split("\n").filter(Boolean))
+    events.push(...parser.event(JSON.parse(line) as Record<string, unknown>));
+  return { summary: parser.summary(), events, ctx };
+}
+
+const kindOf = (s: { error?: { message: string; status?: number | undefined } | undefined }) =>
+  s.error ? classifyFailure(s.error.message, s.error.status).kind : undefined;
+
+const tools = (events: EngineEvent[]) =>
+  events.flatMap((e) => (e.type === "tool" ? [`${e.name}: ${e.detail ?? ""}`] : []));
+
+describe("Codex stream parser", () => {
+  it("reads messages, commands, the thread id and the usage of a tool run", () => {
+    const { summary, events } = parse(codexAdapter, "codex-exec-tool.events.jsonl");
+    expect(summary).toMatchObject({
+      sessionId: "01a20c7a-72f7-7793-8458-9978b574a6d5",
+      usage: { input: 222, cachedInput: 66, output: 44, reasoning: 0 },
+      error: undefined,
+    });
+    expect(events.filter((e) => e.type === "message").map((e) => (e as { text: string }).text)).toEqual([
+      "I will write the file.",
+      "Wrote out.txt. DONE.",
+    ]);
+    expect(tools(events)).toEqual([expect.stringMatching(/^command: .*printf 'hello from codex tool/)]);
+  });
+
+  it("reads an apply_patch file change", () => {
+    const { events } = parse(codexAdapter, "codex-apply-patch.events.jsonl");
+    expect(tools(events)).toEqual(["file_change: add /workspace/hello.txt"]);
+  });
+
+  it.each([
+    ["codex-err-401.events.jsonl", "auth"],
+    ["codex-err-500.events.jsonl", "server_error"],
+    ["codex-err-failed.events.jsonl", "context_too_long"],
+    ["codex-err-truncate.events.jsonl", "server_error"],
+  ])("types the failed turn of %s as %s", (fixture, kind) => {
+    expect(kindOf(parse(codexAdapter, fixture).summary)).toBe(kind);
+  });
+
+  it("keeps a failed turn a failure after the agent already spoke", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tgz-parse-"));
+    const ctx: CallContext = { settings: {}, home: dir, userHome: dir, scratch: dir, stateDir: dir };
+    const parser = codexAdapter.parser(
+      { role: "exec", prompt: "p", cwd: dir, inputs: {}, env: {}, timeoutMs: 1, maxOutputBytes: 1 },
+      ctx,
+    );
+    for (const e of [
+      { type: "thread.started", thread_id: "t1" },
+      { type: "item.completed", item: { type: "agent_message", text: "Running it." } },
+      { type: "error", message: "We’re currently experiencing high demand" },
+      { type: "turn.failed", error: { message: "We’re currently experiencing high demand" } },
+    ])
+      parser.event(e);
+    expect(kindOf(parser.summary())).toBe("server_error");
+  });
+});
+
+describe("Claude Code stream parser", () => {
+  it("reads the result, the session, the tool calls and the invocation's usage", () => {
+    const { summary, events } = parse(claudeCodeAdapter, "claude-tools.stream.jsonl");
+    expect(summary).toMatchObject({
+      finalMessage: "Wrote out.txt. DONE.",
+      sessionId: "51b4595c-fa5b-4f70-9807-9824edaa3727",
+      // input_tokens excludes cache reads in Anthropic's count; the port's input includes them
+      usage: { input: 432, cachedInput: 99, output: 66 },
+      error: undefined,
+    });
+    expect(tools(events)).toEqual([
+      expect.stringMatching(/^Write: .*hello from claude Write/),
+      expect.stringMatching(/^Bash: .*bash-ran/),
+    ]);
+  });
+
+  it.each([
+    ["claude-err-401.stream.jsonl", "auth", 401],
+    ["claude-err-500.stream.jsonl", "server_error", 500],
+    ["claude-err-529.stream.jsonl", "server_error", 529],
+  ])("types %s as %s with the API status", (fixture, kind, status) => {
+    const { summary } = parse(claudeCodeAdapter, fixture);
+    expect(summary.error?.status).toBe(status);
+    expect(summary.finalMessage).toBe("");
+    expect(kindOf(summary)).toBe(kind);
+  });
+
+  it("reads the errors of a call that failed before any model call", () => {
+    const parser = claudeCodeAdapter.parser({} as EngineRequest, {} as CallContext);
+    parser.event({
+      type: "result",
+      subtype: "error_during_execution",
+      is_error: true,
+      session_id: "4b1c7f1e-1111-4222-8333-944444444444",
+      usage: { input_tokens: 0, output_tokens: 0 },
+      modelUsage: {},
+      errors: ["No conversation found with session ID: 4b1c7f1e-1111-4222-8333-944444444444"],
+    });
+    expect(parser.summary().error?.message).toMatch(claudeCodeAdapter.unknownSession);
+  });
+});
+
+describe("opencode stream parser", () => {
+  it("sums the usage of every step and takes the text of the last one", () => {
+    const { summary, events } = parse(opencodeAdapter, "opencode-tools.events.jsonl");
+    expect(summary).toMatchObject({
+      finalMessage: "Wrote out.txt. DONE.",
+      sessionId: "ses_df381a2c3ffePEFzgJA287eGTe",
+      // three steps of 78 + 33 cached input and 22 output each
+      usage: { input: 333, cachedInput: 99, output: 66 },
+    });
+    expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write", "bash"]);
+    expect(events.filter((e) => e.type === "usage")).toHaveLength(3);
+  });
+
+  it("types the 401 error event as auth, with its status", () => {
+    const { summary } = parse(opencodeAdapter, "opencode-err-401.events.jsonl");
+    expect(summary.error).toEqual({ message: "Incorrect API key provided", status: 401 });
+    expect(kindOf(summary)).toBe("auth");
+  });
+});
+
+describe("Gemini stream parser", () => {
+  it("takes what the model said after its last tool call, the session and the usage", () => {
+    const { summary, events } = parse(geminiAdapter, "gemini-tools.stream.jsonl");
+    expect(summary).toMatchObject({
+      finalMessage: "Wrote out.txt. DONE.",
+      sessionId: "9757fb46-5048-40d2-ac78-4ff7fb57f902",
+      usage: { input: 333, cachedInput: 99, output: 66 },
+    });
+    expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write_file", "run_shell_command"]);
+  });
+
+  it("types an API error result as auth", () => {
+    const { summary } = parse(geminiAdapter, "gemini-err-401.stream.jsonl");
+    expect(kindOf(summary)).toBe("auth");
+  });
+
+  it("passes on the HTTP status inside Gemini's error text", () => {
+    const parser = geminiAdapter.parser({} as EngineRequest, {} as CallContext);
+    parser.event({
+      type: "result",
+      status: "error",
+      error: { type: "unknown", message: '[API Error: {"error":{"code":429,"message":"Please slow down"}}]' },
+      stats: {},
+    });
+    expect(parser.summary().error).toMatchObject({ status: 429 });
+    expect(kindOf(parser.summary())).toBe("rate_limit");
+  });
+});
