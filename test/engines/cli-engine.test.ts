@@ -177,6 +177,22 @@ echo '${claudeResult("new-session", "answered afresh")}'`),
     expect(events.filter((e) => e.type === "error")).toEqual([]);
   });
 
+  it("says so when a CLI silently answers a resume in a session of its own", async () => {
+    const { result } = await run(
+      claudeCodeAdapter,
+      fakeCli(`echo '${claudeInit("other-session")}'; echo '${claudeResult("other-session", "hi")}'`),
+      { resumeSessionId: "old-session" },
+    );
+    expect(result).toMatchObject({
+      ok: true,
+      sessionId: "other-session",
+      sessionRestarted: {
+        previousSessionId: "old-session",
+        reason: "claude-code started session other-session instead of continuing old-session",
+      },
+    });
+  });
+
   it("does not start over when a resumed call fails for another reason", async () => {
     const calls = join(dir(), "calls");
     const { result } = await run(

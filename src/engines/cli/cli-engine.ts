@@ -178,6 +178,10 @@ export class CliEngine implements Engine {
           .find((line) => line.includes(unknown[0]))
           ?.trim() ?? unknown[0];
       result = { ...fresh.result, sessionRestarted: { previousSessionId: stale, reason } };
+    } else if (stale && result.ok && result.sessionId && result.sessionId !== stale) {
+      // some CLIs start a new session silently for an id they cannot find
+      const reason = `${this.id} started session ${result.sessionId} instead of continuing ${stale}`;
+      result = { ...result, sessionRestarted: { previousSessionId: stale, reason } };
     }
     result = { ...result, durationMs: Date.now() - started };
     if (result.ok) yield { type: "final", text: result.finalMessage };
