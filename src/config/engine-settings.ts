@@ -5,10 +5,15 @@
 import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
 import type { EngineSettings } from "../engines/engine-port.js";
+import { InvalidInputError } from "../shared/errors.js";
 import type { EngineSettingsFile } from "./config-schema.js";
 import { dataDir } from "./data-paths.js";
 
-const ENV_KEY = /^TASKSGODZILLA_ENGINE_([A-Z0-9_]+?)_(BINARY|BASE_URL|ARGS|PROVIDER|HOME)$/;
+const ENV_KEY =
+  /^TASKSGODZILLA_ENGINE_([A-Z0-9_]+?)_(BINARY|BASE_URL|ARGS|PROVIDER|HOME|ENV|CONFIG_OVERRIDES|SEED_FROM_USER)$/;
+
+/** A `TASKSGODZILLA_ENGINE_*` variable whose value does not fit its setting. */
+export class EngineSettingsError extends InvalidInputError {}
 
 function fromFile(f: EngineSettingsFile): EngineSettings {
   return {
@@ -23,6 +28,23 @@ function fromFile(f: EngineSettingsFile): EngineSettings {
   };
 }
 
+/** `KEY=value` pairs separated by whitespace (values with spaces belong in the config file). */
+function envPairs(key: string, value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of value.split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new EngineSettingsError(`${key}: "${pair}" is not KEY=value`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+function oneOf<T extends string>(key: string, value: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T))
+    throw new EngineSettingsError(`${key}=${value}: expected one of ${allowed.join(", ")}`);
+  return value as T;
+}
+
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, EngineSettings> {
   const out: Record<string, EngineSettings> = {};
   for (const [key, value] of Object.entries(env)) {
@@ -31,12 +53,36 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, EngineSettings> {
     const id = m[1]!.toLowerCase().replaceAll("_", "-");
     const s: EngineSettings = out[id] ?? {};
     out[id] = s;
-    if (m[2] === "BINARY") s.binary = value;
-    else if (m[2] === "BASE_URL") s.baseUrl = value;
-    else if (m[2] === "PROVIDER") s.provider = value;
-    else if (m[2] === "HOME") s.home = value === "user" ? "user" : "isolated";
-    // space-separated; arguments with spaces belong in the config file
-    else s.args = value.split(/\s+/).filter(Boolean);
+    switch (m[2]) {
+      case "BINARY":
+        s.binary = value;
+        break;
+      case "BASE_URL":
+        s.baseUrl = value;
+        break;
+      case "PROVIDER":
+        s.provider = value;
+        break;
+      case "HOME":
+        s.home = oneOf(key, value, ["isolated", "user"] as const);
+        break;
+      case "ENV":
+        s.env = envPairs(key, value);
+        break;
+      case "CONFIG_OVERRIDES":
+        // one per line: TOML values hold spaces and commas
+        s.configOverrides = value
+          .split("\n")
+          .map((l) => l.trim())
+          .filter(Boolean);
+        break;
+      case "SEED_FROM_USER":
+        s.seedFromUser = oneOf(key, value, ["true", "false"] as const) === "true";
+        break;
+      default:
+        // space-separated; arguments with spaces belong in the config file
+        s.args = value.split(/\s+/).filter(Boolean);
+    }
   }
   return out;
 }
