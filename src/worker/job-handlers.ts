@@ -1,74 +1,137 @@
-/** What each job kind does: the same services the CLI calls, given the job's payload. */
+/**
+ * What each job kind does: the same services the CLI calls, given the job's payload. Each is
+ * idempotent, since a job may be delivered again after a worker died: runs continue where they are,
+ * a planned run is not planned again, an import fills its run once.
+ */
 import { importCodemachine } from "../codemachine/import-codemachine.js";
 import { planProtocol } from "../planning/plan-protocol.js";
 import { openRunPullRequest } from "../pr/open-run-pr.js";
-import type { JobKind } from "../queue/job-queue.js";
+import type { ClaimedJob, JobKind } from "../queue/job-queue.js";
 import { ProtocolRunner } from "../runner/protocol-runner.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { createRunFromSpec } from "../services/create-run.js";
+import { ensureProject } from "../services/project-service.js";
 import { auditSpecs } from "../services/spec-audit.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { QaPolicy } from "../spec/schema.js";
+import type { Json } from "../store/types.js";
+import type { EngineGate, EngineSlotLostError } from "./engine-gate.js";
 import type { JobHandler } from "./job-worker.js";
 
-function num(payload: Record<string, unknown>, key: string): number {
+function optionalNum(payload: Json, key: string): number | undefined {
   const v = payload[key];
+  if (v == null) return undefined;
   if (typeof v !== "number" && !(typeof v === "string" && /^\d+$/.test(v)))
-    throw new InvalidInputError(`job payload needs ${key}`);
+    throw new InvalidInputError(`job payload: ${key} must be a number`);
   return Number(v);
 }
 
-const text = (payload: Record<string, unknown>, key: string) =>
+function num(payload: Json, key: string): number {
+  const v = optionalNum(payload, key);
+  if (v === undefined) throw new InvalidInputError(`job payload needs ${key}`);
+  return v;
+}
+
+const text = (payload: Json, key: string) =>
   typeof payload[key] === "string" ? (payload[key] as string) : undefined;
 
-export function jobHandlers(deps: RunnerDeps): Record<JobKind, JobHandler> {
+/** The run a job is about (plan jobs name it `runId`), if any. */
+export function runOfJob(payload: Json): number | undefined {
+  return optionalNum(payload, "protocol_run_id") ?? optionalNum(payload, "runId");
+}
+
+export interface HandlerOptions {
+  /** Engine caps: the gate of one job, whose lost slot hands the job back. */
+  gate?: (onLost: (err: EngineSlotLostError) => void) => EngineGate;
+}
+
+export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record<JobKind, JobHandler> {
+  const runner = (abort: (err: EngineSlotLostError) => void) =>
+    new ProtocolRunner(opts.gate ? { ...deps, engineGate: opts.gate(abort) } : deps);
   return {
-    async execute_protocol(job, signal) {
-      await new ProtocolRunner(deps).run(num(job.payload, "protocol_run_id"), { signal });
+    async execute_protocol(job, signal, abort) {
+      await runner(abort).run(num(job.payload, "protocol_run_id"), { signal });
     },
-    async plan(job, signal) {
+    async execute_step(job, signal, abort) {
+      await runner(abort).run(num(job.payload, "protocol_run_id"), {
+        signal,
+        resume: true,
+        only: { stepRunId: optionalNum(job.payload, "step_run_id") },
+      });
+    },
+    async run_qa(job, signal, abort) {
+      await runner(abort).run(num(job.payload, "protocol_run_id"), {
+        signal,
+        resume: true,
+        only: { stepRunId: optionalNum(job.payload, "step_run_id"), qaOnly: true },
+      });
+    },
+    async plan(job, signal, abort) {
+      const runId = optionalNum(job.payload, "runId");
       const task = text(job.payload, "task");
       const repo = text(job.payload, "repo");
-      if (!task || !repo) throw new InvalidInputError("plan job needs task and repo");
+      if (runId === undefined && (!task || !repo))
+        throw new InvalidInputError("plan job needs a runId, or a task and a repo");
+      // with a runId, planning again leaves a planned run as it is
       const run = await planProtocol(deps, {
+        runId,
         task,
         repoDir: repo,
         name: text(job.payload, "name"),
         base: text(job.payload, "base"),
         engine: text(job.payload, "engine"),
         model: text(job.payload, "model"),
+        inputs:
+          typeof job.payload.inputs === "object"
+            ? (job.payload.inputs as Record<string, unknown>)
+            : undefined,
         signal,
       });
-      if (job.payload.run === true && run.status === "planned")
-        await new ProtocolRunner(deps).run(run.id, { signal });
+      if (job.payload.run === true && run.status === "planned") await runner(abort).run(run.id, { signal });
     },
     async open_pr(job) {
       await openRunPullRequest(deps.store, num(job.payload, "protocol_run_id"), process.env);
     },
-    async import(job) {
-      const path = text(job.payload, "path");
-      const repo = text(job.payload, "repo");
-      if (!path || !repo) throw new InvalidInputError("import job needs path and repo");
-      const imported = importCodemachine(path, {
-        repoDir: repo,
-        workflow: text(job.payload, "workflow"),
-        qa: text(job.payload, "qa") as QaPolicy | undefined,
-      });
-      await createRunFromSpec(deps.store, {
-        repoDir: repo,
-        spec: imported.spec,
-        files: imported.files,
-        name: text(job.payload, "name") ?? imported.name,
-      });
-    },
+    import: (job) => importOnce(deps, job),
     async spec_audit(job) {
-      const project = job.payload.project_id;
-      const run = job.payload.protocol_run_id;
       await auditSpecs(deps.store, deps.configFor, {
-        projectId: project == null ? undefined : Number(project),
-        runId: run == null ? undefined : Number(run),
+        projectId: optionalNum(job.payload, "project_id"),
+        runId: optionalNum(job.payload, "protocol_run_id"),
         backfill: job.payload.backfill === true,
       });
     },
   };
+}
+
+/**
+ * An import fills one run with the imported spec, once. The run is the payload's (created by the
+ * API), or one this job creates and marks with its identity, found again on a redelivery.
+ */
+async function importOnce(deps: RunnerDeps, job: ClaimedJob): Promise<void> {
+  const path = text(job.payload, "path");
+  const repo = text(job.payload, "repo");
+  if (!path || !repo) throw new InvalidInputError("import job needs path and repo");
+  const imported = await importCodemachine(path, {
+    repoDir: repo,
+    workflow: text(job.payload, "workflow"),
+    qa: text(job.payload, "qa") as QaPolicy | undefined,
+  });
+  const name = text(job.payload, "name") ?? imported.name;
+  const given = optionalNum(job.payload, "protocol_run_id");
+  const run =
+    given !== undefined ? await deps.store.getProtocolRun(given) : await runOfImport(deps, job, repo, name);
+  if (run.templateConfig.protocol_spec !== undefined) return; // filled by an earlier delivery
+  await createRunFromSpec(deps.store, { intoRunId: run.id, spec: imported.spec, files: imported.files });
+}
+
+async function runOfImport(deps: RunnerDeps, job: ClaimedJob, repo: string, name: string) {
+  // the id and creation time together name this job across redeliveries (ids restart with a new Redis)
+  const key = `${job.id}@${job.createdAt}`;
+  const project = await ensureProject(deps.store, repo);
+  const earlier = (await deps.store.listProtocolRuns(project.id)).find(
+    (r) => r.templateSource?.import_job === key,
+  );
+  if (earlier) return earlier;
+  const { run } = await createRunFromSpec(deps.store, { projectId: project.id, unplanned: true, name });
+  return deps.store.updateProtocolRun(run.id, { templateSource: { import_job: key } });
 }

@@ -1,13 +1,27 @@
 /**
  * A worker: claims jobs, heartbeats each lease, and runs the job's handler with a signal that aborts
  * (killing the engine's process group) as soon as the lease is lost. Handlers are idempotent: a job
- * may run again after a worker died.
+ * may run again after a worker died. A worker that stops gracefully hands its jobs back at once.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type { BaseLogger } from "pino";
 import type { ClaimedJob, JobKind, JobQueue } from "../queue/job-queue.js";
-import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
+import { JobHandoffError, LeaseLostError, WorkerStoppingError } from "../queue/queue-errors.js";
+import { errorMessage } from "../shared/errors.js";
+import { RunBusyError } from "../store/store-errors.js";
+import { isTransientError } from "./retry-policy.js";
 
-export type JobHandler = (job: ClaimedJob, signal: AbortSignal) => Promise<void>;
+/**
+ * `signal` aborts when the job must stop (lease lost, worker stopping); `abort` lets what the handler
+ * runs hand the job back itself (an engine slot it lost).
+ */
+export type JobHandler = (
+  job: ClaimedJob,
+  signal: AbortSignal,
+  abort: (reason: JobHandoffError) => void,
+) => Promise<void>;
+
+export type WorkerLogger = Pick<BaseLogger, "info" | "warn" | "error">;
 
 export interface WorkerOptions {
   queue: JobQueue;
@@ -17,8 +31,11 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Jobs run at once by this worker. */
   concurrency?: number;
-  log?: (line: Record<string, unknown>) => void;
+  logger?: WorkerLogger;
 }
+
+/** A queue call after the job ran (complete, fail, release): retried through connection trouble while the lease holds. */
+const SETTLE_RETRY_MS = 500;
 
 export class JobWorker {
   private stopping = false;
@@ -32,8 +49,12 @@ export class JobWorker {
     return this.opts.leaseMs ?? 30_000;
   }
 
-  private log(line: Record<string, unknown>) {
-    this.opts.log?.({ worker: this.opts.workerId, ...line });
+  private get beatMs() {
+    return Math.max(100, Math.floor(this.leaseMs / 3));
+  }
+
+  private log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}) {
+    this.opts.logger?.[level]({ worker: this.opts.workerId, ...fields }, msg);
   }
 
   start(): void {
@@ -42,6 +63,7 @@ export class JobWorker {
 
   private async run(): Promise<void> {
     const kinds = Object.keys(this.opts.handlers) as JobKind[];
+    let backoff = 0;
     while (!this.stopping) {
       if (this.running.size >= (this.opts.concurrency ?? 1)) {
         await Promise.race(this.running);
@@ -50,10 +72,12 @@ export class JobWorker {
       let job: ClaimedJob | undefined;
       try {
         job = await this.opts.queue.claim(this.opts.workerId, this.leaseMs, kinds);
+        backoff = 0;
       } catch (err) {
-        // a dropped database or Redis connection: back off and try again
-        this.log({ level: "warn", msg: "claim failed; retrying", error: errorMessage(err) });
-        await sleep(Math.min(5_000, (this.opts.pollMs ?? 500) * 4));
+        // a dropped database or Redis connection: back off (doubling, at most 5 s) and try again
+        backoff = Math.min(5_000, Math.max(250, backoff * 2));
+        this.log("warn", "claim failed; retrying", { error: errorMessage(err), retry_in_ms: backoff });
+        await sleep(backoff);
         continue;
       }
       if (!job) {
@@ -66,62 +90,115 @@ export class JobWorker {
     await Promise.allSettled(this.running);
   }
 
+  /**
+   * Heartbeats every third of the lease. A lost lease aborts at once; other errors (the connection
+   * is away) are ridden out until the lease would lapse before the next beat could renew it.
+   */
+  private heartbeat(job: ClaimedJob, controller: AbortController): () => void {
+    let leaseUntil = job.leaseExpiresAt;
+    const beat = setInterval(() => {
+      this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs).then(
+        (until) => {
+          leaseUntil = until;
+        },
+        (err) => {
+          if (controller.signal.aborted) return;
+          if (err instanceof LeaseLostError) {
+            this.log("warn", "lease lost; aborting the job", { job: job.id, error: err.message });
+            controller.abort(err);
+          } else if (Date.now() + this.beatMs >= leaseUntil) {
+            this.log("error", "cannot heartbeat and the lease is lapsing; aborting the job", {
+              job: job.id,
+              error: errorMessage(err),
+            });
+            controller.abort(new LeaseLostError(job.id));
+          } else {
+            this.log("warn", "heartbeat failed; retrying while the lease holds", {
+              job: job.id,
+              error: errorMessage(err),
+              lease_left_ms: leaseUntil - Date.now(),
+            });
+          }
+        },
+      );
+    }, this.beatMs);
+    return () => clearInterval(beat);
+  }
+
   private async execute(job: ClaimedJob): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
-    const beat = setInterval(
-      () => {
-        this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs).catch((err) => {
-          this.log({
-            level: "warn",
-            msg: "lease lost; aborting the job",
-            job: job.id,
-            error: errorMessage(err),
-          });
-          controller.abort(err);
-        });
-      },
-      Math.max(100, Math.floor(this.leaseMs / 3)),
-    );
+    const stopBeat = this.heartbeat(job, controller);
     const started = Date.now();
-    this.log({ level: "info", msg: "job started", job: job.id, kind: job.kind, attempt: job.attempts });
+    const fields = { job: job.id, kind: job.kind, attempt: job.attempts };
+    this.log("info", "job started", fields);
     try {
       const handler = this.opts.handlers[job.kind];
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
-      await handler(job, controller.signal);
-      if (controller.signal.aborted) return; // the lease is someone else's now: neither complete nor fail
-      await this.opts.queue.complete(job.id, job.leaseToken);
-      this.log({
-        level: "info",
-        msg: "job completed",
-        job: job.id,
-        kind: job.kind,
-        duration_ms: Date.now() - started,
-      });
+      await handler(job, controller.signal, (reason) => controller.abort(reason));
+      if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
+      await this.settle(job, () => this.opts.queue.complete(job.id, job.leaseToken));
+      this.log("info", "job completed", { ...fields, duration_ms: Date.now() - started });
     } catch (err) {
-      if (controller.signal.aborted) return;
-      const retryable = TasksGodzillaError.is(err) ? err.retryable : false;
-      const outcome = await this.opts.queue
-        .fail(job.id, job.leaseToken, { message: errorMessage(err), retryable })
-        .catch(() => "lost");
-      this.log({
-        level: "error",
-        msg: "job failed",
-        job: job.id,
-        kind: job.kind,
-        outcome,
-        error: errorMessage(err),
-      });
+      if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
+      if (err instanceof JobHandoffError) return await this.handBack(job, err);
+      if (err instanceof RunBusyError) {
+        // another runner has the run: not a failure of this job, which runs once that one is done
+        this.log("info", "run busy; job handed back", { ...fields, retry_in_ms: err.retryAfterMs });
+        await this.settle(job, () =>
+          this.opts.queue.release(job.id, job.leaseToken, { delayMs: err.retryAfterMs, reason: err.message }),
+        );
+        return;
+      }
+      const retryable = isTransientError(err);
+      const outcome = await this.settle(job, () =>
+        this.opts.queue.fail(job.id, job.leaseToken, { message: errorMessage(err), retryable }),
+      );
+      if (outcome === "retrying")
+        this.log("warn", "job failed; retrying with backoff", { ...fields, error: errorMessage(err) });
+      else if (outcome === "dead")
+        this.log("error", "job failed; dead-lettered", { ...fields, retryable, error: errorMessage(err) });
     } finally {
-      clearInterval(beat);
+      stopBeat();
       this.controllers.delete(controller);
     }
   }
 
-  /** Stops claiming; with `abort`, running jobs are aborted (their steps go back to pending). */
+  /** A job aborted for a handoff goes back to the queue, unless its lease is someone else's already. */
+  private async handBack(job: ClaimedJob, reason: unknown): Promise<void> {
+    if (reason instanceof LeaseLostError) return;
+    this.log("info", "job handed back", { job: job.id, kind: job.kind, reason: errorMessage(reason) });
+    await this.settle(job, () =>
+      this.opts.queue.release(job.id, job.leaseToken, { reason: errorMessage(reason) }),
+    );
+  }
+
+  /** Runs a queue call about a finished job, retrying connection trouble while its lease would still hold. */
+  private async settle<T>(job: ClaimedJob, call: () => Promise<T>): Promise<T | "lost"> {
+    const until = Date.now() + this.leaseMs;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        if (err instanceof LeaseLostError || Date.now() + SETTLE_RETRY_MS >= until) {
+          this.log("warn", "job outcome not recorded; its lease is lost", {
+            job: job.id,
+            error: errorMessage(err),
+          });
+          return "lost";
+        }
+        await sleep(SETTLE_RETRY_MS);
+      }
+    }
+  }
+
+  /**
+   * Stops claiming and waits for the running jobs. With `abort`, they are aborted and handed back
+   * to the queue (their steps go back to pending) for another worker to continue at once.
+   */
   async stop(opts: { abort?: boolean } = {}): Promise<void> {
     this.stopping = true;
-    if (opts.abort) for (const c of this.controllers) c.abort(new Error("worker stopping"));
+    if (opts.abort) for (const c of this.controllers) c.abort(new WorkerStoppingError(this.opts.workerId));
     await this.loop;
   }
 }

@@ -1,26 +1,50 @@
 /** `tgz server` and `tgz worker`: the service mode, on the embedded store or Postgres + Redis. */
 import { hostname } from "node:os";
+import { pino } from "pino";
+import type { JobQueue } from "../../queue/job-queue.js";
 import { openQueue } from "../../queue/open-queue.js";
 import { ConcurrencySlots } from "../../queue/store-queue.js";
 import type { RunnerDeps } from "../../runner/run-context.js";
 import { startServer } from "../../server/start-server.js";
+import { InvalidInputError } from "../../shared/errors.js";
 import type { KyselyStore } from "../../store/kysely-store.js";
+import { blockRunOnDeadLetter } from "../../worker/dead-letter.js";
 import { engineGate, parseCaps } from "../../worker/engine-gate.js";
-import { jobHandlers } from "../../worker/job-handlers.js";
-import { JobWorker } from "../../worker/job-worker.js";
+import { type HandlerOptions, jobHandlers } from "../../worker/job-handlers.js";
+import { JobWorker, type WorkerLogger } from "../../worker/job-worker.js";
+import { RunReconciler } from "../../worker/run-reconciler.js";
 import type { AppContext } from "../app-context.js";
 
-function runnerDeps(app: AppContext, holder: string): RunnerDeps {
-  const store = app.store as KyselyStore;
+function runnerDeps(app: AppContext): RunnerDeps {
+  return { store: app.store, registry: app.registry, configFor: app.configFor };
+}
+
+/** Engine caps (`TASKSGODZILLA_ENGINE_CONCURRENCY`) as slots in the store, one gate per job. */
+function handlerOptions(store: KyselyStore, holder: string): HandlerOptions {
   const caps = parseCaps(process.env.TASKSGODZILLA_ENGINE_CONCURRENCY);
-  return {
+  if (Object.keys(caps).length === 0) return {};
+  const slots = new ConcurrencySlots(store.kysely);
+  return { gate: (onLost) => engineGate(slots, caps, holder, onLost) };
+}
+
+/**
+ * What every process sharing the queue does besides its own work: blocks the runs of dead-lettered
+ * jobs, and queues again the runs whose job was lost (every TASKSGODZILLA_RECONCILE_SECONDS, default 30).
+ */
+function keepRunsHonest(store: KyselyStore, queue: JobQueue, logger: WorkerLogger): RunReconciler {
+  queue.onDeadLetter(blockRunOnDeadLetter(store, logger));
+  const seconds = Number(process.env.TASKSGODZILLA_RECONCILE_SECONDS ?? 30);
+  if (!(seconds > 0))
+    throw new InvalidInputError(`TASKSGODZILLA_RECONCILE_SECONDS must be a positive number of seconds`);
+  const reconciler = new RunReconciler({
     store,
-    registry: app.registry,
-    configFor: app.configFor,
-    ...(Object.keys(caps).length
-      ? { engineGate: engineGate(new ConcurrencySlots(store.kysely), caps, holder) }
-      : {}),
-  };
+    queue,
+    logger,
+    intervalMs: seconds * 1000,
+    settleMs: seconds * 1000,
+  });
+  reconciler.start();
+  return reconciler;
 }
 
 /** After a graceful shutdown, lingering client handles (Redis reconnects) must not keep the process alive. */
@@ -40,19 +64,20 @@ export async function serverCommand(
   const store = app.store as KyselyStore;
   const redisUrl = process.env.TASKSGODZILLA_REDIS_URL;
   const queue = openQueue(store, redisUrl, process.env.TASKSGODZILLA_QUEUE_PREFIX);
+  const holder = `${hostname()}:${process.pid}`;
   const server = await startServer({
     host: opts.host,
     port: Number(opts.port),
     store,
     queue,
-    deps: runnerDeps(app, `${hostname()}:${process.pid}`),
+    deps: runnerDeps(app),
     env: process.env,
     worker: opts.worker ?? !redisUrl,
+    handlerOptions: handlerOptions(store, holder),
   });
-  process.stdout.write(
-    `TasksGodzilla API on ${server.url} (${store.dialect}${redisUrl ? " + Redis" : ""})\n`,
-  );
+  const reconciler = keepRunsHonest(store, queue, server.app.log);
   await untilSignal();
+  await reconciler.stop();
   await server.close();
   await queue.close();
   exitSoon();
@@ -66,19 +91,23 @@ export async function workerCommand(
   const store = app.store as KyselyStore;
   const queue = openQueue(store, process.env.TASKSGODZILLA_REDIS_URL, process.env.TASKSGODZILLA_QUEUE_PREFIX);
   const id = `${hostname()}:${process.pid}`;
+  const logger = pino({ base: { pid: process.pid, hostname: hostname() } });
   const worker = new JobWorker({
     queue,
-    handlers: jobHandlers(runnerDeps(app, id)),
+    handlers: jobHandlers(runnerDeps(app), handlerOptions(store, id)),
     workerId: id,
     concurrency: Number(opts.concurrency),
     leaseMs: Number(opts.leaseSeconds) * 1000,
-    log: (line) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`),
+    logger,
   });
+  const reconciler = keepRunsHonest(store, queue, logger);
   worker.start();
-  process.stdout.write(
-    `${JSON.stringify({ msg: "worker started", worker: id, store: store.dialect, queue: process.env.TASKSGODZILLA_REDIS_URL ? "bullmq" : "embedded" })}\n`,
+  logger.info(
+    { worker: id, store: store.dialect, queue: process.env.TASKSGODZILLA_REDIS_URL ? "bullmq" : "embedded" },
+    "worker started",
   );
   await untilSignal();
+  await reconciler.stop();
   await worker.stop({ abort: true });
   await queue.close();
   exitSoon();
