@@ -44,6 +44,8 @@ export const EVENT = {
   prFailed: "open_pr_failed",
   directiveRead: "directive",
   directiveInvalid: "directive_invalid",
+  jobFailed: "job_failed",
+  runRequeued: "run_requeued",
 } as const;
 
 export type EventType = (typeof EVENT)[keyof typeof EVENT];
