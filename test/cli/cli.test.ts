@@ -133,7 +133,7 @@ describe("tgz CLI", () => {
     if (existsSync(codex))
       expect(rows.find((e) => e.id === "codex")).toMatchObject({ binary_path: codex, version: "0.169.0" });
     expect(tgz("doctor", "--repo", repo).stdout).toMatch(
-      /gemini: gemini: binary "\/nonexistent\/gemini" not found\n\s+fix:/,
+      /\n {2}gemini: binary "\/nonexistent\/gemini" not found\n\s+fix:/,
     );
   });
 

@@ -40,9 +40,9 @@ export async function enginesCommand(
       r.preflight.binaryPath ?? "-",
     ]);
     process.stdout.write(`${table([["ENGINE", "KIND", "PREFLIGHT", "VERSION", "BINARY"], ...lines])}\n`);
+    // each problem's message already names its engine
     for (const r of rows)
-      for (const p of r.preflight.problems)
-        process.stdout.write(`  ${r.id}: ${p.message}\n    fix: ${p.fix}\n`);
+      for (const p of r.preflight.problems) process.stdout.write(`  ${p.message}\n    fix: ${p.fix}\n`);
   }
   return rows.every((r) => r.preflight.ok) ? 0 : 1;
 }
