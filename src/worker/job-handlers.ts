@@ -35,9 +35,9 @@ function num(payload: Json, key: string): number {
 const text = (payload: Json, key: string) =>
   typeof payload[key] === "string" ? (payload[key] as string) : undefined;
 
-/** The run a job is about (plan jobs name it `runId`), if any. */
+/** The run a job is about, if any. */
 export function runOfJob(payload: Json): number | undefined {
-  return optionalNum(payload, "protocol_run_id") ?? optionalNum(payload, "runId");
+  return optionalNum(payload, "protocol_run_id");
 }
 
 export interface HandlerOptions {
@@ -67,12 +67,12 @@ export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record
       });
     },
     async plan(job, signal, abort) {
-      const runId = optionalNum(job.payload, "runId");
+      const runId = runOfJob(job.payload);
       const task = text(job.payload, "task");
       const repo = text(job.payload, "repo");
       if (runId === undefined && (!task || !repo))
-        throw new InvalidInputError("plan job needs a runId, or a task and a repo");
-      // with a runId, planning again leaves a planned run as it is
+        throw new InvalidInputError("plan job needs a protocol_run_id, or a task and a repo");
+      // planning into a run again leaves a planned run as it is
       const run = await planProtocol(deps, {
         runId,
         task,

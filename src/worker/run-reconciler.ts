@@ -2,8 +2,8 @@
  * The queue can lose jobs (a Redis without persistence restarts) while the store still says a run is
  * `running` or `planning`. The reconciler, run by the server and every worker at start and then
  * periodically, finds such runs that no live runner holds and no queued or active job is about,
- * and queues their job again (under the run's singleton key, so reconcilers racing each other and
- * the API queue it once), with a `run_requeued` event.
+ * and queues their job again (under the singleton key the API uses, so reconcilers racing each
+ * other and the API queue it once), with a `run_requeued` event.
  */
 import type { JobKind, JobQueue } from "../queue/job-queue.js";
 import { EVENT } from "../runner/event-types.js";
@@ -28,10 +28,11 @@ export interface ReconcilerOptions {
 /** Open jobs looked at per pass; more than this many queued jobs means the queue is not idle anyway. */
 const OPEN_JOBS_LIMIT = 10_000;
 
-function jobFor(run: ProtocolRun): { kind: JobKind; payload: Record<string, unknown> } {
+/** The job the API queues for such a run, with the same singleton key. */
+function jobFor(run: ProtocolRun): { kind: JobKind; singletonKey: string } {
   return run.status === "planning"
-    ? { kind: "plan", payload: { runId: run.id } }
-    : { kind: "execute_protocol", payload: { protocol_run_id: run.id } };
+    ? { kind: "plan", singletonKey: `plan:${run.id}` }
+    : { kind: "execute_protocol", singletonKey: `run:${run.id}` };
 }
 
 export class RunReconciler {
@@ -61,8 +62,8 @@ export class RunReconciler {
     const requeued: number[] = [];
     for (const run of runs) {
       if (covered.has(run.id)) continue;
-      const { kind, payload } = jobFor(run);
-      const job = await queue.enqueue(kind, payload, { singletonKey: `run:${run.id}` });
+      const { kind, singletonKey } = jobFor(run);
+      const job = await queue.enqueue(kind, { protocol_run_id: run.id }, { singletonKey });
       if (job.deduplicated) continue;
       await store.appendEvent({
         protocolRunId: run.id,

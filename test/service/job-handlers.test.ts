@@ -104,7 +104,7 @@ describe("run reconciler", () => {
     expect(jobs).toEqual(
       expect.arrayContaining([
         ["execute_protocol", { protocol_run_id: lost.id }],
-        ["plan", { runId: planning.id }],
+        ["plan", { protocol_run_id: planning.id }],
       ]),
     );
     expect(jobs).toHaveLength(3);
