@@ -24,6 +24,11 @@ export interface EngineCapabilities {
   reportsUsage: boolean;
   /** Needs a prompt file; engines that act on `inputs` alone (shell) do not. */
   promptRequired: boolean;
+  /**
+   * A successful call may end with no final message (a silent command): light QA then checks that
+   * the outputs exist, not that they have content. Unset: an empty output fails light QA.
+   */
+  emptyOutputAllowed?: boolean;
 }
 
 /**

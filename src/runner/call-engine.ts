@@ -6,10 +6,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Engine, EngineEvent, EngineRequest, EngineResult } from "../engines/engine-port.js";
 import { errorMessage } from "../shared/errors.js";
+import { writeFileInside } from "../shared/safe-write.js";
+
+/** Where the transcript goes; with `roots`, a folder an agent redirected elsewhere is refused. */
+export type TranscriptTarget = string | { path: string; roots: string[] };
 
 export interface EngineCall {
   result: EngineResult;
   events: EngineEvent[];
+  /** Why the transcript could not be written, when it could not. */
+  transcriptError?: string;
 }
 
 /** Extra time an engine gets past its own timeout before the runner aborts it from outside. */
@@ -19,7 +25,7 @@ export async function callEngine(
   engine: Engine,
   request: EngineRequest,
   signal: AbortSignal,
-  transcriptPath?: string,
+  transcript?: TranscriptTarget,
 ): Promise<EngineCall> {
   const events: EngineEvent[] = [];
   const started = Date.now();
@@ -51,12 +57,19 @@ export async function callEngine(
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
   }
-  if (transcriptPath) {
-    mkdirSync(dirname(transcriptPath), { recursive: true });
-    writeFileSync(
-      transcriptPath,
-      `${[...events, { type: "result", ...result }].map((e) => JSON.stringify(e)).join("\n")}\n`,
-    );
+  if (transcript) {
+    const text = `${[...events, { type: "result", ...result }].map((e) => JSON.stringify(e)).join("\n")}\n`;
+    if (typeof transcript === "string") {
+      mkdirSync(dirname(transcript), { recursive: true });
+      writeFileSync(transcript, text);
+    } else {
+      // the transcript is evidence, not the step's result: a refused write loses only the file
+      try {
+        writeFileInside(transcript.roots, transcript.path, text);
+      } catch (err) {
+        return { result, events, transcriptError: errorMessage(err) };
+      }
+    }
   }
   return { result, events };
 }

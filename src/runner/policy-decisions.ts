@@ -5,7 +5,13 @@
 import type { LoopPolicy, NormalizedPolicy, TriggerPolicy } from "../spec/normalize-policy.js";
 
 /** Why policies are being evaluated. */
-export type OutcomeReason = "qa_failed" | "qa_error" | "exec_failed" | "qa_passed" | `directive:${string}`;
+export type OutcomeReason =
+  | "qa_failed"
+  | "qa_error"
+  | "exec_failed"
+  | "qa_passed"
+  | "output_refused"
+  | `directive:${string}`;
 
 const FAILURES: readonly string[] = ["qa_failed", "qa_error", "exec_failed"];
 

@@ -1,17 +1,18 @@
 /**
- * QA as declared on the step: `skip` records why, `light` runs deterministic checks, `full` runs the
- * light checks and then a QA agent whose verdict must parse. An error is never a pass.
+ * QA as declared on the step, in parts the runner sequences (so it can check the budget before the
+ * agent is asked): the deterministic light checks, the QA agent's prompt, and the agent's verdict,
+ * which must parse. An error is never a pass.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Engine, EngineRequest, EngineSettings, TokenUsage } from "../engines/engine-port.js";
-import { changedPaths } from "../git/worktree-changes.js";
+import { changedBetween, changedPaths, snapshotTree } from "../git/worktree-changes.js";
 import { errorMessage } from "../shared/errors.js";
 import { tail } from "../shared/text.js";
 import type { QaPolicy, StepSpec } from "../spec/schema.js";
-import { askForJson } from "./ask-for-json.js";
+import { askForJson, type JsonAttempt } from "./ask-for-json.js";
 import type { EngineCall } from "./call-engine.js";
 import { runCheckCommand } from "./check-command.js";
-import { parseVerdict, QA_VERDICT_JSON_SCHEMA, type QaVerdict } from "./qa-verdict.js";
+import { QA_VERDICT_JSON_SCHEMA, type QaVerdict, QaVerdictSchema } from "./qa-verdict.js";
 import {
   contentVersion,
   type ResolveRoots,
@@ -33,11 +34,14 @@ export interface QaAgentCall {
   usage: TokenUsage | undefined;
   prompt: string;
   call: EngineCall;
+  /** Set when this call failed retryably and was made again (an `engine_retry` event). */
+  retry?: JsonAttempt["retry"];
 }
 
 export interface QaOutcome {
   policy: QaPolicy;
-  status: "skipped" | "pass" | "fail" | "error";
+  /** `refused`: the agent was not asked, because `beforeAgentCall` said no (a budget). */
+  status: "skipped" | "pass" | "fail" | "error" | "refused";
   reason: string;
   checks: CheckResult[];
   verdict?: QaVerdict;
@@ -53,7 +57,10 @@ export interface QaInput {
   prompt: string;
   finalMessage: string;
   checks: string[];
-  requireChanges: boolean;
+  /** The step's engine may succeed with no output (see EngineCapabilities.emptyOutputAllowed). */
+  emptyOutputAllowed: boolean;
+  /** The worktree snapshot from before the step: light QA then fails when the step changed nothing. */
+  changesSince: string | null;
   timeoutMs: number;
   maxOutputBytes: number;
   env: Record<string, string>;
@@ -66,6 +73,10 @@ export interface QaInput {
     settings?: EngineSettings;
   };
   transcriptPath: (attempt: number) => string;
+  /** Asked with the QA agent's prompt before the agent is called; false: do not call it. */
+  beforeAgentCall?: (prompt: string) => Promise<boolean>;
+  /** Extra QA agent calls after a retryable engine failure (config `engine_retries`); default none. */
+  engineRetries?: number;
 }
 
 async function lightChecks(input: QaInput): Promise<CheckResult[]> {
@@ -74,8 +85,18 @@ async function lightChecks(input: QaInput): Promise<CheckResult[]> {
     ["protocol", input.outputs.protocol],
     ...Object.entries(input.outputs.aux),
   ] as const) {
-    const ok = existsSync(path) && statSync(path).size > 0;
-    results.push({ name: `output:${name}`, ok, detail: ok ? path : `${path} is missing or empty` });
+    const exists = existsSync(path);
+    const empty = exists && statSync(path).size === 0;
+    const ok = exists && (!empty || input.emptyOutputAllowed);
+    results.push({
+      name: `output:${name}`,
+      ok,
+      detail: !exists
+        ? `${path} is missing`
+        : empty
+          ? `${path} is empty (the step produced no output)${ok ? "; its engine allows that" : ""}`
+          : path,
+    });
   }
   for (const command of input.checks) {
     const r = await runCheckCommand(
@@ -88,9 +109,10 @@ async function lightChecks(input: QaInput): Promise<CheckResult[]> {
     );
     results.push({ name: `check:${command}`, ok: r.ok, detail: tail(r.output) });
   }
-  if (input.requireChanges) {
+  if (input.changesSince !== null) {
     try {
-      const changed = await changedPaths(input.roots.workspace);
+      const ws = input.roots.workspace;
+      const changed = await changedBetween(ws, input.changesSince, await snapshotTree(ws));
       results.push({
         name: "changes",
         ok: changed.length > 0,
@@ -112,10 +134,6 @@ async function gitStatusText(workspace: string): Promise<string> {
   }
 }
 
-const REPAIR_PREFIX =
-  "Your previous answer could not be read as the required JSON verdict. Reply again with ONLY one JSON object " +
-  'of the form {"verdict": "pass" | "fail", "summary": "...", "findings": [...]}. Your previous answer was:\n\n';
-
 async function askAgent(
   input: QaInput,
   checks: CheckResult[],
@@ -133,9 +151,11 @@ async function askAgent(
       "(none)",
     git_status: await gitStatusText(input.roots.workspace),
   });
-  const answer = await askForJson(
-    agent.engine,
-    {
+  if (input.beforeAgentCall && !(await input.beforeAgentCall(prompt)))
+    return { status: "refused", reason: "the QA agent was not asked: over budget", agentCalls: [] };
+  const answer = await askForJson({
+    engine: agent.engine,
+    request: {
       role: "qa",
       prompt,
       cwd: input.roots.workspace,
@@ -148,11 +168,12 @@ async function askAgent(
       maxOutputBytes: input.maxOutputBytes,
       settings: agent.settings,
     },
-    parseVerdict,
-    REPAIR_PREFIX,
-    input.signal,
-    input.transcriptPath,
-  );
+    schema: QaVerdictSchema,
+    answerName: "QA verdict",
+    signal: input.signal,
+    transcriptPath: input.transcriptPath,
+    retries: input.engineRetries ?? 0,
+  });
   const agentCalls: QaAgentCall[] = answer.attempts.map((a) => ({
     engineId: agent.engine.id,
     model: agent.model,
@@ -160,6 +181,7 @@ async function askAgent(
     usage: a.call.result.usage,
     prompt: a.prompt,
     call: a.call,
+    retry: a.retry,
   }));
   if (answer.ok) {
     return {
@@ -178,7 +200,7 @@ async function askAgent(
   }
   return {
     status: "error",
-    reason: "QA answer could not be parsed as a verdict, even after one repair retry",
+    reason: `QA answer is not a valid verdict, even after a repair retry: ${answer.errors.map((e) => `${e.pointer || "/"}: ${e.message}`).join("; ")}`,
     agentCalls,
   };
 }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { TasksGodzillaError } from "../shared/errors.js";
+import { fileSafeName } from "../shared/file-names.js";
 import { isInside } from "../shared/paths.js";
 import type { StepSpec } from "../spec/schema.js";
 import { builtinValues, placeholderValues, usedNames } from "./placeholders.js";
@@ -106,7 +107,7 @@ export function resolveOutputs(step: StepSpec, stepIndex: number, roots: Resolve
   const base = `/steps/${stepIndex}/outputs`;
   // The default output is a file of its own: engine output never overwrites the step's prompt file.
   const protocol = resolveOutputPath(
-    step.outputs?.protocol ?? join("outputs", `${step.id}.md`),
+    step.outputs?.protocol ?? join("outputs", `${fileSafeName(step.id)}.md`),
     roots,
     `${base}/protocol`,
   );
@@ -152,16 +153,19 @@ export function resolveStep(
     }
   }
   const templateId = promptPath ? templateIdOf(promptPath, roots) : "none";
-  const builtins = { step_id: step.id, protocol_dir: roots.protocolRoot, workspace: roots.workspace };
   const names = usedNames(raw, JSON.stringify(step.inputs ?? {}));
+  // what the spec says beats what is built in: a placeholder named "workspace" is the spec's
   const values = {
     ...builtinValues(opts.projectName ?? ""),
+    step_id: step.id,
+    protocol_dir: roots.protocolRoot,
+    workspace: roots.workspace,
     ...placeholderValues(opts.placeholders, names, roots, opts.readFiles ?? true),
   };
-  const inputs = renderInputs(step.inputs ?? {}, { ...values, ...builtins });
+  const inputs = renderInputs(step.inputs ?? {}, values);
   return {
     promptPath,
-    prompt: renderTemplate(raw, { ...values, ...inputs, ...builtins }),
+    prompt: renderTemplate(raw, { ...values, ...inputs }),
     promptVersion: promptPath ? contentVersion(templateId, raw) : "none",
     outputs,
     inputs,

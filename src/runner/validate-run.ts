@@ -1,9 +1,9 @@
 /**
- * Run-time validation of a frozen spec before anything executes: engines known, prompts and outputs
- * resolvable inside their roots, policy targets present. Each error carries its JSON pointer.
+ * Run-time validation of a frozen spec before anything executes: the spec's own references, engines
+ * known, prompts and outputs resolvable inside their roots. Each error carries its JSON pointer.
  */
 import type { EngineRegistry } from "../engines/engine-registry.js";
-import { policyTargets } from "../spec/normalize-policy.js";
+import { checkReferences } from "../spec/check-references.js";
 import type { SpecError } from "../spec/validate-spec.js";
 import { resolvePromptPath, resolveStep, StepResolutionError } from "./resolve-step.js";
 import type { RunContext } from "./run-context.js";
@@ -54,14 +54,10 @@ export function validateRun(ctx: RunContext, registry: EngineRegistry): StepVali
         }
       }
     }
-    for (const t of policyTargets(spec)) {
-      if (!ctx.steps.has(t.target)) {
-        push(
-          `/steps/${index}/policies/${t.index}/${t.field}`,
-          `policy names step "${t.target}", which does not exist`,
-        );
-      }
-    }
+  }
+  for (const e of checkReferences(ctx.spec)) {
+    const index = Number(e.pointer.split("/")[2]);
+    errors.push({ ...e, stepId: ctx.spec.steps[index]?.id ?? "" });
   }
   return errors;
 }

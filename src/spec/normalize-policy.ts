@@ -29,9 +29,27 @@ export type NormalizedPolicy = LoopPolicy | TriggerPolicy;
 /** A loop without max_iterations still stops: unbounded loops were a bug of the original. */
 export const DEFAULT_MAX_ITERATIONS = 3;
 
+type ConditionEntry =
+  | string
+  | {
+      on?: string | null;
+      reason?: string | null;
+      event?: string | null;
+      when?: string | null;
+      name?: string | null;
+    };
+
+/** Condition tokens from both aliases; an object entry contributes its on/reason/event/when/name values. */
 function conditionList(p: PolicySpec): string[] {
-  const raw = [p.conditions, p.condition].flatMap((c) => (c == null ? [] : Array.isArray(c) ? c : [c]));
-  return raw.map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
+  const entries = [p.conditions, p.condition].flatMap((c): ConditionEntry[] =>
+    c == null ? [] : Array.isArray(c) ? c : [c],
+  );
+  const tokens = entries.flatMap((e) =>
+    typeof e === "string"
+      ? [e]
+      : [e.on, e.reason, e.event, e.when, e.name].filter((v) => typeof v === "string"),
+  );
+  return tokens.map((c) => c.trim().toLowerCase()).filter((c) => c.length > 0);
 }
 
 /**
@@ -49,7 +67,7 @@ export function normalizePolicies(step: StepSpec, steps: readonly StepSpec[]): N
         id,
         conditions: conditionList(p),
         targetStep: p.target_step ?? null,
-        stepBack: p.step_back ?? 1,
+        stepBack: Math.max(0, p.step_back ?? 1),
         maxIterations: p.max_iterations ?? DEFAULT_MAX_ITERATIONS,
         skip: [...(p.skip ?? []), ...skipByIndex],
       });
@@ -65,21 +83,6 @@ export function normalizePolicies(step: StepSpec, steps: readonly StepSpec[]): N
           maxIterations: p.max_iterations ?? DEFAULT_MAX_ITERATIONS,
         });
     }
-  });
-  return out;
-}
-
-/** The step id a policy names, and where in the spec it is named (for validation errors). */
-export function policyTargets(step: StepSpec): { target: string; field: string; index: number }[] {
-  const out: { target: string; field: string; index: number }[] = [];
-  (step.policies ?? []).forEach((p, index) => {
-    for (const field of ["target_step", "trigger_step", "trigger_agent_id", "target_agent_id"] as const) {
-      const v = p[field];
-      if (typeof v === "string") out.push({ target: v, field, index });
-    }
-    (p.skip ?? []).forEach((s, k) => {
-      out.push({ target: s, field: `skip/${k}`, index });
-    });
   });
   return out;
 }

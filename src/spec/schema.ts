@@ -10,7 +10,18 @@ export const BUDGET_MODES = ["strict", "warn", "off"] as const;
 export const SANDBOX_MODES = ["read-only", "workspace-write", "full-access"] as const;
 export const STEP_TYPES = ["setup", "work", "qa"] as const;
 
-const stringList = z.union([z.string(), z.array(z.string())]);
+/** A condition as the original wrote it: a token, or an object whose on/reason/event/when/name holds it. */
+const ConditionEntry = z.union([
+  z.string(),
+  z.looseObject({
+    on: z.string().nullish(),
+    reason: z.string().nullish(),
+    event: z.string().nullish(),
+    when: z.string().nullish(),
+    name: z.string().nullish(),
+  }),
+]);
+const conditionList = z.union([ConditionEntry, z.array(ConditionEntry)]);
 
 export const BudgetSpec = z
   .object({
@@ -26,23 +37,25 @@ export const BudgetSpec = z
 
 export const PolicySpec = z
   .looseObject({
-    behavior: z.string().describe('"loop" or "trigger". Other values are kept but never applied.'),
+    behavior: z
+      .string()
+      .nullable()
+      .describe('"loop" or "trigger". Other values (and null) are kept but never applied.'),
     id: z.string().nullish().describe("Policy id; loop counters are kept per id. Alias: module_id."),
     module_id: z.string().nullish().describe("Alias of id (original format)."),
     action: z.string().nullish(),
-    conditions: stringList
+    conditions: conditionList
       .nullish()
       .describe(
         "When the policy applies: qa_failed, failure (execution failed), exec_failed, success, qa_passed, " +
           "exec_completed, or directive:<action>. Empty: loops apply on any failure, triggers on success.",
       ),
-    condition: stringList.nullish().describe("Alias of conditions (original format)."),
+    condition: conditionList.nullish().describe("Alias of conditions (original format)."),
     step_back: z
       .number()
       .int()
-      .min(0)
       .nullish()
-      .describe("Loop: go back this many steps (0 re-runs only the current step). Default 1."),
+      .describe("Loop: go back this many steps (0 or less re-runs only the current step). Default 1."),
     target_step: z.string().nullish().describe("Loop: go back to this step id instead of step_back."),
     max_iterations: z
       .number()
@@ -113,6 +126,27 @@ export const DirectiveSpec = z
       "reason?, trigger_step?} to steer the run. loop and trigger become the conditions directive:loop / directive:trigger.",
   );
 
+export const RetrySpec = z
+  .strictObject({
+    engine_errors: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .describe(
+        "Retries of an engine call that failed retryably (rate limit, server error). Default: engine_retries.",
+      ),
+    crashes: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .describe(
+        "How often a step whose runner died mid-step (killed worker, crash) is run again before it fails. Default 2.",
+      ),
+  })
+  .describe("How often the step is tried again after failures that are not its own.");
+
 export const FilePlaceholder = z
   .strictObject({
     file: z.string().min(1).describe("File (or dir/*.ext glob) whose content is inlined when the step runs."),
@@ -156,6 +190,7 @@ export const StepSpec = z
       .nullish()
       .describe("Once completed, the step is not run again by a loop or a resume."),
     directive: DirectiveSpec.nullish(),
+    retry: RetrySpec.nullish(),
     agent_id: z
       .string()
       .nullish()
@@ -193,5 +228,6 @@ export type DirectiveSpec = z.infer<typeof DirectiveSpec>;
 export type PolicySpec = z.infer<typeof PolicySpec>;
 export type QaSpec = z.infer<typeof QaSpec>;
 export type BudgetSpec = z.infer<typeof BudgetSpec>;
+export type RetrySpec = z.infer<typeof RetrySpec>;
 export type QaPolicy = (typeof QA_POLICIES)[number];
 export type BudgetMode = (typeof BUDGET_MODES)[number];

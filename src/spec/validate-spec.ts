@@ -1,5 +1,9 @@
-/** Schema validation of a ProtocolSpec with one JSON pointer and a plain-words reason per error. */
+/**
+ * Validation of a ProtocolSpec: the schema, unique step ids, and the references a spec makes on
+ * itself, with one JSON pointer and a plain-words reason per error.
+ */
 import type { z } from "zod";
+import { checkReferences } from "./check-references.js";
 import { ProtocolSpec } from "./schema.js";
 
 export interface SpecError {
@@ -16,14 +20,12 @@ export function jsonPointer(path: readonly PropertyKey[]): string {
   return path.map((p) => `/${String(p).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
 }
 
-export function validateSpecSchema(input: unknown): SpecValidation {
-  const parsed = ProtocolSpec.safeParse(input);
-  if (parsed.success) {
-    const dupes = duplicateStepIds(parsed.data);
-    if (dupes.length === 0) return { ok: true, spec: parsed.data, errors: [] };
-    return { ok: false, errors: dupes };
-  }
-  return { ok: false, errors: parsed.error.issues.flatMap(issueToErrors) };
+export function validateSpec(input: unknown): SpecValidation {
+  // reportInput: a type error can then say what it got, not only what it expected
+  const parsed = ProtocolSpec.safeParse(input, { reportInput: true });
+  if (!parsed.success) return { ok: false, errors: parsed.error.issues.flatMap(issueToErrors) };
+  const errors = [...duplicateStepIds(parsed.data), ...checkReferences(parsed.data)];
+  return errors.length === 0 ? { ok: true, spec: parsed.data, errors: [] } : { ok: false, errors };
 }
 
 function duplicateStepIds(spec: ProtocolSpec): SpecError[] {
@@ -41,7 +43,8 @@ function duplicateStepIds(spec: ProtocolSpec): SpecError[] {
   return errors;
 }
 
-function issueToErrors(issue: z.core.$ZodIssue): SpecError[] {
+/** One zod issue as errors with JSON pointers and plain reasons. */
+export function issueToErrors(issue: z.core.$ZodIssue): SpecError[] {
   const pointer = jsonPointer(issue.path);
   switch (issue.code) {
     case "invalid_type":

@@ -41,11 +41,25 @@ describe("agent directives", () => {
     expect(readFileSync(join(s.repo, "log.txt"), "utf8")).toBe("plan\nbuild\nbuild\nbuild\n");
     const loops = r.of("loop_decision");
     expect(
-      loops.map((e) => [e.metadata.reason, e.metadata.iterations, e.metadata.execute_once_kept]),
+      loops.map((e) => [
+        e.metadata.decision,
+        e.metadata.reason,
+        e.metadata.iterations,
+        e.metadata.execute_once_kept,
+      ]),
     ).toEqual([
-      ["directive:loop", 1, ["plan"]],
-      ["directive:loop", 2, ["plan"]],
+      ["loop", "directive:loop", 1, ["plan"]],
+      ["loop", "directive:loop", 2, ["plan"]],
+      ["stop", "directive:stop", undefined, undefined],
     ]);
+    // every decision names the directive that led to it
+    expect(loops.map((e) => (e.metadata.directive as { action: string }).action)).toEqual([
+      "loop",
+      "loop",
+      "stop",
+    ]);
+    // the loop ended: its counter starts afresh should the checker be reached again
+    expect(r.steps.find((st) => st.stepName === "check")!.runtimeState.loop_counts).toBeUndefined();
     expect(r.of("directive").map((e) => (e.metadata.directive as { action: string }).action)).toEqual([
       "continue",
       "continue",
@@ -108,7 +122,7 @@ describe("agent directives", () => {
     expect(r.run.status).toBe("paused");
     expect(r.status).toEqual({ review: "completed", next: "pending" });
     expect(r.of("paused")[0]!.message).toMatch(/checkpoint: look at it/);
-    const resumed = await runnerFor(s).run(r.run.id);
+    const resumed = await runnerFor(s).run(r.run.id, { resume: true });
     expect(resumed.status).toBe("completed");
     expect(readFileSync(join(s.repo, "log.txt"), "utf8")).toBe("review\nnext\n");
   });

@@ -4,7 +4,7 @@ import { planningJsonSchema } from "../../src/planning/plan-schema.js";
 import { canonicalJson, specHash } from "../../src/spec/canonical-hash.js";
 import { protocolSpecJsonSchema } from "../../src/spec/json-schema.js";
 import { normalizePolicies } from "../../src/spec/normalize-policy.js";
-import { validateSpecSchema } from "../../src/spec/validate-spec.js";
+import { validateSpec } from "../../src/spec/validate-spec.js";
 
 /** A spec in the original Python format, with its aliases and extra keys. */
 const originalFormat = {
@@ -51,13 +51,13 @@ const originalFormat = {
 
 describe("ProtocolSpec schema", () => {
   it("accepts specs in the original format, aliases and extra keys included", () => {
-    const r = validateSpecSchema(originalFormat);
+    const r = validateSpec(originalFormat);
     expect(r.errors).toEqual([]);
     expect(r.ok).toBe(true);
   });
 
   it("reports every error with its JSON pointer and a plain reason", () => {
-    const r = validateSpecSchema({
+    const r = validateSpec({
       steps: [
         { id: "", qa: { policy: "sometimes" }, outputs: { protocol: "a", extra: 1 } },
         { id: "b", timeout_seconds: -5, policies: [{ step_back: 1 }] },
@@ -73,22 +73,22 @@ describe("ProtocolSpec schema", () => {
   });
 
   it("requires at least one step and a steps array", () => {
-    expect(validateSpecSchema({ steps: [] }).errors).toEqual([
+    expect(validateSpec({ steps: [] }).errors).toEqual([
       { pointer: "/steps", message: "needs at least 1 item(s)" },
     ]);
-    expect(validateSpecSchema({}).errors[0]?.pointer).toBe("/steps");
-    expect(validateSpecSchema("nope").errors[0]?.pointer).toBe("");
+    expect(validateSpec({}).errors[0]?.pointer).toBe("/steps");
+    expect(validateSpec("nope").errors[0]?.pointer).toBe("");
   });
 
   it("rejects duplicate step ids, naming both places", () => {
-    const r = validateSpecSchema({ steps: [{ id: "a" }, { id: "a" }] });
+    const r = validateSpec({ steps: [{ id: "a" }, { id: "a" }] });
     expect(r.errors).toEqual([
       { pointer: "/steps/1/id", message: 'duplicate step id "a" (also /steps/0/id)' },
     ]);
   });
 
   it("escapes ~ and / in pointers", () => {
-    const r = validateSpecSchema({ steps: [{ id: "a", outputs: { aux: { "x/y~z": 5 } } }] });
+    const r = validateSpec({ steps: [{ id: "a", outputs: { aux: { "x/y~z": 5 } } }] });
     expect(r.errors[0]?.pointer).toBe("/steps/0/outputs/aux/x~1y~0z");
   });
 
@@ -117,7 +117,7 @@ describe("spec hash", () => {
 
 describe("policy normalisation", () => {
   it("maps the original aliases onto one shape", () => {
-    const r = validateSpecSchema(originalFormat);
+    const r = validateSpec(originalFormat);
     if (!r.ok) throw new Error("invalid");
     const [loop, trigger] = normalizePolicies(r.spec.steps[1]!, r.spec.steps);
     expect(loop).toEqual({

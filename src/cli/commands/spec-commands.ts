@@ -4,13 +4,13 @@ import { readSpecFile } from "../../services/create-run.js";
 import { auditSpecs } from "../../services/spec-audit.js";
 import { specHash } from "../../spec/canonical-hash.js";
 import { protocolSpecJsonSchema } from "../../spec/json-schema.js";
-import { validateSpecSchema } from "../../spec/validate-spec.js";
+import { validateSpec } from "../../spec/validate-spec.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 
 export function specValidateCommand(file: string, opts: { json?: boolean }): number {
   const raw = readSpecFile(file);
-  const result = validateSpecSchema(raw);
+  const result = validateSpec(raw);
   const hash = specHash(raw);
   if (opts.json) {
     process.stdout.write(

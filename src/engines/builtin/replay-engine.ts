@@ -136,6 +136,7 @@ export class ReplayEngine implements Engine {
     }
 
     const delayMs = Number(request.inputs.delay_ms ?? 0);
+    const deadline = started + request.timeoutMs;
     let usage: TokenUsage | undefined;
     let sessionId: string | undefined;
     let final: string | undefined;
@@ -143,7 +144,16 @@ export class ReplayEngine implements Engine {
     for (const event of events) {
       if (signal.aborted)
         return failedResult(failure("aborted", "replay aborted"), done({ usage, sessionId }));
-      if (delayMs > 0) await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+      if (delayMs > 0) {
+        // a recording that plays longer than the step's timeout times out like a real engine
+        const wait = Math.min(delayMs, deadline - Date.now());
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (Date.now() >= deadline && !signal.aborted)
+          return failedResult(
+            failure("timeout", `replay timed out after ${Math.round(request.timeoutMs / 1000)} s`),
+            done({ usage, sessionId }),
+          );
+      }
       yield event;
       if (event.type === "usage") usage = addUsage(usage, event.usage);
       else if (event.type === "started") sessionId = event.sessionId ?? sessionId;

@@ -9,6 +9,8 @@ import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
 import { failedResult, failure } from "../engine-result.js";
 import { BinaryNotFoundError, findBinary, startProcess } from "../process/run-process.js";
 
+const NO_TOKENS = { input: 0, cachedInput: 0, output: 0, reasoning: 0, estimated: false };
+
 function script(command: unknown): string | undefined {
   if (typeof command === "string" && command.trim()) return command;
   if (Array.isArray(command) && command.length > 0 && command.every((c) => typeof c === "string")) {
@@ -25,8 +27,11 @@ export class ShellEngine implements Engine {
     resume: false,
     structuredOutput: false,
     sandboxModes: [],
-    reportsUsage: false,
+    // a command calls no model: it uses no tokens, which is a real figure, not an estimate
+    reportsUsage: true,
     promptRequired: false,
+    // the exit code is the command's verdict; many commands rightly print nothing
+    emptyOutputAllowed: true,
   };
 
   async preflight(): Promise<PreflightResult> {
@@ -76,19 +81,18 @@ export class ShellEngine implements Engine {
           "timeout",
           `command timed out after ${Math.round(request.timeoutMs / 1000)} s; its process group was killed`,
         ),
-        fields,
+        { ...fields, usage: NO_TOKENS },
       );
-    if (out.aborted) return failedResult(failure("aborted", "command aborted"), fields);
+    if (out.aborted)
+      return failedResult(failure("aborted", "command aborted"), { ...fields, usage: NO_TOKENS });
     if (out.exitCode !== 0) {
       const how = out.exitCode === null ? `was killed by ${out.signal}` : `exited with code ${out.exitCode}`;
       return failedResult(
         failure("crash", `command ${how}${out.stderr ? `: ${tail(out.stderr.trim())}` : ""}`),
-        fields,
+        { ...fields, usage: NO_TOKENS },
       );
     }
-    // a silent command still leaves evidence in the step's output file
-    const finalMessage = fields.finalMessage || "(the command succeeded with no output)";
-    yield { type: "final", text: finalMessage };
-    return { ok: true, ...fields, finalMessage };
+    yield { type: "final", text: fields.finalMessage };
+    return { ok: true, ...fields, usage: NO_TOKENS };
   }
 }

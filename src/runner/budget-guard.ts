@@ -1,0 +1,92 @@
+/**
+ * Budgets applied to one run: the limits that hold for a step, what each limited scope has spent
+ * (from the store, so limits are cumulative across calls and restarts), and what a breach does.
+ */
+import type { TokenUsage } from "../engines/engine-port.js";
+import type { StepRun, StoreOps, UsagePhase } from "../store/types.js";
+import {
+  type BudgetDecision,
+  type BudgetLimits,
+  type BudgetSpent,
+  checkAfterCall,
+  checkBeforeCall,
+} from "./budget.js";
+import { EVENT } from "./event-types.js";
+import { eventBase, type RunScope } from "./run-scope.js";
+
+export function budgetLimits(scope: RunScope, stepId: string): BudgetLimits {
+  const { ctx } = scope;
+  const step = ctx.steps.get(stepId)!.spec;
+  const b = ctx.config.budgets;
+  return {
+    mode: step.budget?.mode ?? ctx.spec.budget?.mode ?? b.mode,
+    step: step.budget?.max_tokens ?? b.maxTokensPerStep,
+    protocol: ctx.spec.budget?.max_tokens ?? b.maxTokensPerProtocol,
+    project: b.maxTokensPerProject,
+  };
+}
+
+/** What each limited scope has spent so far; scopes without a limit (or budgets off) are not summed. */
+async function spent(scope: RunScope, stepRunId: number, limits: BudgetLimits): Promise<BudgetSpent> {
+  const off = limits.mode === "off";
+  const total = async (limit: number | undefined, where: Parameters<StoreOps["sumUsage"]>[0]) =>
+    off || limit === undefined ? 0 : (await scope.store.sumUsage(where)).total;
+  const [step, protocol, project] = await Promise.all([
+    total(limits.step, { stepRunId }),
+    total(limits.protocol, { protocolRunId: scope.ctx.run.id }),
+    total(limits.project, { projectId: scope.ctx.project.id }),
+  ]);
+  return { step, protocol, project };
+}
+
+export type BudgetCheck = { ok: true } | { ok: false; message: string; metadata: Record<string, unknown> };
+
+/**
+ * Checks a budget before a call (with the call's estimate) or after one (estimate 0). A warning is
+ * recorded and allowed; a strict breach is returned for the caller to stop on.
+ */
+export async function checkBudget(
+  scope: RunScope,
+  step: StepRun,
+  phase: UsagePhase,
+  estimate: number | null,
+): Promise<BudgetCheck> {
+  const limits = budgetLimits(scope, step.stepName);
+  if (limits.mode === "off") return { ok: true };
+  const now = await spent(scope, step.id, limits);
+  const decision: BudgetDecision =
+    estimate === null ? checkAfterCall(limits, now) : checkBeforeCall(limits, now, estimate);
+  if (decision.action === "allow") return { ok: true };
+  const when = estimate === null ? "after_call" : "before_call";
+  const b = decision.breach;
+  const message = `${b.scope} budget ${b.limit} tokens: ${b.spent} spent${b.estimated ? ` + ${b.estimated} estimated` : ""}`;
+  const metadata = { ...b, phase, when, mode: decision.action === "stop" ? "strict" : "warn" };
+  if (decision.action === "warn") {
+    await scope.store.appendEvent({
+      ...eventBase(scope, step),
+      eventType: EVENT.budgetWarning,
+      message,
+      metadata,
+    });
+    return { ok: true };
+  }
+  return { ok: false, message: `Budget exceeded: ${message}`, metadata };
+}
+
+export function charge(
+  scope: RunScope,
+  step: StepRun,
+  phase: UsagePhase,
+  engineId: string,
+  model: string | null,
+  usage: TokenUsage,
+): Promise<void> {
+  return scope.store.recordUsage({
+    protocolRunId: scope.ctx.run.id,
+    stepRunId: step.id,
+    phase,
+    engineId,
+    model,
+    usage,
+  });
+}
