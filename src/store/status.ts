@@ -29,25 +29,27 @@ const PROTOCOL_MOVES: Record<ProtocolStatus, readonly ProtocolStatus[]> = {
   planning: ["planned", "blocked", "failed", "cancelled"],
   planned: ["running", "planning", "blocked", "cancelled"],
   running: ["paused", "blocked", "failed", "cancelled", "completed"],
-  paused: ["running", "cancelled"],
+  // → completed: its last steps were approved by hand, or its PR/MR was merged (API, webhooks)
+  paused: ["running", "cancelled", "completed"],
   // blocked and failed runs can be retried after the cause is fixed
-  blocked: ["running", "planning", "cancelled"],
-  failed: ["running", "cancelled"],
+  blocked: ["running", "planning", "cancelled", "completed"],
+  failed: ["running", "cancelled", "completed"],
   cancelled: [],
   completed: [],
 };
 
 const STEP_MOVES: Record<StepStatus, readonly StepStatus[]> = {
-  // pending → failed/blocked without running: validation errors, budget refusals
-  pending: ["running", "failed", "blocked", "cancelled"],
+  // pending → failed/blocked without running: validation errors, budget refusals; → completed: approved by hand
+  pending: ["running", "failed", "blocked", "cancelled", "completed"],
   // running → pending: a worker lost its lease and the step is handed back
   running: ["needs_qa", "completed", "failed", "blocked", "cancelled", "pending"],
   needs_qa: ["running", "completed", "failed", "blocked", "cancelled", "pending"],
-  // finished steps go back to pending when a loop, trigger or retry re-runs them
-  completed: ["pending"],
-  // → completed: a person approved the step by hand (API approve)
-  failed: ["pending", "cancelled", "completed"],
-  blocked: ["pending", "failed", "cancelled", "completed"],
+  // finished steps go back to pending when a loop, trigger or retry re-runs them; CI reports on
+  // them after the fact (→ needs_qa for QA again, → failed when CI failed)
+  completed: ["pending", "needs_qa", "failed"],
+  // → completed: a person approved the step by hand (API approve); → needs_qa: QA asked again (run_qa)
+  failed: ["pending", "cancelled", "completed", "needs_qa"],
+  blocked: ["pending", "failed", "cancelled", "completed", "needs_qa"],
   cancelled: ["pending"],
 };
 
