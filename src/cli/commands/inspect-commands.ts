@@ -1,4 +1,5 @@
 /** Read-only views of the store: `status`, `steps`, `events`. */
+import { eventOut } from "../../server/api-shapes.js";
 import type { AppContext } from "../app-context.js";
 import { eventLine, runLine, stepsJson, stepsTable, table } from "../format.js";
 
@@ -67,24 +68,32 @@ export async function stepsCommand(
   return 0;
 }
 
+/** Events fetched per query; the ledger is read page by page, so nothing is cut off. */
+const EVENT_PAGE = 500;
+
 export async function eventsCommand(
   app: AppContext,
   runId: string,
   opts: { json?: boolean; follow?: boolean; type?: string[] },
 ): Promise<number> {
   const run = await app.store.getProtocolRun(Number(runId));
-  const names = new Map((await app.store.listStepRuns(run.id)).map((s) => [s.id, s.stepName]));
+  let names = new Map<number, string>();
   let cursor = 0;
   for (;;) {
     const events = await app.store.listEvents({
       protocolRunId: run.id,
       afterId: cursor,
+      limit: EVENT_PAGE,
       ...(opts.type ? { eventTypes: opts.type } : {}),
     });
+    if (events.some((e) => e.stepRunId !== null && !names.has(e.stepRunId)))
+      names = new Map((await app.store.listStepRuns(run.id)).map((s) => [s.id, s.stepName]));
     for (const e of events) {
       cursor = e.id;
-      print(opts.json ? JSON.stringify(e) : eventLine(e, names));
+      // the same snake_case shape the HTTP API returns
+      print(opts.json ? JSON.stringify(eventOut(e)) : eventLine(e, names));
     }
+    if (events.length === EVENT_PAGE) continue;
     if (!opts.follow) return 0;
     const { status } = await app.store.getProtocolRun(run.id);
     if (events.length === 0 && !["running", "planning", "pending"].includes(status)) return 0;

@@ -46,7 +46,8 @@ export async function executeRun(app: AppContext, runId: number, opts: { json?: 
   try {
     await new ProtocolRunner({ store: app.store, registry: app.registry, configFor: app.configFor }).run(
       runId,
-      { signal: controller.signal },
+      // asked for by a person: a paused, blocked or failed run is resumed
+      { signal: controller.signal, resume: true },
     );
   } finally {
     await view.stop();
