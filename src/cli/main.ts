@@ -106,7 +106,16 @@ importer
   .description("import a CodeMachine workflow package (0.7 or 0.8) as a protocol run")
   .option("--workflow <name>", "which *.workflow.js, when the package has several")
   .option("--repo <dir>", "repository the run works in (default: current directory)")
-  .option("--qa <policy>", "QA for every imported step: skip, light or full (default: light)")
+  .option(
+    "--qa <policy>",
+    "QA for every imported step: skip, light or full (default: the project's qa.policy)",
+  )
+  .option("--track <id>", "the workflow track to run (CodeMachine 0.8 onboarding)")
+  .option(
+    "--condition <id...>",
+    "conditions chosen (CodeMachine 0.8 onboarding); steps that need others are left out",
+  )
+  .option("--engine <from=to...>", "run a CodeMachine engine as one of ours, e.g. cursor=claude-code")
   .option("--name <short-name>", "short protocol name (default: the workflow name)")
   .option("--print-spec", "print the normalised ProtocolSpec and create nothing")
   .option("--json", "JSON output")

@@ -5,6 +5,8 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { isInside } from "../shared/paths.js";
+import { Fields } from "./field-checks.js";
 import { CodeMachineImportError } from "./import-errors.js";
 
 export type Layout = "package" | "root" | "legacy";
@@ -34,18 +36,31 @@ function manifest(dir: string): { file: string; data: Record<string, unknown> } 
   return undefined;
 }
 
+/** A manifest folder: a path inside the package (symlinks resolved), or the default. */
+function packageDir(dir: string, paths: Fields | undefined, key: string, fallback: string): string {
+  const value = paths?.string(key, "a folder inside the package") ?? fallback;
+  const abs = resolve(dir, value);
+  if (!isInside(dir, abs))
+    throw new CodeMachineImportError(
+      paths!.file,
+      `paths.${key}: "${value}" is outside the package folder ${dir}; package paths must stay inside it`,
+    );
+  return abs;
+}
+
 function locate(dir: string): Omit<PackageLocation, "workflowFile"> | undefined {
   const m = manifest(dir);
   if (m) {
-    const paths = (m.data.paths ?? {}) as Record<string, string>;
+    const fields = Fields.of(m.file, "manifest", m.data, "a JSON object");
+    const paths = fields.record("paths");
     return {
       root: dir,
       layout: "package",
-      name: String(m.data.name ?? "workflow"),
-      version: typeof m.data.version === "string" ? m.data.version : null,
-      configDir: join(dir, paths.config ?? "config"),
-      workflowsDir: join(dir, paths.workflows ?? "templates/workflows"),
-      promptsDir: join(dir, paths.prompts ?? "prompts"),
+      name: fields.string("name") ?? "workflow",
+      version: fields.string("version") ?? null,
+      configDir: packageDir(dir, paths, "config", "config"),
+      workflowsDir: packageDir(dir, paths, "workflows", "templates/workflows"),
+      promptsDir: packageDir(dir, paths, "prompts", "prompts"),
     };
   }
   if (existsSync(join(dir, "config", "main.agents.js")) && existsSync(join(dir, "templates", "workflows"))) {

@@ -1,70 +1,87 @@
 /** `tgz import codemachine PATH`: a CodeMachine workflow package as a ProtocolSpec and its files. */
+import { loadConfig } from "../config/load-config.js";
+import { createDefaultRegistry } from "../engines/builtin-engines.js";
 import type { QaPolicy } from "../spec/schema.js";
-import { validateSpecSchema } from "../spec/validate-spec.js";
-import { loadCatalog } from "./catalog.js";
+import { validateSpec } from "../spec/validate-spec.js";
+import { configFiles, readCatalog } from "./catalog.js";
 import { findPackage } from "./find-package.js";
 import { CodeMachineImportError } from "./import-errors.js";
-import { evalWorkflowFile } from "./sandbox-eval.js";
-import { type Dialect, toProtocolSpec } from "./to-protocol-spec.js";
-import { type WorkflowEntry, workflowHelpers } from "./workflow-helpers.js";
+import { legacyEntries, resolveWorkflow } from "./resolve-workflow.js";
+import { evaluatePackageFiles } from "./sandbox-eval.js";
+import { checkSelection, type Dialect, selectSteps } from "./select-steps.js";
+import { toProtocolSpec } from "./to-protocol-spec.js";
 
 export interface ImportOptions {
   workflow?: string | undefined;
+  /** QA for every imported step; unset: the project's default (`qa.policy` in its config). */
   qa?: QaPolicy | undefined;
   /** The repository the run works in (user placeholders and relative prompt paths resolve here). */
   repoDir: string;
+  /** The onboarding choices CodeMachine 0.8 asks for: a track and conditions. */
+  track?: string | undefined;
+  conditions?: string[] | undefined;
+  /** CodeMachine engine name → TasksGodzilla engine id (e.g. cursor → claude-code). */
+  engines?: Record<string, string> | undefined;
+  /** Engine ids the runner knows (default: the built-in registry), for the unknown-engine warning. */
+  knownEngines?: readonly string[] | undefined;
+  /** Environment for the project config (default: process.env). */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 export interface ImportedWorkflow {
   spec: Record<string, unknown>;
-  /** Files for the protocol folder (prompts, package placeholder files), by relative path. */
+  /** Files for the protocol folder (prompts, package placeholder files, sub-agents), by relative path. */
   files: Record<string, string>;
   warnings: string[];
   name: string;
 }
 
-export function importCodemachine(path: string, opts: ImportOptions): ImportedWorkflow {
+export async function importCodemachine(path: string, opts: ImportOptions): Promise<ImportedWorkflow> {
   const pkg = findPackage(path, opts.workflow);
-  const catalog = loadCatalog(pkg);
-  const { helpers, used } = workflowHelpers(catalog, pkg.root, pkg.promptsDir);
-  let template: Record<string, unknown>;
-  let entries: WorkflowEntry[];
-  if (pkg.workflowFile) {
-    const value = evalWorkflowFile(pkg.workflowFile, helpers);
-    if (!value || typeof value !== "object")
-      throw new CodeMachineImportError(pkg.workflowFile, "export default must be an object");
-    template = value as Record<string, unknown>;
-    if (typeof template.name !== "string" || !template.name)
-      throw new CodeMachineImportError(pkg.workflowFile, "field `name` is required");
-    if (!Array.isArray(template.steps) || template.steps.length === 0)
-      throw new CodeMachineImportError(pkg.workflowFile, "field `steps` must be a non-empty array");
-    entries = (template.steps as unknown[]).flat() as WorkflowEntry[];
-    entries.forEach((e, i) => {
-      if (
-        !e ||
-        typeof e !== "object" ||
-        !["module", "ui", "separator", "controller"].includes((e as { type?: string }).type ?? "")
-      ) {
-        throw new CodeMachineImportError(
-          pkg.workflowFile!,
-          `steps[${i}] is not a step (use resolveStep, resolveModule, resolveFolder, separator or resolveUI)`,
-        );
-      }
-    });
-  } else {
-    // the legacy layout has no workflow file: its main agents, in order, are the steps
-    template = { name: pkg.name };
-    entries = catalog.main.filter((a) => a.type !== "folder").map((a) => helpers.resolveStep(a.id));
-  }
-  const dialect: Dialect = used.ui ? "0.7" : used.separator || pkg.layout === "package" ? "0.8" : "0.7";
-  const qa = opts.qa ?? "light";
-  const out = toProtocolSpec({ pkg, catalog, entries, template, dialect, qa, repoDir: opts.repoDir });
-  const check = validateSpecSchema(out.spec);
+  const configs = configFiles(pkg);
+  const files = [
+    ...configs.map((file) => ({ file, kind: "config" as const })),
+    ...(pkg.workflowFile ? [{ file: pkg.workflowFile, kind: "workflow" as const }] : []),
+  ];
+  const values = await evaluatePackageFiles(files, pkg.root);
+  const catalog = readCatalog(pkg, values);
+  const warnings: string[] = [];
+  const workflow = pkg.workflowFile
+    ? resolveWorkflow(pkg.workflowFile, values.get(pkg.workflowFile), catalog, pkg, warnings)
+    : // the legacy layout has no workflow file: its main agents, in order, are the steps
+      { template: { name: pkg.name }, entries: legacyEntries(catalog, pkg, warnings), dividers: undefined };
+  const { template } = workflow;
+  const dialect: Dialect = workflow.dividers?.ui
+    ? "0.7"
+    : workflow.dividers?.separator || pkg.layout === "package"
+      ? "0.8"
+      : "0.7";
+  const where = pkg.workflowFile ?? pkg.configDir;
+  const selection = checkSelection(template, dialect, where, opts);
+  const { entries, leftOut } = selectSteps(workflow.entries, dialect, selection, pkg, warnings);
+  if (!entries.some((e) => e.type === "module"))
+    throw new CodeMachineImportError(where, "no step is left to run for the chosen track and conditions");
+  const qa = opts.qa ?? loadConfig(opts.repoDir, opts.env ?? process.env).qa.policy;
+  const out = toProtocolSpec({
+    pkg,
+    catalog,
+    entries,
+    leftOut,
+    template,
+    dialect,
+    selection,
+    qa,
+    repoDir: opts.repoDir,
+    engines: opts.engines ?? {},
+    knownEngines: opts.knownEngines ?? createDefaultRegistry().ids(),
+    warnings,
+  });
+  const check = validateSpec(out.spec);
   if (!check.ok) {
     throw new CodeMachineImportError(
-      pkg.workflowFile ?? pkg.configDir,
+      where,
       `does not convert to a valid spec: ${check.errors.map((e) => `${e.pointer}: ${e.message}`).join("; ")}`,
     );
   }
-  return { spec: out.spec, files: out.files, warnings: out.warnings, name: String(template.name) };
+  return { spec: out.spec, files: out.files, warnings, name: String(template.name) };
 }

@@ -1,24 +1,34 @@
 /**
- * A CodeMachine workflow as one ProtocolSpec: a step per workflow step in order (dividers dropped,
- * but counted for loopSteps in the 0.7 dialect), engine and model from the step or its agent, a loop
- * policy per looping module (fired by the agent's `loop` directive), the directive file on every step,
- * and the same outputs layout as planned protocols plus `aux.codemachine`.
+ * A CodeMachine workflow as one ProtocolSpec: a step per visible workflow step in order (dividers
+ * dropped, but counted for loopSteps in the 0.7 dialect), engine and model from the step or its agent,
+ * a loop policy per looping module (fired by the agent's `loop` directive), the directive file on
+ * every step, trigger-only steps for the catalog agents a trigger can name, the sub-agents in each
+ * prompt, and the same outputs layout as planned protocols plus `aux.codemachine`.
  */
+import { readFileSync } from "node:fs";
 import type { QaPolicy } from "../spec/schema.js";
 import type { Catalog } from "./catalog.js";
 import type { PackageLocation } from "./find-package.js";
-import { type PromptContext, stepPromptText } from "./prompt-text.js";
-import type { ModuleStep, WorkflowEntry } from "./workflow-helpers.js";
+import { type PromptContext, packageFile, stepPromptText } from "./prompt-text.js";
+import { agentStep, type ModuleStep, type WorkflowEntry } from "./resolve-workflow.js";
+import type { Dialect, LeftOut, Selection } from "./select-steps.js";
 
-export type Dialect = "0.7" | "0.8";
-
-/** CodeMachine engine names → our engine ids; others are kept, so preflight names them. */
-const ENGINE_IDS: Record<string, string> = {
+/** CodeMachine engine names → our engine ids; others are kept (and named by preflight) unless mapped. */
+export const ENGINE_IDS: Record<string, string> = {
   codex: "codex",
   claude: "claude-code",
   opencode: "opencode",
   gemini: "gemini",
 };
+
+/**
+ * The loop limit written when neither loopMaxIterations nor behavior.maxIterations sets one.
+ * CodeMachine has no limit there; an imported loop always has one.
+ */
+export const DEFAULT_LOOP_LIMIT = 3;
+
+/** How a prompt names the agent its trigger directive runs. */
+const TRIGGER_MENTION = /["']?triggerAgentId["']?\s*:\s*["']([A-Za-z0-9_.-]+)["']/g;
 
 export function directiveFor(dialect: Dialect) {
   const directive = ".codemachine/memory/directive.json";
@@ -30,11 +40,18 @@ export function directiveFor(dialect: Dialect) {
 
 /** Unique step ids: an agent that appears twice (e.g. git-commit) gets `-2`, `-3`, … */
 function stepIds(steps: ModuleStep[]): string[] {
+  const taken = new Set<string>();
   const seen = new Map<string, number>();
   return steps.map((s) => {
-    const n = (seen.get(s.agentId) ?? 0) + 1;
+    let n = seen.get(s.agentId) ?? 0;
+    let id: string;
+    do {
+      n++;
+      id = n === 1 ? s.agentId : `${s.agentId}-${n}`;
+    } while (taken.has(id));
     seen.set(s.agentId, n);
-    return n === 1 ? s.agentId : `${s.agentId}-${n}`;
+    taken.add(id);
+    return id;
   });
 }
 
@@ -53,62 +70,161 @@ function loopTarget(entries: WorkflowEntry[], moduleEntry: number, back: number,
 export interface SpecInput {
   pkg: PackageLocation;
   catalog: Catalog;
+  /** The visible entries: steps the selection hides are already left out. */
   entries: WorkflowEntry[];
+  leftOut: LeftOut[];
   template: Record<string, unknown>;
   dialect: Dialect;
+  selection: Selection;
   qa: QaPolicy;
   repoDir: string;
+  /** CodeMachine engine name → engine id, over ENGINE_IDS. */
+  engines: Record<string, string>;
+  knownEngines: readonly string[];
+  warnings: string[];
+}
+
+/** Catalog agents a trigger can name that are not steps: module trigger behaviours and prompts' triggerAgentId. */
+function triggerTargets(input: SpecInput, steps: ModuleStep[], prompts: string[]): ModuleStep[] {
+  const named = new Set(steps.flatMap((s) => s.triggers));
+  for (const text of prompts) for (const m of text.matchAll(TRIGGER_MENTION)) named.add(m[1]!);
+  const inWorkflow = new Set(steps.map((s) => s.agentId));
+  const { catalog } = input;
+  return [...named]
+    .filter((id) => !inWorkflow.has(id))
+    .flatMap((id) => {
+      const agent = [
+        ...catalog.main.filter((a) => a.type !== "folder"),
+        ...catalog.modules,
+        ...catalog.sub,
+      ].find((a) => a.id === id);
+      if (!agent || (agent.promptPath === undefined && agent.mirrorPath === undefined)) {
+        input.warnings.push(
+          `a trigger names agent "${id}", which ${agent ? "has no prompt" : "is not in the catalog"}; a trigger directive naming it fails the step`,
+        );
+        return [];
+      }
+      return [agentStep(catalog, input.pkg, input.warnings, agent)];
+    });
+}
+
+interface SubAgent {
+  id: string;
+  name: string;
+  description: string | null;
+  file: string;
+  dynamic: boolean;
+}
+
+/** The template's subAgentIds, their prompts copied into the protocol folder as CodeMachine mirrors them. */
+function mirrorSubAgents(input: SpecInput, ctx: PromptContext): SubAgent[] {
+  const ids = (input.template.subAgentIds as string[] | undefined) ?? [];
+  const found = ids.flatMap((id) => {
+    const agent = input.catalog.sub.find((a) => a.id === id);
+    if (!agent) {
+      input.warnings.push(`subAgentIds names "${id}", which is not in config/sub.agents.js`);
+      return [];
+    }
+    const file = `codemachine/agents/${id}.md`;
+    const asker = { file: agent.file, where: `module.exports[${agent.index}] (agent ${id})` };
+    // without a mirrorPath the file starts empty: a main agent writes the prompt ("dynamic" sub-agent)
+    ctx.files[file] = agent.mirrorPath
+      ? readFileSync(packageFile(ctx, agent.mirrorPath, asker, "mirrorPath"), "utf8")
+      : "";
+    return [
+      {
+        id,
+        name: agent.name ?? id,
+        description: agent.description ?? null,
+        file,
+        dynamic: !agent.mirrorPath,
+      },
+    ];
+  });
+  if (found.length)
+    ctx.files["codemachine/agents/agents-config.json"] = `${JSON.stringify(
+      found.map(({ id, name, description }) => ({ id, name, description })),
+      null,
+      2,
+    )}\n`;
+  return found;
+}
+
+/** The prompt section that tells a main agent which sub-agents it has and where their prompts are. */
+function subAgentSection(agents: SubAgent[]): string {
+  if (agents.length === 0) return "";
+  const lines = agents.map(
+    (a) =>
+      `- \`${a.id}\` (${a.name})${a.description ? `: ${a.description}` : ""}. Prompt: {{protocol_dir}}/${a.file}${a.dynamic ? " (empty until you write it)" : ""}`,
+  );
+  return `\n\n---\n\n## Sub-agents\n\nHelpers you may hand work to. Each one's instructions are in its prompt file: follow them yourself or give them to a sub-agent of your own.\n\n${lines.join("\n")}\n`;
 }
 
 export function toProtocolSpec(input: SpecInput) {
   const { entries, dialect } = input;
-  const steps = entries.filter((e): e is ModuleStep => e.type === "module");
-  const ids = stepIds(steps);
   const ctx: PromptContext = {
     pkg: input.pkg,
     catalog: input.catalog,
     repoDir: input.repoDir,
+    dialect,
+    selection: input.selection,
     files: {},
     placeholders: {},
-    warnings: [],
+    warnings: input.warnings,
   };
-  const idOfAgent = (agentId: string) => ids[steps.findIndex((s) => s.agentId === agentId)];
+  const steps = entries.filter((e): e is ModuleStep => e.type === "module");
+  const prompts = steps.map((s) => stepPromptText(ctx, s));
+  const triggerOnly = triggerTargets(input, steps, prompts);
+  const all = [...steps, ...triggerOnly];
+  const texts = [...prompts, ...triggerOnly.map((s) => stepPromptText(ctx, s))];
+  const ids = stepIds(all);
+  const subAgents = mirrorSubAgents(input, ctx);
 
-  const specSteps = steps.map((step, i) => {
+  const specSteps = all.map((step, i) => {
     const id = ids[i]!;
-    ctx.files[`prompts/${id}.md`] = stepPromptText(ctx, step);
-    const engine = step.engine ? (ENGINE_IDS[step.engine] ?? step.engine) : undefined;
-    if (step.engine && !ENGINE_IDS[step.engine])
-      ctx.warnings.push(
-        `step ${id}: engine "${step.engine}" has no TasksGodzilla adapter; the run will stop before it with the known engines listed`,
+    const isTriggerOnly = i >= steps.length;
+    const visibleTo = subAgents.filter((a) => !step.subAgentTargets || step.subAgentTargets.includes(a.id));
+    ctx.files[`prompts/${id}.md`] = texts[i]! + subAgentSection(visibleTo);
+    const mapped = step.engine
+      ? (input.engines[step.engine] ?? ENGINE_IDS[step.engine] ?? step.engine)
+      : undefined;
+    if (mapped && !input.knownEngines.includes(mapped))
+      input.warnings.push(
+        `step ${id}: engine "${step.engine}" has no TasksGodzilla engine, so preflight blocks the whole run before any step runs; map it with --engine ${step.engine}=<engine> (engines: ${input.knownEngines.join(", ")})`,
       );
     const policies = [];
     if (step.loop) {
-      const entryIndex = entries.indexOf(step);
-      const target = ids[loopTarget(entries, entryIndex, step.loop.steps, dialect)] ?? id;
-      const skip = step.loop.skip.map((agent) => {
-        const sid = idOfAgent(agent);
-        if (!sid)
-          ctx.warnings.push(`step ${id}: loopSkip names "${agent}", which is not a step of this workflow`);
-        return sid;
+      const target = ids[loopTarget(entries, entries.indexOf(step), step.loop.steps, dialect)] ?? id;
+      // CodeMachine skips by agent id: every step of a listed agent
+      const skip = step.loop.skip.flatMap((agent) => {
+        const of = steps.flatMap((s, j) => (s.agentId === agent ? [ids[j]!] : []));
+        if (of.length === 0)
+          input.warnings.push(`step ${id}: loopSkip names "${agent}", which is not a step of this workflow`);
+        return of;
       });
+      if (step.loop.maxIterations === undefined)
+        input.warnings.push(
+          `step ${id}: no loop limit (loopMaxIterations / behavior.maxIterations); the loop stops after ${DEFAULT_LOOP_LIMIT} iterations`,
+        );
       policies.push({
         behavior: "loop",
         id: step.agentId,
         conditions: ["directive:loop"],
         target_step: target,
-        ...(step.loop.maxIterations !== undefined ? { max_iterations: step.loop.maxIterations } : {}),
-        skip: skip.filter((s): s is string => Boolean(s)),
+        max_iterations: step.loop.maxIterations ?? DEFAULT_LOOP_LIMIT,
+        skip,
       });
     }
     return {
       id,
       name: step.agentName,
-      ...(engine ? { engine_id: engine } : {}),
+      agent_id: step.agentId,
+      ...(isTriggerOnly ? { trigger_only: true } : {}),
+      ...(mapped ? { engine_id: mapped } : {}),
       ...(step.model ? { model: step.model } : {}),
       ...(step.modelReasoningEffort ? { reasoning_effort: step.modelReasoningEffort } : {}),
       prompt_ref: `prompts/${id}.md`,
-      outputs: { protocol: `outputs/${id}.md`, aux: { codemachine: `aux/codemachine/${step.agentId}.md` } },
+      outputs: { protocol: `outputs/${id}.md`, aux: { codemachine: `aux/codemachine/${id}.md` } },
       step_type: "work" as const,
       qa: { policy: input.qa },
       ...(step.executeOnce ? { execute_once: true } : {}),
@@ -119,12 +235,13 @@ export function toProtocolSpec(input: SpecInput) {
           agent_id: step.agentId,
           source: step.source,
           ...(step.interactive !== undefined ? { interactive: step.interactive } : {}),
+          ...(visibleTo.length ? { sub_agents: visibleTo.map((a) => a.id) } : {}),
+          ...(isTriggerOnly ? { trigger_only: "a trigger names this agent; it is not a workflow step" } : {}),
         },
       },
     };
   });
 
-  const { steps: _steps, ...template } = input.template;
   const controller = entries.find((e) => e.type === "controller");
   const spec = {
     version: 1,
@@ -137,19 +254,16 @@ export function toProtocolSpec(input: SpecInput) {
         dialect,
         workflow: input.pkg.workflowFile,
         qa: input.qa,
-        sub_agents: input.catalog.sub
-          .filter((a) =>
-            ((template.subAgentIds as string[] | undefined) ?? input.catalog.sub.map((x) => x.id)).includes(
-              a.id,
-            ),
-          )
-          .map((a) => ({ id: a.id, name: a.name ?? a.id, description: a.description ?? null })),
+        selected_track: input.selection.track ?? null,
+        selected_conditions: input.selection.conditions,
+        ...(input.leftOut.length ? { left_out: input.leftOut } : {}),
+        sub_agents: subAgents.map(({ id, name, description }) => ({ id, name, description })),
         ...(controller ? { controller } : {}),
       },
     },
-    template,
+    template: input.template,
     ...(Object.keys(ctx.placeholders).length ? { placeholders: ctx.placeholders } : {}),
     steps: specSteps,
   };
-  return { spec, files: ctx.files, warnings: ctx.warnings };
+  return { spec, files: ctx.files };
 }

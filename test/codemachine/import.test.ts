@@ -1,47 +1,28 @@
-/** Importing real-shaped CodeMachine packages (0.7 root, 0.8 package, legacy layout) and broken ones. */
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+/** Importing real-shaped CodeMachine packages (0.7 root, 0.8 package, legacy layout) into one ProtocolSpec. */
+import { readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { importCodemachine } from "../../src/codemachine/import-codemachine.js";
-import { CodeMachineImportError } from "../../src/codemachine/import-errors.js";
-import { validateSpecSchema } from "../../src/spec/validate-spec.js";
-
-const EXAMPLE = join(import.meta.dirname, "../../../shared/reference/codemachine/example-workspace/my-app");
-
-type Spec = {
-  steps: Record<string, unknown>[];
-  placeholders?: Record<string, unknown>;
-  metadata: { codemachine: Record<string, unknown> };
-};
-
-function pkg(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "tgz-cm-"));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, name)), { recursive: true });
-    writeFileSync(join(dir, name), text);
-  }
-  return dir;
-}
-
-const imp = (dir: string, extra: Record<string, unknown> = {}) => {
-  const r = importCodemachine(dir, { repoDir: dir, ...extra });
-  expect(validateSpecSchema(r.spec).ok).toBe(true);
-  return { ...r, spec: r.spec as unknown as Spec };
-};
+import { exampleCopy, imp, importError, pkg, writeTree } from "./packages.js";
 
 describe("CodeMachine import", () => {
-  it("imports the example workspace (0.8 local package): steps, engines, loop, placeholders, directive", () => {
-    const repo = mkdtempSync(join(tmpdir(), "tgz-cm-example-"));
-    cpSync(EXAMPLE, repo, { recursive: true });
-    const { spec, files, warnings } = imp(repo, { qa: "full" });
+  it("imports the example workspace (0.8 local package): steps, engines, loop, placeholders, directive, sub-agents", async () => {
+    const repo = exampleCopy();
+    const { spec, files, warnings } = await imp(repo, { qa: "full" });
     expect(warnings).toEqual([]);
     expect(
-      spec.steps.map((s) => [s.id, s.engine_id, s.model ?? null, (s.qa as { policy: string }).policy]),
+      spec.steps.map((s) => [
+        s.id,
+        s.agent_id,
+        s.engine_id,
+        s.model ?? null,
+        s.qa.policy,
+        s.trigger_only ?? false,
+      ]),
     ).toEqual([
-      ["plan", "claude-code", "sonnet", "full"],
-      ["build", "codex", "gpt-5.1-codex", "full"],
-      ["check", "claude-code", null, "full"],
+      ["plan", "plan", "claude-code", "sonnet", "full", false],
+      ["build", "build", "codex", "gpt-5.1-codex", "full", false],
+      ["check", "check", "claude-code", null, "full", false],
     ]);
     expect(spec.steps[0]).toMatchObject({
       execute_once: true,
@@ -68,11 +49,65 @@ describe("CodeMachine import", () => {
     expect(spec.metadata.codemachine).toMatchObject({
       dialect: "0.8",
       layout: "package",
-      sub_agents: [{ id: "qa" }],
+      sub_agents: [{ id: "qa", name: "QA Engineer" }],
     });
   });
 
-  it("imports a 0.7 root: CommonJS with require('node:path') and __dirname, resolveUI, resolveFolder, loopSkip", () => {
+  it("mirrors only the workflow's subAgentIds into the protocol folder and names them in each prompt", async () => {
+    const repo = exampleCopy();
+    const { files, spec } = await imp(repo);
+    expect(files["codemachine/agents/qa.md"]).toBe(
+      // the mirrorPath file, as CodeMachine copies it to .codemachine/agents/qa.md
+      readFileSync(join(repo, ".codemachine/prompts/qa.md"), "utf8"),
+    );
+    expect(JSON.parse(files["codemachine/agents/agents-config.json"]!)).toEqual([
+      { id: "qa", name: "QA Engineer", description: expect.stringContaining("Runs the test suite") },
+    ]);
+    expect(files["prompts/build.md"]).toMatch(
+      /## Sub-agents\n\n.*\n\n- `qa` \(QA Engineer\): Runs the test suite.*Prompt: \{\{protocol_dir\}\}\/codemachine\/agents\/qa\.md\n$/s,
+    );
+    expect(spec.steps[1]!.metadata.codemachine.sub_agents).toEqual(["qa"]);
+
+    // without subAgentIds no sub-agent reaches a prompt
+    const flow = join(repo, ".codemachine/templates/workflows/spec-to-code-mini.workflow.js");
+    writeFileSync(flow, readFileSync(flow, "utf8").replace("subAgentIds: ['qa'],", ""));
+    const none = await imp(repo);
+    expect(none.files["codemachine/agents/qa.md"]).toBeUndefined();
+    expect(none.files["prompts/build.md"]).not.toContain("Sub-agents");
+    expect(none.spec.metadata.codemachine.sub_agents).toEqual([]);
+  });
+
+  it("gives each step only the sub-agents its agent-coordination targets name", async () => {
+    const dir = pkg({
+      "codemachine.json": JSON.stringify({ name: "subs", version: "1.0.0" }),
+      "config/main.agents.js": `module.exports = [
+  { id: 'lead', name: 'Lead', promptPath: 'prompts/lead.md', mcp: [{ server: 'agent-coordination', targets: ['writer'] }] },
+  { id: 'solo', name: 'Solo', promptPath: 'prompts/solo.md' },
+];`,
+      "config/sub.agents.js": `module.exports = [
+  { id: 'writer', name: 'Writer', description: 'writes docs', mirrorPath: 'prompts/writer.md' },
+  { id: 'tester', name: 'Tester', description: 'runs tests' },
+];`,
+      "templates/workflows/w.workflow.js": `export default { name: 'w', subAgentIds: ['writer', 'tester'], steps: [resolveStep('lead'), resolveStep('solo')] };`,
+      "prompts/lead.md": "lead",
+      "prompts/solo.md": "solo",
+      "prompts/writer.md": "You write docs.",
+    });
+    const { files, spec } = await imp(dir);
+    expect(files["codemachine/agents/writer.md"]).toBe("You write docs.");
+    // a sub-agent without mirrorPath starts empty: a main agent writes its prompt ("dynamic")
+    expect(files["codemachine/agents/tester.md"]).toBe("");
+    expect(spec.steps.map((s) => s.metadata.codemachine.sub_agents)).toEqual([
+      ["writer"],
+      ["writer", "tester"],
+    ]);
+    expect(files["prompts/lead.md"]).not.toContain("tester");
+    expect(files["prompts/solo.md"]).toContain(
+      "`tester` (Tester): runs tests. Prompt: {{protocol_dir}}/codemachine/agents/tester.md (empty until you write it)",
+    );
+  });
+
+  it("imports a 0.7 root: CommonJS with require('node:path') and __dirname, resolveUI, resolveFolder, loopSkip", async () => {
     const dir = pkg({
       "config/main.agents.js": `const path = require('node:path');
 // real configs have comments, unquoted keys and trailing commas
@@ -102,7 +137,7 @@ module.exports = [
       "prompts/templates/docs/2-api.md": "api docs",
       "prompts/templates/docs/1-readme.md": "readme",
     });
-    const { spec, warnings } = imp(dir);
+    const { spec, warnings } = await imp(dir);
     expect(spec.steps.map((s) => [s.id, s.engine_id])).toEqual([
       ["init", "codex"],
       ["code", "codex"],
@@ -120,11 +155,25 @@ module.exports = [
       file: ".codemachine/memory/behavior.json",
       alt_files: [".codemachine/memory/directive.json"],
     });
-    expect(warnings.join("\n")).toMatch(/step prep: engine "cursor" has no TasksGodzilla adapter/);
+    expect(warnings).toContain(
+      'step prep: engine "cursor" has no TasksGodzilla engine, so preflight blocks the whole run before any step runs; map it with --engine cursor=<engine> (engines: claude-code, codex, gemini, opencode, replay, shell)',
+    );
     expect(warnings.join("\n")).toMatch(/\{!notes\} is not defined/);
   });
 
-  it("imports a 0.8 package with paths, separator, array promptPath and chained prompts", () => {
+  it("maps a CodeMachine engine with --engine and warns about none", async () => {
+    const dir = pkg({
+      "config/main.agents.js":
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md', engine: 'cursor' }];",
+      "templates/workflows/w.workflow.js": "export default { name: 'w', steps: [resolveStep('a')] };",
+      "prompts/a.md": "a",
+    });
+    const { spec, warnings } = await imp(dir, { engines: { cursor: "claude-code" } });
+    expect(spec.steps[0]!.engine_id).toBe("claude-code");
+    expect(warnings).toEqual([]);
+  });
+
+  it("imports a 0.8 package with paths, separator, array promptPath and chained prompts", async () => {
     const dir = pkg({
       "codemachine.json": JSON.stringify({
         name: "eight",
@@ -146,10 +195,8 @@ module.exports = [
       "p/gate.md": "gate",
       "p/style.md": "be terse",
     });
-    expect(() => importCodemachine(dir, { repoDir: dir })).toThrow(
-      /several workflows, pick one with --workflow: one, two/,
-    );
-    const { spec, files } = imp(dir, { workflow: "one" });
+    expect(await importError(dir)).toMatch(/several workflows, pick one with --workflow: one, two/);
+    const { spec, files } = await imp(dir, { workflow: "one" });
     expect(files["prompts/a.md"]).toBe(
       "first part {{spec}}\n\nsecond part {{style}} on {{date}}\n\n---\n\n## Follow-up 1 (01-next.md)\n\nthen do more",
     );
@@ -165,70 +212,192 @@ module.exports = [
     expect(spec.metadata.codemachine).toMatchObject({ dialect: "0.8", package: "eight", version: "1.2.0" });
   });
 
-  it("imports the legacy .codemachine/config layout: main agents in order", () => {
+  it("skips every step of a repeated agent named in loopSkip, and gives each its own output file", async () => {
     const dir = pkg({
-      ".codemachine/config/main.agents.js": `module.exports = [{ "id": "one", "name": "One", "promptPath": "prompts/one.md", "engine": "codex" }, { "id": "two", "name": "Two", "promptPath": "prompts/two.md" }];`,
+      "config/main.agents.js": `module.exports = [
+  { id: 'code', name: 'Code', promptPath: 'prompts/code.md' },
+  { id: 'git-commit', name: 'Commit', promptPath: 'prompts/commit.md' },
+];`,
+      "config/modules.js": `module.exports = [{ id: 'check', name: 'Check', promptPath: 'prompts/check.md', behavior: { type: 'loop', action: 'stepBack', steps: 4, maxIterations: 2 } }];`,
+      "templates/workflows/w.workflow.js": `export default { name: 'w', steps: [
+  resolveStep('git-commit', { executeOnce: true }),
+  resolveStep('code'),
+  resolveStep('git-commit'),
+  resolveModule('check', { loopSkip: ['git-commit'] }),
+] };`,
+      "prompts/code.md": "code",
+      "prompts/commit.md": "commit",
+      "prompts/check.md": "check",
+    });
+    const { spec } = await imp(dir);
+    expect(spec.steps.map((s) => [s.id, s.agent_id, s.outputs.aux.codemachine])).toEqual([
+      ["git-commit", "git-commit", "aux/codemachine/git-commit.md"],
+      ["code", "code", "aux/codemachine/code.md"],
+      ["git-commit-2", "git-commit", "aux/codemachine/git-commit-2.md"],
+      ["check", "check", "aux/codemachine/check.md"],
+    ]);
+    expect(spec.steps[3]!.policies[0]).toMatchObject({
+      target_step: "git-commit",
+      skip: ["git-commit", "git-commit-2"],
+    });
+  });
+
+  it("writes the loop limit on the spec when the package sets none (behavior.steps used without loopSteps)", async () => {
+    const dir = pkg({
+      "config/main.agents.js":
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }, { id: 'b', name: 'B', promptPath: 'prompts/a.md' }];",
+      "config/modules.js": `module.exports = [{ id: 'gate', name: 'Gate', promptPath: 'prompts/a.md', behavior: { type: 'loop', action: 'stepBack', steps: 2 } }];`,
+      "templates/workflows/w.workflow.js":
+        "export default { name: 'w', steps: [resolveStep('a'), resolveStep('b'), resolveModule('gate')] };",
+      "prompts/a.md": "a",
+    });
+    const { spec, warnings } = await imp(dir);
+    expect(spec.steps[2]!.policies[0]).toMatchObject({ target_step: "a", max_iterations: 3 });
+    expect(warnings).toContain(
+      "step gate: no loop limit (loopMaxIterations / behavior.maxIterations); the loop stops after 3 iterations",
+    );
+  });
+
+  it("takes QA from --qa, else from the project's config, and writes it on every step", async () => {
+    const repo = exampleCopy();
+    const policies = async (opts: { qa?: "skip" | "light" | "full"; env?: NodeJS.ProcessEnv } = {}) =>
+      (await imp(repo, opts)).spec.steps.map((s) => s.qa.policy);
+    expect(await policies()).toEqual(["light", "light", "light"]);
+    writeFileSync(join(repo, "tasksgodzilla.config.json"), JSON.stringify({ qa: { policy: "skip" } }));
+    expect(await policies()).toEqual(["skip", "skip", "skip"]);
+    writeFileSync(join(repo, "tasksgodzilla.config.json"), JSON.stringify({ qa: { policy: "full" } }));
+    expect(await policies()).toEqual(["full", "full", "full"]);
+    expect(await policies({ qa: "light" })).toEqual(["light", "light", "light"]);
+    unlinkSync(join(repo, "tasksgodzilla.config.json"));
+    expect(await policies({ env: { TASKSGODZILLA_QA_POLICY: "full" } })).toEqual(["full", "full", "full"]);
+    expect((await imp(repo)).spec.metadata.codemachine.qa).toBe("light");
+  });
+
+  it("imports the legacy layout of the example (no manifest, no workflow): the module twin loops, engineId is read", async () => {
+    const repo = exampleCopy();
+    rmSync(join(repo, ".codemachine/.codemachine.json"));
+    rmSync(join(repo, ".codemachine/templates"), { recursive: true });
+    // the Python-era files named the engine engineId only
+    const agents = join(repo, ".codemachine/config/main.agents.js");
+    writeFileSync(agents, readFileSync(agents, "utf8").replaceAll('"engine": "codex", ', ""));
+    const { spec } = await imp(repo);
+    expect(spec.metadata.codemachine.layout).toBe("legacy");
+    expect(spec.steps.map((s) => [s.id, s.engine_id])).toEqual([
+      ["plan", "claude-code"],
+      ["build", "codex"],
+      ["check", "claude-code"],
+    ]);
+    expect(spec.steps[2]!.policies).toEqual([
+      expect.objectContaining({
+        id: "check",
+        target_step: "build",
+        max_iterations: 5,
+        conditions: ["directive:loop"],
+      }),
+    ]);
+  });
+
+  it("reads Python-era `export default [...]` config files, skip lists of step indices and stepBack", async () => {
+    const dir = pkg({
+      ".codemachine/config/main.agents.js": `export default [
+  { "id": "one", "name": "One", "promptPath": "prompts/one.md", "engineId": "codex" },
+  { "id": "two", "name": "Two", "promptPath": "prompts/two.md" },
+  { "id": "gate", "name": "Gate", "promptPath": "prompts/two.md", "moduleId": "gate" }
+];`,
+      ".codemachine/config/modules.js": `export default [{ "id": "gate", "behavior": { "type": "loop", "stepBack": 2, "maxIterations": 4, "skip": [0] } }];`,
       ".codemachine/prompts/one.md": "one",
       ".codemachine/prompts/two.md": "two",
     });
-    expect(imp(dir).spec.steps.map((s) => s.id)).toEqual(["one", "two"]);
+    const { spec } = await imp(dir);
+    expect(spec.steps.map((s) => [s.id, s.engine_id])).toEqual([
+      ["one", "codex"],
+      ["two", undefined],
+      ["gate", undefined],
+    ]);
+    expect(spec.steps[2]!.policies[0]).toMatchObject({
+      target_step: "one",
+      max_iterations: 4,
+      skip: ["one"],
+    });
   });
 
-  const broken = (files: Record<string, string>) => () =>
-    importCodemachine(
+  it("adds the catalog agents a trigger can name as trigger-only steps", async () => {
+    const dir = pkg({
+      "codemachine.json": JSON.stringify({ name: "t", version: "1.0.0" }),
+      "config/main.agents.js": `module.exports = [
+  { id: 'code', name: 'Code', promptPath: 'prompts/code.md', engine: 'codex' },
+  { id: 'git-commit', name: 'Commit', promptPath: 'prompts/commit.md', engine: 'claude' },
+  { id: 'unused', name: 'Unused', promptPath: 'prompts/missing.md' },
+];`,
+      "config/modules.js": `module.exports = [{ id: 'release', name: 'Release', promptPath: 'prompts/code.md', behavior: { type: 'trigger', action: 'mainAgentCall', triggerAgentId: 'notify' } }];`,
+      "config/sub.agents.js": `module.exports = [{ id: 'notify', name: 'Notify', mirrorPath: 'prompts/notify.md' }];`,
+      "templates/workflows/w.workflow.js":
+        "export default { name: 'w', steps: [resolveStep('code'), resolveModule('release')] };",
+      "prompts/code.md":
+        'When done write {"action": "trigger", "triggerAgentId": "git-commit"} to .codemachine/memory/directive.json. Or "triggerAgentId": "ghost".',
+      "prompts/commit.md": "commit",
+      "prompts/notify.md": "notify",
+    });
+    const { spec, files, warnings } = await imp(dir);
+    expect(spec.steps.map((s) => [s.id, s.agent_id, s.trigger_only ?? false, s.engine_id])).toEqual([
+      ["code", "code", false, "codex"],
+      ["release", "release", false, undefined],
+      ["notify", "notify", true, undefined],
+      ["git-commit", "git-commit", true, "claude-code"],
+    ]);
+    expect(files["prompts/git-commit.md"]).toBe("commit");
+    expect(warnings).toContain(
+      'a trigger names agent "ghost", which is not in the catalog; a trigger directive naming it fails the step',
+    );
+  });
+
+  it("keeps userDir placeholders whose names the runner also uses, and the 0.8 built-ins by dialect", async () => {
+    const files = {
+      "config/main.agents.js": "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }];",
+      "config/placeholders.js":
+        "module.exports = { userDir: { workspace: 'notes/ws.md', project_name: 'notes/name.md', date: 'notes/date.md' } };",
+      "prompts/a.md": "{workspace} {project_name} {date} {user_name} {selected_track}",
+    };
+    const eight = await imp(
       pkg({
-        "templates/workflows/w.workflow.js": "export default { name: 'w', steps: [resolveStep('a')] };",
-        "prompts/a.md": "a",
         ...files,
+        "codemachine.json": JSON.stringify({ name: "e", version: "1" }),
+        "templates/workflows/w.workflow.js": "export default { name: 'w', steps: [resolveStep('a')] };",
       }),
-      { repoDir: tmpdir() },
+    );
+    expect(eight.files["prompts/a.md"]).toBe("{{workspace}} {{project_name}} {{date}} {{user_name}} ");
+    // the files' contents, not the worktree path or the project name; {date} stays CodeMachine's built-in
+    expect(eight.spec.placeholders).toEqual({
+      workspace: { file: "notes/ws.md", from: "workspace" },
+      project_name: { file: "notes/name.md", from: "workspace" },
+    });
+    expect(eight.warnings.join("\n")).toMatch(/date is shadowed by CodeMachine 0\.8's built-in \{date\}/);
+    expect(eight.warnings.join("\n")).toMatch(
+      /\{selected_track\} has no value: no track was chosen \(--track\)/,
     );
 
-  it.each([
-    [
-      "a syntax error",
-      { "config/main.agents.js": "module.exports = [ { id: 'a', " },
-      /config\/main\.agents\.js: SyntaxError/,
-    ],
-    [
-      "a missing prompt file",
-      {
-        "config/main.agents.js": "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/nope.md' }];",
-      },
-      /agent a\): promptPath "prompts\/nope\.md" not found/,
-    ],
-    [
-      "an unknown agent id",
-      { "config/main.agents.js": "module.exports = [{ id: 'b', name: 'B', promptPath: 'prompts/a.md' }];" },
-      /w\.workflow\.js: Error: resolveStep\('a'\): no agent "a" in config\/main\.agents\.js \(known: b\)/,
-    ],
-    [
-      "an endless loop",
-      { "config/main.agents.js": "while (true) {}" },
-      /main\.agents\.js: did not finish within 2 s/,
-    ],
-    [
-      "require('child_process')",
-      { "config/main.agents.js": "require('child_process').execSync('touch /tmp/x'); module.exports = [];" },
-      /require\('child_process'\) is not allowed/,
-    ],
-    [
-      "fs.writeFileSync",
-      { "config/main.agents.js": "require('fs').writeFileSync('/tmp/pwned', 'x'); module.exports = [];" },
-      /require\('fs'\) is not allowed/,
-    ],
-    [
-      "process.env",
-      { "config/main.agents.js": "module.exports = [{ id: process.env.HOME }];" },
-      /process is not defined/,
-    ],
-    [
-      "a wrong shape",
-      { "config/main.agents.js": "module.exports = [{ name: 'no id' }];" },
-      /main\.agents\.js: module\.exports\[0\]\.id:/,
-    ],
-  ])("refuses %s, naming the file", (_what, files, message) => {
-    expect(broken(files)).toThrow(CodeMachineImportError);
-    expect(broken(files)).toThrow(message);
+    const seven = await imp(
+      pkg({
+        ...files,
+        "templates/workflows/w.workflow.js":
+          "export default { name: 'w', steps: [resolveUI('x'), resolveStep('a')] };",
+      }),
+    );
+    // 0.7 has no built-ins: date comes from placeholders.js, user_name is undefined
+    expect(seven.files["prompts/a.md"]).toBe("{{workspace}} {{project_name}} {{date}}  ");
+    expect(seven.spec.placeholders).toMatchObject({ date: { file: "notes/date.md", from: "workspace" } });
+    expect(seven.warnings.join("\n")).toMatch(
+      /\{user_name\} is a built-in only from CodeMachine 0\.8, this workflow speaks 0\.7, and config\/placeholders\.js does not define it/,
+    );
+  });
+
+  it("imports a package whose prompts live in the repository it runs in", async () => {
+    const repo = pkg({ "docs/a.md": "from the repo" });
+    const dir = writeTree(pkg({}), {
+      "config/main.agents.js": "module.exports = [{ id: 'a', name: 'A', promptPath: 'docs/a.md' }];",
+      "templates/workflows/w.workflow.js": "export default { name: 'w', steps: [resolveStep('a')] };",
+    });
+    const r = await importCodemachine(dir, { repoDir: repo, env: {} });
+    expect(r.files["prompts/a.md"]).toBe("from the repo");
   });
 });

@@ -12,6 +12,9 @@ export interface ImportCommandOptions {
   workflow?: string;
   repo?: string;
   qa?: string;
+  track?: string;
+  condition?: string[];
+  engine?: string[];
   name?: string;
   printSpec?: boolean;
   json?: boolean;
@@ -24,15 +27,33 @@ function qaPolicy(value: string | undefined): QaPolicy | undefined {
   return value as QaPolicy;
 }
 
+/** `--engine cursor=claude-code`: CodeMachine engine name → engine id. */
+function engineMap(pairs: string[] | undefined): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const m = /^([^=\s]+)=([^=\s]+)$/.exec(pair);
+    if (!m) throw new InvalidInputError(`--engine must be <codemachine engine>=<engine id>, got "${pair}"`);
+    map[m[1]!] = m[2]!;
+  }
+  return map;
+}
+
 export async function importCodemachineCommand(
   app: AppContext | undefined,
   path: string,
   opts: ImportCommandOptions,
 ): Promise<number> {
   const repoDir = resolve(opts.repo ?? process.cwd());
-  let imported: ReturnType<typeof importCodemachine>;
+  let imported: Awaited<ReturnType<typeof importCodemachine>>;
   try {
-    imported = importCodemachine(path, { workflow: opts.workflow, qa: qaPolicy(opts.qa), repoDir });
+    imported = await importCodemachine(path, {
+      workflow: opts.workflow,
+      qa: qaPolicy(opts.qa),
+      track: opts.track,
+      conditions: opts.condition,
+      engines: engineMap(opts.engine),
+      repoDir,
+    });
   } catch (err) {
     if (!(err instanceof CodeMachineImportError)) throw err;
     process.stderr.write(`cannot import ${path}: ${err.message}\n`);

@@ -1,0 +1,152 @@
+/**
+ * CodeMachine 0.8's onboarding choices at import: the track and conditions decide which steps (and
+ * chained prompts) a run has, and loopSteps counts only the visible steps; fields the runner cannot
+ * honour are refused or reported, never dropped silently.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { imp, importError, pkg } from "./packages.js";
+
+const tracked = () =>
+  pkg({
+    "codemachine.json": JSON.stringify({ name: "tracked", version: "1.0.0" }),
+    "config/main.agents.js": `module.exports = [
+  { id: 'a', name: 'A', promptPath: 'prompts/a.md', chainedPromptsPath: [
+    'prompts/always.md',
+    { path: 'prompts/ui.md', conditions: ['has_ui'] },
+    { path: 'prompts/either.md', conditionsAny: ['has_ui', 'has_api'] },
+    { path: 'prompts/full.md', tracks: ['full'] },
+  ] },
+  { id: 'ui', name: 'UI', promptPath: 'prompts/a.md' },
+  { id: 'deep', name: 'Deep', promptPath: 'prompts/a.md' },
+  { id: 'b', name: 'B', promptPath: 'prompts/b.md' },
+];`,
+    "config/modules.js": `module.exports = [{ id: 'gate', name: 'Gate', promptPath: 'prompts/a.md', behavior: { type: 'loop', action: 'stepBack', steps: 2, maxIterations: 4 } }];`,
+    "templates/workflows/w.workflow.js": `export default {
+  name: 'Tracked',
+  tracks: { question: 'How deep?', options: { quick: { label: 'Quick' }, full: { label: 'Full' } } },
+  conditionGroups: [{ id: 'kind', question: 'What is it?', multiSelect: true,
+    conditions: { has_ui: { label: 'UI' }, has_api: { label: 'API' } } }],
+  steps: [
+    resolveStep('a'),
+    separator('Work'),
+    resolveStep('ui', { conditions: ['has_ui'] }),
+    resolveStep('deep', { tracks: ['full'] }),
+    resolveStep('b'),
+    resolveModule('gate'),
+  ],
+};`,
+    "prompts/a.md": "a",
+    "prompts/b.md": "track {selected_track}, conditions {selected_conditions}",
+    "prompts/always.md": "always",
+    "prompts/ui.md": "ui only",
+    "prompts/either.md": "ui or api",
+    "prompts/full.md": "full track only",
+  });
+
+describe("tracks and conditions", () => {
+  it("asks for a track when the workflow offers tracks, and checks the choices", async () => {
+    const dir = tracked();
+    const flow = join(dir, "templates/workflows/w.workflow.js");
+    expect(await importError(dir)).toBe(
+      `${flow}: the workflow asks for a track "How deep?": choose one with --track (tracks: quick, full)`,
+    );
+    expect(await importError(dir, { track: "slow" })).toBe(
+      `${flow}: --track slow: not a track of the workflow (tracks: quick, full)`,
+    );
+    expect(await importError(dir, { track: "quick", conditions: ["has_db"] })).toBe(
+      `${flow}: --condition has_db: not a condition of the workflow (conditions: has_ui, has_api)`,
+    );
+  });
+
+  it("leaves out the steps the selection hides, with the reason, and counts loopSteps over visible steps", async () => {
+    const { spec } = await imp(tracked(), { track: "quick" });
+    expect(spec.steps.map((s) => s.id)).toEqual(["a", "b", "gate"]);
+    expect(spec.metadata.codemachine.left_out).toEqual([
+      { agent_id: "ui", entry: "steps[2] (resolveStep 'ui')", reason: "condition(s) not chosen: has_ui" },
+      {
+        agent_id: "deep",
+        entry: "steps[3] (resolveStep 'deep')",
+        reason: 'track "quick" is not among the step\'s tracks (full)',
+      },
+    ]);
+    // gate is visible step 2; two back is a (counting all four steps it would be ui)
+    expect(spec.steps[2]!.policies[0]).toMatchObject({ target_step: "a" });
+
+    const full = await imp(tracked(), { track: "full", conditions: ["has_ui"] });
+    expect(full.spec.steps.map((s) => s.id)).toEqual(["a", "ui", "deep", "b", "gate"]);
+    expect(full.spec.steps[4]!.policies[0]).toMatchObject({ target_step: "deep" });
+    expect(full.spec.metadata.codemachine).toMatchObject({
+      selected_track: "full",
+      selected_conditions: ["has_ui"],
+    });
+  });
+
+  it("shows chained prompts as CodeMachine does: every condition, one of conditionsAny, the track", async () => {
+    const text = async (track: string, conditions: string[]) =>
+      (await imp(tracked(), { track, conditions })).files["prompts/a.md"]!;
+    expect(await text("quick", [])).toMatch(/always/);
+    expect(await text("quick", [])).not.toMatch(/ui only|ui or api|full track only/);
+    expect(await text("quick", ["has_api"])).toMatch(/ui or api/);
+    expect(await text("quick", ["has_api"])).not.toMatch(/ui only/);
+    expect(await text("full", ["has_ui"])).toMatch(
+      /always[\s\S]*ui only[\s\S]*ui or api[\s\S]*full track only/,
+    );
+  });
+
+  it("provides {selected_track} and {selected_conditions} from the choices", async () => {
+    const { spec, files } = await imp(tracked(), { track: "full", conditions: ["has_ui", "has_api"] });
+    expect(files["prompts/b.md"]).toBe("track {{selected_track}}, conditions {{selected_conditions}}");
+    expect(spec.placeholders).toEqual({ selected_track: "full", selected_conditions: "has_ui, has_api" });
+  });
+
+  it("refuses choices for a workflow that offers none", async () => {
+    const dir = pkg({
+      "codemachine.json": JSON.stringify({ name: "plain", version: "1" }),
+      "config/main.agents.js": "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }];",
+      "templates/workflows/w.workflow.js": "export default { name: 'w', steps: [resolveStep('a')] };",
+      "prompts/a.md": "a",
+    });
+    expect(await importError(dir, { track: "quick" })).toMatch(
+      /--track quick: the workflow offers no tracks/,
+    );
+    expect(await importError(dir, { conditions: ["x"] })).toMatch(
+      /--condition x: the workflow offers no conditions/,
+    );
+  });
+});
+
+describe("step fields that cannot be decided at import", () => {
+  const files = (steps: string, divider: string) => ({
+    "config/main.agents.js":
+      "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }, { id: 'a-fallback', name: 'F', promptPath: 'prompts/a.md' }];",
+    "templates/workflows/w.workflow.js": `export default { name: 'w', steps: [${divider}, ${steps}] };`,
+    "prompts/a.md": "a",
+  });
+
+  it("refuses notCompletedFallback in a 0.7 workflow, naming the field, and reports it ignored in 0.8", async () => {
+    const dir = pkg(files("resolveStep('a', { notCompletedFallback: 'a-fallback' })", "resolveUI('x')"));
+    expect(await importError(dir)).toBe(
+      `${join(dir, "templates/workflows/w.workflow.js")}: steps[1] (resolveStep 'a'): notCompletedFallback: not supported: after a crash TasksGodzilla re-runs the unfinished step instead of running a fallback agent first; remove the field to import`,
+    );
+    const eight = await imp(
+      pkg(files("resolveStep('a', { notCompletedFallback: 'a-fallback' })", "separator('x')")),
+    );
+    expect(eight.warnings).toContain(
+      "templates/workflows/w.workflow.js: steps[1] (resolveStep 'a'): notCompletedFallback is ignored, as CodeMachine 0.8 ignores it",
+    );
+  });
+
+  it("reports conditionsAny on a step (CodeMachine applies it to chained prompts only) and tracks in 0.7", async () => {
+    const eight = await imp(pkg(files("resolveStep('a', { conditionsAny: ['x'] })", "separator('x')")));
+    expect(eight.spec.steps.map((s) => s.id)).toEqual(["a"]);
+    expect(eight.warnings.join("\n")).toMatch(
+      /steps\[1\] \(resolveStep 'a'\): conditionsAny is ignored on steps/,
+    );
+    const seven = await imp(pkg(files("resolveStep('a', { tracks: ['full'] })", "resolveUI('x')")));
+    expect(seven.spec.steps.map((s) => s.id)).toEqual(["a"]);
+    expect(seven.warnings.join("\n")).toMatch(
+      /tracks is ignored: CodeMachine 0\.7 has no tracks or conditions/,
+    );
+  });
+});
