@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Runs vitest with a JSON report beside the normal output, then prints one line
-// "N passed, N failed, N skipped" summing every test, and exits with vitest's own status.
+// Runs vitest with a JSON report beside the normal output, then names every skipped test on a
+// "skipped: <file> > <test>" line and prints one line "N passed, N failed, N skipped" summing every
+// test, and exits with vitest's own status.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { relative } from "node:path";
 
 const report = "test-results/vitest.json";
 mkdirSync("test-results", { recursive: true });
@@ -27,6 +29,10 @@ if (existsSync(report)) {
     (json.numFailedTests ?? 0) +
     (json.numFailedTestSuites > 0 && json.numFailedTests === 0 ? json.numFailedTestSuites : 0);
   skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0);
+  for (const file of json.testResults ?? [])
+    for (const test of file.assertionResults ?? [])
+      if (["skipped", "pending", "todo"].includes(test.status))
+        console.log(`skipped: ${relative(process.cwd(), file.name)} > ${test.fullName}`);
 } else {
   failed = 1;
 }
