@@ -100,7 +100,7 @@ function triggerTargets(input: SpecInput, steps: ModuleStep[], prompts: string[]
       ].find((a) => a.id === id);
       if (!agent || (agent.promptPath === undefined && agent.mirrorPath === undefined)) {
         input.warnings.push(
-          `a trigger names agent "${id}", which ${agent ? "has no prompt" : "is not in the catalog"}; a trigger directive naming it fails the step`,
+          `a trigger names agent "${id}", which ${agent ? "has no prompt" : "is not in the catalog"}; a trigger directive naming it blocks the run`,
         );
         return [];
       }

@@ -347,7 +347,7 @@ module.exports = [
     ]);
     expect(files["prompts/git-commit.md"]).toBe("commit");
     expect(warnings).toContain(
-      'a trigger names agent "ghost", which is not in the catalog; a trigger directive naming it fails the step',
+      'a trigger names agent "ghost", which is not in the catalog; a trigger directive naming it blocks the run',
     );
   });
 
