@@ -33,10 +33,21 @@ export class BaseBranchMissingError extends TasksGodzillaError {
 /** Identity used for commits only when the repository has none configured. */
 const FALLBACK_IDENTITY = ["-c", "user.name=TasksGodzilla", "-c", "user.email=tasksgodzilla@localhost"];
 
-export async function git(cwd: string, args: string[], opts: { identity?: boolean } = {}): Promise<string> {
+export interface GitOptions {
+  /** Commit with a fallback identity when the repository has none. */
+  identity?: boolean;
+  /** Extra environment, e.g. `GIT_INDEX_FILE` to work on a scratch index. */
+  env?: Record<string, string>;
+}
+
+export async function git(cwd: string, args: string[], opts: GitOptions = {}): Promise<string> {
   const full = opts.identity && !(await hasIdentity(cwd)) ? [...FALLBACK_IDENTITY, ...args] : args;
   try {
-    const { stdout } = await exec("git", full, { cwd, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await exec("git", full, {
+      cwd,
+      maxBuffer: 64 * 1024 * 1024,
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+    });
     return stdout;
   } catch (err) {
     const e = err as { code?: number | string; stderr?: string; message: string };

@@ -28,11 +28,25 @@ function numberOf(name: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** One past the highest number used by a protocol folder, a branch, or a known run name. */
+/**
+ * One past the highest number used by a protocol folder, a local or remote-tracking branch (a
+ * teammate's pushed `0007-x` counts too), or a known run name.
+ */
 export async function nextProtocolNumber(repo: string, knownNames: string[]): Promise<number> {
   const names = [...knownNames];
   const folder = join(repo, ".protocols");
   if (existsSync(folder)) names.push(...readdirSync(folder));
-  names.push(...(await git(repo, ["branch", "--format=%(refname:short)"])).split("\n"));
+  // the last path segment: refs/heads/0005-x and refs/remotes/origin/0005-x both name 0005-x
+  names.push(
+    ...(
+      await git(repo, ["for-each-ref", "--format=%(refname:lstrip=-1)", "refs/heads", "refs/remotes"])
+    ).split("\n"),
+  );
   return Math.max(0, ...names.map(numberOf)) + 1;
+}
+
+/** The branch a planned run works on (recorded at planning), else its protocol name. */
+export function runBranch(run: { protocolName: string; templateConfig: Record<string, unknown> }): string {
+  const branch = run.templateConfig.branch;
+  return typeof branch === "string" ? branch : run.protocolName;
 }

@@ -1,52 +1,79 @@
 /** `tgz diff`, `tgz worktree list|prune` and `tgz pr`: the git side of runs. */
-import { realpathSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { diffOf } from "../../git/checkpoints.js";
 import { repoRoot } from "../../git/git-command.js";
-import { listWorktrees, pruneWorktree, type WorktreeInfo } from "../../git/worktrees.js";
+import {
+  listProtocolWorktrees,
+  protocolWorktreesRoot,
+  pruneWorktree,
+  type WorktreeInfo,
+} from "../../git/worktrees.js";
 import { openRunPullRequest } from "../../pr/open-run-pr.js";
-import { InvalidInputError, NotFoundError } from "../../shared/errors.js";
+import { EVENT } from "../../runner/event-types.js";
+import { checkpointsEnabled, stepBaseCommit } from "../../runner/step-checkpoints.js";
+import { errorMessage, InvalidInputError, NotFoundError } from "../../shared/errors.js";
+import { realPathLoose } from "../../shared/paths.js";
 import type { ProtocolRun } from "../../store/types.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 
-/** What a step changed (its base commit to its checkpoint), or the whole run (base to HEAD). */
+/** Steps whose latest attempt has not reached its checkpoint yet: their change is in the working tree. */
+const UNDER_WAY = new Set(["running", "needs_qa"]);
+
+/**
+ * What a step changed: from where it starts (the checkpoint of the step before it, or the run's
+ * start) to its latest checkpoint, or to the working tree while it runs. Without a step: the whole
+ * run, from its start to the working tree. The worktree's index is never touched.
+ */
 export async function diffCommand(
   app: AppContext,
   runId: string,
   stepId: string | undefined,
 ): Promise<number> {
   const run = await app.store.getProtocolRun(Number(runId));
-  if (!run.worktreePath) throw new InvalidInputError(`run ${runId} has no worktree`);
-  let from: unknown = run.templateConfig.base_commit;
-  let to: unknown;
-  if (stepId) {
-    const step = (await app.store.listStepRuns(run.id)).find((s) => s.stepName === stepId);
-    if (!step) throw new NotFoundError("step", stepId);
-    from = step.runtimeState.base_commit;
-    to = step.runtimeState.checkpoint;
-  }
-  if (typeof from !== "string")
+  const project = await app.store.getProject(run.projectId);
+  if (!run.worktreePath || !checkpointsEnabled({ run, project }))
     throw new InvalidInputError(
-      `no checkpoint recorded for ${stepId ? `step ${stepId}` : `run ${runId}`} (only planned runs in their own worktree have checkpoints)`,
+      `run ${runId} works in the main checkout and has no checkpoints (plan it with \`tgz plan\` to get a branch of its own)`,
     );
-  const diff = await diffOf(run.worktreePath, from, typeof to === "string" ? to : undefined);
+  if (!existsSync(run.worktreePath))
+    throw new InvalidInputError(`the worktree of run ${runId} (${run.worktreePath}) no longer exists`);
+  let from: string | null;
+  let to: string | undefined;
+  if (stepId) {
+    const steps = await app.store.listStepRuns(run.id);
+    const step = steps.find((s) => s.stepName === stepId);
+    if (!step) throw new NotFoundError("step", stepId);
+    from = stepBaseCommit({ run, project }, steps, step);
+    const saved = step.runtimeState.checkpoint;
+    to = typeof saved === "string" && !UNDER_WAY.has(step.status) ? saved : undefined;
+  } else {
+    from = typeof run.templateConfig.base_commit === "string" ? run.templateConfig.base_commit : null;
+  }
+  if (!from) throw new InvalidInputError(`run ${runId} has no recorded start commit`);
+  const diff = await diffOf(run.worktreePath, from, to);
   process.stdout.write(diff.patch || "(no changes)\n");
   return 0;
 }
-
-const ACTIVE = new Set(["planning", "running"]);
 
 async function worktreesWithRuns(
   app: AppContext,
   repo: string,
 ): Promise<{ info: WorktreeInfo; run: ProtocolRun | undefined }[]> {
   const root = await repoRoot(repo);
-  const project = await app.store.findProjectByPath(realpathSync(root));
-  const runs = project ? await app.store.listProtocolRuns(project.id) : [];
-  const infos = await listWorktrees(root, project?.baseBranch ?? "main");
+  const project = await app.store.findProjectByPath(realPathLoose(root));
+  const runs = (project ? await app.store.listProtocolRuns(project.id) : []).filter(
+    (r): r is ProtocolRun & { worktreePath: string } =>
+      r.worktreePath !== null && r.worktreePath !== project?.localPath,
+  );
+  const infos = await listProtocolWorktrees(root, {
+    root: protocolWorktreesRoot(root, process.env),
+    runs: runs.map((r) => ({ path: r.worktreePath, base: r.baseBranch })),
+    defaultBase: project?.baseBranch ?? "main",
+  });
   return infos.map((info) => ({
     info,
-    run: runs.find((r) => r.worktreePath && realpathSync(r.worktreePath) === realpathSync(info.path)),
+    run: runs.find((r) => realPathLoose(r.worktreePath) === realPathLoose(info.path)),
   }));
 }
 
@@ -74,7 +101,7 @@ export async function worktreeListCommand(
     mb(info.sizeBytes),
     `${Math.round(info.ageMs / 3_600_000)} h`,
     info.dirty ? "dirty" : "clean",
-    String(info.unmergedCommits),
+    info.unmergedCommits === null ? "?" : String(info.unmergedCommits),
     info.path,
   ]);
   process.stdout.write(
@@ -95,14 +122,20 @@ export async function worktreePruneCommand(
   let refused = 0;
   for (const { info, run } of rows) {
     try {
-      await pruneWorktree(repo, info, {
-        force: Boolean(opts.force),
-        active: Boolean(run && ACTIVE.has(run.status)),
-      });
-      process.stdout.write(`pruned ${info.branch ?? info.path} (${mb(info.sizeBytes)})\n`);
+      await pruneWorktree(repo, info, { force: Boolean(opts.force), runStatus: run?.status ?? null });
     } catch (err) {
       refused++;
-      process.stderr.write(`${(err as Error).message}\n`);
+      process.stderr.write(`${errorMessage(err)}\n`);
+      continue;
+    }
+    process.stdout.write(`pruned ${info.branch ?? info.path} (${mb(info.sizeBytes)})\n`);
+    if (run) {
+      await app.store.appendEvent({
+        protocolRunId: run.id,
+        eventType: EVENT.worktreePruned,
+        message: `Worktree ${info.path} and branch ${info.branch ?? "-"} removed`,
+        metadata: { path: info.path, branch: info.branch, forced: Boolean(opts.force), head: info.head },
+      });
     }
   }
   return refused > 0 ? 1 : 0;
