@@ -78,20 +78,24 @@ export class CliEngine implements Engine {
     return dir;
   }
 
-  /** The isolated home, created, seeded and prepared, or undefined for the user's own. */
-  private home(settings: EngineSettings): string | undefined {
-    if (settings.home === "user") return undefined;
-    const home = this.homeDir(settings);
+  /** The isolated config home, or undefined when the user's own is used. */
+  private isolatedHome(settings: EngineSettings): string | undefined {
+    return settings.home === "user" ? undefined : this.homeDir(settings);
+  }
+
+  /** Creates, seeds and prepares the isolated home; throws EngineSetupError. */
+  private ensureHome(settings: EngineSettings): void {
+    const home = this.isolatedHome(settings);
+    if (!home) return;
     mkdirSync(home, { recursive: true });
     if (settings.seedFromUser)
       seedHome(home, this.stateDir(settings), this.userHome(), this.adapter.seedFiles);
     this.adapter.prepareHome?.(home);
-    return home;
   }
 
-  /** The home variables for the CLI; the isolated home's even when preparing it failed. */
   private homeEnv(settings: EngineSettings): Record<string, string> {
-    return settings.home === "user" ? {} : this.adapter.homeEnv(this.homeDir(settings));
+    const home = this.isolatedHome(settings);
+    return home ? this.adapter.homeEnv(home) : {};
   }
 
   async preflight(settings: EngineSettings = {}): Promise<PreflightResult> {
@@ -104,9 +108,8 @@ export class CliEngine implements Engine {
       };
     }
     const problems: PreflightResult["problems"] = [];
-    let home: string | undefined;
     try {
-      home = this.home(settings);
+      this.ensureHome(settings);
     } catch (err) {
       if (!(err instanceof EngineSetupError)) throw err;
       problems.push({ message: `${this.id}: ${err.message}`, fix: err.fix });
@@ -141,7 +144,7 @@ export class CliEngine implements Engine {
     problems.push(
       ...this.adapter.credentials(env, {
         settings,
-        home,
+        home: this.isolatedHome(settings),
         userHome: this.userHome(),
         stateDir: this.stateDir(settings),
       }),
@@ -206,9 +209,10 @@ export class CliEngine implements Engine {
       let ctx: CallContext;
       let inv: ReturnType<CliAdapter["invocation"]>;
       try {
+        this.ensureHome(settings);
         ctx = {
           settings,
-          home: this.home(settings),
+          home: this.isolatedHome(settings),
           userHome: this.userHome(),
           scratch,
           stateDir: this.stateDir(settings),
