@@ -10,8 +10,11 @@ import { sanitizeBranchName } from "../git/protocol-names.js";
 import type { QaPolicy } from "../spec/schema.js";
 import type { PlannedStep, PlanOutput } from "./plan-schema.js";
 
-const STEP_FILE = /^(\d{2})-[a-z0-9-]+\.md$/;
+/** `01-<slug>.md` … `99-…`, then `100-…`: two digits at least, ordered by number. */
+const STEP_FILE = /^(\d{2,})-[a-z0-9-]+\.md$/;
 const HEADER = /^<!-- tasksgodzilla-step (\{.*\}) -->\n/;
+/** The folder of the protocol folder that holds the engine transcripts. */
+export const TRANSCRIPTS_DIR = "logs";
 
 interface StepHeader {
   title: string;
@@ -37,6 +40,8 @@ export function writePlanArtifacts(dir: string, plan: PlanOutput, task: string):
     "plan.md": `# ${plan.title}\n\n## Task\n\n${task}\n\n## Plan\n\n${plan.summary}\n\n## Steps\n\n${plan.steps.map((s, i) => `${i + 1}. ${s.title} (\`${stepFileName(i, s)}\`)`).join("\n")}\n`,
     "context.md": `# Context\n\n${plan.context || "(none)"}\n`,
     "log.md": `# Log\n\n- ${new Date().toISOString()} planned ${plan.steps.length} steps\n`,
+    // agent transcripts stay in the worktree as evidence but out of checkpoints and the PR
+    ".gitignore": `${TRANSCRIPTS_DIR}/\n`,
   };
   plan.steps.forEach((s, i) => {
     const header: StepHeader = { title: s.title, kind: s.kind, engine: s.engine, model: s.model, qa: s.qa };
@@ -52,6 +57,15 @@ export function writePlanArtifacts(dir: string, plan: PlanOutput, task: string):
     renameSync(staging, dir);
   }
   return Object.keys(files);
+}
+
+const PLAN_SECTION = /\n## Plan\n\n([\s\S]*?)\n\n## Steps\n/;
+
+/** The plan's summary as `plan.md` holds it, or null when the folder has no plan written by planning. */
+export function readPlanSummary(dir: string): string | null {
+  const file = join(dir, "plan.md");
+  if (!existsSync(file)) return null;
+  return PLAN_SECTION.exec(readFileSync(file, "utf8"))?.[1]?.trim() || null;
 }
 
 export const RETRY_ON_QA_FAILURE = {
@@ -77,12 +91,14 @@ function readHeader(text: string): Partial<StepHeader> {
   }
 }
 
-/** Step files of a protocol folder, in order. */
+const stepNumber = (file: string) => Number(STEP_FILE.exec(file)![1]);
+
+/** Step files of a protocol folder, in order of their numbers. */
 export function stepFiles(dir: string): string[] {
   return existsSync(dir)
     ? readdirSync(dir)
         .filter((f) => STEP_FILE.test(f))
-        .sort()
+        .sort((a, b) => stepNumber(a) - stepNumber(b) || a.localeCompare(b))
     : [];
 }
 
@@ -99,7 +115,8 @@ export function specFromProtocolFolder(
   const steps = stepFiles(dir).map((file) => {
     const header = readHeader(readFileSync(join(dir, file), "utf8"));
     const id = file.replace(/\.md$/, "");
-    const setup = header.kind === "setup" || /^00-|setup/.test(id);
+    // the planner's kind decides; only a folder without headers (written by hand) is guessed from names
+    const setup = header.kind ? header.kind === "setup" : /^00-|setup/.test(id);
     return {
       id,
       name: header.title ?? id,
@@ -112,7 +129,7 @@ export function specFromProtocolFolder(
         ? { policy: "skip" as const, reason: "setup step" }
         : { policy: header.qa ?? defaults.qaPolicy },
       timeout_seconds: defaults.timeoutSeconds,
-      // a work step whose QA fails gets one more go, from its own checkpoint, in the same agent session
+      // a work step whose QA fails is tried again (at most two loop-backs), restored to where it started
       ...(setup ? {} : { policies: [RETRY_ON_QA_FAILURE] }),
     };
   });

@@ -9,7 +9,7 @@ import type { EffectiveConfig } from "../config/load-config.js";
 import { specFromProtocolFolder, stepFiles } from "../planning/protocol-folder.js";
 import { EVENT } from "../runner/event-types.js";
 import { specHash } from "../spec/canonical-hash.js";
-import { validateSpecSchema } from "../spec/validate-spec.js";
+import { validateSpec } from "../spec/validate-spec.js";
 import type { ProtocolRun, SpecMeta, Store } from "../store/types.js";
 import { FROZEN_SPEC_FILE, stepRowsFromSpec } from "./create-run.js";
 
@@ -64,7 +64,7 @@ async function auditRun(
       });
       return { ...row, status, specHash: null, errors: [] };
     }
-    const v = validateSpecSchema(rebuilt.spec);
+    const v = validateSpec(rebuilt.spec);
     const hash = specHash(rebuilt.spec);
     const meta: SpecMeta = {
       status: v.ok ? "valid" : "invalid",
@@ -98,7 +98,7 @@ async function auditRun(
       source: rebuilt.source,
     };
   }
-  const v = validateSpecSchema(stored);
+  const v = validateSpec(stored);
   const hash = specHash(stored);
   const meta: SpecMeta = {
     status: v.ok ? "valid" : "invalid",

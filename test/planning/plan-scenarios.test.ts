@@ -1,15 +1,23 @@
 /** `tgz plan` through the service layer with a replayed planner, on temp git repositories. */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/git-command.js";
 import { planProtocol } from "../../src/planning/plan-protocol.js";
+import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
+import type { ClaimedJob } from "../../src/queue/job-queue.js";
+import { askForJson } from "../../src/runner/ask-for-json.js";
+import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
+import { isInside } from "../../src/shared/paths.js";
 import { openStore } from "../../src/store/open-store.js";
+import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
+import { strictSchemaProblems } from "./strict-schema.js";
 
 const PLAN = {
   title: "Greeter",
@@ -26,12 +34,14 @@ const PLAN = {
       model: "gpt-5.5",
     },
     { slug: "test it", title: "Test the greeter", kind: "work", prompt: "Run it.", qa: "full" },
+    // the planner's kind decides, whatever the slug says
+    { slug: "setup-ci", title: "Set up CI", kind: "work", prompt: "Add a CI job.", engine: null, qa: null },
   ],
 };
 
-async function setup() {
+async function setup(extraEnv: Record<string, string> = {}) {
   const data = mkdtempSync(join(tmpdir(), "tgz-plan-data-"));
-  const env = { TASKSGODZILLA_DATA_DIR: data };
+  const env = { TASKSGODZILLA_DATA_DIR: data, ...extraEnv };
   const store = await openStore({ sqlitePath: join(data, "db.sqlite") });
   const deps = { store, registry: createDefaultRegistry(), configFor: (dir: string) => loadConfig(dir, env) };
   const plan = (repoDir: string, final: string, extra: Record<string, unknown> = {}) =>
@@ -43,12 +53,26 @@ async function setup() {
       env,
       ...extra,
     });
-  return { store, plan, data };
+  return { store, plan, data, deps, env };
 }
+
+const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
+
+/** A planner that answers with the n-th file of `answers` on its n-th call (the shell engine, a counter file). */
+function scriptedPlanner(answers: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), "tgz-planner-"));
+  for (const [i, a] of answers.entries()) writeFileSync(join(dir, `answer-${i + 1}`), a);
+  const command = `n=$(( $(cat '${dir}/count' 2>/dev/null || echo 0) + 1 )); echo $n > '${dir}/count'; cat '${dir}/answer-'$n`;
+  return { engine: "shell", inputs: { command } };
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 describe("planning", () => {
   it("plans into branch and worktree NNNN-<name> with artifacts, a frozen spec and step rows", async () => {
-    const { store, plan } = await setup();
+    const { store, plan, data } = await setup();
     const repo = gitRepo();
     writeFileSync(join(repo, "README.md"), "dirty main checkout\n");
     const run = await plan(repo, `Here is the plan:\n\`\`\`json\n${JSON.stringify(PLAN)}\n\`\`\``);
@@ -65,6 +89,7 @@ describe("planning", () => {
       "01-repo-scan.md",
       "02-write-greeter.md",
       "03-test-it.md",
+      "04-setup-ci.md",
       "protocol-spec.json",
     ]) {
       expect(existsSync(join(folder, f)), f).toBe(true);
@@ -82,7 +107,12 @@ describe("planning", () => {
       ["01-repo-scan", "01-repo-scan.md", "outputs/01-repo-scan.md", "skip"],
       ["02-write-greeter", "02-write-greeter.md", "outputs/02-write-greeter.md", "light"],
       ["03-test-it", "03-test-it.md", "outputs/03-test-it.md", "full"],
+      ["04-setup-ci", "04-setup-ci.md", "outputs/04-setup-ci.md", "light"],
     ]);
+    expect(spec.steps[3]).toMatchObject({ id: "04-setup-ci", step_type: "work", qa: { policy: "light" } });
+    expect(isInside(repo, wt)).toBe(false);
+    expect(isInside(join(data, "worktrees"), wt)).toBe(true);
+    expect(readFileSync(join(folder, ".gitignore"), "utf8")).toBe("logs/\n");
     expect(spec.steps[1]).toMatchObject({
       engine_id: "codex",
       model: "gpt-5.5",
@@ -93,6 +123,7 @@ describe("planning", () => {
       ["01-repo-scan", "setup"],
       ["02-write-greeter", "work"],
       ["03-test-it", "work"],
+      ["04-setup-ci", "work"],
     ]);
     const { of } = await inspect(store, run.id);
     expect(of("planning_completed")[0]!.metadata).toMatchObject({
@@ -101,7 +132,7 @@ describe("planning", () => {
       usage: { calls: 1 },
     });
     expect(execFileSync("git", ["log", "-1", "--format=%s"], { cwd: wt, encoding: "utf8" }).trim()).toBe(
-      `${run.protocolName}: plan (3 steps)`,
+      `${run.protocolName}: plan (4 steps)`,
     );
     expect(readFileSync(join(repo, "README.md"), "utf8")).toBe("dirty main checkout\n");
     expect(execFileSync("git", ["branch", "--show-current"], { cwd: repo, encoding: "utf8" }).trim()).toBe(
@@ -113,17 +144,224 @@ describe("planning", () => {
     await store.close();
   });
 
-  it("blocks the run with the reason and writes no plan when the answer is not a valid plan", async () => {
+  it("blocks the run with every schema error and writes no plan when the answer is not a valid plan", async () => {
     const { store, plan } = await setup();
-    const run = await plan(gitRepo(), JSON.stringify({ title: "x", steps: [] }));
+    const run = await plan(gitRepo(), JSON.stringify({ title: "x", context: "", steps: [] }));
     expect(run.status).toBe("blocked");
     const { of } = await inspect(store, run.id);
-    expect(of("planning_failed")[0]!.metadata).toMatchObject({ reason: "invalid_plan", usage: { calls: 2 } });
+    const failed = of("planning_failed")[0]!;
+    expect(failed.metadata).toMatchObject({
+      reason: "invalid_plan",
+      usage: { calls: 2 },
+      errors: [
+        { pointer: "/summary", message: expect.stringMatching(/expected string/) },
+        { pointer: "/steps", message: "needs at least 1 item(s)" },
+      ],
+    });
+    expect(failed.message).toMatch(/not a valid plan, even after a repair retry: \/summary: .*; \/steps: /);
+    expect(of("protocol_blocked")[0]!.message).toContain("/steps:");
+    // what remains: the branch and worktree with the two planning transcripts, no plan and no spec
     expect(existsSync(join(run.protocolRoot!, "plan.md"))).toBe(false);
+    expect(readdirSync(run.protocolRoot!)).toEqual(["logs"]);
+    expect(readdirSync(join(run.protocolRoot!, "logs"))).toEqual(["plan.1.jsonl", "plan.2.jsonl"]);
+    expect(run.templateConfig.protocol_spec).toBeUndefined();
     expect(await store.listStepRuns(run.id)).toEqual([]);
     await store.close();
   });
 
+  it("refuses a plan that names an engine that is not registered, with the pointer", async () => {
+    const { store, plan } = await setup();
+    const bad = { ...PLAN, steps: [{ ...PLAN.steps[1], engine: "gpt-4o" }] };
+    const run = await plan(gitRepo(), JSON.stringify(bad));
+    expect(run.status).toBe("blocked");
+    const failed = (await inspect(store, run.id)).of("planning_failed")[0]!;
+    expect(failed.metadata.errors).toEqual([
+      {
+        pointer: "/steps/0/engine",
+        message: expect.stringMatching(/^unknown engine "gpt-4o" \(known: .*codex/),
+      },
+    ]);
+    await store.close();
+  });
+
+  it("asks once more with the task, the errors and the schema, and takes the repaired plan", async () => {
+    const { store, plan } = await setup();
+    const planner = scriptedPlanner([JSON.stringify({ ...PLAN, title: "" }), JSON.stringify(PLAN)]);
+    const run = await plan(gitRepo(), "", planner);
+    expect(run.status).toBe("planned");
+    const { of } = await inspect(store, run.id);
+    expect(of("planning_completed")[0]!.metadata).toMatchObject({
+      engine_id: "shell",
+      usage: { calls: 2 },
+      repaired_errors: [{ pointer: "/title", message: "must not be empty" }],
+    });
+    await store.close();
+  });
+
+  it("a repair prompt carries the original prompt, every error with its pointer, and the schema", async () => {
+    const planner = scriptedPlanner(['Sure! Here is my plan: {"title": 3}', JSON.stringify(PLAN)]);
+    const engine = createDefaultRegistry().get("shell");
+    const logs = mkdtempSync(join(tmpdir(), "tgz-ask-"));
+    const answer = await askForJson({
+      engine,
+      request: {
+        role: "plan",
+        prompt: "## Task\nAdd a greeter script",
+        cwd: logs,
+        inputs: planner.inputs,
+        env: {},
+        outputSchema: planningJsonSchema(),
+        timeoutMs: 10_000,
+        maxOutputBytes: 1_000_000,
+      },
+      schema: PlanOutput,
+      answerName: "plan",
+      signal: new AbortController().signal,
+      transcriptPath: (n) => join(logs, `${n}.jsonl`),
+      retries: 0,
+    });
+    expect(answer.ok).toBe(true);
+    const repair = answer.attempts[1]!.prompt;
+    expect(repair.startsWith("## Task\nAdd a greeter script\n")).toBe(true);
+    expect(repair).toContain("- /title: expected string, got number");
+    expect(repair).toContain("- /summary: expected string, but it is missing");
+    expect(repair).toContain(JSON.stringify(planningJsonSchema()));
+    expect(repair).toContain('Sure! Here is my plan: {"title": 3}');
+    expect(answer.attempts[0]!.invalid?.map((e) => e.pointer)).toEqual([
+      "/title",
+      "/summary",
+      "/context",
+      "/steps",
+    ]);
+  });
+
+  it("retries a rate-limited planning engine after the hinted delay, a bounded number of times", async () => {
+    const { store, plan } = await setup({ TASKSGODZILLA_ENGINE_RETRIES: "2" });
+    const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "limited.jsonl");
+    writeFileSync(
+      recording,
+      `${JSON.stringify({ type: "error", error: { kind: "rate_limit", message: "slow down", retryable: true, retryAfterMs: 20 } })}\n`,
+    );
+    const run = await plan(gitRepo(), "", { inputs: { recording } });
+    const { of } = await inspect(store, run.id);
+    expect(run.status).toBe("blocked");
+    expect(of("engine_retry").map((e) => e.metadata)).toEqual([
+      expect.objectContaining({
+        phase: "plan",
+        attempt: 1,
+        delay_ms: 20,
+        error: expect.objectContaining({ kind: "rate_limit" }),
+      }),
+      expect.objectContaining({ phase: "plan", attempt: 2, delay_ms: 20 }),
+    ]);
+    expect(of("planning_failed")[0]!.metadata).toMatchObject({
+      reason: "planning_engine_failed",
+      usage: { calls: 3 },
+    });
+    await store.close();
+  });
+
+  it("an interrupted planning ends blocked with its reason, nothing written, and can be planned again", async () => {
+    const { store, plan, deps, env } = await setup();
+    const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "slow.jsonl");
+    writeFileSync(
+      recording,
+      ["thinking", "still thinking", "almost"]
+        .map((text) => JSON.stringify({ type: "message", text }))
+        .concat(JSON.stringify({ type: "final", text: JSON.stringify(PLAN) }))
+        .join("\n"),
+    );
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("interrupted")), 300);
+    const repo = gitRepo();
+    const run = await plan(repo, "", { inputs: { recording, delay_ms: 400 }, signal: controller.signal });
+    expect(run.status).toBe("blocked");
+    const { of } = await inspect(store, run.id);
+    expect(of("planning_failed")[0]!.metadata).toMatchObject({ reason: "interrupted" });
+    expect(existsSync(join(run.protocolRoot!, "plan.md"))).toBe(false);
+    expect(await store.listStepRuns(run.id)).toEqual([]);
+    // planned again in place: the old worktree and branch make way for a fresh one
+    const again = await planProtocol(deps, {
+      env,
+      runId: run.id,
+      engine: "replay",
+      inputs: { final: JSON.stringify(PLAN) },
+    });
+    expect(again).toMatchObject({ id: run.id, status: "planned", worktreePath: run.worktreePath });
+    expect(git(repo, "branch", "--format=%(refname:short)", "--list", "0*")).toBe(run.protocolName);
+    await store.close();
+  });
+
+  it("keeps steps past 99 in their order", async () => {
+    const { store, plan } = await setup();
+    const steps = Array.from({ length: 101 }, (_, i) => ({
+      slug: `s${i + 1}`,
+      title: `Step ${i + 1}`,
+      kind: "work",
+      prompt: "x",
+    }));
+    const run = await plan(gitRepo(), JSON.stringify({ ...PLAN, steps }));
+    const ids = (run.templateConfig.protocol_spec as { steps: { id: string }[] }).steps.map((s) => s.id);
+    expect(ids).toHaveLength(101);
+    expect(ids.slice(97)).toEqual(["98-s98", "99-s99", "100-s100", "101-s101"]);
+    await store.close();
+  });
+
+  it("plans into a run created with only a description, once, however often the job is delivered", async () => {
+    const { store, deps, data } = await setup();
+    // a worker reads the data dir from its environment
+    vi.stubEnv("TASKSGODZILLA_DATA_DIR", data);
+    const repo = gitRepo();
+    const project = await store.createProject({
+      name: "demo",
+      gitUrl: repo,
+      localPath: repo,
+      baseBranch: "main",
+    });
+    const pending = await store.createProtocolRun({
+      projectId: project.id,
+      protocolName: "Add greeter",
+      worktreePath: repo,
+      description: "Add a greeter script that says hello",
+    });
+    const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "plan.jsonl");
+    writeFileSync(
+      recording,
+      [
+        JSON.stringify({ type: "message", text: "reading" }),
+        JSON.stringify({ type: "final", text: JSON.stringify(PLAN) }),
+      ].join("\n"),
+    );
+    const job = {
+      id: "j1",
+      kind: "plan",
+      payload: { protocol_run_id: pending.id, engine: "replay", inputs: { recording, delay_ms: 300 } },
+    } as unknown as ClaimedJob;
+    const handlers = jobHandlers(deps);
+    // the first delivery loses its lease mid-planning
+    const lost = new AbortController();
+    setTimeout(() => lost.abort(new Error("lease lost")), 150);
+    await handlers.plan(job, lost.signal, () => undefined);
+    const interrupted = await store.getProtocolRun(pending.id);
+    expect(interrupted.status).toBe("blocked");
+    expect(interrupted.templateConfig.branch).toBe("0001-add-greeter");
+    expect(existsSync(interrupted.worktreePath!)).toBe(true);
+    // redelivered: the same run, its leftover worktree and branch replaced by a fresh one
+    await handlers.plan(job, new AbortController().signal, () => undefined);
+    const run = await store.getProtocolRun(pending.id);
+    expect(run).toMatchObject({ id: pending.id, status: "planned", protocolName: "Add greeter" });
+    expect(run.worktreePath).toBe(interrupted.worktreePath);
+    expect(isInside(repo, run.worktreePath!)).toBe(false);
+    expect(git(run.worktreePath!, "log", "--format=%s")).toBe("0001-add-greeter: plan (4 steps)\ninit");
+    // and once more: a planned run is left as it is
+    await handlers.plan(job, new AbortController().signal, () => undefined);
+    expect(await store.getProtocolRun(pending.id)).toEqual(run);
+    expect(git(repo, "worktree", "list", "--porcelain").match(/^worktree /gm)).toHaveLength(2);
+    expect(git(repo, "branch", "--format=%(refname:short)", "--list", "0*")).toBe("0001-add-greeter");
+    expect(await store.listStepRuns(pending.id)).toHaveLength(4);
+    expect((await inspect(store, pending.id)).of("planning_started")).toHaveLength(2);
+    await store.close();
+  });
   it("blocks on an unknown planning engine, and refuses a missing base branch or a folder outside git", async () => {
     const { store, plan } = await setup();
     const run = await plan(gitRepo(), "{}", { engine: "nope" });
@@ -134,5 +372,29 @@ describe("planning", () => {
     await expect(plan(gitRepo(), "{}", { base: "develop" })).rejects.toThrow(BaseBranchMissingError);
     await expect(plan(mkdtempSync(join(tmpdir(), "plain-")), "{}")).rejects.toThrow(NotAGitRepositoryError);
     await store.close();
+  });
+});
+
+describe("the planning schema", () => {
+  it("obeys OpenAI strict structured output, like the QA verdict schema", () => {
+    expect(strictSchemaProblems(planningJsonSchema())).toEqual([]);
+    expect(strictSchemaProblems(QA_VERDICT_JSON_SCHEMA)).toEqual([]);
+    // the checker itself catches what strict mode rejects
+    expect(strictSchemaProblems(z.toJSONSchema(PlanOutput, { io: "input" }))).toEqual(
+      expect.arrayContaining([
+        '/: keyword "$schema"',
+        '/properties/title: keyword "minLength"',
+        "/: additionalProperties must be false",
+        '/properties/steps/items: "engine" is not required',
+      ]),
+    );
+  });
+
+  it("accepts null for the optional per-step choices, and the project defaults apply", () => {
+    const parsed = PlanOutput.parse({
+      ...PLAN,
+      steps: [{ slug: "a", title: "A", kind: "work", prompt: "p", engine: null, model: null, qa: null }],
+    });
+    expect(parsed.steps[0]).toEqual({ slug: "a", title: "A", kind: "work", prompt: "p" });
   });
 });

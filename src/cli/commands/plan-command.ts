@@ -27,7 +27,12 @@ function parseInputs(pairs: string[] = []): Record<string, string> {
   );
 }
 
+/** Ctrl-C stops the planning engine; the run is then blocked (`planning_failed`, reason `interrupted`). */
 export async function planCommand(app: AppContext, task: string, opts: PlanCommandOptions): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const run = await planProtocol(
     { store: app.store, registry: app.registry, configFor: app.configFor },
     {
@@ -38,8 +43,12 @@ export async function planCommand(app: AppContext, task: string, opts: PlanComma
       engine: opts.engine,
       model: opts.model,
       inputs: parseInputs(opts.input),
+      signal: controller.signal,
     },
-  );
+  ).finally(() => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  });
   if (run.status !== "planned") {
     const [failed] = await app.store.listEvents({ protocolRunId: run.id, eventTypes: ["planning_failed"] });
     process.stderr.write(`${runLine(run)}: ${failed?.message ?? "planning did not finish"}\n`);
