@@ -52,27 +52,35 @@ async function cliLoggedIn(binary: string, cwd: string): Promise<boolean> {
   }
 }
 
+/** The `gh pr create` / `glab mr create` arguments of a request. */
+export function cliArgs(provider: PrTarget["provider"], pr: PrRequest): string[] {
+  return provider === "github"
+    ? ["pr", "create", "--title", pr.title, "--body", pr.body, "--base", pr.base, "--head", pr.head]
+    : [
+        "mr",
+        "create",
+        "--title",
+        pr.title,
+        "--description",
+        pr.body,
+        "--target-branch",
+        pr.base,
+        "--source-branch",
+        pr.head,
+        "--yes",
+      ];
+}
+
+/** The request's URL and number from what `gh`/`glab` print (the URL is their last line). */
+export function parseCliOutput(stdout: string): Pick<OpenedPr, "url" | "number"> {
+  const url = stdout.trim().split("\n").pop()?.trim() ?? "";
+  return { url, number: Number(/\/(\d+)\/?$/.exec(url)?.[1]) || null };
+}
+
 async function viaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
-  const args =
-    target.provider === "github"
-      ? ["pr", "create", "--title", pr.title, "--body", pr.body, "--base", pr.base, "--head", pr.head]
-      : [
-          "mr",
-          "create",
-          "--title",
-          pr.title,
-          "--description",
-          pr.body,
-          "--target-branch",
-          pr.base,
-          "--source-branch",
-          pr.head,
-          "--yes",
-        ];
   try {
-    const { stdout } = await exec(binary, args, { cwd, timeout: 60_000 });
-    const url = stdout.trim().split("\n").pop() ?? "";
-    return { url, number: Number(/\/(\d+)\/?$/.exec(url)?.[1]) || null, via: "cli", existed: false };
+    const { stdout } = await exec(binary, cliArgs(target.provider, pr), { cwd, timeout: 60_000 });
+    return { ...parseCliOutput(stdout), via: "cli", existed: false };
   } catch (err) {
     throw new PullRequestError(
       null,
@@ -145,9 +153,10 @@ async function githubApi(target: PrTarget, pr: PrRequest, token: string): Promis
 
 async function gitlabApi(target: PrTarget, pr: PrRequest, token: string): Promise<OpenedPr> {
   const url = `${target.apiUrl}/projects/${encodeURIComponent(target.repository)}/merge_requests`;
+  const headers = { "private-token": token, "content-type": "application/json" };
   const r = await call(url, {
     method: "POST",
-    headers: { "private-token": token, "content-type": "application/json" },
+    headers,
     body: JSON.stringify({
       source_branch: pr.head,
       target_branch: pr.base,
@@ -158,6 +167,17 @@ async function gitlabApi(target: PrTarget, pr: PrRequest, token: string): Promis
   if (r.status === 201) {
     const b = r.body as { web_url: string; iid: number };
     return { url: b.web_url, number: b.iid, via: "api", existed: false };
+  }
+  // GitLab answers 409 when an open MR of the same source and target exists: that one is the answer
+  if (r.status === 409) {
+    const found = await call(
+      `${url}?state=opened&source_branch=${encodeURIComponent(pr.head)}&target_branch=${encodeURIComponent(pr.base)}`,
+      { headers },
+    );
+    const first = Array.isArray(found.body)
+      ? (found.body[0] as { web_url?: string; iid?: number } | undefined)
+      : undefined;
+    if (first?.web_url) return { url: first.web_url, number: first.iid ?? null, via: "api", existed: true };
   }
   throw new PullRequestError(
     r.status,
@@ -173,7 +193,10 @@ export async function openPullRequest(
   env: NodeJS.ProcessEnv,
 ): Promise<OpenedPr> {
   const via = env.TASKSGODZILLA_PR_VIA ?? "auto";
-  const cli = findBinary(target.provider === "github" ? "gh" : "glab", env.PATH);
+  const name = target.provider === "github" ? "gh" : "glab";
+  const cli = findBinary(name, env.PATH);
+  if (via === "cli" && !cli)
+    throw new PullRequestError(null, `TASKSGODZILLA_PR_VIA=cli but ${name} is not installed (not on PATH)`);
   if (via !== "api" && cli && (via === "cli" || (await cliLoggedIn(cli, cwd))))
     return viaCli(target, pr, cwd, cli);
   if (target.provider === "github") {

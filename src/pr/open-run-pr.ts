@@ -1,15 +1,35 @@
 /**
- * `tgz pr RUN`: commits what is left in the run's worktree, pushes the protocol branch and opens the
- * PR/MR with a summary of the plan, steps, verdicts and tokens. The outcome is an event either way.
+ * `tgz pr RUN`: commits what is left in the run's worktree (agent transcripts stay out: the protocol
+ * folder git-ignores them), pushes the protocol branch and opens the PR/MR with the plan's summary,
+ * its steps, verdicts and tokens. The outcome is an event either way.
  */
 import { checkpoint } from "../git/checkpoints.js";
 import { git } from "../git/git-command.js";
+import { runBranch } from "../git/protocol-names.js";
+import { readPlanSummary } from "../planning/protocol-folder.js";
 import { EVENT } from "../runner/event-types.js";
-import { errorMessage, InvalidInputError } from "../shared/errors.js";
+import { errorMessage, InvalidInputError, TasksGodzillaError } from "../shared/errors.js";
 import type { Store } from "../store/types.js";
 import { type OpenedPr, openPullRequest } from "./open-pull-request.js";
 import { prBody } from "./pr-body.js";
 import { resolvePrTarget } from "./pr-target.js";
+
+export class NoRemoteError extends TasksGodzillaError {
+  readonly code = "no_remote";
+  constructor(worktree: string, remote: string) {
+    super(
+      `the repository of ${worktree} has no remote "${remote}": add one (git remote add ${remote} URL) or pass --remote NAME`,
+    );
+  }
+}
+
+async function remoteUrlOf(worktree: string, remote: string): Promise<string> {
+  try {
+    return (await git(worktree, ["remote", "get-url", remote])).trim();
+  } catch {
+    throw new NoRemoteError(worktree, remote);
+  }
+}
 
 export async function openRunPullRequest(
   store: Store,
@@ -25,11 +45,12 @@ export async function openRunPullRequest(
       `run ${runId} works in the main checkout, not on a branch of its own; plan it with \`tgz plan\` to get one`,
     );
   }
+  const branch = runBranch(run);
   try {
-    await checkpoint(wt, `${run.protocolName}: final sync`);
-    const remoteUrl = (await git(wt, ["remote", "get-url", remote])).trim();
+    const remoteUrl = await remoteUrlOf(wt, remote);
     const target = resolvePrTarget(remoteUrl, env);
-    await git(wt, ["push", "--set-upstream", remote, `${run.protocolName}:${run.protocolName}`]);
+    await checkpoint(wt, `${run.protocolName}: final sync`);
+    await git(wt, ["push", "--set-upstream", remote, `${branch}:${branch}`]);
     const steps = await store.listStepRuns(runId);
     const verdicts = await store.listEvents({
       protocolRunId: runId,
@@ -53,6 +74,7 @@ export async function openRunPullRequest(
       protocolName: run.protocolName,
       title,
       task: run.description,
+      summary: run.protocolRoot ? readPlanSummary(run.protocolRoot) : null,
       specHash: run.templateConfig.spec_meta?.spec_hash ?? null,
       steps: stepsSummary,
       totalTokens: usage.total,
@@ -60,7 +82,7 @@ export async function openRunPullRequest(
     });
     const opened = await openPullRequest(
       target,
-      { title: `${run.protocolName}: ${title}`, body, head: run.protocolName, base: run.baseBranch },
+      { title: `${run.protocolName}: ${title}`, body, head: branch, base: run.baseBranch },
       wt,
       env,
     );

@@ -3,6 +3,8 @@ export interface PrSummary {
   protocolName: string;
   title: string;
   task: string | null;
+  /** The plan's summary (markdown), when the run was planned. */
+  summary: string | null;
   specHash: string | null;
   steps: { id: string; status: string; verdict: string | null; tokens: number }[];
   totalTokens: number;
@@ -14,7 +16,10 @@ export function prBody(s: PrSummary): string {
   return [
     `## ${s.title}`,
     "",
-    s.task ? `**Task:** ${s.task}\n` : "",
+    ...(s.task ? [`**Task:** ${s.task}`, ""] : []),
+    ...(s.summary ? ["### Plan", "", s.summary, ""] : []),
+    "### Steps",
+    "",
     "| Step | Status | QA | Tokens |",
     "|---|---|---|---|",
     ...rows,
@@ -23,7 +28,5 @@ export function prBody(s: PrSummary): string {
     `**Protocol:** \`${s.protocolName}\`${s.specHash ? ` — spec \`${s.specHash}\`` : ""}`,
     "",
     "Opened by TasksGodzilla; the full event ledger is in the run (`tgz events`).",
-  ]
-    .filter((l) => l !== undefined)
-    .join("\n");
+  ].join("\n");
 }
