@@ -58,7 +58,10 @@ program
   .description("plan a protocol for a task into its own branch and worktree NNNN-<short-name>")
   .option("--repo <dir>", "repository (default: current directory)")
   .option("--name <short-name>", "short name for the branch (default: from the task)")
-  .option("--base <branch>", "base branch (default: the repository's current branch)")
+  .option(
+    "--base <branch>",
+    "base branch (default: the project's base branch, the one checked out when the repository was registered)",
+  )
   .option("--engine <id>", "planning engine (default: the project's engine)")
   .option("--model <model>", "planning model (default: models.plan)")
   .option("--input <key=value...>", "inputs for the planning engine (e.g. recording=plan.jsonl for replay)")
@@ -68,7 +71,9 @@ program
 
 program
   .command("diff <run-id> [step-id]")
-  .description("what a step changed (its checkpoint), or the whole run")
+  .description(
+    "what a step's latest attempt changed since the step's start, or the whole run up to the working tree",
+  )
   .action(withStore((app, runId: string, stepId: string | undefined) => diffCommand(app, runId, stepId)));
 
 program
@@ -83,17 +88,17 @@ program
 const worktree = program.command("worktree").description("protocol worktrees of a repository");
 worktree
   .command("list")
-  .description("each worktree with its run, size, age and state, and the disk they use")
+  .description("each protocol worktree with its run, size, age and state, and the disk they use")
   .option("--repo <dir>", "repository (default: current directory)")
   .option("--json", "JSON output")
   .action(withStore((app, opts: { repo?: string; json?: boolean }) => worktreeListCommand(app, opts)));
 worktree
   .command("prune [branches...]")
   .description(
-    "remove worktrees (all, or the named branches); refuses uncommitted or unmerged work unless --force, never an active run",
+    "remove protocol worktrees and their branches (all, or the named ones); refuses uncommitted or unmerged work and paused runs unless --force, never a planning or running run",
   )
   .option("--repo <dir>", "repository (default: current directory)")
-  .option("--force", "also remove worktrees with uncommitted work or unmerged commits")
+  .option("--force", "also remove worktrees with uncommitted work, unmerged commits or a paused run")
   .action(
     withStore((app, branches: string[], opts: { repo?: string; force?: boolean }) =>
       worktreePruneCommand(app, branches, opts),
