@@ -218,7 +218,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     return failOnSpec(scope, step, err);
   }
 
-  const model = modelFor(ctx, "exec", engineId, entry.spec.model);
+  const model = modelFor(ctx.config, "exec", engineId, entry.spec.model);
   const estimate = estimateTokens(resolved.prompt);
   const before = await checkBudget(scope, step, "exec", estimate);
   if (!before.ok) return failOnBudget(scope, step, before);

@@ -3,16 +3,15 @@
  * are meant for the project's default engines, so a step on another engine gets that engine's own
  * default instead of a model name it would not know.
  */
-import type { RunContext } from "./run-context.js";
+import type { EffectiveConfig } from "../config/load-config.js";
 
 export function modelFor(
-  ctx: RunContext,
+  config: Pick<EffectiveConfig, "engine" | "models" | "qa">,
   role: "exec" | "qa",
   engineId: string,
   explicit: string | null | undefined,
 ): string | null {
   if (explicit) return explicit;
-  const { config } = ctx;
   const defaultEngine = role === "qa" ? (config.qa.engine ?? config.engine) : config.engine;
   return engineId === defaultEngine ? (config.models[role] ?? null) : null;
 }

@@ -81,7 +81,9 @@ export class ProtocolRunner {
         runStep: (id, frame) => executeStep(scope, id, frame),
         preflight: (engine, settings) => this.preflight(engine, settings),
       };
-      if ((await this.start(scope)) === "stop") return store.getProtocolRun(runId);
+      // QA alone keeps its step as it is: its outputs are what gets checked
+      const keep = opts.only?.qaOnly ? opts.only.stepRunId : undefined;
+      if ((await this.start(scope, stored.leaseOwner, keep)) === "stop") return store.getProtocolRun(runId);
       if ((await this.checkBeforeRunning(scope, opts.only?.stepRunId)) === "stop")
         return store.getProtocolRun(runId);
       return opts.only ? await this.runOne(scope, opts.only) : await this.runAll(scope);
@@ -159,7 +161,7 @@ export class ProtocolRunner {
    * Moves the run to running. Steps a crash left mid-flight run again, up to their `retry.crashes`;
    * failed and blocked steps are retried. "stop" when a step has crashed too often.
    */
-  private async start(scope: RunScope): Promise<StepOutcome> {
+  private async start(scope: RunScope, previousOwner: string | null, keep?: number): Promise<StepOutcome> {
     const { store, ctx } = scope;
     const run = await store.getProtocolRun(ctx.run.id);
     const steps = await store.listStepRuns(run.id);
@@ -176,10 +178,11 @@ export class ProtocolRunner {
           protocolRunId: run.id,
           eventType: EVENT.protocolRecovered,
           message: "Protocol taken over: its previous runner stopped without finishing",
-          metadata: { previous_lease_owner: run.leaseOwner },
+          metadata: { previous_lease_owner: previousOwner },
         });
       }
       for (const s of steps) {
+        if (s.id === keep) continue;
         if (s.status === "running" || s.status === "needs_qa") {
           const crashes = Number(s.runtimeState.crashes ?? 0) + 1;
           const limit = ctx.steps.get(s.stepName)?.spec.retry?.crashes ?? DEFAULT_CRASH_RETRIES;

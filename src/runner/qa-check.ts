@@ -54,6 +54,8 @@ export interface QaInput {
   policy: QaPolicy;
   roots: ResolveRoots;
   outputs: StepOutputs;
+  /** The QA agent's inputs, placeholders rendered. */
+  qaInputs: Record<string, unknown>;
   prompt: string;
   finalMessage: string;
   checks: string[];
@@ -160,7 +162,7 @@ async function askAgent(
       prompt,
       cwd: input.roots.workspace,
       model: agent.model ?? undefined,
-      inputs: input.step.qa?.inputs ?? {},
+      inputs: input.qaInputs,
       env: input.env,
       sandbox: agent.sandbox ?? "read-only",
       outputSchema: QA_VERDICT_JSON_SCHEMA,

@@ -51,7 +51,7 @@ async function runDeclaredQa(
       ? {
           engine: scope.deps.registry.get(qaEngineId),
           model:
-            modelFor(ctx, "qa", qaEngineId, spec.qa?.model) ??
+            modelFor(ctx.config, "qa", qaEngineId, spec.qa?.model) ??
             (qaEngineId === execEngine ? step.model : null),
           promptRef: spec.qa?.prompt ?? ctx.config.qa.prompt ?? QA_PROMPT,
           settings: engineSettings(ctx, qaEngineId),
@@ -73,6 +73,7 @@ async function runDeclaredQa(
       policy,
       roots: ctx.roots,
       outputs: resolved.outputs,
+      qaInputs: resolved.qaInputs,
       emptyOutputAllowed: scope.deps.registry.get(execEngine).capabilities.emptyOutputAllowed === true,
       prompt: resolved.prompt,
       finalMessage,

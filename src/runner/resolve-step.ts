@@ -35,6 +35,8 @@ export interface ResolvedStep {
   outputs: StepOutputs;
   /** Step inputs with `{{name}}` rendered in string values (placeholders, protocol_dir, workspace, step_id). */
   inputs: Record<string, unknown>;
+  /** The QA agent's inputs (`qa.inputs`), rendered the same way. */
+  qaInputs: Record<string, unknown>;
 }
 
 /** A resolution failure with the JSON pointer of the offending spec field. */
@@ -153,7 +155,7 @@ export function resolveStep(
     }
   }
   const templateId = promptPath ? templateIdOf(promptPath, roots) : "none";
-  const names = usedNames(raw, JSON.stringify(step.inputs ?? {}));
+  const names = usedNames(raw, JSON.stringify(step.inputs ?? {}), JSON.stringify(step.qa?.inputs ?? {}));
   // what the spec says beats what is built in: a placeholder named "workspace" is the spec's
   const values = {
     ...builtinValues(opts.projectName ?? ""),
@@ -163,12 +165,14 @@ export function resolveStep(
     ...placeholderValues(opts.placeholders, names, roots, opts.readFiles ?? true),
   };
   const inputs = renderInputs(step.inputs ?? {}, values);
+  const qaInputs = renderInputs(step.qa?.inputs ?? {}, values);
   return {
     promptPath,
     prompt: renderTemplate(raw, { ...values, ...inputs }),
     promptVersion: promptPath ? contentVersion(templateId, raw) : "none",
     outputs,
     inputs,
+    qaInputs,
   };
 }
 

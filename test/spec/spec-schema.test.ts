@@ -80,6 +80,89 @@ describe("ProtocolSpec schema", () => {
     expect(validateSpec("nope").errors[0]?.pointer).toBe("");
   });
 
+  it("says what it got when a field has the wrong type", () => {
+    const byPointer = (input: unknown) =>
+      Object.fromEntries(validateSpec(input).errors.map((e) => [e.pointer, e.message]));
+    expect(byPointer({ steps: "nope" })["/steps"]).toBe("expected array, got string");
+    expect(byPointer({ steps: [{ id: "a", engine_id: 5 }] })["/steps/0/engine_id"]).toBe(
+      "expected string, got number",
+    );
+    expect(
+      byPointer({ steps: [{ id: "a", policies: [{ step_back: 1 }] }] })["/steps/0/policies/0/behavior"],
+    ).toBe("expected string, but it is missing");
+  });
+
+  it("checks what a spec says about its own steps: targets exist, loops go back, no self-skip", () => {
+    const r = validateSpec({
+      steps: [
+        {
+          id: "a",
+          policies: [
+            { behavior: "loop", target_step: "b" },
+            { behavior: "trigger", trigger_agent_id: "ghost" },
+          ],
+          directive: { file: "../out.json", alt_files: ["/etc/x.json"] },
+        },
+        {
+          id: "b",
+          agent_id: "builder",
+          policies: [
+            { behavior: "loop", skip: ["b", "nope"], skip_steps: [1, 9] },
+            { behavior: "trigger", trigger_agent_id: "builder" },
+          ],
+        },
+      ],
+    });
+    expect(r.errors).toEqual([
+      {
+        pointer: "/steps/0/policies/0/target_step",
+        message: 'a loop can only go back: "b" comes after step "a"',
+      },
+      {
+        pointer: "/steps/0/policies/1/trigger_agent_id",
+        message: 'policy names step "ghost", which does not exist',
+      },
+      {
+        pointer: "/steps/0/directive/file",
+        message: 'directive file "../out.json" must be a path inside the worktree',
+      },
+      {
+        pointer: "/steps/0/directive/alt_files/0",
+        message: 'directive file "/etc/x.json" must be a path inside the worktree',
+      },
+      { pointer: "/steps/1/policies/0/skip/0", message: "a loop cannot skip the step it belongs to" },
+      { pointer: "/steps/1/policies/0/skip/1", message: 'policy names step "nope", which does not exist' },
+      { pointer: "/steps/1/policies/0/skip_steps/0", message: "a loop cannot skip the step it belongs to" },
+      { pointer: "/steps/1/policies/0/skip_steps/1", message: "there is no step at index 9" },
+    ]);
+  });
+
+  it("accepts the original's condition objects, null behaviours and non-positive step_back", () => {
+    const r = validateSpec({
+      steps: [
+        { id: "a" },
+        {
+          id: "b",
+          policies: [
+            {
+              behavior: "loop",
+              id: "l",
+              condition: { on: "qa_failed" },
+              conditions: [{ reason: "FAILURE" }, "x"],
+              step_back: -2,
+            },
+            { behavior: null },
+          ],
+        },
+      ],
+    });
+    expect(r.errors).toEqual([]);
+    if (!r.ok) return;
+    const [loop, ...rest] = normalizePolicies(r.spec.steps[1]!, r.spec.steps);
+    expect(loop).toMatchObject({ conditions: ["failure", "x", "qa_failed"], stepBack: 0 });
+    expect(rest).toEqual([]);
+  });
+
   it("rejects duplicate step ids, naming both places", () => {
     const r = validateSpec({ steps: [{ id: "a" }, { id: "a" }] });
     expect(r.errors).toEqual([

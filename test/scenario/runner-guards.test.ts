@@ -1,0 +1,354 @@
+/**
+ * Whole protocols that probe the runner's guards: budgets around the QA agent, writes an agent
+ * tried to redirect, ids that look like paths, one runner per run, crashed runners, one-step and
+ * QA-only runs, trigger-only steps, change detection per step, and engines checked up front.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createRunFromSpec } from "../../src/services/create-run.js";
+import { RunBusyError } from "../../src/store/store-errors.js";
+import { inspect, runnerFor, runSpec, type Scenario, scenario, shellStep, writeFiles } from "./harness.js";
+
+let s: Scenario;
+beforeEach(async () => {
+  s = await scenario();
+});
+afterEach(async () => {
+  await s.close();
+});
+
+const verdict = (v: "pass" | "fail", usage = { input: 10, cachedInput: 0, output: 5, reasoning: 0 }) =>
+  [
+    { type: "usage", usage },
+    { type: "final", text: JSON.stringify({ verdict: v, summary: `QA says ${v}`, findings: [] }) },
+  ]
+    .map((e) => JSON.stringify(e))
+    .join("\n");
+
+const fullQa = (recording: string) => ({
+  policy: "full",
+  engine_id: "replay",
+  inputs: { recording },
+});
+
+async function create(spec: unknown, files: Record<string, string> = {}) {
+  writeFiles(s.specDir, { ...files, "protocol.json": JSON.stringify(spec) });
+  return (await createRunFromSpec(s.store, { repoDir: s.repo, specPath: join(s.specDir, "protocol.json") }))
+    .run;
+}
+
+describe("budgets around the QA agent", () => {
+  it("records the verdict of a QA call that overran, blocks the run, and keeps refusing on resume", async () => {
+    const big = { input: 4000, cachedInput: 0, output: 1000, reasoning: 0 };
+    const spec = {
+      budget: { max_tokens: 3000, mode: "strict" },
+      steps: [
+        shellStep("a", "echo a", { qa: fullQa("{{protocol_dir}}/qa.jsonl") }),
+        shellStep("b", "echo b > b.txt"),
+      ],
+    };
+    const r = await runSpec(s, spec, { "qa.jsonl": verdict("pass", big) });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "completed", b: "pending" });
+    expect(r.of("qa_verdict")[0]!.metadata).toMatchObject({ verdict: "pass" });
+    expect(r.of("budget_exceeded")[0]!.metadata).toMatchObject({
+      scope: "protocol",
+      limit: 3000,
+      spent: 5000,
+      phase: "qa",
+      when: "after_call",
+    });
+    const resumed = await runnerFor(s).run(r.run.id, { resume: true });
+    expect(resumed.status).toBe("blocked");
+    expect(existsSync(join(s.repo, "b.txt"))).toBe(false);
+    const after = await inspect(s.store, r.run.id);
+    expect(after.of("budget_exceeded").at(-1)!.metadata).toMatchObject({
+      when: "before_call",
+      phase: "exec",
+    });
+  });
+
+  it("refuses the QA agent before the call when its prompt alone is over budget", async () => {
+    const r = await runSpec(
+      s,
+      {
+        budget: { max_tokens: 20, mode: "strict" },
+        steps: [shellStep("a", "echo a", { qa: fullQa("{{protocol_dir}}/qa.jsonl") })],
+      },
+      { "qa.jsonl": verdict("pass") },
+    );
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "failed" });
+    expect(r.of("budget_exceeded")[0]!.metadata).toMatchObject({ phase: "qa", when: "before_call" });
+    expect((await s.store.sumUsage({ protocolRunId: r.run.id })).calls).toBe(1);
+    expect(readdirSync(join(r.run.protocolRoot!, "logs")).filter((f) => f.includes(".qa."))).toEqual([]);
+  });
+});
+
+describe("writes an agent could redirect", () => {
+  it("refuses to follow a symlink the step put where its output goes", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "tgz-victim-"));
+    const victim = join(outside, "victim.txt");
+    writeFileSync(victim, "precious\n");
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("a", [
+          'mkdir -p "$TASKSGODZILLA_PROTOCOL_DIR/outputs"',
+          `ln -sf ${victim} "$TASKSGODZILLA_PROTOCOL_DIR/outputs/a.md"`,
+          "echo overwritten",
+        ]),
+      ],
+    });
+    expect(readFileSync(victim, "utf8")).toBe("precious\n");
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "failed" });
+    expect(r.of("output_refused")[0]!.message).toMatch(/symbolic link/);
+    expect(r.of("step_failed")[0]!.metadata).toMatchObject({ reason: "output_refused" });
+  });
+
+  it("keeps a step id that looks like a path from writing outside the protocol folder", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "tgz-outside-"));
+    const id = `../../../../../../../..${outside}/pwned`;
+    const r = await runSpec(s, { steps: [shellStep(id, "echo done")] });
+    expect(r.run.status).toBe("completed");
+    expect(readdirSync(outside)).toEqual([]);
+    const logs = readdirSync(join(r.run.protocolRoot!, "logs"));
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/^[A-Za-z0-9_-][A-Za-z0-9._-]*\.exec\.1\.jsonl$/);
+    expect(readdirSync(join(r.run.protocolRoot!, "outputs"))).toEqual([
+      logs[0]!.replace(".exec.1.jsonl", ".md"),
+    ]);
+  });
+
+  it("fails the step, without a crash, when its directive folder is a symlink out of the worktree", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "tgz-dir-"));
+    mkdirSync(join(s.repo, ".codemachine"), { recursive: true });
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(outside, join(s.repo, ".codemachine", "memory"));
+    const r = await runSpec(s, {
+      steps: [shellStep("a", "echo a", { directive: { file: ".codemachine/memory/directive.json" } })],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "failed" });
+    expect(r.of("directive_invalid")[0]!.message).toMatch(/escapes the worktree/);
+    expect(readdirSync(outside)).toEqual([]);
+  });
+});
+
+describe("one runner per run", () => {
+  it("refuses a second runner while the first holds the run, and lets it in afterwards", async () => {
+    const run = await create(
+      {
+        steps: [
+          { id: "slow", engine_id: "replay", prompt_ref: "p.md", inputs: { final: "ok", delay_ms: 800 } },
+        ],
+      },
+      { "p.md": "go" },
+    );
+    const first = runnerFor(s).run(run.id);
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(runnerFor(s).run(run.id)).rejects.toBeInstanceOf(RunBusyError);
+    expect((await first).status).toBe("completed");
+    const again = await runnerFor(s).run(run.id);
+    expect(again.status).toBe("completed");
+    const { of } = await inspect(s.store, run.id);
+    expect(of("step_started")).toHaveLength(1);
+    expect((await s.store.getProtocolRun(run.id)).leaseOwner).toBeNull();
+  });
+
+  it("takes over a run whose runner died mid-step, and fails a step that keeps crashing", async () => {
+    const run = await create({ steps: [shellStep("a", "echo a >> a.txt", { retry: { crashes: 1 } })] });
+    const [step] = await s.store.listStepRuns(run.id);
+    // what a runner killed in the middle of the step leaves behind: run and step running, lease lapsed
+    const crash = async () => {
+      await s.store.acquireRunLease(run.id, "dead-runner", 1);
+      const current = await s.store.getStepRun(step!.id);
+      await s.store.transaction(async (tx) => {
+        if ((await tx.getProtocolRun(run.id)).status !== "running")
+          await tx.transitionProtocol(run.id, "running", { eventType: "protocol_started", message: "x" });
+        if (current.status !== "pending")
+          await tx.transitionStep(step!.id, "pending", { eventType: "step_status_changed", message: "x" });
+        await tx.transitionStep(step!.id, "running", { eventType: "step_started", message: "x" });
+      });
+      await new Promise((r) => setTimeout(r, 10));
+    };
+    await crash();
+    expect((await runnerFor(s).run(run.id)).status).toBe("completed");
+    let seen = await inspect(s.store, run.id);
+    expect(seen.of("protocol_recovered")[0]!.metadata).toMatchObject({ previous_lease_owner: "dead-runner" });
+    expect(seen.of("step_recovered")[0]!.metadata).toMatchObject({ crashes: 1, limit: 1 });
+
+    // the same step interrupted by crashes again and again stops being retried
+    const again = await create({ steps: [shellStep("a", "true", { retry: { crashes: 1 } })] });
+    const [st] = await s.store.listStepRuns(again.id);
+    await s.store.updateStepRun(st!.id, { runtimeState: { crashes: 1 } });
+    await s.store.transitionProtocol(again.id, "running", { eventType: "protocol_started", message: "x" });
+    await s.store.transitionStep(st!.id, "running", { eventType: "step_started", message: "x" });
+    const r = await runnerFor(s).run(again.id);
+    expect(r.status).toBe("blocked");
+    seen = await inspect(s.store, again.id);
+    expect(seen.status).toEqual({ a: "failed" });
+    expect(seen.of("step_failed")[0]!.metadata).toMatchObject({ reason: "crashed", crashes: 2, limit: 1 });
+    expect(seen.of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "crashed" });
+  });
+});
+
+describe("one step at a time", () => {
+  it("runs only the next step, or a named one, then pauses; QA alone runs again on the step's output", async () => {
+    writeFileSync(join(s.repo, "ready"), "no\n");
+    const run = await create({
+      steps: [
+        shellStep("a", "echo a >> order.txt; echo a"),
+        shellStep("b", "echo b >> order.txt; echo b", {
+          qa: { policy: "light", checks: ["grep -q yes ready"] },
+        }),
+        shellStep("c", "echo c >> order.txt; echo c"),
+      ],
+    });
+    const runner = () => runnerFor(s);
+    expect((await runner().run(run.id, { only: {} })).status).toBe("paused");
+    expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\n");
+    const steps = await s.store.listStepRuns(run.id);
+    const b = steps.find((x) => x.stepName === "b")!;
+    expect((await runner().run(run.id, { only: { stepRunId: b.id } })).status).toBe("blocked");
+    expect((await s.store.getStepRun(b.id)).status).toBe("failed");
+
+    writeFileSync(join(s.repo, "ready"), "yes\n");
+    const afterQa = await runner().run(run.id, { only: { stepRunId: b.id, qaOnly: true } });
+    expect(afterQa.status).toBe("paused");
+    expect((await s.store.getStepRun(b.id)).status).toBe("completed");
+    // QA alone does not run the step's command again
+    expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\nb\n");
+    const last = await runner().run(run.id, { only: {} });
+    expect(last.status).toBe("completed");
+    const { of } = await inspect(s.store, run.id);
+    expect(of("paused").map((e) => e.metadata.reason)).toEqual(["step_done", "step_done"]);
+  });
+});
+
+describe("trigger-only steps", () => {
+  it("runs a trigger-only step when a trigger names its agent, and completes without the untriggered one", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("a", "echo a >> order.txt; echo a", {
+          policies: [{ behavior: "trigger", trigger_agent_id: "fixer-agent", conditions: ["success"] }],
+        }),
+        shellStep("fix", "echo fix >> order.txt; echo fixed", {
+          trigger_only: true,
+          agent_id: "fixer-agent",
+        }),
+        shellStep("never", "echo never >> order.txt", { trigger_only: true }),
+        shellStep("b", "echo b >> order.txt; echo b"),
+      ],
+    });
+    expect(r.run.status).toBe("completed");
+    expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\nfix\nb\n");
+    expect(r.status).toEqual({ a: "completed", fix: "completed", never: "pending", b: "completed" });
+    expect(r.of("trigger_decision")[0]!.metadata).toMatchObject({ target_step_id: "fix", inline_depth: 1 });
+  });
+});
+
+describe("change detection", () => {
+  it("fails a step that changed nothing, even when an earlier step left the worktree dirty", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("a", "echo new > new.txt; echo wrote"),
+        shellStep("b", "echo looked", { qa: { policy: "light", require_changes: true } }),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "completed", b: "failed" });
+    const checks = r.of("qa_verdict")[1]!.metadata.checks as { name: string; ok: boolean; detail: string }[];
+    expect(checks.find((c) => c.name === "changes")).toMatchObject({
+      ok: false,
+      detail: "the step changed nothing in the worktree",
+    });
+  });
+
+  it("passes a step that changed a file, naming what changed", async () => {
+    writeFileSync(
+      join(s.repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ qa: { require_changes: true } }),
+    );
+    const r = await runSpec(s, { steps: [shellStep("a", "echo more >> README.md; echo edited")] });
+    expect(r.run.status).toBe("completed");
+    const checks = r.of("qa_verdict")[0]!.metadata.checks as { name: string; detail: string }[];
+    expect(checks.find((c) => c.name === "changes")!.detail).toBe("M\tREADME.md");
+  });
+});
+
+describe("engines checked before any work", () => {
+  it("blocks on a later step's missing binary before the first step runs", async () => {
+    writeFileSync(
+      join(s.repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { codex: { binary: "/nonexistent/codex" } } }),
+    );
+    const r = await runSpec(
+      s,
+      {
+        steps: [shellStep("a", "echo ran > ran.txt"), { id: "b", engine_id: "codex", prompt_ref: "p.md" }],
+      },
+      { "p.md": "do it" },
+    );
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("step_started")).toHaveLength(0);
+    expect(existsSync(join(s.repo, "ran.txt"))).toBe(false);
+    expect(r.status).toEqual({ a: "pending", b: "failed" });
+    const unavailable = r.of("engine_unavailable")[0]!;
+    expect(unavailable.message).toMatch(/Engine codex unavailable: .*fix: /);
+  });
+
+  it("times out a replay that plays longer than the step's timeout", async () => {
+    const rec = Array.from({ length: 5 }, (_, i) => JSON.stringify({ type: "message", text: `m${i}` })).join(
+      "\n",
+    );
+    const started = Date.now();
+    const r = await runSpec(
+      s,
+      {
+        steps: [
+          {
+            id: "slow",
+            engine_id: "replay",
+            prompt_ref: "p.md",
+            timeout_seconds: 1,
+            inputs: { recording: "{{protocol_dir}}/rec.jsonl", delay_ms: 700 },
+          },
+        ],
+      },
+      { "p.md": "go", "rec.jsonl": rec },
+    );
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(r.of("engine_error")[0]!.metadata).toMatchObject({ error: { kind: "timeout" } });
+  });
+});
+
+describe("directives when QA fails", () => {
+  it("loops when the agent asked to loop, even though its QA failed", async () => {
+    const check = `n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; mkdir -p .codemachine/memory; if [ $n -le 1 ]; then echo '{"action":"loop"}' > .codemachine/memory/directive.json; echo bad > verdict; else echo good > verdict; fi; echo checked`;
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("build", "echo build >> log.txt; echo built"),
+        shellStep("check", check, {
+          directive: { file: ".codemachine/memory/directive.json" },
+          qa: { policy: "light", checks: ["grep -q good verdict"] },
+          policies: [
+            {
+              behavior: "loop",
+              id: "again",
+              conditions: ["directive:loop"],
+              step_back: 1,
+              max_iterations: 3,
+            },
+          ],
+        }),
+      ],
+    });
+    expect(r.run.status).toBe("completed");
+    expect(readFileSync(join(s.repo, "log.txt"), "utf8")).toBe("build\nbuild\n");
+    const loop = r.of("loop_decision")[0]!.metadata;
+    expect(loop).toMatchObject({ decision: "loop", reason: "directive:loop", directive: { action: "loop" } });
+  });
+});
