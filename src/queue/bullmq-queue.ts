@@ -220,6 +220,8 @@ export class BullmqQueue implements JobQueue {
     leaseMs: number,
     kinds: readonly JobKind[] = JOB_KINDS,
   ): Promise<ClaimedJob | undefined> {
+    // each kind's worker runs BullMQ's stalled check, which puts lapsed jobs back: start them all
+    for (const kind of kinds) this.worker(kind, leaseMs);
     for (const kind of await this.rank(kinds)) {
       const token = randomUUID();
       const job = await this.worker(kind, leaseMs).getNextJob(token, { block: false });

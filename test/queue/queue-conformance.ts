@@ -15,7 +15,16 @@ async function claimWithin(q: JobQueue, worker: string, leaseMs: number, ms: num
   }
 }
 
-export function queueConformance(name: string, open: () => Promise<JobQueue>, skip = false) {
+/**
+ * `open` gives the queue under test; `another` a second handle on the same backend, as another
+ * process would have (default: `open` again, for adapters whose `open` reaches shared state).
+ */
+export function queueConformance(
+  name: string,
+  open: () => Promise<JobQueue>,
+  skip = false,
+  another: (q: JobQueue) => Promise<JobQueue> = () => open(),
+) {
   describe.skipIf(skip)(`job queue: ${name}`, () => {
     let q: JobQueue;
     const deadLettered: JobInfo[] = [];
@@ -87,6 +96,20 @@ export function queueConformance(name: string, open: () => Promise<JobQueue>, sk
       await expect(q.complete(first!.id, first!.leaseToken)).rejects.toThrow(LeaseLostError);
       await q.heartbeat(second!.id, second!.leaseToken, 5000);
       await q.complete(second!.id, second!.leaseToken);
+    });
+
+    it("lets a worker that never claimed before (another process) take over a lapsed job", async () => {
+      await drain();
+      const { id } = await q.enqueue("plan", { crashed: true }, { maxAttempts: 5 });
+      expect((await q.claim("dead-worker", 1000))?.id).toBe(id);
+      const other = await another(q);
+      try {
+        const job = await claimWithin(other, "fresh-worker", 5000, 8000);
+        expect(job?.id).toBe(id);
+        await other.complete(job!.id, job!.leaseToken);
+      } finally {
+        await other.close();
+      }
     });
 
     it("extends a lease on heartbeat, so nobody else gets the job", async () => {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
+import type { JobQueue } from "../../src/queue/job-queue.js";
 import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
@@ -31,21 +32,27 @@ const redisUp = await redisReachable();
 if (process.env.CI === "true" && (!pgUp || !redisUp))
   throw new Error("Postgres and Redis on 127.0.0.1 are required in CI");
 
-const stores: KyselyStore[] = [];
+const stores = new Map<JobQueue, KyselyStore>();
 const storeQueue = async (backend: "sqlite" | "postgres") => {
   const store = (await freshStore(backend)) as KyselyStore;
-  stores.push(store);
+  const queue = new StoreQueue(store.kysely, store.dialect);
+  stores.set(queue, store);
+  return queue;
+};
+/** A second handle on the same database, as another process would open. */
+const sameDatabase = async (q: JobQueue) => {
+  const store = stores.get(q)!;
   return new StoreQueue(store.kysely, store.dialect);
 };
 const redisPrefix = `tgz-test-${randomUUID()}`;
 afterAll(async () => {
-  for (const s of stores) await s.close();
+  for (const s of stores.values()) await s.close();
   if (pgUp) await dropTestSchemas();
   if (redisUp) await deleteRedisKeys(REDIS_URL, redisPrefix);
 });
 
-queueConformance("embedded on SQLite", () => storeQueue("sqlite"));
-queueConformance("embedded on Postgres", () => storeQueue("postgres"), !pgUp);
+queueConformance("embedded on SQLite", () => storeQueue("sqlite"), false, sameDatabase);
+queueConformance("embedded on Postgres", () => storeQueue("postgres"), !pgUp, sameDatabase);
 queueConformance(
   "BullMQ on Redis",
   async () => new BullmqQueue({ url: REDIS_URL, prefix: redisPrefix, stalledIntervalMs: 300 }),
