@@ -4,7 +4,16 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { loadConfig } from "../../src/config/load-config.js";
+import { ShellEngine } from "../../src/engines/builtin/shell-engine.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
+import {
+  ENGINE_SPECIFICATION_VERSION,
+  type Engine,
+  type EngineEvent,
+  type EngineRequest,
+  type EngineResult,
+} from "../../src/engines/engine-port.js";
+import type { EngineRegistry } from "../../src/engines/engine-registry.js";
 import { ProtocolRunner } from "../../src/runner/protocol-runner.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
 import { openStore } from "../../src/store/open-store.js";
@@ -60,13 +69,43 @@ export async function runSpec(
   return { run, ...(await inspect(s.store, run.id)) };
 }
 
-/** The runner a scenario uses: built-in registry, config from the repo and the scenario's env. */
-export function runnerFor(s: Scenario): ProtocolRunner {
+/** The runner a scenario uses: built-in registry (or the given one), config from the repo and the scenario's env. */
+export function runnerFor(s: Scenario, registry: EngineRegistry = createDefaultRegistry()): ProtocolRunner {
   return new ProtocolRunner({
     store: s.store,
-    registry: createDefaultRegistry(),
+    registry,
     configFor: (dir) => loadConfig(dir, s.env),
   });
+}
+
+/**
+ * `prompt-shell`, an agent stand-in for imported workflows whose prompts are prose: it does what the
+ * prompt's ```sh blocks say, run with the shell engine in the worktree. The prompt is the one the
+ * runner rendered, so placeholders, sub-agent sections and QA prompts arrive as an agent gets them.
+ */
+export class PromptShellEngine implements Engine {
+  readonly specificationVersion = ENGINE_SPECIFICATION_VERSION;
+  readonly id = "prompt-shell";
+  readonly kind = "builtin" as const;
+  private readonly shell = new ShellEngine();
+  readonly capabilities = { ...this.shell.capabilities, promptRequired: true };
+
+  preflight() {
+    return this.shell.preflight();
+  }
+
+  async *run(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult, void> {
+    const blocks = [...request.prompt.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const command = blocks.length > 0 ? blocks.join("\n") : "echo 'the prompt has no sh block' >&2; exit 1";
+    return yield* this.shell.run({ ...request, inputs: { ...request.inputs, command } }, signal);
+  }
+}
+
+/** The built-in engines plus `prompt-shell`. */
+export function registryWithPromptShell(): EngineRegistry {
+  const registry = createDefaultRegistry();
+  registry.register(new PromptShellEngine());
+  return registry;
 }
 
 export async function inspect(store: Store, runId: number) {
