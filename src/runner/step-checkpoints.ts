@@ -4,7 +4,6 @@
  * before going back. Runs in a main checkout get none: the user's branch is never committed to.
  */
 import { checkpoint, restoreTo } from "../git/checkpoints.js";
-import { headCommit } from "../git/git-command.js";
 import type { Json, StepRun } from "../store/types.js";
 import type { RunContext } from "./run-context.js";
 
@@ -12,11 +11,6 @@ type RunPlace = Pick<RunContext, "run" | "project">;
 
 export function checkpointsEnabled(ctx: RunPlace): boolean {
   return Boolean(ctx.run.worktreePath && ctx.run.worktreePath !== ctx.project.localPath);
-}
-
-/** HEAD of the worktree now. A loop's restore is itself a commit, so between steps HEAD is a clean state. */
-export async function baseCommit(ctx: RunContext): Promise<string | null> {
-  return checkpointsEnabled(ctx) ? headCommit(ctx.roots.workspace) : null;
 }
 
 /**
