@@ -12,9 +12,9 @@ import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 import { specHash } from "../spec/canonical-hash.js";
 import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
-import { type SpecError, validateSpecSchema } from "../spec/validate-spec.js";
+import { type SpecError, validateSpec } from "../spec/validate-spec.js";
 import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
-import { ensureProject } from "./project-service.js";
+import { ensureProject, projectWorkspace } from "./project-service.js";
 
 export const PROTOCOLS_DIR = ".protocols";
 /** The frozen copy of the spec inside the protocol folder. */
@@ -46,13 +46,26 @@ export function inferStepType(step: StepSpec): string {
 }
 
 export interface CreateRunInput {
-  repoDir: string;
+  /** The repository; its project is found or registered by path (unless `projectId` names one). */
+  repoDir?: string;
+  /** The project the run belongs to; it may have no local checkout (then the run has no folder yet). */
+  projectId?: number;
   /** A spec file; its folder (prompts, recordings) is copied into the protocol folder. */
   specPath?: string;
   /** Or the spec itself, with the protocol folder already in place. */
   spec?: unknown;
+  /** No spec: the run stays `pending` until it is planned (from its description). */
+  unplanned?: boolean;
+  /** Fill this existing pending/planning run (a queued import) instead of creating one. */
+  intoRunId?: number;
+  /** A name that already starts with `NNNN-` is kept as it is (it is the branch CI reports on). */
   name?: string;
   description?: string;
+  baseBranch?: string;
+  /** Where the steps run; default the project's checkout. */
+  worktreePath?: string;
+  /** The protocol folder; default `<worktree>/.protocols/<name>`. */
+  protocolRoot?: string;
   /** Files written into the protocol folder before the spec is frozen (imported prompts), by relative path. */
   files?: Record<string, string>;
 }
@@ -66,9 +79,10 @@ const SKIP_COPY = new Set([".git", "node_modules", PROTOCOLS_DIR]);
 
 export async function createRunFromSpec(store: Store, input: CreateRunInput): Promise<CreatedRun> {
   const raw = input.spec ?? (input.specPath ? readSpecFile(input.specPath) : undefined);
-  if (raw === undefined) throw new InvalidInputError("a spec or a spec file is required");
-  const project = await ensureProject(store, input.repoDir);
-  const workspace = project.localPath ?? resolve(input.repoDir);
+  if (raw === undefined && !input.unplanned) throw new InvalidInputError("a spec or a spec file is required");
+  if (input.intoRunId !== undefined) return fillRun(store, input.intoRunId, raw, input.files);
+  const project = await projectFor(store, input);
+  const workspace = input.worktreePath ?? projectWorkspace(project);
   const existing = await store.listProtocolRuns(project.id);
   const number = String(existing.length + 1).padStart(4, "0");
   const metaName = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
@@ -79,18 +93,20 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       : input.specPath
         ? basename(input.specPath, extname(input.specPath))
         : "protocol");
-  const protocolName = `${number}-${slugify(baseName, 40, "protocol")}`;
-  const protocolRoot = join(workspace, PROTOCOLS_DIR, protocolName);
+  const protocolName =
+    input.name && NUMBERED_NAME.test(input.name)
+      ? input.name
+      : `${number}-${slugify(baseName, 40, "protocol")}`;
+  // a project known only by its git URL has no checkout yet: the run is stored without a folder
+  const protocolRoot =
+    input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
 
-  mkdirSync(protocolRoot, { recursive: true });
-  for (const [rel, text] of Object.entries(input.files ?? {})) {
-    const target = resolve(protocolRoot, rel);
-    if (!isInside(protocolRoot, target))
-      throw new InvalidInputError(`file ${rel} would be written outside the protocol folder`);
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, text);
-  }
-  if (input.specPath) {
+  if (protocolRoot) writeFiles(protocolRoot, input.files);
+  else if (input.files || input.specPath)
+    throw new InvalidInputError(
+      `project ${project.id} has no local checkout to write the protocol folder in`,
+    );
+  if (input.specPath && workspace && protocolRoot) {
     const specDir = dirname(resolve(input.specPath));
     if (!isInside(workspace, specDir)) {
       cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
@@ -101,11 +117,20 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       projectId: project.id,
       protocolName,
       status: "pending",
-      baseBranch: project.baseBranch,
+      baseBranch: input.baseBranch ?? project.baseBranch,
       worktreePath: workspace,
       protocolRoot,
       description: input.description ?? null,
     });
+    if (raw === undefined) {
+      await tx.appendEvent({
+        protocolRunId: created.id,
+        eventType: EVENT.protocolCreated,
+        message: `Protocol ${protocolName} created without a spec; starting it plans it`,
+        metadata: { spec_hash: null, protocol_root: protocolRoot, spec_path: null },
+      });
+      return created;
+    }
     await tx.appendEvent({
       protocolRunId: created.id,
       eventType: EVENT.protocolCreated,
@@ -118,13 +143,50 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
 }
 
+const NUMBERED_NAME = /^\d{4}-[A-Za-z0-9._/-]+$/;
+
+async function projectFor(store: Store, input: CreateRunInput) {
+  if (input.projectId !== undefined) return store.getProject(input.projectId);
+  if (!input.repoDir) throw new InvalidInputError("a repository folder or a project id is required");
+  return ensureProject(store, input.repoDir);
+}
+
+function writeFiles(protocolRoot: string, files: Record<string, string> | undefined): void {
+  mkdirSync(protocolRoot, { recursive: true });
+  for (const [rel, text] of Object.entries(files ?? {})) {
+    const target = resolve(protocolRoot, rel);
+    if (!isInside(protocolRoot, target))
+      throw new InvalidInputError(`file ${rel} would be written outside the protocol folder`);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, text);
+  }
+}
+
+/** A queued import freezes its spec into the run the API created for it. */
+async function fillRun(
+  store: Store,
+  runId: number,
+  raw: unknown,
+  files: Record<string, string> | undefined,
+): Promise<CreatedRun> {
+  const existing = await store.getProtocolRun(runId);
+  if (raw === undefined) throw new InvalidInputError("a spec or a spec file is required");
+  if (!["pending", "planning"].includes(existing.status))
+    throw new InvalidInputError(
+      `protocol run ${runId} is ${existing.status}; only a pending or planning run can be filled`,
+    );
+  if (existing.protocolRoot) writeFiles(existing.protocolRoot, files);
+  const run = await store.transaction((tx) => freezeSpec(tx, existing, raw));
+  return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
+}
+
 /**
  * Freezes a spec on a run: written to `protocol-spec.json` in the protocol folder, stored with its hash
  * and validation, and the step rows created — or, when invalid, the run blocked with every pointer.
  * Call inside a transaction.
  */
 export async function freezeSpec(tx: StoreOps, run: ProtocolRun, raw: unknown): Promise<ProtocolRun> {
-  const validation = validateSpecSchema(raw);
+  const validation = validateSpec(raw);
   const hash = specHash(raw);
   if (run.protocolRoot)
     writeFileSync(join(run.protocolRoot, FROZEN_SPEC_FILE), `${JSON.stringify(raw, null, 2)}\n`);

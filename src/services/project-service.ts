@@ -1,7 +1,7 @@
 /** Projects are repositories; one is registered the first time a run names it. */
 import { execFileSync } from "node:child_process";
-import { realpathSync } from "node:fs";
-import { basename } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { basename, isAbsolute } from "node:path";
 import { InvalidInputError } from "../shared/errors.js";
 import type { Project, StoreOps } from "../store/types.js";
 
@@ -34,4 +34,13 @@ export async function ensureProject(store: StoreOps, repoDir: string): Promise<P
     localPath: path,
     baseBranch: currentBranch(path),
   });
+}
+
+/**
+ * The project's local checkout: its local path, or its git URL when that is a folder on this machine.
+ * Null for a project known only by a remote URL (nothing here clones it).
+ */
+export function projectWorkspace(project: Project): string | null {
+  if (project.localPath) return project.localPath;
+  return isAbsolute(project.gitUrl) && existsSync(project.gitUrl) ? project.gitUrl : null;
 }

@@ -127,6 +127,16 @@ UPDATE protocol_runs SET protocol_name = protocol_name || '-' || id
 CREATE UNIQUE INDEX protocol_runs_name ON protocol_runs (project_id, protocol_name);
 `;
 
+/** Per-project secrets given to the API (never returned; `api_token` guards the project's routes). */
+const PROJECT_SECRETS = `
+CREATE TABLE project_secrets (
+  project_id INTEGER NOT NULL REFERENCES projects (id),
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (project_id, name)
+);
+`;
+
 function statements(ddl: string, dialect: Dialect): string[] {
   const id = dialect === "postgres" ? "SERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
   return ddl
@@ -150,6 +160,7 @@ function provider(dialect: Dialect): MigrationProvider {
       "0001_initial": ddlMigration(INITIAL, dialect),
       "0002_jobs": ddlMigration(JOBS, dialect),
       "0003_run_leases": ddlMigration(RUN_LEASES, dialect),
+      "0004_project_secrets": ddlMigration(PROJECT_SECRETS, dialect),
     }),
   };
 }

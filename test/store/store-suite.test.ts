@@ -137,7 +137,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
         store.transaction(async (tx) => {
           await tx.transitionStep(steps[0]!.id, "running", { eventType: "step_started", message: "s" });
           await tx.appendEvent({ protocolRunId: run.id, eventType: "note", message: "n" });
-          await tx.transitionStep(steps[1]!.id, "completed", { eventType: "bad", message: "illegal" });
+          await tx.transitionStep(steps[1]!.id, "needs_qa", { eventType: "bad", message: "illegal" });
         }),
       ).rejects.toThrow(IllegalTransitionError);
       expect((await store.getStepRun(steps[0]!.id)).status).toBe("pending");
