@@ -138,7 +138,7 @@ program
     "address to listen on (anything but loopback needs TASKSGODZILLA_API_TOKEN)",
     "127.0.0.1",
   )
-  .option("--port <port>", "port", "8000")
+  .option("--port <port>", "port (8010, the original's)", "8010")
   .option("--worker", "run a worker in this process also with Redis")
   .option("--no-worker", "do not run a worker in this process")
   .action(

@@ -50,6 +50,18 @@ export const EVENT = {
   directiveInvalid: "directive_invalid",
   jobFailed: "job_failed",
   runRequeued: "run_requeued",
+  // the HTTP API's actions and CI webhooks
+  planningEnqueued: "planning_enqueued",
+  startEnqueued: "start_enqueued",
+  stepEnqueued: "step_enqueued",
+  stepRetryEnqueued: "step_retry_enqueued",
+  qaEnqueued: "qa_enqueued",
+  openPrEnqueued: "open_pr_enqueued",
+  importEnqueued: "codemachine_import_enqueued",
+  manualApproval: "manual_approval",
+  ciWebhook: "ci_webhook",
+  prMerged: "pr_merged",
+  mrMerged: "mr_merged",
 } as const;
 
 export type EventType = (typeof EVENT)[keyof typeof EVENT];

@@ -1,25 +1,46 @@
 /** Errors to HTTP: what was wrong and where, never a stack trace. */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ZodError } from "zod";
+import { CodeMachineImportError } from "../codemachine/import-errors.js";
 import { InvalidInputError, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
-import { IllegalTransitionError, StatusConflictError } from "../store/store-errors.js";
+import { DuplicateNameError, IllegalTransitionError, StatusConflictError } from "../store/store-errors.js";
 
+/** The request is valid but the state of the run, step or project does not allow it. */
 export class ConflictError extends TasksGodzillaError {
-  readonly code = "conflict";
+  readonly code: string = "conflict";
+}
+
+/** An action needs the project's checkout and this machine has none. */
+export class RepoMissingError extends ConflictError {
+  override readonly code = "repo_missing";
 }
 
 export class UnauthorizedError extends TasksGodzillaError {
   readonly code = "unauthorized";
 }
 
+/** The bearer token was right, but the project asks for its own token (X-Project-Token). */
+export class ForbiddenError extends TasksGodzillaError {
+  readonly code = "forbidden";
+}
+
+/** The body is of a media type the route cannot read. */
+export class UnsupportedMediaTypeError extends TasksGodzillaError {
+  readonly code = "unsupported_media_type";
+}
+
 function statusOf(err: unknown): number {
-  if (err instanceof ZodError || err instanceof InvalidInputError) return 400;
+  if (err instanceof ZodError || err instanceof InvalidInputError || err instanceof CodeMachineImportError)
+    return 400;
   if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof ForbiddenError) return 403;
   if (err instanceof NotFoundError) return 404;
+  if (err instanceof UnsupportedMediaTypeError) return 415;
   if (
     err instanceof ConflictError ||
     err instanceof IllegalTransitionError ||
-    err instanceof StatusConflictError
+    err instanceof StatusConflictError ||
+    err instanceof DuplicateNameError
   )
     return 409;
   const e = err as FastifyError;

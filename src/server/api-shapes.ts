@@ -1,7 +1,150 @@
-/** The JSON the API returns: snake_case rows as the original API had them, never a secret. */
+/**
+ * The JSON the API returns: snake_case rows as the original API had them, never a secret. The zod
+ * schemas are the documentation (OpenAPI components) and, in tests, are checked against every reply.
+ */
+import { z } from "zod";
+import type { JobInfo, JobState } from "../queue/job-queue.js";
+import { ProtocolSpec, StepSpec } from "../spec/schema.js";
+import { PROTOCOL_STATUSES, STEP_STATUSES } from "../store/status.js";
 import type { Event, Project, ProtocolRun, StepRun } from "../store/types.js";
 
-export const projectOut = (p: Project) => ({
+/** Schemas with an id here become named OpenAPI components. */
+export const apiSchemas = z.registry<{ id: string }>();
+
+const named = <T extends z.ZodType>(id: string, schema: T): T => {
+  apiSchemas.add(schema, { id });
+  return schema;
+};
+
+named("ProtocolSpec", ProtocolSpec);
+named("StepSpec", StepSpec);
+
+const Json = z.record(z.string(), z.unknown());
+
+export const ErrorOut = named(
+  "Error",
+  z.object({
+    error: z.string().describe("Machine-readable code, e.g. invalid_request, not_found, conflict."),
+    detail: z.string().describe("What was wrong, naming the field or the missing thing."),
+    request_id: z.string(),
+  }),
+);
+
+export const ProjectOut = named(
+  "Project",
+  z.object({
+    id: z.number().int(),
+    name: z.string(),
+    git_url: z.string(),
+    local_path: z.string().nullable(),
+    base_branch: z.string(),
+    ci_provider: z.string().nullable(),
+    default_models: Json,
+    secrets_set: z
+      .array(z.string())
+      .describe("Names of the project's stored secrets; their values are never returned."),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+);
+
+export const ProtocolRunOut = named(
+  "ProtocolRun",
+  z.object({
+    id: z.number().int(),
+    project_id: z.number().int(),
+    protocol_name: z.string(),
+    status: z.enum(PROTOCOL_STATUSES),
+    base_branch: z.string(),
+    worktree_path: z.string().nullable(),
+    protocol_root: z.string().nullable(),
+    description: z.string().nullable(),
+    template_config: Json,
+    template_source: Json.nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    spec_hash: z.string().nullable(),
+    spec_validation_status: z.enum(["valid", "invalid", "missing"]).nullable(),
+    spec_validated_at: z.string().nullable(),
+  }),
+);
+
+export const StepRunOut = named(
+  "StepRun",
+  z.object({
+    id: z.number().int(),
+    protocol_run_id: z.number().int(),
+    step_index: z.number().int(),
+    step_name: z.string(),
+    step_type: z.string(),
+    status: z.enum(STEP_STATUSES),
+    retries: z.number().int(),
+    model: z.string().nullable(),
+    engine_id: z.string().nullable(),
+    policy: z.array(Json),
+    runtime_state: Json,
+    summary: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+);
+
+export const EventOut = named(
+  "Event",
+  z.object({
+    id: z.number().int().describe("Position in the ledger: the cursor for `after` and Last-Event-ID."),
+    protocol_run_id: z.number().int(),
+    step_run_id: z.number().int().nullable(),
+    project_id: z.number().int(),
+    event_type: z.string(),
+    message: z.string(),
+    metadata: Json,
+    spec_hash: z.string().nullable(),
+    created_at: z.string(),
+  }),
+);
+
+/** The original queue's four statuses, as `/queues` and `?status=` use them. */
+export const ORIGINAL_JOB_STATUSES = ["queued", "started", "finished", "failed"] as const;
+export type OriginalJobStatus = (typeof ORIGINAL_JOB_STATUSES)[number];
+
+export const ORIGINAL_STATUS_STATES: Record<OriginalJobStatus, JobState[]> = {
+  queued: ["waiting", "delayed"],
+  started: ["active"],
+  finished: ["completed"],
+  failed: ["failed", "dead", "cancelled"],
+};
+
+const originalStatusOf = (state: JobState): OriginalJobStatus =>
+  ORIGINAL_JOB_STATUSES.find((s) => ORIGINAL_STATUS_STATES[s].includes(state)) ?? "failed";
+
+export const JobOut = named(
+  "Job",
+  z.object({
+    id: z.string(),
+    job_id: z.string().describe("Same as id (the original's name)."),
+    kind: z.string(),
+    job_type: z.string().describe("Same as kind (the original's name)."),
+    state: z.enum(["waiting", "delayed", "active", "completed", "failed", "dead", "cancelled"]),
+    status: z.enum(ORIGINAL_JOB_STATUSES).describe("The state in the original's terms."),
+    payload: Json,
+    attempts: z.number().int(),
+    max_attempts: z.number().int(),
+    last_error: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+);
+
+export const EnqueuedJob = named(
+  "EnqueuedJob",
+  z.object({
+    id: z.string(),
+    deduplicated: z.boolean().describe("True when the same work was already queued and this is that job."),
+  }),
+);
+
+export const projectOut = (p: Project, secretKeys: string[]): z.infer<typeof ProjectOut> => ({
   id: p.id,
   name: p.name,
   git_url: p.gitUrl,
@@ -9,11 +152,12 @@ export const projectOut = (p: Project) => ({
   base_branch: p.baseBranch,
   ci_provider: p.ciProvider,
   default_models: p.defaultModels,
+  secrets_set: secretKeys,
   created_at: p.createdAt,
   updated_at: p.updatedAt,
 });
 
-export const protocolOut = (r: ProtocolRun) => ({
+export const protocolOut = (r: ProtocolRun): z.infer<typeof ProtocolRunOut> => ({
   id: r.id,
   project_id: r.projectId,
   protocol_name: r.protocolName,
@@ -31,7 +175,7 @@ export const protocolOut = (r: ProtocolRun) => ({
   spec_validated_at: r.templateConfig.spec_meta?.validated_at ?? null,
 });
 
-export const stepOut = (s: StepRun) => ({
+export const stepOut = (s: StepRun): z.infer<typeof StepRunOut> => ({
   id: s.id,
   protocol_run_id: s.protocolRunId,
   step_index: s.stepIndex,
@@ -48,7 +192,7 @@ export const stepOut = (s: StepRun) => ({
   updated_at: s.updatedAt,
 });
 
-export const eventOut = (e: Event) => ({
+export const eventOut = (e: Event): z.infer<typeof EventOut> => ({
   id: e.id,
   protocol_run_id: e.protocolRunId,
   step_run_id: e.stepRunId,
@@ -58,4 +202,19 @@ export const eventOut = (e: Event) => ({
   metadata: e.metadata,
   spec_hash: e.specHash,
   created_at: e.createdAt,
+});
+
+export const jobOut = (j: JobInfo): z.infer<typeof JobOut> => ({
+  id: j.id,
+  job_id: j.id,
+  kind: j.kind,
+  job_type: j.kind,
+  state: j.state,
+  status: originalStatusOf(j.state),
+  payload: j.payload,
+  attempts: j.attempts,
+  max_attempts: j.maxAttempts,
+  last_error: j.lastError,
+  created_at: j.createdAt,
+  updated_at: j.updatedAt,
 });

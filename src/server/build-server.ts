@@ -1,23 +1,55 @@
 /**
- * The HTTP API: Fastify with JSON bodies (raw body kept for webhook signatures), bearer auth on every
- * route not marked public, request ids, metrics, and typed errors mapped to clear status codes.
+ * The HTTP API: Fastify with JSON and form bodies (the raw body kept for webhook signatures), bearer
+ * auth on every route not marked otherwise, request ids, metrics, and typed errors mapped to clear
+ * status codes. With `checkReplies` every JSON reply is checked against its documented schema.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import type { z } from "zod";
 import { errorHandler, UnauthorizedError } from "./api-errors.js";
+import { ErrorOut } from "./api-shapes.js";
 import { bearerMatches } from "./auth.js";
 import { Metrics } from "./metrics.js";
+import { ProjectSecrets } from "./project-secrets.js";
 import { actionRoutes } from "./routes/action-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
-import { resourceRoutes } from "./routes/resource-routes.js";
+import { projectRoutes } from "./routes/project-routes.js";
+import { protocolRoutes } from "./routes/protocol-routes.js";
+import { systemRoutes } from "./routes/system-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
-import type { ServerContext } from "./server-context.js";
+import { type RouteDoc, routeDocOf, type ServerContext } from "./server-context.js";
 
-export interface ServerOptions extends Omit<ServerContext, "metrics" | "ciActions"> {
+export interface ServerOptions extends Omit<ServerContext, "metrics" | "ci" | "secrets" | "routes"> {
   apiToken?: string | undefined;
-  ciActions?: ServerContext["ciActions"];
-  /** pino options, or false for no logging. */
+  ci?: Partial<ServerContext["ci"]>;
+  /** What /queues reports as its backend; default the embedded queue on the store's database. */
+  queueBackend?: string;
+  /** pino options (or an instance's options), or false for no logging. */
   logger?: boolean | Record<string, unknown>;
   bodyLimit?: number;
+  /** Reject (500) any JSON reply that does not match the route's documented schema: for tests. */
+  checkReplies?: boolean;
+}
+
+type WithRaw = FastifyRequest & { rawBody?: string };
+
+/** Headers whose values are secrets: never logged. */
+export const SECRET_HEADERS = [
+  "authorization",
+  "x-project-token",
+  "x-hub-signature-256",
+  "x-gitlab-token",
+  "x-tasksgodzilla-webhook-token",
+];
+
+function badBody(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400, code: "invalid_request" });
+}
+
+function replySchema(doc: RouteDoc | undefined, status: number): z.ZodType | undefined {
+  const r = doc?.responses[status];
+  if (r && "safeParse" in r) return r as z.ZodType;
+  if (r && "schema" in r && r.schema) return r.schema;
+  return status >= 400 ? ErrorOut : undefined;
 }
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
@@ -30,31 +62,50 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx: ServerContext = {
     ...opts,
     metrics: new Metrics(),
-    ciActions: opts.ciActions ?? { onSuccess: "none", onFailure: "block" },
+    secrets: new ProjectSecrets(opts.store),
+    ci: { autoQa: opts.ci?.autoQa ?? false, blockOnFailure: opts.ci?.blockOnFailure ?? true },
+    routes: [],
   };
 
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    (req as typeof req & { rawBody?: string }).rawBody = body as string;
+    (req as WithRaw).rawBody = body as string;
     try {
       done(null, body ? JSON.parse(body as string) : {});
     } catch {
-      const err = new Error("request body is not valid JSON") as Error & { statusCode: number };
-      err.statusCode = 400;
-      done(err, undefined);
+      done(badBody("request body is not valid JSON"), undefined);
     }
+  });
+  // GitHub can deliver webhooks form-encoded, the JSON in a `payload` field
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (req, body, done) => {
+    (req as WithRaw).rawBody = body as string;
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
   app.addHook("onRequest", async (req, reply) => {
     void reply.header("x-request-id", req.id);
-    const isPublic = (req.routeOptions.config as { public?: boolean } | undefined)?.public === true;
-    if (opts.apiToken && !isPublic && !bearerMatches(req.headers.authorization, opts.apiToken))
+    const auth = routeDocOf(req)?.auth ?? "bearer";
+    if (opts.apiToken && auth === "bearer" && !bearerMatches(req.headers.authorization, opts.apiToken))
       throw new UnauthorizedError("missing or wrong bearer token");
   });
-  app.addHook("onResponse", async (req, reply) => {
-    ctx.metrics.inc("tasksgodzilla_http_requests_total", {
-      method: req.method,
-      route: req.routeOptions.url ?? "unknown",
-      status: reply.statusCode,
+  if (opts.checkReplies) {
+    app.addHook("preSerialization", async (req, reply, payload) => {
+      const schema = replySchema(routeDocOf(req), reply.statusCode);
+      const checked = schema?.safeParse(payload);
+      if (!checked || checked.success) return payload;
+      void reply.status(500);
+      return {
+        error: "reply_does_not_match_schema",
+        detail: `${req.method} ${req.url} ${JSON.stringify(checked.error.issues).slice(0, 2000)}`,
+        request_id: req.id,
+      };
     });
+  }
+  app.addHook("onResponse", async (req, reply) => {
+    ctx.metrics.request(
+      req.method,
+      req.routeOptions.url ?? "unknown",
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
@@ -65,7 +116,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     });
   });
 
-  resourceRoutes(app, ctx);
+  systemRoutes(app, ctx, opts.queueBackend ?? `embedded-${opts.store.dialect}`);
+  projectRoutes(app, ctx);
+  protocolRoutes(app, ctx);
   actionRoutes(app, ctx);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);

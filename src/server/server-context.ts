@@ -1,89 +1,111 @@
-/** What every route shares, and the route table the OpenAPI document is generated from. */
+/**
+ * What every route shares, and `route()`: one declaration gives a route its validation (params,
+ * query and body parsed by their zod schemas), its auth and its OpenAPI entry, so they cannot drift.
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { EffectiveConfig } from "../config/load-config.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { KyselyStore } from "../store/kysely-store.js";
 import type { Metrics } from "./metrics.js";
+import type { ProjectSecrets } from "./project-secrets.js";
+
+export interface CiSettings {
+  /** CI success: QA the latest step again (TASKSGODZILLA_AUTO_QA_ON_CI); otherwise it is completed. */
+  autoQa: boolean;
+  /** CI failure: fail the latest step and block the run (default; TASKSGODZILLA_CI_ON_FAILURE=none turns it off). */
+  blockOnFailure: boolean;
+}
 
 export interface ServerContext {
   store: KyselyStore;
   queue: JobQueue;
   metrics: Metrics;
+  secrets: ProjectSecrets;
   configFor: (repoDir: string) => EffectiveConfig;
   webhookToken?: string | undefined;
   allowUnsignedWebhooks?: boolean | undefined;
-  /** On CI success: enqueue the run again so its QA/next steps run; on failure: block the run. */
-  ciActions: { onSuccess: "run" | "none"; onFailure: "block" | "none" };
+  ci: CiSettings;
+  /** Every registered route, in registration order: the source of the OpenAPI document. */
+  routes: RouteDoc[];
 }
 
-export interface RouteDoc {
+type Schema = z.ZodType;
+
+export interface ResponseDoc {
+  description: string;
+  schema?: Schema;
+  /** Default application/json. */
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+/** `bearer`: the API token; `none`: open (health, metrics, docs); the webhooks: their own secret. */
+export type RouteAuth = "bearer" | "none" | "github-signature" | "gitlab-token";
+
+export interface RouteDoc<
+  P extends Schema | undefined = Schema | undefined,
+  Q extends Schema | undefined = Schema | undefined,
+  B extends Schema | undefined = Schema | undefined,
+> {
   method: "GET" | "POST";
+  /** OpenAPI form: /protocols/{id}. */
   url: string;
+  tag: string;
   summary: string;
-  body?: z.ZodType | undefined;
-  auth: boolean;
+  description?: string;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** Media types the body may have; default JSON only. */
+  bodyTypes?: string[];
+  /** Replies by status; the shared error replies (400, 401, 404, 500 …) are added to the document. */
+  responses: Record<number, Schema | ResponseDoc>;
+  auth?: RouteAuth;
+  /** The project's X-Project-Token applies (when the project has an api_token secret). */
+  projectToken?: boolean;
 }
 
-export const ROUTES: RouteDoc[] = [];
+type Out<S> = S extends Schema ? z.output<S> : undefined;
 
-type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+export interface RouteInput<P, Q, B> {
+  params: Out<P>;
+  query: Out<Q>;
+  body: Out<B>;
+}
 
-/** Registers a route and its documentation together, so the OpenAPI document cannot drift. */
-export function route(
+/** Registers a route with its documentation; the handler gets its inputs already parsed. */
+export function route<
+  P extends Schema | undefined = undefined,
+  Q extends Schema | undefined = undefined,
+  B extends Schema | undefined = undefined,
+>(
   app: FastifyInstance,
-  doc: Omit<RouteDoc, "auth"> & { auth?: boolean },
-  handler: Handler,
+  ctx: ServerContext,
+  doc: RouteDoc<P, Q, B>,
+  handler: (input: RouteInput<P, Q, B>, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
 ): void {
-  if (!ROUTES.some((r) => r.method === doc.method && r.url === doc.url))
-    ROUTES.push({ ...doc, auth: doc.auth ?? true });
+  ctx.routes.push(doc as RouteDoc);
   app.route({
     method: doc.method,
     url: doc.url.replace(/\{(\w+)\}/g, ":$1"),
-    config: { public: doc.auth === false },
-    handler,
+    config: { doc: doc as RouteDoc },
+    handler: async (req, reply) => {
+      const input = {
+        params: doc.params?.parse(req.params),
+        query: doc.query?.parse(req.query),
+        // a POST without a body is an empty object, so optional bodies need no special case
+        body: doc.body?.parse(req.body ?? {}),
+      } as RouteInput<P, Q, B>;
+      return handler(input, req, reply);
+    },
   });
 }
 
-export const IdParam = z.object({ id: z.coerce.number().int().positive() });
+export const routeDocOf = (req: FastifyRequest): RouteDoc | undefined =>
+  (req.routeOptions.config as { doc?: RouteDoc } | undefined)?.doc;
 
-export function openApiDocument(): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of ROUTES) {
-    const params = [...r.url.matchAll(/\{(\w+)\}/g)].map((m) => ({
-      name: m[1],
-      in: "path",
-      required: true,
-      schema: { type: m[1] === "action" || m[1] === "provider" ? "string" : "integer" },
-    }));
-    paths[r.url] = {
-      ...paths[r.url],
-      [r.method.toLowerCase()]: {
-        summary: r.summary,
-        ...(params.length ? { parameters: params } : {}),
-        ...(r.body
-          ? {
-              requestBody: {
-                required: true,
-                content: { "application/json": { schema: z.toJSONSchema(r.body, { io: "input" }) } },
-              },
-            }
-          : {}),
-        ...(r.auth ? { security: [{ bearer: [] }] } : {}),
-        responses: {
-          200: { description: "OK" },
-          400: { description: "Invalid request" },
-          401: { description: "Unauthorized" },
-          404: { description: "Not found" },
-          409: { description: "Conflict" },
-        },
-      },
-    };
-  }
-  return {
-    openapi: "3.1.0",
-    info: { title: "TasksGodzilla API", version: "1" },
-    components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
-    paths,
-  };
-}
+/** A positive integer id in a path or query, with a 400 naming the parameter otherwise. */
+export const Id = z.coerce.number().int().positive();
+
+export const IdParam = z.object({ id: Id.describe("Numeric id.") });

@@ -1,6 +1,10 @@
 /**
- * Server-Sent Events over the event ledger. Each event carries its sequence id, so a client that
+ * Server-Sent Events over the event ledger. Each message carries its ledger id, so a client that
  * reconnects with Last-Event-ID (or ?after=) gets exactly the events after it: none lost, none twice.
+ *
+ * Messages are unnamed by default, so a browser's `onmessage` receives every one; the event type is
+ * `event_type` inside the JSON data. With `?named=true` each message is named by its event type
+ * instead, for `addEventListener("<type>")` (EventSource then delivers nothing to `onmessage`).
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Event, EventQuery, Store } from "../store/types.js";
@@ -8,21 +12,27 @@ import { eventOut } from "./api-shapes.js";
 
 const POLL_MS = 250;
 const HEARTBEAT_MS = 15_000;
+const BATCH = 500;
 
-export function resumeCursor(req: FastifyRequest): number {
+/** Last-Event-ID (what EventSource sends on reconnect) wins over ?after=. */
+export function resumeCursor(req: FastifyRequest, after: number | undefined): number {
   const header = req.headers["last-event-id"];
-  const query = (req.query as { after?: string }).after;
-  const value = Number(Array.isArray(header) ? header[0] : (header ?? query ?? 0));
-  return Number.isFinite(value) && value > 0 ? value : 0;
+  const value = Number(Array.isArray(header) ? header[0] : (header ?? after ?? 0));
+  return Number.isInteger(value) && value > 0 ? value : 0;
+}
+
+export function sseFrame(e: Event, named: boolean): string {
+  return `id: ${e.id}\n${named ? `event: ${e.eventType}\n` : ""}data: ${JSON.stringify(eventOut(e))}\n\n`;
 }
 
 export function streamEvents(
   req: FastifyRequest,
   reply: FastifyReply,
   store: Store,
-  query: Omit<EventQuery, "afterId" | "limit">,
+  query: Omit<EventQuery, "afterId" | "limit" | "newestFirst">,
+  opts: { after: number | undefined; named: boolean },
 ): void {
-  let cursor = resumeCursor(req);
+  let cursor = resumeCursor(req, opts.after);
   let closed = false;
   reply.hijack();
   const res = reply.raw;
@@ -31,20 +41,21 @@ export function streamEvents(
     "cache-control": "no-cache",
     connection: "keep-alive",
     "x-accel-buffering": "no",
+    "x-request-id": req.id,
   });
-  res.write(": connected\n\n");
-  const send = (e: Event) =>
-    res.write(`id: ${e.id}\nevent: ${e.eventType}\ndata: ${JSON.stringify(eventOut(e))}\n\n`);
+  // a client that loses the connection waits this long before reconnecting
+  res.write(": connected\nretry: 1000\n\n");
   const heartbeat = setInterval(() => res.write(": ping\n\n"), HEARTBEAT_MS);
   const poll = async () => {
     while (!closed) {
       try {
-        const events = await store.listEvents({ ...query, afterId: cursor, limit: 500 });
+        const events = await store.listEvents({ ...query, afterId: cursor, limit: BATCH });
         for (const e of events) {
-          send(e);
+          if (closed) return;
+          res.write(sseFrame(e, opts.named));
           cursor = e.id;
         }
-        if (events.length === 500) continue;
+        if (events.length === BATCH) continue;
       } catch (err) {
         req.log.warn({ err }, "event stream poll failed");
       }

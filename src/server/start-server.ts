@@ -1,6 +1,7 @@
 /**
  * `tgz server`: the API, and — on the embedded queue — a worker in the same process, so one command
- * runs everything. Without an API token the server listens on loopback only.
+ * runs everything. Without an API token the server listens on loopback only. Its log is JSON lines
+ * (pino), secrets redacted.
  */
 import { hostname } from "node:os";
 import type { FastifyInstance } from "fastify";
@@ -8,9 +9,9 @@ import type { JobQueue } from "../queue/job-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { KyselyStore } from "../store/kysely-store.js";
-import { jobHandlers } from "../worker/job-handlers.js";
+import { type HandlerOptions, jobHandlers } from "../worker/job-handlers.js";
 import { JobWorker } from "../worker/job-worker.js";
-import { buildServer } from "./build-server.js";
+import { buildServer, SECRET_HEADERS } from "./build-server.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -23,8 +24,12 @@ export interface StartServerOptions {
   env: NodeJS.ProcessEnv;
   /** Run a worker in this process (default: when the queue is the embedded one). */
   worker: boolean;
+  /** For the in-process worker: engine caps. */
+  handlerOptions?: HandlerOptions;
   log?: boolean;
 }
+
+const TRUE = /^(1|true|yes|on)$/i;
 
 export async function startServer(
   opts: StartServerOptions,
@@ -35,38 +40,43 @@ export async function startServer(
       `refusing to listen on ${opts.host} without TASKSGODZILLA_API_TOKEN; set a token or use --host 127.0.0.1`,
     );
   }
+  const queueBackend = opts.env.TASKSGODZILLA_REDIS_URL ? "bullmq-redis" : `embedded-${opts.store.dialect}`;
   const app = buildServer({
     store: opts.store,
     queue: opts.queue,
+    queueBackend,
     configFor: opts.deps.configFor,
     apiToken,
     webhookToken: opts.env.TASKSGODZILLA_WEBHOOK_TOKEN || undefined,
     allowUnsignedWebhooks: opts.env.TASKSGODZILLA_ALLOW_UNSIGNED_WEBHOOKS === "true",
-    ciActions: {
-      onSuccess: opts.env.TASKSGODZILLA_CI_ON_SUCCESS === "run" ? "run" : "none",
-      onFailure: opts.env.TASKSGODZILLA_CI_ON_FAILURE === "none" ? "none" : "block",
+    ci: {
+      // the original's switch; TASKSGODZILLA_CI_ON_SUCCESS=run is the older name of the same
+      autoQa:
+        TRUE.test(opts.env.TASKSGODZILLA_AUTO_QA_ON_CI ?? "") ||
+        opts.env.TASKSGODZILLA_CI_ON_SUCCESS === "run",
+      blockOnFailure: opts.env.TASKSGODZILLA_CI_ON_FAILURE !== "none",
     },
     logger:
       opts.log === false
         ? false
         : {
             level: "info",
-            redact: [
-              "req.headers.authorization",
-              'req.headers["x-hub-signature-256"]',
-              'req.headers["x-gitlab-token"]',
-            ],
+            redact: { paths: SECRET_HEADERS.map((h) => `req.headers["${h}"]`), censor: "[redacted]" },
           },
   });
   const address = await app.listen({ host: opts.host, port: opts.port });
+  app.log.info(
+    { url: address, store: opts.store.dialect, queue: queueBackend },
+    `TasksGodzilla API on ${address} (${opts.store.dialect}${opts.env.TASKSGODZILLA_REDIS_URL ? " + Redis" : ""})`,
+  );
   if (!apiToken)
     app.log.warn("no TASKSGODZILLA_API_TOKEN: the API is open to this machine only (listening on loopback)");
   const worker = opts.worker
     ? new JobWorker({
         queue: opts.queue,
-        handlers: jobHandlers(opts.deps),
+        handlers: jobHandlers(opts.deps, opts.handlerOptions),
         workerId: `${hostname()}:${process.pid}:server`,
-        log: (l) => app.log.info(l),
+        logger: app.log,
       })
     : undefined;
   worker?.start();

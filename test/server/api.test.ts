@@ -1,144 +1,63 @@
-/** The HTTP API over real HTTP on a real SQLite store and the embedded queue. */
-import { execFile } from "node:child_process";
-import { createHmac } from "node:crypto";
+/** The HTTP API over real HTTP on a real SQLite store and the embedded queue, with real workers. */
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config/load-config.js";
-import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
-import { StoreQueue } from "../../src/queue/store-queue.js";
-import { buildServer } from "../../src/server/build-server.js";
-import { ROUTES } from "../../src/server/server-context.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
-import { openStore } from "../../src/store/open-store.js";
-import { jobHandlers } from "../../src/worker/job-handlers.js";
-import { JobWorker } from "../../src/worker/job-worker.js";
 import { gitRepo } from "../scenario/harness.js";
 import { waitGone } from "../support/processes.js";
+import { type Api, shellSpec, startApi, until } from "./api-harness.js";
 
-const TOKEN = "api-secret-token";
-const HOOK = "hook-secret";
-let store: KyselyStore;
-let queue: StoreQueue;
-let app: FastifyInstance;
-let base: string;
-
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TOKEN}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      ...headers,
-    },
-    ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, body: json, headers: res.headers };
-}
-
-const shellSpec = (...commands: string[]) => ({
-  steps: commands.map((c, i) => ({
-    id: `s${i}`,
-    engine_id: "shell",
-    inputs: { command: c },
-    // the last step is checked, so QA shows up in events and metrics
-    qa: { policy: i === commands.length - 1 ? "light" : "skip" },
-  })),
-});
-
-async function newRun(commands = ["echo one", "echo two"]) {
-  const project = (
-    await call("POST", "/projects", {
-      name: "demo",
-      git_url: "local",
-      local_path: gitRepo(),
-      secrets: { api_token: "do-not-leak" },
-    })
-  ).body;
-  const run = (
-    await call("POST", `/projects/${project.id}/protocols`, {
-      protocol_name: "demo",
-      spec: shellSpec(...commands),
-    })
-  ).body;
-  return { project, run };
-}
-
-function newWorker(workerId: string): JobWorker {
-  const deps = { store, registry: createDefaultRegistry(), configFor: (d: string) => loadConfig(d, {}) };
-  return new JobWorker({ queue, handlers: jobHandlers(deps), workerId, pollMs: 50 });
-}
-
-async function drainQueue() {
-  const worker = newWorker("test");
-  worker.start();
-  for (let i = 0; i < 200 && ((await queue.counts()).waiting > 0 || (await queue.counts()).active > 0); i++)
-    await new Promise((r) => setTimeout(r, 50));
-  await worker.stop();
-}
+let api: Api;
+const call: Api["call"] = (...args) => api.call(...args);
 
 beforeAll(async () => {
-  store = await openStore({ sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite") });
-  queue = new StoreQueue(store.kysely, store.dialect);
-  app = buildServer({
-    store,
-    queue,
-    configFor: (d) => loadConfig(d, {}),
-    apiToken: TOKEN,
-    webhookToken: HOOK,
-    ciActions: { onSuccess: "run", onFailure: "block" },
-  });
-  base = await app.listen({ host: "127.0.0.1", port: 0 });
+  api = await startApi();
 });
 afterAll(async () => {
-  await app.close();
-  await store.close();
+  await api.close();
 });
 
-describe("HTTP API", () => {
+/** What an action could have changed: the run, its steps and its events. */
+async function snapshot(runId: number) {
+  return {
+    run: (await call("GET", `/protocols/${runId}`)).body.status,
+    steps: (await call("GET", `/protocols/${runId}/steps`)).body.map(
+      (s: { status: string; retries: number }) => [s.status, s.retries],
+    ),
+    events: (await call("GET", `/protocols/${runId}/events?after=0`)).body.length,
+    jobs: (await call("GET", "/queues/jobs?limit=500")).body.length,
+  };
+}
+
+const stepsOf = async (runId: number) => (await call("GET", `/protocols/${runId}/steps`)).body;
+const statuses = async (runId: number) => (await stepsOf(runId)).map((s: { status: string }) => s.status);
+const queued = async (kind: string) =>
+  (await call("GET", "/queues/jobs?status=queued")).body.filter((j: { kind: string }) => j.kind === kind);
+
+describe("auth and errors", () => {
   it("requires the bearer token except on health, metrics, docs and webhooks", async () => {
     expect((await call("GET", "/health", undefined, { authorization: "" })).body).toEqual({ status: "ok" });
     expect((await call("GET", "/projects", undefined, { authorization: "" })).status).toBe(401);
     expect((await call("GET", "/projects", undefined, { authorization: "Bearer wrong" })).body).toMatchObject(
-      { error: "unauthorized" },
+      {
+        error: "unauthorized",
+      },
     );
     expect((await call("GET", "/projects")).status).toBe(200);
-    expect((await call("GET", "/openapi.json", undefined, { authorization: "" })).status).toBe(200);
+    for (const open of ["/openapi.json", "/docs", "/metrics"])
+      expect((await call("GET", open, undefined, { authorization: "" })).status, open).toBe(200);
     const r = await call("GET", "/projects", undefined, { "x-request-id": "req-42" });
     expect(r.headers.get("x-request-id")).toBe("req-42");
   });
 
-  it("creates projects and runs, never returns secrets, and names what is missing or wrong", async () => {
-    const { project, run } = await newRun();
-    expect(project).toMatchObject({ name: "demo", base_branch: "main" });
-    expect(JSON.stringify(await call("GET", "/projects"))).not.toContain("do-not-leak");
-    expect(run).toMatchObject({
-      status: "planned",
-      protocol_name: expect.stringMatching(/^\d{4}-demo$/),
-      spec_hash: expect.stringMatching(/^[0-9a-f]{12}$/),
-      spec_validation_status: "valid",
-    });
-    expect(
-      (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { step_name: string }) => s.step_name),
-    ).toEqual(["s0", "s1"]);
-    expect((await call("GET", `/protocols/${run.id}/spec`)).body).toMatchObject({
-      spec_hash: run.spec_hash,
-      validation_status: "valid",
-      validation_errors: [],
-    });
+  it("names what is missing or wrong: 404s, 400s for fields and parameters, 413 for big bodies", async () => {
     expect(await call("GET", "/protocols/99999")).toMatchObject({
       status: 404,
       body: { error: "not_found", detail: "protocol run 99999 not found" },
+    });
+    expect(await call("GET", "/protocols/abc")).toMatchObject({
+      status: 400,
+      body: { error: "invalid_request", detail: expect.stringMatching(/^id: /) },
     });
     expect(await call("GET", "/nope")).toMatchObject({ status: 404 });
     expect((await call("POST", "/projects", { git_url: "x" })).body).toMatchObject({
@@ -146,237 +65,511 @@ describe("HTTP API", () => {
       detail: expect.stringMatching(/^name: /),
     });
     expect((await call("POST", "/projects", "{broken")).status).toBe(400);
-    const invalid = await call("POST", `/projects/${project.id}/protocols`, {
+    const big = await call("POST", "/projects", { name: "x".repeat(2 * 1024 * 1024), git_url: "x" });
+    expect(big.status).toBe(413);
+    expect(
+      (await call("POST", "/projects", { name: "p", git_url: "x", local_path: "/no/such/dir" })).body,
+    ).toMatchObject({
+      error: "invalid_input",
+      detail: "local_path: /no/such/dir does not exist",
+    });
+  });
+});
+
+describe("projects and protocol runs", () => {
+  it("stores project secrets without ever returning them, and lists only their names", async () => {
+    const { project } = await api.newRun();
+    expect(project.secrets_set).toEqual(["deploy_key"]);
+    for (const path of ["/projects", `/projects/${project.id}`])
+      expect(JSON.stringify((await call("GET", path)).body), path).not.toContain("do-not-leak");
+    expect((await call("GET", `/projects/${project.id}`)).body.secrets_set).toEqual(["deploy_key"]);
+  });
+
+  it("asks for X-Project-Token on a project's routes when it has an api_token secret", async () => {
+    const repo = gitRepo();
+    const guarded = (
+      await call("POST", "/projects", {
+        name: "guarded",
+        git_url: repo,
+        local_path: repo,
+        secrets: { api_token: "project-secret" },
+      })
+    ).body;
+    const run = (
+      await call(
+        "POST",
+        `/projects/${guarded.id}/protocols`,
+        { protocol_name: "g", spec: shellSpec("true") },
+        {
+          "x-project-token": "project-secret",
+        },
+      )
+    ).body;
+    for (const path of [
+      `/projects/${guarded.id}`,
+      `/projects/${guarded.id}/protocols`,
+      `/protocols/${run.id}`,
+      `/protocols/${run.id}/steps`,
+      `/protocols/${run.id}/events`,
+      `/events?project_id=${guarded.id}`,
+    ]) {
+      expect((await call("GET", path)).status, path).toBe(403);
+      expect((await call("GET", path, undefined, { "x-project-token": "wrong" })).status, path).toBe(403);
+      expect((await call("GET", path, undefined, { "x-project-token": "project-secret" })).status, path).toBe(
+        200,
+      );
+    }
+    expect((await call("POST", `/protocols/${run.id}/actions/cancel`)).status).toBe(403);
+    expect(
+      (await call("GET", `/protocols/${run.id}`, undefined, { "x-project-token": "project-secret" })).body
+        .status,
+    ).toBe("planned");
+    // other projects are not affected
+    const { run: open } = await api.newRun();
+    expect((await call("GET", `/protocols/${open.id}`)).status).toBe(200);
+  });
+
+  it("creates runs in the project of the URL, keeps NNNN- names and honours the original's fields", async () => {
+    const repo = gitRepo();
+    const first = (await call("POST", "/projects", { name: "a", git_url: repo, local_path: repo })).body;
+    const second = (await call("POST", "/projects", { name: "b", git_url: repo, local_path: repo })).body;
+    const worktree = gitRepo();
+    const root = join(mkdtempSync(join(tmpdir(), "tgz-root-")), "protocol");
+    const run = (
+      await call("POST", `/projects/${second.id}/protocols`, {
+        protocol_name: "0007-feat",
+        base_branch: "develop",
+        worktree_path: worktree,
+        protocol_root: root,
+        spec: shellSpec("echo hi"),
+      })
+    ).body;
+    expect(run).toMatchObject({
+      project_id: second.id,
+      protocol_name: "0007-feat",
+      base_branch: "develop",
+      worktree_path: worktree,
+      protocol_root: root,
+      status: "planned",
+      spec_validation_status: "valid",
+      spec_hash: expect.stringMatching(/^[0-9a-f]{12}$/),
+    });
+    expect(existsSync(join(root, "protocol-spec.json"))).toBe(true);
+    expect((await call("GET", `/projects/${first.id}/protocols`)).body).toEqual([]);
+    const numbered = (
+      await call("POST", `/projects/${first.id}/protocols`, {
+        protocol_name: "demo",
+        spec: shellSpec("true"),
+      })
+    ).body;
+    expect(numbered.protocol_name).toMatch(/^\d{4}-demo$/);
+    expect(
+      await call("POST", `/projects/${second.id}/protocols`, {
+        protocol_name: "0007-feat",
+        spec: shellSpec("true"),
+      }),
+    ).toMatchObject({ status: 409 });
+    expect(
+      (await call("POST", `/projects/${first.id}/protocols`, { protocol_name: "x", status: "planned" })).body,
+    ).toMatchObject({ error: "invalid_input", detail: expect.stringMatching(/^status: /) });
+    const invalid = await call("POST", `/projects/${first.id}/protocols`, {
       protocol_name: "bad",
       spec: { steps: [] },
     });
     expect(invalid.body).toMatchObject({ status: "blocked", spec_validation_status: "invalid" });
+    expect(
+      (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { step_name: string }) => s.step_name),
+    ).toEqual(["s0"]);
+    expect((await call("GET", `/protocols/${run.id}/spec`)).body).toMatchObject({
+      spec_hash: run.spec_hash,
+      validation_status: "valid",
+      validation_errors: [],
+    });
   });
 
-  it("queues a run once, executes it on a worker, and refuses illegal moves with 409", async () => {
-    const { run } = await newRun();
+  it("accepts a project known only by its git URL, and answers 409 when an action needs its checkout", async () => {
+    const remote = (
+      await call("POST", "/projects", { name: "remote", git_url: "https://github.com/acme/remote.git" })
+    ).body;
+    expect(remote).toMatchObject({ local_path: null });
+    const run = await call("POST", `/projects/${remote.id}/protocols`, {
+      protocol_name: "r",
+      spec: shellSpec("true"),
+    });
+    expect(run.body).toMatchObject({ status: "planned", protocol_root: null, worktree_path: null });
+    const before = await snapshot(run.body.id);
+    expect((await call("POST", `/protocols/${run.body.id}/actions/start`)).body).toMatchObject({
+      error: "repo_missing",
+      detail: expect.stringContaining(
+        `project ${remote.id} (https://github.com/acme/remote.git) has no local checkout`,
+      ),
+    });
+    expect(await snapshot(run.body.id)).toEqual(before);
+  });
+});
+
+describe("actions", () => {
+  it("queues a planned run once, executes it on a worker, and refuses illegal moves with 409", async () => {
+    const { run } = await api.newRun();
     const first = await call("POST", `/protocols/${run.id}/actions/start`);
+    expect(first.body).toMatchObject({ message: "run queued", job: { deduplicated: false } });
     const again = await call("POST", `/protocols/${run.id}/actions/start`);
     expect(again.body.job).toEqual({ id: first.body.job.id, deduplicated: true });
     expect((await call("POST", `/protocols/${run.id}/actions/pause`)).status).toBe(409);
-    expect((await call("POST", `/protocols/${run.id}/actions/explode`)).status).toBe(400);
-    await drainQueue();
+    expect(await call("POST", `/protocols/${run.id}/actions/explode`)).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/^action: .*start/) },
+    });
+    await api.drain();
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
     expect((await call("POST", `/protocols/${run.id}/actions/start`)).status).toBe(409);
     expect((await call("POST", `/protocols/${run.id}/actions/run_next_step`)).status).toBe(404);
-    const other = (await newRun()).run;
-    expect((await call("POST", `/protocols/${other.id}/actions/cancel`)).body.protocol.status).toBe(
-      "cancelled",
-    );
-    expect((await call("POST", `/protocols/${other.id}/actions/cancel`)).status).toBe(200);
   });
 
-  it("stops the engine call under way when the run is paused through the API", async () => {
+  it("plans a run created without a spec when it is started (create, then start)", async () => {
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "plan", git_url: repo, local_path: repo })).body;
+    const bare = (await call("POST", `/projects/${project.id}/protocols`, { protocol_name: "0001-nothing" }))
+      .body;
+    expect(bare).toMatchObject({ status: "pending", spec_validation_status: null });
+    const before = await snapshot(bare.id);
+    expect((await call("POST", `/protocols/${bare.id}/actions/start`)).body).toMatchObject({
+      error: "conflict",
+      detail: expect.stringContaining("no spec and no description"),
+    });
+    expect(await snapshot(bare.id)).toEqual(before);
+
+    const task = (
+      await call("POST", `/projects/${project.id}/protocols`, {
+        protocol_name: "0002-add-readme",
+        description: "Add a README section",
+      })
+    ).body;
+    const started = await call("POST", `/protocols/${task.id}/actions/start`);
+    expect(started.body).toMatchObject({ protocol: { status: "planning" }, message: "planning queued" });
+    const [plan] = await queued("plan");
+    expect(plan).toMatchObject({
+      id: started.body.job.id,
+      payload: { protocol_run_id: task.id, task: "Add a README section", repo },
+    });
+    const events = (await call("GET", `/protocols/${task.id}/events`)).body;
+    expect(events[0]).toMatchObject({ event_type: "planning_enqueued" });
+    await api.queue.cancel(plan.id);
+  });
+
+  it("cancels idempotently, cancelling the pending steps with the run", async () => {
+    const { run } = await api.newRun();
+    expect((await call("POST", `/protocols/${run.id}/actions/cancel`)).body.protocol.status).toBe(
+      "cancelled",
+    );
+    expect(await statuses(run.id)).toEqual(["cancelled", "cancelled"]);
+    expect((await call("POST", `/protocols/${run.id}/actions/cancel`)).body).toMatchObject({
+      message: "already cancelled",
+    });
+  });
+
+  it("stops the engine call under way when the run is paused, and resumes it", async () => {
     const pidFile = join(mkdtempSync(join(tmpdir(), "tgz-pause-")), "pid");
-    const { run } = await newRun([`sleep 30 & echo $! > ${pidFile}; wait`, "echo after"]);
+    const { run } = await api.newRun([`sleep 30 & echo $! > ${pidFile}; wait`, "echo after"]);
     await call("POST", `/protocols/${run.id}/actions/start`);
-    const worker = newWorker("pauser");
+    const worker = api.worker("pauser");
     worker.start();
-    const until = async (check: () => Promise<boolean>) => {
-      for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 100));
-    };
     await until(async () => existsSync(pidFile));
     const started = Date.now();
     expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body.protocol.status).toBe("paused");
     await until(
       async () =>
-        (await call("GET", `/protocols/${run.id}/events?event_type=step_interrupted`)).body.events.length > 0,
+        (await call("GET", `/protocols/${run.id}/events?event_type=step_interrupted`)).body.length > 0,
     );
     expect(Date.now() - started).toBeLessThan(8000);
     expect(await waitGone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
-    expect(
-      (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { status: string }) => s.status),
-    ).toEqual(["pending", "pending"]);
     await worker.stop();
+    expect(await statuses(run.id)).toEqual(["pending", "pending"]);
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("paused");
+    const resumed = await call("POST", `/protocols/${run.id}/actions/resume`);
+    expect(resumed.body).toMatchObject({ protocol: { status: "running" }, job: { deduplicated: false } });
+    expect((await call("POST", `/protocols/${run.id}/actions/resume`)).status).toBe(409);
+    await api.queue.cancel(resumed.body.job.id);
   });
 
-  it("retries a failed step and lets a step be approved", async () => {
-    const { run } = await newRun(["exit 3", "echo after"]);
+  it("retries the latest failed step: pending with one more retry, the run running, the run queued", async () => {
+    const { run } = await api.newRun(["exit 3", "echo after"]);
     await call("POST", `/protocols/${run.id}/actions/start`);
-    await drainQueue();
-    const steps = (await call("GET", `/protocols/${run.id}/steps`)).body;
-    expect(steps.map((s: { status: string }) => s.status)).toEqual(["failed", "pending"]);
-    expect((await call("POST", `/protocols/${run.id}/actions/retry_latest`)).body.job.deduplicated).toBe(
-      false,
-    );
-    await drainQueue();
-    const approved = await call("POST", `/steps/${steps[0].id}/actions/approve`);
-    expect(approved.body.step.status).toBe("completed");
-    expect((await call("POST", `/steps/${steps[1].id}/actions/run`)).status).toBe(200);
-    await drainQueue();
-    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
-  });
-
-  it("pages events newest first, or after a cursor oldest first", async () => {
-    const { run } = await newRun();
-    await call("POST", `/protocols/${run.id}/actions/start`);
-    await drainQueue();
-    const newest = (await call("GET", `/protocols/${run.id}/events?limit=3`)).body;
-    expect(newest.events.map((e: { event_type: string }) => e.event_type)[0]).toBe("protocol_completed");
-    const all = (await call("GET", `/protocols/${run.id}/events?after=0&limit=1000`)).body.events;
-    const page = (await call("GET", `/protocols/${run.id}/events?after=${all[2].id}&limit=2`)).body;
-    expect(page.events.map((e: { id: number }) => e.id)).toEqual([all[3].id, all[4].id]);
-    expect(page.next_after).toBe(all[4].id);
-    expect(
-      (await call("GET", `/events?event_type=protocol_completed&project_id=${run.project_id}`)).body.events
-        .length,
-    ).toBeGreaterThan(0);
-  });
-
-  it("streams events over SSE and resumes after Last-Event-ID with nothing lost or repeated", async () => {
-    const { run } = await newRun();
-    const read = async (headers: Record<string, string>, count: number) => {
-      const controller = new AbortController();
-      const res = await fetch(`${base}/protocols/${run.id}/events/stream`, {
-        headers: { authorization: `Bearer ${TOKEN}`, ...headers },
-        signal: controller.signal,
-      });
-      const reader = res.body!.getReader();
-      const ids: number[] = [];
-      let buffer = "";
-      while (ids.length < count) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += new TextDecoder().decode(value);
-        for (const m of buffer.matchAll(/^id: (\d+)$/gm))
-          if (!ids.includes(Number(m[1]))) ids.push(Number(m[1]));
-      }
-      controller.abort();
-      return ids.slice(0, count);
-    };
-    const before = (await call("GET", `/protocols/${run.id}/events?after=0&limit=1000`)).body.events.map(
-      (e: { id: number }) => e.id,
-    );
-    const firstTwo = await read({}, 2);
-    expect(firstTwo).toEqual(before.slice(0, 2));
-    for (let i = 0; i < 3; i++)
-      await store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
-    const all = (await call("GET", `/protocols/${run.id}/events?after=0&limit=1000`)).body.events.map(
-      (e: { id: number }) => e.id,
-    );
-    const rest = await read({ "last-event-id": String(firstTwo[1]) }, all.length - 2);
-    expect(rest).toEqual(all.slice(2));
-  });
-
-  it("verifies webhook signatures without the bearer token, records CI results and blocks on failure", async () => {
-    const { run } = await newRun();
-    const payload = JSON.stringify({
-      workflow_run: { head_branch: run.protocol_name, conclusion: "failure" },
-    });
-    const sign = (body: string) => `sha256=${createHmac("sha256", HOOK).update(body).digest("hex")}`;
-    const bad = await call("POST", "/webhooks/github", payload, {
-      authorization: "",
-      "x-github-event": "workflow_run",
-      "x-hub-signature-256": sign("other"),
-    });
-    expect(bad.status).toBe(401);
-    expect((await call("GET", `/protocols/${run.id}/events?event_type=ci_webhook`)).body.events).toEqual([]);
-    const good = await call("POST", "/webhooks/github", payload, {
-      authorization: "",
-      "x-github-event": "workflow_run",
-      "x-hub-signature-256": sign(payload),
-    });
-    expect(good.body).toEqual({ protocol_run_id: run.id, outcome: "failure", action: "blocked" });
+    await api.drain();
+    expect(await statuses(run.id)).toEqual(["failed", "pending"]);
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("blocked");
-    const gitlab = JSON.stringify({
-      object_kind: "pipeline",
-      object_attributes: { status: "success", ref: run.protocol_name },
+    const retried = await call("POST", `/protocols/${run.id}/actions/retry_latest`);
+    expect(retried.body).toMatchObject({
+      protocol: { status: "running" },
+      step: { step_name: "s0", status: "pending", retries: 1 },
+      job: { deduplicated: false },
     });
-    expect(
-      (await call("POST", "/webhooks/gitlab", gitlab, { authorization: "", "x-gitlab-token": "wrong" }))
-        .status,
-    ).toBe(401);
-    expect(
-      (await call("POST", "/webhooks/gitlab", gitlab, { authorization: "", "x-gitlab-token": HOOK })).body,
-    ).toMatchObject({ outcome: "success", action: "run_queued" });
-    expect(
-      (
-        await call("POST", "/webhooks/github?protocol_run_id=99999", payload, {
-          authorization: "",
-          "x-github-event": "workflow_run",
-          "x-hub-signature-256": sign(payload),
-        })
-      ).status,
-    ).toBe(404);
-    const metrics = (await call("GET", "/metrics")).body as string;
-    expect(metrics).toMatch(/tasksgodzilla_webhooks_total\{provider="github",status="unauthorized"\} 1/);
-    expect(metrics).toMatch(/tasksgodzilla_protocol_runs\{status="blocked"\}/);
-    expect(metrics).toMatch(/tasksgodzilla_queue_jobs\{state="waiting"\}/);
-    expect(metrics).toMatch(/tasksgodzilla_tokens_total\{engine="shell"/);
-    expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count [1-9]/);
-    expect(metrics).toMatch(/tasksgodzilla_qa_duration_seconds_count [1-9]/);
-    await drainQueue();
+    expect((await queued("execute_protocol")).map((j: { id: string }) => j.id)).toContain(
+      retried.body.job.id,
+    );
+    await api.drain();
+    expect(await statuses(run.id)).toEqual(["failed", "pending"]);
   });
 
-  it("takes CI results from scripts/ci-report.sh, signed for GitHub and with the token for GitLab", async () => {
-    const { run } = await newRun();
-    const script = join(import.meta.dirname, "../../scripts/ci-report.sh");
-    const report = (state: string, env: Record<string, string>) =>
-      promisify(execFile)("bash", [script, state], {
-        env: {
-          ...process.env,
-          TASKSGODZILLA_API_BASE: base,
-          TASKSGODZILLA_WEBHOOK_TOKEN: HOOK,
-          TASKSGODZILLA_BRANCH: run.protocol_name,
-          ...env,
-        },
-      });
-    expect(JSON.parse((await report("running", {})).stdout)).toMatchObject({
+  it("approves any step not running, and completes the run when its steps are all done", async () => {
+    const { run } = await api.newRun(["exit 3", "echo after"]);
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    const [failed, pending] = await stepsOf(run.id);
+    expect([failed.status, pending.status]).toEqual(["failed", "pending"]);
+    expect((await call("POST", `/steps/${failed.id}/actions/approve`)).body).toMatchObject({
+      step: { status: "completed" },
+      protocol: { status: "blocked" },
+    });
+    const last = await call("POST", `/steps/${pending.id}/actions/approve`);
+    expect(last.body).toMatchObject({ step: { status: "completed" }, protocol: { status: "completed" } });
+    const types = (await call("GET", `/protocols/${run.id}/events?limit=3`)).body.map(
+      (e: { event_type: string }) => e.event_type,
+    );
+    expect(types).toEqual(["protocol_completed", "manual_approval", "manual_approval"]);
+    expect((await call("POST", `/steps/${pending.id}/actions/approve`)).body.message).toBe(
+      "already completed",
+    );
+  });
+
+  it("runs one step alone on request (run, run_next_step) with an execute_step job", async () => {
+    const { run } = await api.newRun(["echo one", "echo two"]);
+    const [s0, s1] = await stepsOf(run.id);
+    const next = await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    expect(next.body).toMatchObject({
+      step: { id: s0.id, status: "pending" },
+      protocol: { status: "planned" },
+    });
+    expect(await queued("execute_step")).toEqual([
+      expect.objectContaining({
+        id: next.body.job.id,
+        payload: { protocol_run_id: run.id, step_run_id: s0.id },
+      }),
+    ]);
+    await api.drain();
+    expect(await statuses(run.id)).toEqual(["completed", "pending"]);
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("paused");
+    const one = await call("POST", `/steps/${s1.id}/actions/run`);
+    expect(one.body).toMatchObject({ protocol: { status: "running" }, step: { id: s1.id } });
+    expect((await queued("execute_step"))[0].payload).toEqual({
       protocol_run_id: run.id,
-      outcome: "running",
+      step_run_id: s1.id,
     });
-    expect(
-      JSON.parse((await report("success", { TASKSGODZILLA_CI_PROVIDER: "gitlab" })).stdout),
-    ).toMatchObject({ outcome: "success" });
-    await expect(report("failure", { TASKSGODZILLA_WEBHOOK_TOKEN: "wrong" })).rejects.toThrow();
-    expect((await call("GET", `/protocols/${run.id}/events?event_type=ci_webhook`)).body.events).toHaveLength(
-      2,
-    );
-    await drainQueue();
+    await api.drain();
+    expect(await statuses(run.id)).toEqual(["completed", "completed"]);
   });
 
-  it("refuses unsigned webhooks when no secret is configured", async () => {
-    const open = buildServer({ store, queue, configFor: (d) => loadConfig(d, {}) });
-    const url = await open.listen({ host: "127.0.0.1", port: 0 });
-    const res = await fetch(`${url}/webhooks/gitlab`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: "{}",
+  it("re-runs only QA on a step's existing outputs with a run_qa job", async () => {
+    const { run } = await api.newRun(["echo one", "exit 4"]);
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    const [, failed] = await stepsOf(run.id);
+    expect(failed.status).toBe("failed");
+    const started = async () =>
+      (await call("GET", `/protocols/${run.id}/events?event_type=step_started`)).body.filter(
+        (e: { step_run_id: number }) => e.step_run_id === failed.id,
+      ).length;
+    const executions = await started();
+    const qa = await call("POST", `/steps/${failed.id}/actions/run_qa`);
+    expect(qa.body).toMatchObject({ step: { status: "needs_qa" }, protocol: { status: "running" } });
+    expect(await queued("run_qa")).toEqual([
+      expect.objectContaining({ payload: { protocol_run_id: run.id, step_run_id: failed.id } }),
+    ]);
+    expect(await queued("execute_protocol")).toEqual([]);
+    expect((await call("GET", `/protocols/${run.id}/events`)).body[0]).toMatchObject({
+      event_type: "qa_enqueued",
     });
-    expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({
-      detail: expect.stringMatching(/TASKSGODZILLA_WEBHOOK_TOKEN is not set/),
+    await api.drain();
+    expect(await started()).toBe(executions);
+    expect((await call("GET", `/protocols/${run.id}/events?event_type=qa_verdict`)).body[0]).toMatchObject({
+      step_run_id: failed.id,
     });
-    await open.close();
   });
 
-  it("queues audits and imports, lists jobs, and documents every route in OpenAPI", async () => {
-    const { project, run } = await newRun();
-    expect((await call("POST", "/specs/audit", { protocol_id: run.id })).body.job.id).toEqual(
-      expect.any(String),
+  it("changes nothing when it refuses an action (one transaction, checked before anything moves)", async () => {
+    const { run } = await api.newRun();
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    const [s0] = await stepsOf(run.id);
+    const before = await snapshot(run.id);
+    for (const [path, status] of [
+      [`/steps/${s0.id}/actions/run`, 409],
+      [`/steps/${s0.id}/actions/run_qa`, 409],
+      [`/protocols/${run.id}/actions/resume`, 409],
+      [`/protocols/${run.id}/actions/pause`, 409],
+      [`/protocols/${run.id}/actions/retry_latest`, 404],
+      [`/protocols/${run.id}/actions/run_next_step`, 404],
+    ] as const) {
+      expect((await call("POST", path)).status, path).toBe(status);
+      expect(await snapshot(run.id), path).toEqual(before);
+    }
+    const fresh = (await api.newRun()).run;
+    const [pending] = await stepsOf(fresh.id);
+    const freshBefore = await snapshot(fresh.id);
+    expect((await call("POST", `/steps/${pending.id}/actions/run_qa`)).status).toBe(409);
+    expect(await snapshot(fresh.id)).toEqual(freshBefore);
+  });
+});
+
+describe("events", () => {
+  it("lists events as the original (a JSON array, newest first) and pages with a cursor", async () => {
+    const { run } = await api.newRun();
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    const newest = await call("GET", `/protocols/${run.id}/events?limit=3`);
+    expect(Array.isArray(newest.body)).toBe(true);
+    expect(newest.body.map((e: { event_type: string }) => e.event_type)[0]).toBe("protocol_completed");
+    expect(newest.headers.get("x-next-cursor")).toBe(String(newest.body[0].id));
+    const all = (await call("GET", `/protocols/${run.id}/events?after=0&limit=1000`)).body;
+    expect(all.map((e: { id: number }) => e.id)).toEqual(
+      [...all.map((e: { id: number }) => e.id)].sort((a, b) => a - b),
     );
+    const page = await call("GET", `/protocols/${run.id}/events?after=${all[2].id}&limit=2`);
+    expect(page.body.map((e: { id: number }) => e.id)).toEqual([all[3].id, all[4].id]);
+    expect(page.headers.get("x-next-cursor")).toBe(String(all[4].id));
+    const link = page.headers.get("link")!;
+    expect(link).toMatch(/rel="next"$/);
+    const next = await call("GET", link.slice(1, link.indexOf(">")));
+    expect(next.body.map((e: { id: number }) => e.id)).toEqual([all[5].id, all[6].id]);
     expect(
-      (await call("POST", `/projects/${project.id}/codemachine/import`, { path: "/nowhere" })).body.message,
-    ).toBe("import queued");
-    expect((await call("GET", "/queues")).body.counts.waiting).toBeGreaterThanOrEqual(2);
+      (await call("GET", `/protocols/${run.id}/events?after=${all.at(-1).id}`)).headers.get("x-next-cursor"),
+    ).toBe(String(all.at(-1).id));
+  });
+
+  it("filters /events by project, type and kind=onboarding (setup_* events), 50 by default", async () => {
+    const { run, project } = await api.newRun();
+    for (let i = 0; i < 60; i++)
+      await api.store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
+    await api.store.appendEvent({ protocolRunId: run.id, eventType: "setup_started", message: "setup" });
+    expect((await call("GET", "/events")).body).toHaveLength(50);
+    const mine = (await call("GET", `/events?project_id=${project.id}&event_type=protocol_created`)).body;
+    expect(mine.map((e: { project_id: number; event_type: string }) => [e.project_id, e.event_type])).toEqual(
+      [[project.id, "protocol_created"]],
+    );
+    const onboarding = (await call("GET", `/events?kind=onboarding&project_id=${project.id}`)).body;
+    expect(onboarding.map((e: { event_type: string }) => e.event_type)).toEqual(["setup_started"]);
+    expect(await call("GET", "/events?kind=deploys")).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/^kind: /) },
+    });
+  });
+});
+
+describe("queues, imports and audits", () => {
+  it("reports queue stats in the original's shape and maps its job statuses", async () => {
+    const { run } = await api.newRun();
+    const job = (await call("POST", `/protocols/${run.id}/actions/start`)).body.job;
+    const stats = (await call("GET", "/queues")).body;
+    expect(stats).toMatchObject({
+      backend: "embedded-sqlite",
+      default: {
+        queued: expect.any(Number),
+        started: 0,
+        finished: expect.any(Number),
+        failed: expect.any(Number),
+      },
+    });
+    expect(stats.default.queued).toBeGreaterThanOrEqual(1);
+    const waiting = (await call("GET", "/queues/jobs?status=queued")).body;
+    expect(waiting.find((j: { id: string }) => j.id === job.id)).toMatchObject({
+      job_id: job.id,
+      job_type: "execute_protocol",
+      status: "queued",
+      state: "waiting",
+    });
     expect(
-      (await call("GET", "/queues/jobs?status=waiting")).body.map((j: { kind: string }) => j.kind),
-    ).toEqual(expect.arrayContaining(["spec_audit", "import"]));
-    await drainQueue();
-    expect((await call("GET", `/protocols/${run.id}/events?event_type=spec_audit`)).body.events).toHaveLength(
-      1,
-    );
-    const doc = (await call("GET", "/openapi.json")).body;
-    for (const r of ROUTES)
-      expect(doc.paths[r.url]?.[r.method.toLowerCase()], `${r.method} ${r.url}`).toBeDefined();
-    expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(["/protocols/{id}/actions/{action}", "/webhooks/github", "/events/stream"]),
-    );
+      (await call("GET", "/queues/jobs?status=finished")).body.every(
+        (j: { status: string }) => j.status === "finished",
+      ),
+    ).toBe(true);
+    expect(await call("GET", "/queues/jobs?status=bogus")).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/^status: /) },
+    });
+    await api.drain();
+  });
+
+  it("imports a CodeMachine workspace with the original body, now or queued, replying with the run", async () => {
+    const { exampleCopy } = await import("../codemachine/packages.js");
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "cm", git_url: repo, local_path: repo })).body;
+    const workspace = exampleCopy();
+    const now = await call("POST", `/projects/${project.id}/codemachine/import`, {
+      protocol_name: "0001-cm-now",
+      workspace_path: workspace,
+      base_branch: "main",
+      description: "imported",
+    });
+    expect(now.body).toMatchObject({
+      protocol_run: {
+        project_id: project.id,
+        protocol_name: "0001-cm-now",
+        status: "planned",
+        worktree_path: workspace,
+        description: "imported",
+      },
+      message: "imported",
+    });
+    expect(now.body.job).toBeUndefined();
+    const later = await call("POST", `/projects/${project.id}/codemachine/import`, {
+      protocol_name: "0002-cm-later",
+      workspace_path: exampleCopy(),
+      enqueue: true,
+    });
+    expect(later.body).toMatchObject({ protocol_run: { status: "planning" }, job: { deduplicated: false } });
+    await api.drain();
+    expect((await call("GET", `/protocols/${later.body.protocol_run.id}`)).body).toMatchObject({
+      status: "planned",
+      spec_validation_status: "valid",
+    });
+    const runsBefore = (await call("GET", `/projects/${project.id}/protocols`)).body.length;
+    const broken = await call("POST", `/projects/${project.id}/codemachine/import`, {
+      protocol_name: "0003-broken",
+      workspace_path: gitRepo(),
+    });
+    expect(broken.status).toBe(400);
+    expect((await call("GET", `/projects/${project.id}/protocols`)).body).toHaveLength(runsBefore);
+  });
+
+  it("queues spec audits", async () => {
+    const { run } = await api.newRun();
+    expect((await call("POST", "/specs/audit", { protocol_id: run.id })).body).toMatchObject({
+      job: { id: expect.any(String) },
+      message: "spec audit queued",
+    });
+    await api.drain();
+    expect((await call("GET", `/protocols/${run.id}/events?event_type=spec_audit`)).body).toHaveLength(1);
+  });
+});
+
+describe("metrics", () => {
+  it("exposes the original's metric names, duration histograms with buckets, and the project's own", async () => {
+    const { run } = await api.newRun();
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    const text = (await call("GET", "/metrics")).body as string;
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+      expect(line, series).toBeDefined();
+      return Number(line!.split(" ").pop());
+    };
+    for (const name of ["tasksgodzilla_step_duration_seconds", "tasksgodzilla_qa_duration_seconds"]) {
+      expect(text).toContain(`# TYPE ${name} histogram`);
+      const count = value(`${name}_count`);
+      expect(count).toBeGreaterThan(0);
+      expect(value(`${name}_bucket{le="1"}`)).toBeLessThanOrEqual(count);
+      expect(value(`${name}_bucket{le="+Inf"}`)).toBe(count);
+    }
+    expect(value("requests_total")).toBeGreaterThan(0);
+    expect(text).toContain("# TYPE requests_duration_seconds histogram");
+    expect(
+      value('requests_duration_seconds_count{path="/projects",method="POST",status="200"}'),
+    ).toBeGreaterThan(0);
+    expect(value('jobs_processed_total{job_type="execute_protocol",status="completed"}')).toBeGreaterThan(0);
+    expect(value('codex_token_estimated_total{phase="exec",model=""}')).toBeGreaterThanOrEqual(0);
+    expect(value('qa_verdict_total{verdict="pass"}')).toBeGreaterThan(0);
+    expect(value('tasksgodzilla_protocol_runs{status="completed"}')).toBeGreaterThan(0);
+    expect(text).toMatch(/^tasksgodzilla_tokens_total\{engine="shell",model="",phase="exec"\} \d+/m);
+    expect(text).toMatch(/^tasksgodzilla_queue_jobs\{state="waiting"\} \d+/m);
   });
 });

@@ -1,80 +1,209 @@
-/** The event ledger: paged lists (newest first, or after a cursor) and live streams. */
-import type { FastifyInstance } from "fastify";
+/**
+ * The event ledger. Lists are JSON arrays as in the original: the newest first, or — with `after` —
+ * the events after that id, oldest first (a cursor). Either way `X-Next-Cursor` (and a `Link` header
+ * with rel="next") give the `after` value that returns what comes next. Live streams are SSE.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { eventOut } from "../api-shapes.js";
-import { IdParam, route, type ServerContext } from "../server-context.js";
+import type { EventQuery } from "../../store/types.js";
+import { EventOut, eventOut } from "../api-shapes.js";
+import { requireProjectAccess } from "../auth.js";
+import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 import { streamEvents } from "../sse.js";
 
-const EventsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-  after: z.coerce.number().int().min(0).optional(),
-  project_id: z.coerce.number().int().optional(),
-  event_type: z.union([z.string(), z.array(z.string())]).optional(),
+/** The original's onboarding events (`kind=onboarding`). */
+export const ONBOARDING_EVENTS = [
+  "setup_enqueued",
+  "setup_started",
+  "setup_pending_clone",
+  "setup_blocked",
+  "setup_clone_failed",
+  "setup_cloned",
+  "setup_local_path_recorded",
+  "setup_discovery_skipped",
+  "setup_discovery_started",
+  "setup_discovery_completed",
+  "setup_discovery_warning",
+  "setup_assets",
+  "setup_warning",
+  "setup_git_remote",
+  "setup_git_identity",
+  "setup_clarifications",
+  "setup_completed",
+  "setup_failed",
+];
+
+const eventTypes = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .describe("Only these event types (repeat the parameter for several).");
+const after = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .optional()
+  .describe("Cursor: only events with a larger id, oldest first (X-Next-Cursor of the previous page).");
+
+const listQuery = (defaultLimit: number) =>
+  z.object({
+    limit: z.coerce.number().int().min(1).max(1000).default(defaultLimit),
+    after,
+    event_type: eventTypes,
+  });
+const RunEventsQuery = listQuery(1000);
+const AllEventsQuery = listQuery(50).extend({
+  project_id: Id.optional().describe("Only this project's events."),
+  kind: z.enum(["onboarding"]).optional().describe("onboarding: only the setup_* events (as the original)."),
 });
+const streamQuery = z.object({
+  after: after.describe("Start after this id (Last-Event-ID wins when both are given)."),
+  event_type: eventTypes,
+  named: z
+    .enum(["true", "false"])
+    .optional()
+    .describe(
+      "true: name each message by its event type (for addEventListener) instead of unnamed messages.",
+    ),
+});
+
+const CURSOR_HEADERS = {
+  "X-Next-Cursor": "The `after` value that returns the events that come next.",
+  Link: 'The next page, rel="next".',
+};
+
+function typesOf(q: { event_type?: string | string[] | undefined; kind?: "onboarding" | undefined }) {
+  const asked = q.event_type === undefined ? undefined : [q.event_type].flat();
+  if (q.kind !== "onboarding") return asked;
+  return asked ? asked.filter((t) => ONBOARDING_EVENTS.includes(t)) : ONBOARDING_EVENTS;
+}
+
+function nextLink(req: FastifyRequest, cursor: number): string {
+  const url = new URL(req.url, "http://localhost");
+  url.searchParams.set("after", String(cursor));
+  return `<${url.pathname}${url.search}>; rel="next"`;
+}
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
 
-  /** With `after`: the events after that id, oldest first (a cursor); without: the newest `limit`, newest first. */
-  const page = async (q: z.infer<typeof EventsQuery>, protocolRunId?: number) => {
-    const types =
-      q.event_type === undefined ? undefined : Array.isArray(q.event_type) ? q.event_type : [q.event_type];
-    const base = {
-      ...(protocolRunId ? { protocolRunId } : {}),
-      ...(q.project_id ? { projectId: q.project_id } : {}),
-      ...(types ? { eventTypes: types } : {}),
-    };
-    if (q.after !== undefined) {
-      const events = await store.listEvents({ ...base, afterId: q.after, limit: q.limit });
-      return { events: events.map(eventOut), next_after: events.at(-1)?.id ?? q.after };
-    }
-    const newest = await store.listEvents({ ...base, limit: q.limit, newestFirst: true });
-    return { events: newest.map(eventOut), next_after: newest[0]?.id ?? 0 };
+  const page = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    q: { limit: number; after?: number | undefined },
+    filter: Omit<EventQuery, "afterId" | "limit" | "newestFirst">,
+  ) => {
+    const events =
+      filter.eventTypes?.length === 0
+        ? []
+        : q.after !== undefined
+          ? await store.listEvents({ ...filter, afterId: q.after, limit: q.limit })
+          : await store.listEvents({ ...filter, limit: q.limit, newestFirst: true });
+    const cursor = q.after !== undefined ? (events.at(-1)?.id ?? q.after) : (events[0]?.id ?? 0);
+    void reply.header("x-next-cursor", String(cursor)).header("link", nextLink(req, cursor));
+    return events.map(eventOut);
   };
 
   route(
     app,
+    ctx,
     {
       method: "GET",
       url: "/protocols/{id}/events",
-      summary: "Events of a run (?limit, ?after cursor, ?event_type)",
+      tag: "events",
+      summary: "Events of a run: newest first, or after a cursor oldest first",
+      params: IdParam,
+      query: RunEventsQuery,
+      responses: { 200: { description: "Events", schema: z.array(EventOut), headers: CURSOR_HEADERS } },
+      projectToken: true,
     },
-    async (req) => {
-      const run = await store.getProtocolRun(IdParam.parse(req.params).id);
-      return page(EventsQuery.parse(req.query), run.id);
+    async ({ params, query }, req, reply) => {
+      const run = await store.getProtocolRun(params.id);
+      await requireProjectAccess(ctx.secrets, req, run.projectId);
+      const types = typesOf(query);
+      return page(req, reply, query, { protocolRunId: run.id, ...(types ? { eventTypes: types } : {}) });
     },
   );
   route(
     app,
+    ctx,
     {
       method: "GET",
       url: "/events",
-      summary: "Events of all runs (?project_id, ?limit, ?after cursor, ?event_type)",
+      tag: "events",
+      summary: "Recent events of all runs (default 50): newest first, or after a cursor oldest first",
+      query: AllEventsQuery,
+      responses: { 200: { description: "Events", schema: z.array(EventOut), headers: CURSOR_HEADERS } },
     },
-    async (req) => page(EventsQuery.parse(req.query)),
+    async ({ query }, req, reply) => {
+      if (query.project_id) {
+        await store.getProject(query.project_id);
+        await requireProjectAccess(ctx.secrets, req, query.project_id);
+      }
+      const types = typesOf(query);
+      return page(req, reply, query, {
+        ...(query.project_id ? { projectId: query.project_id } : {}),
+        ...(types ? { eventTypes: types } : {}),
+      });
+    },
   );
+
+  const stream = { description: "An endless text/event-stream", contentType: "text/event-stream" };
   route(
     app,
+    ctx,
     {
       method: "GET",
       url: "/protocols/{id}/events/stream",
+      tag: "events",
       summary: "Live events of a run (SSE; resumable with Last-Event-ID)",
+      description:
+        "Each message is `id: <event id>` and `data: <Event JSON>`; unnamed unless named=true. On reconnect " +
+        "the browser sends Last-Event-ID and gets exactly the events after it.",
+      params: IdParam,
+      query: streamQuery,
+      responses: { 200: stream },
+      projectToken: true,
     },
-    async (req, reply) => {
-      const run = await store.getProtocolRun(IdParam.parse(req.params).id);
-      streamEvents(req, reply, store, { protocolRunId: run.id });
+    async ({ params, query }, req, reply) => {
+      const run = await store.getProtocolRun(params.id);
+      await requireProjectAccess(ctx.secrets, req, run.projectId);
+      const types = typesOf(query);
+      streamEvents(
+        req,
+        reply,
+        store,
+        { protocolRunId: run.id, ...(types ? { eventTypes: types } : {}) },
+        { after: query.after, named: query.named === "true" },
+      );
     },
   );
   route(
     app,
+    ctx,
     {
       method: "GET",
       url: "/events/stream",
+      tag: "events",
       summary: "Live events of all runs (SSE; resumable with Last-Event-ID)",
+      query: streamQuery.extend({ project_id: Id.optional().describe("Only this project's events.") }),
+      responses: { 200: stream },
     },
-    async (req, reply) => {
-      const q = z.object({ project_id: z.coerce.number().int().optional() }).parse(req.query);
-      streamEvents(req, reply, store, q.project_id ? { projectId: q.project_id } : {});
+    async ({ query }, req, reply) => {
+      if (query.project_id) {
+        await store.getProject(query.project_id);
+        await requireProjectAccess(ctx.secrets, req, query.project_id);
+      }
+      const types = typesOf(query);
+      streamEvents(
+        req,
+        reply,
+        store,
+        {
+          ...(query.project_id ? { projectId: query.project_id } : {}),
+          ...(types ? { eventTypes: types } : {}),
+        },
+        { after: query.after, named: query.named === "true" },
+      );
     },
   );
 }

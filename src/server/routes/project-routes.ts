@@ -1,0 +1,300 @@
+/** Projects, creating protocol runs in them, CodeMachine imports and spec audits. */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { importCodemachine } from "../../codemachine/import-codemachine.js";
+import { EVENT } from "../../runner/event-types.js";
+import { createRunFromSpec } from "../../services/create-run.js";
+import { InvalidInputError } from "../../shared/errors.js";
+import { ProtocolSpec, QA_POLICIES } from "../../spec/schema.js";
+import type { Project } from "../../store/types.js";
+import { EnqueuedJob, ProjectOut, ProtocolRunOut, projectOut, protocolOut } from "../api-shapes.js";
+import { requireProjectAccess } from "../auth.js";
+import { documentedAs } from "../openapi.js";
+import { Id, IdParam, route, type ServerContext } from "../server-context.js";
+
+const ProjectCreate = z.object({
+  name: z.string().min(1),
+  git_url: z.string().min(1).describe("Clone URL or a local path; nothing is cloned by the server."),
+  local_path: z.string().min(1).nullish().describe("The checkout on this machine; needed to run anything."),
+  base_branch: z.string().min(1).default("main"),
+  ci_provider: z.string().nullish(),
+  default_models: z.record(z.string(), z.string()).nullish(),
+  secrets: z
+    .record(z.string(), z.unknown())
+    .nullish()
+    .describe(
+      "Stored, never returned (replies list only their names). api_token guards the project's routes.",
+    ),
+});
+
+/** The spec as sent: frozen byte for byte (its hash is of what the client sent); an invalid one blocks the run. */
+const SpecField = documentedAs(z.record(z.string(), z.unknown()), ProtocolSpec);
+
+const ProtocolCreate = z.looseObject({
+  protocol_name: z
+    .string()
+    .min(1)
+    .describe("Kept as it is when it starts with NNNN- (it is the branch CI reports on); else numbered."),
+  status: z
+    .enum(["pending", "planned"])
+    .default("pending")
+    .describe("pending (default): without a spec the run waits to be planned; with one it is planned."),
+  base_branch: z.string().min(1).nullish().describe("Default: the project's base branch."),
+  worktree_path: z.string().min(1).nullish().describe("Where the steps run; default the project's checkout."),
+  protocol_root: z
+    .string()
+    .min(1)
+    .nullish()
+    .describe("The protocol folder; default <worktree>/.protocols/<name>."),
+  description: z.string().nullish().describe("The task; a run without a spec is planned from it on start."),
+  spec: SpecField.nullish().describe(
+    "A ProtocolSpec. An invalid one creates the run blocked, with the errors as events.",
+  ),
+  template_config: z
+    .looseObject({ protocol_spec: SpecField.nullish() })
+    .nullish()
+    .describe("The original's place for the spec (template_config.protocol_spec)."),
+  template_source: z.record(z.string(), z.unknown()).nullish(),
+});
+
+const ImportBody = z.object({
+  protocol_name: z.string().min(1),
+  workspace_path: z
+    .string()
+    .min(1)
+    .describe("The CodeMachine workspace (with .codemachine) the run works in."),
+  base_branch: z.string().min(1).nullish(),
+  description: z.string().nullish(),
+  enqueue: z
+    .boolean()
+    .default(false)
+    .describe("true: a job imports it; false: imported now (errors are 400s)."),
+  workflow: z.string().nullish().describe("Which *.workflow.js, when the package has several."),
+  qa: z.enum(QA_POLICIES).nullish().describe("QA for every imported step; default the project's."),
+});
+
+const ImportReply = z.object({
+  protocol_run: ProtocolRunOut,
+  job: EnqueuedJob.optional(),
+  message: z.string(),
+});
+
+const AuditBody = z.object({
+  project_id: Id.nullish(),
+  protocol_id: Id.nullish(),
+  backfill: z.boolean().default(false),
+  interval_seconds: z.number().nullish().describe("Accepted for compatibility; audits run when asked."),
+});
+
+const existingDir = (field: string, path: string) => {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new InvalidInputError(`${field}: ${abs} does not exist`);
+  return abs;
+};
+
+export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { store } = ctx;
+  const withSecrets = async (projects: Project[]) => {
+    const names = await ctx.secrets.names(projects.map((p) => p.id));
+    return projects.map((p) => projectOut(p, names.get(p.id) ?? []));
+  };
+  const accessible = async (req: Parameters<typeof requireProjectAccess>[1], id: number) => {
+    const project = await store.getProject(id);
+    await requireProjectAccess(ctx.secrets, req, project.id);
+    return project;
+  };
+
+  route(
+    app,
+    ctx,
+    {
+      method: "POST",
+      url: "/projects",
+      tag: "projects",
+      summary: "Register a project",
+      body: ProjectCreate,
+      responses: { 200: ProjectOut },
+    },
+    async ({ body }) => {
+      const project = await store.createProject({
+        name: body.name,
+        gitUrl: body.git_url,
+        localPath: body.local_path ? existingDir("local_path", body.local_path) : null,
+        baseBranch: body.base_branch,
+        ciProvider: body.ci_provider ?? null,
+        defaultModels: body.default_models ?? {},
+      });
+      if (body.secrets) await ctx.secrets.set(project.id, body.secrets);
+      return (await withSecrets([project]))[0];
+    },
+  );
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/projects",
+      tag: "projects",
+      summary: "List projects",
+      responses: { 200: z.array(ProjectOut) },
+    },
+    async () => withSecrets(await store.listProjects()),
+  );
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/projects/{id}",
+      tag: "projects",
+      summary: "One project",
+      params: IdParam,
+      responses: { 200: ProjectOut },
+      projectToken: true,
+    },
+    async ({ params }, req) => (await withSecrets([await accessible(req, params.id)]))[0],
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "POST",
+      url: "/projects/{id}/protocols",
+      tag: "protocols",
+      summary: "Create a protocol run in this project, from a spec or (pending) from a description",
+      params: IdParam,
+      body: ProtocolCreate,
+      responses: {
+        200: ProtocolRunOut,
+        409: { description: "The project already has a run of that name" },
+      },
+      projectToken: true,
+    },
+    async ({ params, body }, req) => {
+      const project = await accessible(req, params.id);
+      const spec = body.spec ?? body.template_config?.protocol_spec ?? undefined;
+      if (!spec && body.status === "planned")
+        throw new InvalidInputError(
+          "status: a planned run needs a spec (spec or template_config.protocol_spec)",
+        );
+      const { run } = await createRunFromSpec(store, {
+        projectId: project.id,
+        ...(spec ? { spec } : { unplanned: true }),
+        name: body.protocol_name,
+        ...(body.description ? { description: body.description } : {}),
+        ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
+        ...(body.worktree_path ? { worktreePath: existingDir("worktree_path", body.worktree_path) } : {}),
+        ...(body.protocol_root ? { protocolRoot: resolve(body.protocol_root) } : {}),
+      });
+      return protocolOut(run);
+    },
+  );
+  route(
+    app,
+    ctx,
+    {
+      method: "GET",
+      url: "/projects/{id}/protocols",
+      tag: "protocols",
+      summary: "Protocol runs of a project",
+      params: IdParam,
+      responses: { 200: z.array(ProtocolRunOut) },
+      projectToken: true,
+    },
+    async ({ params }, req) => {
+      const project = await accessible(req, params.id);
+      return (await store.listProtocolRuns(project.id)).map(protocolOut);
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "POST",
+      url: "/projects/{id}/codemachine/import",
+      tag: "protocols",
+      summary: "Import a CodeMachine workspace as a protocol run (now, or queued with enqueue=true)",
+      params: IdParam,
+      body: ImportBody,
+      responses: { 200: ImportReply, 409: { description: "The project already has a run of that name" } },
+      projectToken: true,
+    },
+    async ({ params, body }, req) => {
+      const project = await accessible(req, params.id);
+      const workspace = existingDir("workspace_path", body.workspace_path);
+      const common = {
+        projectId: project.id,
+        name: body.protocol_name,
+        worktreePath: workspace,
+        ...(body.description ? { description: body.description } : {}),
+        ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
+      };
+      if (body.enqueue) {
+        const { run } = await createRunFromSpec(store, { ...common, unplanned: true });
+        const planning = await store.transitionProtocol(run.id, "planning", {
+          eventType: EVENT.importEnqueued,
+          message: `Import of ${workspace} queued`,
+          metadata: { workspace_path: workspace },
+        });
+        const job = await ctx.queue.enqueue(
+          "import",
+          {
+            protocol_run_id: run.id,
+            path: workspace,
+            repo: workspace,
+            workflow: body.workflow ?? null,
+            qa: body.qa ?? null,
+            name: body.protocol_name,
+          },
+          { singletonKey: `import:${run.id}` },
+        );
+        return { protocol_run: protocolOut(planning), job, message: "import queued" };
+      }
+      // imported before anything is created: a package that cannot be imported leaves no run behind
+      const imported = await importCodemachine(workspace, {
+        repoDir: workspace,
+        workflow: body.workflow ?? undefined,
+        qa: body.qa ?? undefined,
+      });
+      const { run, errors } = await createRunFromSpec(store, {
+        ...common,
+        spec: imported.spec,
+        files: imported.files,
+      });
+      return {
+        protocol_run: protocolOut(run),
+        message: errors.length ? `imported; the spec has ${errors.length} error(s)` : "imported",
+      };
+    },
+  );
+
+  route(
+    app,
+    ctx,
+    {
+      method: "POST",
+      url: "/specs/audit",
+      tag: "protocols",
+      summary: "Audit stored specs (queued)",
+      body: AuditBody,
+      responses: { 200: z.object({ job: EnqueuedJob, message: z.string() }) },
+    },
+    async ({ body }, req) => {
+      if (body.project_id) await accessible(req, body.project_id);
+      if (body.protocol_id) {
+        const run = await store.getProtocolRun(body.protocol_id);
+        await requireProjectAccess(ctx.secrets, req, run.projectId);
+      }
+      const job = await ctx.queue.enqueue("spec_audit", {
+        project_id: body.project_id ?? null,
+        protocol_run_id: body.protocol_id ?? null,
+        backfill: body.backfill,
+      });
+      return { job, message: "spec audit queued" };
+    },
+  );
+}

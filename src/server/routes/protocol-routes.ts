@@ -1,0 +1,72 @@
+/** One protocol run, its frozen spec and its steps. */
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { ProtocolRunOut, protocolOut, StepRunOut, stepOut } from "../api-shapes.js";
+import { requireProjectAccess } from "../auth.js";
+import { IdParam, route, type ServerContext } from "../server-context.js";
+
+const SpecReply = z.object({
+  protocol_run_id: z.number().int(),
+  protocol_name: z.string(),
+  project_id: z.number().int(),
+  spec: z.record(z.string(), z.unknown()).nullable().describe("The frozen ProtocolSpec, as it was sent."),
+  spec_hash: z.string().nullable(),
+  validation_status: z.enum(["valid", "invalid", "missing"]),
+  validation_errors: z.array(z.object({ pointer: z.string(), message: z.string() })),
+  validated_at: z.string().nullable(),
+});
+
+export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { store } = ctx;
+  const accessibleRun = async (req: Parameters<typeof requireProjectAccess>[1], id: number) => {
+    const run = await store.getProtocolRun(id);
+    await requireProjectAccess(ctx.secrets, req, run.projectId);
+    return run;
+  };
+  const common = { method: "GET" as const, tag: "protocols", params: IdParam, projectToken: true };
+
+  route(
+    app,
+    ctx,
+    { ...common, url: "/protocols/{id}", summary: "One protocol run", responses: { 200: ProtocolRunOut } },
+    async ({ params }, req) => protocolOut(await accessibleRun(req, params.id)),
+  );
+  route(
+    app,
+    ctx,
+    {
+      ...common,
+      url: "/protocols/{id}/spec",
+      summary: "The frozen spec with its hash and validation",
+      responses: { 200: SpecReply },
+    },
+    async ({ params }, req) => {
+      const run = await accessibleRun(req, params.id);
+      const meta = run.templateConfig.spec_meta;
+      return {
+        protocol_run_id: run.id,
+        protocol_name: run.protocolName,
+        project_id: run.projectId,
+        spec: run.templateConfig.protocol_spec ?? null,
+        spec_hash: meta?.spec_hash ?? null,
+        validation_status: meta?.status ?? "missing",
+        validation_errors: meta?.errors ?? [],
+        validated_at: meta?.validated_at ?? null,
+      };
+    },
+  );
+  route(
+    app,
+    ctx,
+    {
+      ...common,
+      url: "/protocols/{id}/steps",
+      summary: "Steps of a protocol run, in order",
+      responses: { 200: z.array(StepRunOut) },
+    },
+    async ({ params }, req) => {
+      const run = await accessibleRun(req, params.id);
+      return (await store.listStepRuns(run.id)).map(stepOut);
+    },
+  );
+}

@@ -1,0 +1,169 @@
+/**
+ * What a CI result does to its run, as the original did it, in one transaction with the `ci_webhook`
+ * event that records it. The step concerned is the run's latest changed step.
+ * - success: with auto-QA the step is QA'd again (needs_qa + a run_qa job, `qa_enqueued`); without, the
+ *   step is completed ("CI passed") and a run whose steps are all done completes.
+ * - running: recorded only (the runner owns `running`).
+ * - failure: the step fails and the run is blocked ("CI failed; protocol blocked"); a paused run
+ *   stays paused, a completed or cancelled one is left alone.
+ * - a merged PR/MR completes the run (`pr_merged` / `mr_merged`).
+ * A step the runner is executing right now is left to it; only the event is recorded.
+ */
+import { EVENT } from "../../runner/event-types.js";
+import { canMoveProtocol, canMoveStep } from "../../store/status.js";
+import type { ProtocolRun, StoreOps } from "../../store/types.js";
+import { type ActionOutcome, completeIfDone, jobs, latestStep } from "../run-actions.js";
+import type { CiSettings } from "../server-context.js";
+import type { CiEvent } from "./ci-events.js";
+
+/** What came of a delivery; also the `status` label of the webhook metrics. */
+export type CiAction =
+  | "recorded"
+  | "qa_enqueued"
+  | "step_completed"
+  | "completed"
+  | "step_failed"
+  | "blocked"
+  | "ignored";
+
+export interface CiApplied extends ActionOutcome {
+  action: CiAction;
+}
+
+export async function applyCi(
+  tx: StoreOps,
+  runId: number,
+  ci: CiEvent,
+  settings: CiSettings,
+): Promise<CiApplied> {
+  const run = await tx.getProtocolRun(runId);
+  const steps = await tx.listStepRuns(run.id);
+  const step = latestStep(steps);
+  const source = { source: "ci_webhook", provider: ci.provider };
+  await tx.appendEvent({
+    protocolRunId: run.id,
+    stepRunId: step?.id ?? null,
+    eventType: EVENT.ciWebhook,
+    message: `${ci.provider} ${ci.kind}: ${ci.status || "?"} on ${ci.branch ?? "?"}`,
+    metadata: { ...ci },
+  });
+  const recorded = (action: CiAction, message: string, r: ProtocolRun = run): CiApplied => ({
+    run: r,
+    step,
+    action,
+    message,
+  });
+  const closed = run.status === "completed" || run.status === "cancelled";
+
+  if (ci.outcome === "merged") {
+    if (!canMoveProtocol(run.status, "completed"))
+      return recorded("ignored", `run is ${run.status}; the merge is recorded only`);
+    const done = await tx.transitionProtocol(
+      run.id,
+      "completed",
+      {
+        eventType: ci.provider === "github" ? EVENT.prMerged : EVENT.mrMerged,
+        message: `${ci.provider === "github" ? "PR" : "MR"} ${ci.pr_number ?? ""} merged; protocol completed`,
+        metadata: { pr_number: ci.pr_number, ...source },
+      },
+      { expectedFrom: run.status },
+    );
+    return recorded("completed", "merged; run completed", done);
+  }
+  if (ci.outcome === "success") {
+    if (closed || !step) return recorded("ignored", `run is ${run.status}; recorded only`);
+    if (step.status === "running") return recorded("recorded", "the step is running; recorded only");
+    if (settings.autoQa) {
+      if (run.status === "paused") return recorded("recorded", "run is paused; recorded only");
+      if (!canMoveStep(step.status, "needs_qa") && step.status !== "needs_qa")
+        return recorded("recorded", `step is ${step.status}; nothing to check`);
+      const waiting =
+        step.status === "needs_qa"
+          ? step
+          : await tx.transitionStep(
+              step.id,
+              "needs_qa",
+              { eventType: EVENT.stepStatus, message: "CI passed; QA queued", metadata: source },
+              { expectedFrom: step.status },
+            );
+      const taken =
+        run.status === "blocked" || run.status === "failed"
+          ? await tx.transitionProtocol(
+              run.id,
+              "running",
+              { eventType: EVENT.protocolResumed, message: "CI passed; QA queued", metadata: source },
+              { expectedFrom: run.status },
+            )
+          : run;
+      await tx.appendEvent({
+        protocolRunId: run.id,
+        stepRunId: step.id,
+        eventType: EVENT.qaEnqueued,
+        message: `CI passed; QA of ${step.stepName} queued`,
+        metadata: source,
+      });
+      return {
+        run: taken,
+        step: waiting,
+        job: jobs.runQa(waiting),
+        action: "qa_enqueued",
+        message: "QA queued",
+      };
+    }
+    if (step.status === "completed") return { ...(await completed(tx, run)), step };
+    if (!canMoveStep(step.status, "completed"))
+      return recorded("recorded", `step is ${step.status}; recorded only`);
+    const passed = await tx.transitionStep(
+      step.id,
+      "completed",
+      { eventType: EVENT.stepStatus, message: "CI passed", metadata: source },
+      { expectedFrom: step.status },
+    );
+    return { ...(await completed(tx, run)), step: passed };
+  }
+  if (ci.outcome === "failure") {
+    if (!settings.blockOnFailure) return recorded("recorded", "CI failed; recorded only");
+    if (closed) return recorded("ignored", `run is ${run.status}; recorded only`);
+    const failed =
+      step && step.status !== "running" && canMoveStep(step.status, "failed")
+        ? await tx.transitionStep(
+            step.id,
+            "failed",
+            {
+              eventType: EVENT.stepFailed,
+              message: "CI failed",
+              metadata: { reason: "ci_failed", ...source },
+            },
+            { expectedFrom: step.status },
+          )
+        : step;
+    const blocked = canMoveProtocol(run.status, "blocked")
+      ? await tx.transitionProtocol(
+          run.id,
+          "blocked",
+          {
+            eventType: EVENT.protocolBlocked,
+            message: "CI failed; protocol blocked",
+            metadata: { reason: "ci_failed", ...source },
+          },
+          { expectedFrom: run.status },
+        )
+      : run;
+    return blocked.status === "blocked"
+      ? { run: blocked, step: failed, action: "blocked", message: "CI failed; run blocked" }
+      : {
+          run: blocked,
+          step: failed,
+          action: "step_failed",
+          message: `CI failed; the run stays ${run.status}`,
+        };
+  }
+  return recorded("recorded", ci.outcome === "running" ? "CI running; recorded" : "recorded");
+}
+
+async function completed(tx: StoreOps, run: ProtocolRun): Promise<CiApplied> {
+  const after = await completeIfDone(tx, run.id);
+  return after.status === "completed"
+    ? { run: after, action: "completed", message: "CI passed; run completed" }
+    : { run: after, action: "step_completed", message: "CI passed; step completed" };
+}

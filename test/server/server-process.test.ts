@@ -1,0 +1,114 @@
+/**
+ * `tgz server` as a real process: it refuses a non-loopback host without a token, writes only JSON
+ * log lines, and never writes a token or secret into them — whatever the requests carry.
+ */
+import { createHmac } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { gitRepo } from "../scenario/harness.js";
+import { type Proc, tgzProcess } from "../service/process-harness.js";
+
+const API_TOKEN = "bearer-7f3a9c-never-logged";
+const WEBHOOK_TOKEN = "webhook-51b2e0-never-logged";
+const PROJECT_TOKEN = "project-c88d41-never-logged";
+const SECRET = "deploy-key-02f6aa-never-logged";
+
+const procs: Proc[] = [];
+afterAll(async () => {
+  for (const p of procs) await p.stop("SIGKILL");
+});
+
+const env = (extra: NodeJS.ProcessEnv = {}) => ({
+  TASKSGODZILLA_DATA_DIR: mkdtempSync(join(tmpdir(), "tgz-server-")),
+  TASKSGODZILLA_REDIS_URL: "",
+  TASKSGODZILLA_DB_URL: "",
+  TASKSGODZILLA_API_TOKEN: "",
+  ...extra,
+});
+
+describe("tgz server", () => {
+  it("refuses to listen beyond loopback without TASKSGODZILLA_API_TOKEN", async () => {
+    const server = tgzProcess(["server", "--host", "0.0.0.0", "--port", "0"], env());
+    procs.push(server);
+    await server.waitFor(/refusing to listen on 0\.0\.0\.0 without TASKSGODZILLA_API_TOKEN/);
+    await new Promise<void>((resolve) => {
+      if (server.child.exitCode !== null) resolve();
+      else server.child.once("exit", () => resolve());
+    });
+    expect(server.child.exitCode).not.toBe(0);
+  });
+
+  it("logs JSON lines only, and no token or secret, whatever the requests carry", {
+    timeout: 60_000,
+  }, async () => {
+    const server = tgzProcess(
+      ["server", "--port", "0"],
+      env({ TASKSGODZILLA_API_TOKEN: API_TOKEN, TASKSGODZILLA_WEBHOOK_TOKEN: WEBHOOK_TOKEN }),
+    );
+    procs.push(server);
+    const base = (await server.waitFor(/API on (http:\/\/\S+)/))[1]!;
+    const call = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
+      fetch(`${base}${path}`, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${API_TOKEN}`,
+          "content-type": "application/json",
+          ...init.headers,
+        },
+      });
+    const repo = gitRepo();
+    const project = await (
+      await call("/projects", {
+        method: "POST",
+        body: JSON.stringify({
+          name: "p",
+          git_url: repo,
+          local_path: repo,
+          secrets: { api_token: PROJECT_TOKEN, deploy_key: SECRET },
+        }),
+      })
+    ).json();
+    expect(JSON.stringify(project)).not.toContain(SECRET);
+    expect(
+      (await call(`/projects/${project.id}`, { headers: { "x-project-token": PROJECT_TOKEN } })).status,
+    ).toBe(200);
+    expect(
+      (await call(`/projects/${project.id}`, { headers: { "x-project-token": `${PROJECT_TOKEN}x` } })).status,
+    ).toBe(403);
+    expect(
+      (await call("/projects", { headers: { authorization: `Bearer ${API_TOKEN}-wrong` } })).status,
+    ).toBe(401);
+    const body = JSON.stringify({ state: "success", branches: [{ name: "nope" }] });
+    const sig = `sha256=${createHmac("sha256", WEBHOOK_TOKEN).update(body).digest("hex")}`;
+    expect(
+      (
+        await call("/webhooks/github", {
+          method: "POST",
+          body,
+          headers: { "x-github-event": "status", "x-hub-signature-256": sig },
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await call("/webhooks/gitlab", {
+          method: "POST",
+          body: "{}",
+          headers: { "x-gitlab-token": WEBHOOK_TOKEN },
+        })
+      ).status,
+    ).toBe(404);
+    expect((await call("/projects", { method: "POST", body: "{broken" })).status).toBe(400);
+    await server.stop("SIGTERM");
+
+    expect(server.output.length).toBeGreaterThan(5);
+    for (const line of server.output) expect(() => JSON.parse(line), line).not.toThrow();
+    const log = server.output.join("\n");
+    expect(log).toContain("TasksGodzilla API on");
+    expect(log).toContain('"statusCode":403');
+    for (const secret of [API_TOKEN, WEBHOOK_TOKEN, PROJECT_TOKEN, SECRET, sig])
+      expect(log).not.toContain(secret);
+  });
+});
