@@ -56,7 +56,7 @@ export interface Catalog {
   placeholders: { userDir: Record<string, string>; packageDir: Record<string, string> };
 }
 
-export const CONFIG_FILES = ["main.agents.js", "sub.agents.js", "modules.js", "placeholders.js"] as const;
+const CONFIG_FILES = ["main.agents.js", "sub.agents.js", "modules.js", "placeholders.js"] as const;
 
 export function configFiles(pkg: PackageLocation): string[] {
   return CONFIG_FILES.map((f) => join(pkg.configDir, f)).filter((f) => existsSync(f));
@@ -117,7 +117,7 @@ export function mcpTargets(f: Fields): string[] | undefined {
   return restricted ? targets : undefined;
 }
 
-export function readAgent(file: string, index: number, value: unknown, legacy: boolean): Agent {
+function readAgent(file: string, index: number, value: unknown, legacy: boolean): Agent {
   const f = Fields.of(file, `module.exports[${index}]`, value, "an agent object");
   const id = f.requiredString("id", "an agent id");
   const a = Fields.of(file, `module.exports[${index}] (agent ${id})`, value);

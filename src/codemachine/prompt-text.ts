@@ -60,7 +60,7 @@ export function packageFile(ctx: PromptContext, path: string, asker: Asker, fiel
 }
 
 /** As CodeMachine's chained prompts: every condition (and one of conditionsAny) selected, the track among tracks. */
-export function chainedShown(entry: ChainedEntry, selection: Selection): boolean {
+function chainedShown(entry: ChainedEntry, selection: Selection): boolean {
   const chosen = selection.conditions;
   if (entry.conditions?.length && !entry.conditions.every((c) => chosen.includes(c))) return false;
   if (entry.conditionsAny?.length && !entry.conditionsAny.some((c) => chosen.includes(c))) return false;
@@ -152,7 +152,7 @@ function placeholderKey(
   return key;
 }
 
-export function convertPlaceholders(ctx: PromptContext, text: string, asker: Asker): string {
+function convertPlaceholders(ctx: PromptContext, text: string, asker: Asker): string {
   return text.replace(PLACEHOLDER, (_whole, bang: string | undefined, name: string) => {
     const key = placeholderKey(ctx, name, Boolean(bang), asker);
     return key ? `{{${key}}}` : "";

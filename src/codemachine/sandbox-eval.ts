@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { CodeMachineImportError } from "./import-errors.js";
 import { EVALUATOR_SOURCE, REALM_SOURCE } from "./sandbox-programs.js";
 
-export const TIME_LIMIT_MS = 2_000;
+const TIME_LIMIT_MS = 2_000;
 /** Starting a Node process is not counted against a file, but it may not take for ever either. */
 const STARTUP_LIMIT_MS = 20_000;
 /** Slack over a file's own limit before the process is killed (its in-process limit fires first). */

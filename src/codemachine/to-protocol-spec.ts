@@ -14,7 +14,7 @@ import { agentStep, type ModuleStep, type WorkflowEntry } from "./resolve-workfl
 import type { Dialect, LeftOut, Selection } from "./select-steps.js";
 
 /** CodeMachine engine names → our engine ids; others are kept (and named by preflight) unless mapped. */
-export const ENGINE_IDS: Record<string, string> = {
+const ENGINE_IDS: Record<string, string> = {
   codex: "codex",
   claude: "claude-code",
   opencode: "opencode",
@@ -25,12 +25,12 @@ export const ENGINE_IDS: Record<string, string> = {
  * The loop limit written when neither loopMaxIterations nor behavior.maxIterations sets one.
  * CodeMachine has no limit there; an imported loop always has one.
  */
-export const DEFAULT_LOOP_LIMIT = 3;
+const DEFAULT_LOOP_LIMIT = 3;
 
 /** How a prompt names the agent its trigger directive runs. */
 const TRIGGER_MENTION = /["']?triggerAgentId["']?\s*:\s*["']([A-Za-z0-9_.-]+)["']/g;
 
-export function directiveFor(dialect: Dialect) {
+function directiveFor(dialect: Dialect) {
   const directive = ".codemachine/memory/directive.json";
   const behavior = ".codemachine/memory/behavior.json";
   return dialect === "0.8"

@@ -136,6 +136,15 @@ describe("package code isolation", () => {
     expect(Date.now() - started).toBeLessThan(8_000);
   });
 
+  it("stops a file that eats memory, naming the file", async () => {
+    const dir = rootWith({
+      "config/main.agents.js": "const a = []; while (true) a.push(new Array(1e6).fill(1.5));",
+    });
+    expect(await importError(dir)).toBe(
+      `${join(dir, "config/main.agents.js")}: used more than 256 MB of memory`,
+    );
+  });
+
   it("gives package code a node:path that behaves as Node's posix path", async () => {
     const cases: [string, unknown[]][] = [
       ["join", ["/a/b", "../c", "./d.md"]],
