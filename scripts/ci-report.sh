@@ -2,7 +2,7 @@
 # Reports a CI result to TasksGodzilla as a signed webhook, from any CI system.
 #   scripts/ci-report.sh success|failure|running
 # Environment:
-#   TASKSGODZILLA_API_BASE          the server, e.g. http://127.0.0.1:8000 (required)
+#   TASKSGODZILLA_API_BASE          the server, e.g. http://127.0.0.1:8010 (required)
 #   TASKSGODZILLA_WEBHOOK_TOKEN     the webhook secret (required unless the server allows unsigned webhooks)
 #   TASKSGODZILLA_CI_PROVIDER       github (default: HMAC-signed "status" event) or gitlab (token header)
 #   TASKSGODZILLA_PROTOCOL_RUN_ID   the run, when the branch does not name it
@@ -23,7 +23,7 @@ json_string() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 case "$provider" in
   github)
     [ "$state" = "running" ] && state="pending"
-    body="{\"state\":\"$(json_string "$state")\",\"branches\":[{\"name\":\"$(json_string "$branch")\"}],\"target_url\":\"$(json_string "${TASKSGODZILLA_TARGET_URL:-}")\"}"
+    body="{\"state\":\"$(json_string "$state")\",\"branches\":[{\"name\":\"$(json_string "$branch")\"}],\"target_url\":\"$(json_string "${TASKSGODZILLA_TARGET_URL:-}")\",\"ref\":\"$(json_string "$branch")\"}"
     signature=""
     if [ -n "$token" ]; then
       signature="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$token" | sed 's/^.*= //')"
