@@ -18,7 +18,7 @@ const labelText = (l: Labels) => {
 /** Upper bounds (seconds) of request duration buckets. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Upper bounds (seconds) of step and QA duration buckets: agent calls take seconds to an hour. */
-export const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
+const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
 
 interface Series {
   labels: Labels;

@@ -8,8 +8,6 @@ import type { ResponseDoc, RouteDoc } from "./server-context.js";
 
 type JsonSchema = Record<string, unknown>;
 
-export const OPENAPI_FILE = "docs/openapi.json";
-
 const DOCUMENTED_AS = new WeakMap<z.ZodType, z.ZodType>();
 
 /**

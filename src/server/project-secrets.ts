@@ -24,7 +24,7 @@ export class ProjectSecrets {
     this.db = store.kysely as unknown as SecretsDb;
   }
 
-  /** Stores (or replaces) the given secrets of a project, all or none. */
+  /** Stores (or replaces) the given secrets of a project: one statement, so all or none. */
   async set(projectId: number, secrets: Record<string, unknown>): Promise<void> {
     const rows = Object.entries(secrets).map(([name, value]) => ({
       project_id: projectId,
@@ -32,18 +32,13 @@ export class ProjectSecrets {
       value: JSON.stringify(value),
     }));
     if (rows.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom("project_secrets")
-        .where("project_id", "=", projectId)
-        .where(
-          "name",
-          "in",
-          rows.map((r) => r.name),
-        )
-        .execute();
-      await trx.insertInto("project_secrets").values(rows).execute();
-    });
+    await this.db
+      .insertInto("project_secrets")
+      .values(rows)
+      .onConflict((oc) =>
+        oc.columns(["project_id", "name"]).doUpdateSet((eb) => ({ value: eb.ref("excluded.value") })),
+      )
+      .execute();
   }
 
   /** Secret names by project, for the projects' replies. */

@@ -15,13 +15,13 @@ const HEARTBEAT_MS = 15_000;
 const BATCH = 500;
 
 /** Last-Event-ID (what EventSource sends on reconnect) wins over ?after=. */
-export function resumeCursor(req: FastifyRequest, after: number | undefined): number {
+function resumeCursor(req: FastifyRequest, after: number | undefined): number {
   const header = req.headers["last-event-id"];
   const value = Number(Array.isArray(header) ? header[0] : (header ?? after ?? 0));
   return Number.isInteger(value) && value > 0 ? value : 0;
 }
 
-export function sseFrame(e: Event, named: boolean): string {
+function sseFrame(e: Event, named: boolean): string {
   return `id: ${e.id}\n${named ? `event: ${e.eventType}\n` : ""}data: ${JSON.stringify(eventOut(e))}\n\n`;
 }
 

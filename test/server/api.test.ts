@@ -124,6 +124,10 @@ describe("projects and protocol runs", () => {
       (await call("GET", `/protocols/${run.id}`, undefined, { "x-project-token": "project-secret" })).body
         .status,
     ).toBe("planned");
+    // a token that could never be sent is refused rather than silently not enforced
+    expect(
+      (await call("POST", "/projects", { name: "bad", git_url: repo, secrets: { api_token: 42 } })).body,
+    ).toMatchObject({ error: "invalid_request", detail: expect.stringMatching(/^secrets\.api_token: /) });
     // other projects are not affected
     const { run: open } = await api.newRun();
     expect((await call("GET", `/protocols/${open.id}`)).status).toBe(200);

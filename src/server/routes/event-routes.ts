@@ -12,7 +12,7 @@ import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 import { streamEvents } from "../sse.js";
 
 /** The original's onboarding events (`kind=onboarding`). */
-export const ONBOARDING_EVENTS = [
+const ONBOARDING_EVENTS = [
   "setup_enqueued",
   "setup_started",
   "setup_pending_clone",

@@ -22,7 +22,8 @@ const ProjectCreate = z.object({
   ci_provider: z.string().nullish(),
   default_models: z.record(z.string(), z.string()).nullish(),
   secrets: z
-    .record(z.string(), z.unknown())
+    .object({ api_token: z.string().min(1).optional().describe("Asked for as X-Project-Token.") })
+    .catchall(z.unknown())
     .nullish()
     .describe(
       "Stored, never returned (replies list only their names). api_token guards the project's routes.",
