@@ -1,152 +1,194 @@
 /**
- * Workers ride out their backends going away: a Redis server restarted under a BullMQ worker, and
- * Postgres connections killed under a worker on the embedded queue. Jobs queued afterwards still run.
+ * Worker processes ride out their backends going away. A Redis without persistence restarted under
+ * busy workers loses every job, waiting and active: the workers reconnect, stop the engines whose
+ * leases vanished, and the reconciler queues the runs again, each step completing once. Postgres
+ * connections terminated while a step runs are replaced; the run ends with no half-written state.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { connect } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { findBinary } from "../../src/engines/process/run-process.js";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
-import { JobWorker } from "../../src/worker/job-worker.js";
+import type { Store } from "../../src/store/types.js";
+import { gitRepo } from "../scenario/harness.js";
 import { PG_URL, postgresReachable } from "../store/store-backends.js";
+import {
+  logLines,
+  type Proc,
+  pgSchema,
+  redisServer,
+  redisServerBinary,
+  tgzProcess,
+} from "./process-harness.js";
+import { shellRun, until } from "./worker-setup.js";
 
-const redisServer = findBinary("redis-server");
 const pgUp = await postgresReachable();
-if (process.env.CI === "true" && (!redisServer || !pgUp))
+if (process.env.CI === "true" && (!redisServerBinary || !pgUp))
   throw new Error("redis-server and Postgres are required in CI");
 
-const portFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once("error", () => resolve(true));
-  });
+const procs: Proc[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const p of procs) await p.stop("SIGKILL");
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
 
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out: ${what}`);
+/** The test's own handle on a schema the worker processes use too. */
+async function sharedStore(name: string) {
+  const schema = await pgSchema(name);
+  const store = await openStore({ url: PG_URL, pgSchema: name });
+  cleanups.push(() => schema.drop());
+  cleanups.push(() => store.close());
+  return { schema, store };
 }
 
-describe.skipIf(!redisServer)("a BullMQ worker across a Redis restart", () => {
-  const port = 16_379 + (process.pid % 1000);
-  let redis: ChildProcess | undefined;
-  const startRedis = async () => {
-    redis = spawn(
-      redisServer!,
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: "ignore" },
-    );
-    await until(async () => !(await portFree(port)), 10_000, "redis up");
-  };
-  const stopRedis = async () => {
-    const r = redis!;
-    await new Promise<void>((resolve) => {
-      r.once("exit", () => resolve());
-      r.kill("SIGKILL");
-    });
-  };
-  afterAll(async () => {
-    if (redis && redis.exitCode === null) await stopRedis();
-  });
+/** A run moved to running, as the API does before it queues the run's job. */
+async function runningRun(store: Store, repo: string, label: string, command: string) {
+  const run = await shellRun(store, repo, [{ id: "work", command }], `${label}`);
+  await store.transitionProtocol(run.id, "running", { eventType: "resumed", message: "queued by the test" });
+  return run;
+}
 
-  it("reconnects and runs jobs queued after Redis came back", { timeout: 60_000 }, async () => {
-    await startRedis();
-    const url = `redis://127.0.0.1:${port}`;
-    const prefix = `tgz-${randomUUID()}`;
-    const done: string[] = [];
-    const logs: string[] = [];
-    const errors: string[] = [];
-    const worker = new JobWorker({
-      queue: new BullmqQueue({
-        url,
-        prefix,
-        stalledIntervalMs: 500,
-        onConnectionError: (e) => errors.push(e.message),
-      }),
-      handlers: { spec_audit: async (job) => void done.push(String(job.payload.n)) },
-      workerId: "w",
-      pollMs: 100,
-      log: (l) => logs.push(JSON.stringify(l)),
-    });
-    worker.start();
-    const producer = new BullmqQueue({ url, prefix, onConnectionError: (e) => errors.push(e.message) });
-    await producer.enqueue("spec_audit", { n: 1 });
-    await until(() => done.includes("1"), 10_000, "first job");
-    await stopRedis();
-    await sleep(1500);
-    await startRedis();
-    await producer.enqueue("spec_audit", { n: 2 });
-    await until(() => done.includes("2"), 30_000, "job after the restart");
-    // the outage was seen and reported, and nothing was lost
-    expect(errors.some((e) => /ECONNREFUSED|Connection is closed/.test(e))).toBe(true);
-    expect(done).toEqual(["1", "2"]);
-    expect(logs.some((l) => l.includes('"job failed"'))).toBe(false);
-    await worker.stop();
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : []);
+
+describe.skipIf(!redisServerBinary || !pgUp)("worker processes across a Redis restart", () => {
+  it("reconnect, and the runs whose jobs were waiting or active all complete, each step once", {
+    timeout: 120_000,
+  }, async () => {
+    const redis = redisServer(16_379 + (process.pid % 1000));
+    cleanups.push(() => redis.kill());
+    await redis.start();
+    const { schema, store } = await sharedStore(`reconn_${process.pid}_${Date.now()}`);
+    const prefix = `tgz-test-${randomUUID()}`;
+    const repo = gitRepo();
+    const log = join(repo, "steps.log");
+    const runs = [];
+    for (const label of ["r1", "r2", "r3", "r4"])
+      runs.push(
+        await runningRun(
+          store,
+          repo,
+          `000${label[1]}-${label}`,
+          `echo "start ${label} $PPID" >> ${log}; sleep 4; echo "end ${label}" >> ${log}`,
+        ),
+      );
+    const producer = new BullmqQueue({ url: redis.url, prefix, onConnectionError: () => undefined });
+    for (const r of runs)
+      await producer.enqueue("execute_protocol", { protocol_run_id: r.id }, { singletonKey: `run:${r.id}` });
     await producer.close();
+    const env = {
+      TASKSGODZILLA_DB_URL: schema.url,
+      TASKSGODZILLA_REDIS_URL: redis.url,
+      TASKSGODZILLA_QUEUE_PREFIX: prefix,
+      TASKSGODZILLA_RECONCILE_SECONDS: "2",
+    };
+    const workers = ["a", "b"].map(() => {
+      const p = tgzProcess(["worker", "--lease-seconds", "3"], env);
+      procs.push(p);
+      return p;
+    });
+    await Promise.all(workers.map((w) => w.waitFor(/worker started/)));
+    // two steps are running (one per worker), two jobs wait
+    await until(() => lines(log).length >= 2, 20_000, "two steps started");
+    expect(lines(log)).toHaveLength(2);
+    await redis.kill();
+    await sleep(1500);
+    await redis.start();
+
+    for (const r of runs)
+      await until(
+        async () => (await store.getProtocolRun(r.id)).status === "completed",
+        90_000,
+        async () =>
+          `run ${r.id} completed\n${(await store.listEvents({ protocolRunId: r.id })).map((e) => `${e.eventType}: ${e.message}`).join("\n")}\n${workers.map((w) => w.output.slice(-10).join("\n")).join("\n---\n")}`,
+      );
+    const written = lines(log);
+    // every run's step ended exactly once; the two cut short by the restart started twice
+    for (const label of ["r1", "r2", "r3", "r4"])
+      expect(written.filter((l) => l === `end ${label}`)).toHaveLength(1);
+    expect(written.filter((l) => l.startsWith("start"))).toHaveLength(6);
+    const requeued = await store.listEvents({ eventTypes: ["run_requeued"] });
+    expect(new Set(requeued.map((e) => e.protocolRunId))).toEqual(new Set(runs.map((r) => r.id)));
+    // the outage was seen and reported; the engines whose job leases vanished were stopped
+    const output = workers.flatMap((w) => w.output).join("\n");
+    expect(output).toMatch(/redis: .*(ECONNREFUSED|Connection is closed)/);
+    expect(workers.flatMap((w) => logLines(w, "lease lost; aborting the job"))).toHaveLength(2);
+    expect(workers.flatMap((w) => logLines(w, "job failed; dead-lettered"))).toHaveLength(0);
   });
 });
 
-describe.skipIf(!pgUp)("a worker on Postgres whose connections are killed", () => {
-  let store: KyselyStore | undefined;
-  const schema = `drop_${process.pid}`;
-  const app = `tgz-drop-${process.pid}`;
-  afterAll(async () => {
-    await store?.close();
-    const c = new pg.Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
-  });
-
-  it("backs off, logs it, and goes on with fresh connections", { timeout: 60_000 }, async () => {
-    store = await openStore({ url: `${PG_URL}?application_name=${app}`, pgSchema: schema });
-    const queue = new StoreQueue(store.kysely, "postgres");
-    const done: string[] = [];
-    const logs: string[] = [];
-    const worker = new JobWorker({
-      queue,
-      handlers: { spec_audit: async (job) => void done.push(String(job.payload.n)) },
-      workerId: "w",
-      pollMs: 100,
-      log: (l) => logs.push(JSON.stringify(l)),
-    });
-    worker.start();
-    await queue.enqueue("spec_audit", { n: 1 });
-    await until(() => done.includes("1"), 10_000, "first job");
+describe.skipIf(!pgUp)("a worker process whose Postgres goes away mid-step", () => {
+  it("rides it out with a logged retry, goes on with fresh connections and leaves no partial state", {
+    timeout: 120_000,
+  }, async () => {
+    // a login role of the test's own, so the outage can be made for this worker alone
+    const role = `tgz_drop_${process.pid}`;
+    const name = `drop_${process.pid}_${Date.now()}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
-    const killed = await admin.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-      [app],
+    cleanups.push(async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    });
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    await admin.query(`CREATE SCHEMA ${name} AUTHORIZATION ${role}`);
+    const workerUrl = `${PG_URL.replace("//postgres@", `//${role}@`)}?options=${encodeURIComponent(`-c search_path=${name}`)}`;
+    // the same role as the worker, so the tables are the role's whoever migrates first
+    const store = await openStore({ url: workerUrl });
+    cleanups.push(() => store.close());
+    const repo = gitRepo();
+    const log = join(repo, "steps.log");
+    const step = (label: string) => `echo "start ${label}" >> ${log}; sleep 2; echo "end ${label}" >> ${log}`;
+    const run = await shellRun(store, repo, [
+      { id: "a", command: step("a") },
+      { id: "b", command: step("b") },
+    ]);
+    const queue = new StoreQueue((store as KyselyStore).kysely, "postgres");
+    await queue.enqueue("execute_protocol", { protocol_run_id: run.id }, { backoffMs: 500 });
+    // the embedded queue on Postgres: claims, heartbeats and the runner all lose their connections
+    const worker = tgzProcess(["worker", "--lease-seconds", "6"], { TASKSGODZILLA_DB_URL: workerUrl });
+    procs.push(worker);
+    await worker.waitFor(/worker started/);
+    await until(() => lines(log).includes("start a"), 20_000, "step a started");
+    await sleep(500);
+    // Postgres goes away for this worker: its connections are cut and new ones refused for 2.5 s,
+    // across the end of step a and at least one heartbeat
+    await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
+    const cut = await admin.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+      [role],
     );
-    await admin.end();
-    expect(killed.rowCount).toBeGreaterThan(0);
+    expect(cut.rowCount).toBeGreaterThan(0);
+    await sleep(2500);
+    await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT -1`);
+
     await until(
-      async () => {
-        try {
-          await queue.enqueue("spec_audit", { n: 2 });
-          return true;
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      "enqueue after the drop",
+      async () => (await store.getProtocolRun(run.id)).status === "completed",
+      60_000,
+      `run completed\n${worker.output.slice(-15).join("\n")}`,
     );
-    await until(() => done.includes("2"), 20_000, "job after the drop");
-    await worker.stop();
+    expect(worker.output.join("\n")).toMatch(/postgres: connection lost/);
+    expect(logLines(worker, "heartbeat failed; retrying while the lease holds").length).toBeGreaterThan(0);
+    expect(logLines(worker, "job failed; dead-lettered")).toHaveLength(0);
+    // no partial state: each step is completed once, and every execution of it is in the ledger
+    const steps = await store.listStepRuns(run.id);
+    expect(steps.map((s) => s.status)).toEqual(["completed", "completed"]);
+    const written = lines(log);
+    const events = await store.listEvents({ protocolRunId: run.id });
+    for (const s of steps) {
+      const mine = events.filter((e) => e.stepRunId === s.id).map((e) => e.eventType);
+      expect(mine.filter((t) => t === "step_started")).toHaveLength(
+        written.filter((l) => l === `start ${s.stepName}`).length,
+      );
+      expect(mine.filter((t) => t === "step_completed")).toHaveLength(1);
+    }
+    expect(written.filter((l) => l === "end b")).toHaveLength(1);
+    expect(events.filter((e) => e.eventType === "protocol_completed")).toHaveLength(1);
   });
 });

@@ -1,24 +1,28 @@
 /**
- * Scale-out with real processes on Postgres + Redis: a server and two workers share three protocols
- * under an engine cap of 1; a worker killed with SIGKILL mid-step loses its job to another after the
- * lease; the server restarts while runs go on.
+ * Scale-out with real processes on Postgres + Redis: a server and two workers run three protocols
+ * at once under an engine cap of 1 (checked from the steps' own timestamps) across a server
+ * restart; a worker killed with SIGKILL mid-step loses its jobs to another after the lease, and each
+ * step is run again or failed by its declared crash policy.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deleteRedisKeys } from "../queue/redis-keys.js";
 import { gitRepo } from "../scenario/harness.js";
-import { PG_URL, postgresReachable } from "../store/store-backends.js";
-import { type Proc, tgzProcess } from "./process-harness.js";
+import { postgresReachable } from "../store/store-backends.js";
+import { groupMembers } from "../support/processes.js";
+import { logLines, type Proc, pgSchema, tgzProcess } from "./process-harness.js";
 
 const pgUp = await postgresReachable();
 const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 if (process.env.CI === "true" && !pgUp) throw new Error("Postgres is required in CI");
 
 describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
-  const schema = `scale_${process.pid}_${Date.now()}`;
   const procs: Proc[] = [];
+  const prefix = `tgz-scale-${randomUUID()}`;
+  let schema: Awaited<ReturnType<typeof pgSchema>>;
   let env: NodeJS.ProcessEnv;
   let base = "";
   const TOKEN = "scale-token";
@@ -41,62 +45,78 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     base = (await server.waitFor(/API on (http:\/\/\S+)/))[1]!;
     return server;
   };
+  const startWorker = async (leaseSeconds: number, concurrency = 1) => {
+    const w = start([
+      "worker",
+      "--lease-seconds",
+      String(leaseSeconds),
+      "--concurrency",
+      String(concurrency),
+    ]);
+    await w.waitFor(/worker started/);
+    return w;
+  };
   const waitStatus = async (runId: number, status: string, ms = 60_000) => {
     const end = Date.now() + ms;
     while (Date.now() < end) {
       if ((await api("GET", `/protocols/${runId}`)).status === status) return;
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     const tails = procs.map((p) => p.output.slice(-8).join("\n")).join("\n---\n");
     throw new Error(
       `run ${runId} never became ${status}: ${(await api("GET", `/protocols/${runId}`)).status}\n${tails}`,
     );
   };
+  const events = async (runId: number) =>
+    (await api("GET", `/protocols/${runId}/events?after=0&limit=1000`)) as {
+      event_type: string;
+      step_run_id: number | null;
+      metadata: Record<string, unknown>;
+    }[];
+  const shellStep = (id: string, command: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    engine_id: "shell",
+    qa: { policy: "skip" },
+    inputs: { command },
+    ...extra,
+  });
 
   beforeAll(async () => {
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
+    schema = await pgSchema(`scale_${process.pid}_${Date.now()}`);
     env = {
-      TASKSGODZILLA_DB_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      TASKSGODZILLA_DB_URL: schema.url,
       TASKSGODZILLA_REDIS_URL: REDIS_URL,
-      TASKSGODZILLA_QUEUE_PREFIX: `tgz-scale-${randomUUID()}`,
+      TASKSGODZILLA_QUEUE_PREFIX: prefix,
       TASKSGODZILLA_API_TOKEN: TOKEN,
       TASKSGODZILLA_ENGINE_CONCURRENCY: "shell=1",
     };
   });
   afterAll(async () => {
     for (const p of procs) await p.stop("SIGKILL");
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    await schema?.drop();
+    await deleteRedisKeys(REDIS_URL, prefix);
   });
 
-  it("runs three protocols on two workers with at most one shell call at a time, across a server restart", {
+  it("runs three protocols on two workers with never two shell calls at once, across a server restart", {
     timeout: 120_000,
   }, async () => {
     let server = await startServer();
-    const workers = [start(["worker", "--lease-seconds", "5"]), start(["worker", "--lease-seconds", "5"])];
-    await Promise.all(workers.map((w) => w.waitFor(/worker started/)));
+    const workers = [await startWorker(5), await startWorker(5)];
     const repo = gitRepo();
-    const log = join(repo, "calls.log");
+    const timeline = join(repo, "calls.log");
     const project = await api("POST", "/projects", { name: "scale", git_url: repo, local_path: repo });
-    const step = (id: string) => ({
-      id,
-      engine_id: "shell",
-      qa: { policy: "skip" },
-      inputs: {
-        command: `echo "start $(date +%s%N)" >> ${log}; sleep 0.4; echo "end $(date +%s%N)" >> ${log}`,
-      },
-    });
+    // each call records its own start and end (ns) and the worker it ran in ($PPID)
+    const step = (label: string) =>
+      shellStep(
+        label.split("/")[1]!,
+        `echo "start ${label} $(date +%s%N) $PPID" >> ${timeline}; sleep 0.4; echo "end ${label} $(date +%s%N)" >> ${timeline}`,
+      );
     const runs = [];
     for (let i = 0; i < 3; i++)
       runs.push(
         await api("POST", `/projects/${project.id}/protocols`, {
           protocol_name: `p${i}`,
-          spec: { steps: [step("a"), step("b")] },
+          spec: { steps: [step(`p${i}/a`), step(`p${i}/b`)] },
         }),
       );
     for (const r of runs) await api("POST", `/protocols/${r.id}/actions/start`);
@@ -104,65 +124,91 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     await server.stop();
     server = await startServer();
     for (const r of runs) await waitStatus(r.id, "completed");
-    const lines = readFileSync(log, "utf8").trim().split("\n");
-    expect(lines).toHaveLength(12);
-    // with a cap of one, every start is followed by its own end before the next start
-    expect(lines.map((l) => l.split(" ")[0])).toEqual(
-      Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? "start" : "end")),
-    );
+
+    const calls = new Map<string, { start: bigint; end?: bigint; worker: number }>();
+    for (const line of readFileSync(timeline, "utf8").trim().split("\n")) {
+      const [what, label, ns, ppid] = line.split(" ");
+      if (what === "start") {
+        expect(calls.has(label!)).toBe(false); // every step ran once
+        calls.set(label!, { start: BigInt(ns!), worker: Number(ppid) });
+      } else calls.get(label!)!.end = BigInt(ns!);
+    }
+    expect([...calls.keys()].sort()).toEqual(["p0/a", "p0/b", "p1/a", "p1/b", "p2/a", "p2/b"]);
+    const spans = [...calls.values()].sort((x, y) => (x.start < y.start ? -1 : 1));
+    for (let i = 1; i < spans.length; i++) expect(spans[i]!.start).toBeGreaterThanOrEqual(spans[i - 1]!.end!);
+    // both workers ran steps
+    const workerPids = workers.map((w) => w.child.pid);
+    expect(new Set(spans.map((s) => s.worker))).toEqual(new Set(workerPids));
+    for (const w of workers) expect(logLines(w, "job completed").length).toBeGreaterThanOrEqual(1);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count 6/);
-    const jobsByWorker = workers.map((w) => w.output.filter((l) => l.includes('"job started"')).length);
-    expect(jobsByWorker.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3);
     for (const w of workers) await w.stop();
   });
 
-  it("hands the step of a worker killed with SIGKILL to another worker after its lease", {
+  it("hands the steps of a worker killed with SIGKILL to another, run again or failed by their crash policy", {
     timeout: 120_000,
   }, async () => {
     if (!base) await startServer();
-    const victim = start(["worker", "--lease-seconds", "3"]);
+    // no cap here: both steps are mid-call when the worker dies
+    const uncapped = { TASKSGODZILLA_ENGINE_CONCURRENCY: "" };
+    const victim = start(["worker", "--lease-seconds", "3", "--concurrency", "2"], uncapped);
     await victim.waitFor(/worker started/);
     const repo = gitRepo();
+    const out = join(repo, "out.txt");
     const project = await api("POST", "/projects", { name: "crash", git_url: repo, local_path: repo });
-    const run = await api("POST", `/projects/${project.id}/protocols`, {
-      protocol_name: "crash",
+    // the first attempt hangs (recording its process group, to clean up); a later one is quick
+    const attempt = (label: string) =>
+      `n=$(($(cat ${label}.attempts 2>/dev/null || echo 0) + 1)); echo $n > ${label}.attempts; ` +
+      `echo "start ${label} $n $PPID $$" >> ${out}; if [ $n = 1 ]; then sleep 60; else sleep 0.3; fi; echo "end ${label} $n" >> ${out}`;
+    const rerun = await api("POST", `/projects/${project.id}/protocols`, {
+      protocol_name: "rerun",
       spec: {
-        steps: [
-          {
-            id: "slow",
-            engine_id: "shell",
-            qa: { policy: "skip" },
-            inputs: { command: "sleep 2; echo slow >> out.txt" },
-          },
-          {
-            id: "after",
-            engine_id: "shell",
-            qa: { policy: "skip" },
-            inputs: { command: "echo after >> out.txt" },
-          },
-        ],
+        steps: [shellStep("slow", attempt("rerun")), shellStep("after", `echo "after rerun" >> ${out}`)],
       },
     });
-    await api("POST", `/protocols/${run.id}/actions/start`);
-    await victim.waitFor(/"job started"/);
-    const end = Date.now() + 10_000;
-    while (
-      Date.now() < end &&
-      !(await api("GET", `/protocols/${run.id}/events?event_type=step_started`)).events.length
-    )
-      await new Promise((r) => setTimeout(r, 100));
+    const strict = await api("POST", `/projects/${project.id}/protocols`, {
+      protocol_name: "no-crash-retry",
+      spec: { steps: [shellStep("slow", attempt("strict"), { retry: { crashes: 0 } })] },
+    });
+    for (const r of [rerun, strict]) await api("POST", `/protocols/${r.id}/actions/start`);
+    const lines = () => (existsSync(out) ? readFileSync(out, "utf8").trim().split("\n") : []);
+    const end = Date.now() + 20_000;
+    while (lines().length < 2 && Date.now() < end) await sleep(100);
+    expect(
+      lines()
+        .map((l) => l.split(" ").slice(0, 3).join(" "))
+        .sort(),
+    ).toEqual(["start rerun 1", "start strict 1"]);
     await victim.stop("SIGKILL");
-    const rescuer = start(["worker", "--lease-seconds", "3"]);
-    await waitStatus(run.id, "completed", 60_000);
-    const events = (await api("GET", `/protocols/${run.id}/events?after=0&limit=1000`)).events as {
-      event_type: string;
-      message: string;
-    }[];
-    const types = events.map((e) => e.event_type);
-    expect(types.filter((t) => t === "step_recovered")).toHaveLength(1);
-    expect(types.filter((t) => t === "protocol_completed")).toHaveLength(1);
-    expect(types.filter((t) => t === "step_started")).toHaveLength(3);
-    expect(rescuer.output.some((l) => l.includes('"job completed"'))).toBe(true);
+    const orphans = lines().map((l) => Number(l.split(" ")[4]));
+    let rescuer: Proc;
+    try {
+      rescuer = start(["worker", "--lease-seconds", "3"], uncapped);
+      await waitStatus(rerun.id, "completed", 90_000);
+      await waitStatus(strict.id, "blocked", 90_000);
+    } finally {
+      // the dead worker's engines are nobody's to kill: they would run to their own timeout
+      for (const pgid of orphans) if (groupMembers(pgid).length) process.kill(-pgid, "SIGKILL");
+    }
+    const written = lines().map((l) => l.split(" "));
+    // exactly the executions expected: the killed ones, one re-run of the step that allows it, then the next step
+    expect(written.map((w) => w.slice(0, 3).join(" ")).sort()).toEqual(
+      ["start rerun 1", "start strict 1", "start rerun 2", "end rerun 2", "after rerun"].sort(),
+    );
+    const ranIn = (label: string, n: string) => Number(written.find((w) => w[1] === label && w[2] === n)![3]);
+    expect(ranIn("rerun", "1")).toBe(victim.child.pid);
+    expect(ranIn("strict", "1")).toBe(victim.child.pid);
+    expect(ranIn("rerun", "2")).toBe(rescuer!.child.pid);
+
+    const rerunTypes = (await events(rerun.id)).map((e) => e.event_type);
+    expect(rerunTypes.filter((t) => t === "step_recovered")).toHaveLength(1);
+    expect(rerunTypes.filter((t) => t === "step_started")).toHaveLength(3);
+    expect(rerunTypes.filter((t) => t === "step_completed")).toHaveLength(2);
+    expect(rerunTypes.filter((t) => t === "protocol_completed")).toHaveLength(1);
+    const strictEvents = await events(strict.id);
+    const strictTypes = strictEvents.map((e) => e.event_type);
+    expect(strictTypes.filter((t) => t === "step_started")).toHaveLength(1);
+    expect(strictEvents.find((e) => e.event_type === "step_failed")?.metadata.reason).toBe("crashed");
+    expect(strictEvents.find((e) => e.event_type === "protocol_blocked")?.metadata.reason).toBe("crashed");
   });
 });

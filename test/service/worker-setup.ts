@@ -49,16 +49,18 @@ export async function shellRun(
   return run;
 }
 
+/** Polls `check` until it is truthy; `what` (or what it returns, for details read at the time) names it on a timeout. */
 export async function until<T>(
   check: () => Promise<T> | T,
   ms: number,
-  what: string,
+  what: string | (() => Promise<string>),
 ): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();
     if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${ms} ms: ${typeof what === "string" ? what : await what()}`);
     await sleep(50);
   }
 }
