@@ -3,7 +3,7 @@
  * folder copied into `.protocols/<run>/`, and the step rows created from it — in one transaction.
  * A spec that fails validation still creates the run, blocked, with one spec_validation_error per error.
  */
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
 import { slugify } from "../git/protocol-names.js";
@@ -83,8 +83,6 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   if (input.intoRunId !== undefined) return fillRun(store, input.intoRunId, raw, input.files);
   const project = await projectFor(store, input);
   const workspace = input.worktreePath ?? projectWorkspace(project);
-  const existing = await store.listProtocolRuns(project.id);
-  const number = String(existing.length + 1).padStart(4, "0");
   const metaName = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
   const baseName =
     input.name ??
@@ -93,26 +91,26 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       : input.specPath
         ? basename(input.specPath, extname(input.specPath))
         : "protocol");
-  const protocolName =
-    input.name && NUMBERED_NAME.test(input.name)
-      ? input.name
-      : `${number}-${slugify(baseName, 40, "protocol")}`;
+  const givenName = input.name && NUMBERED_NAME.test(input.name) ? input.name : undefined;
   // a project known only by its git URL has no checkout yet: the run is stored without a folder
-  const protocolRoot =
-    input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
-
-  if (protocolRoot) writeFiles(protocolRoot, input.files);
-  else if (input.files || input.specPath)
+  if (!input.protocolRoot && !workspace && (input.files || input.specPath))
     throw new InvalidInputError(
       `project ${project.id} has no local checkout to write the protocol folder in`,
     );
-  if (input.specPath && workspace && protocolRoot) {
-    const specDir = dirname(resolve(input.specPath));
-    if (!isInside(workspace, specDir)) {
-      cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
-    }
-  }
   const run = await store.transaction(async (tx) => {
+    // numbered inside the write transaction, so concurrent creators take turns and never share a number
+    const protocolName =
+      givenName ?? `${await nextRunNumber(tx, project.id, workspace)}-${slugify(baseName, 40, "protocol")}`;
+    const protocolRoot =
+      input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
+    if (protocolRoot) {
+      writeFiles(protocolRoot, input.files);
+      if (input.specPath && workspace) {
+        const specDir = dirname(resolve(input.specPath));
+        if (!isInside(workspace, specDir))
+          cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
+      }
+    }
     const created = await tx.createProtocolRun({
       projectId: project.id,
       protocolName,
@@ -144,6 +142,15 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
 }
 
 const NUMBERED_NAME = /^\d{4}-[A-Za-z0-9._/-]+$/;
+
+/** One past the highest number among the project's runs and the protocol folders already in the checkout. */
+async function nextRunNumber(tx: StoreOps, projectId: number, workspace: string | null): Promise<string> {
+  const names = (await tx.listProtocolRuns(projectId)).map((r) => r.protocolName);
+  const dir = workspace ? join(workspace, PROTOCOLS_DIR) : null;
+  if (dir && existsSync(dir)) names.push(...readdirSync(dir));
+  const numbers = names.map((n) => /^(\d+)-/.exec(n)?.[1]).filter((n): n is string => n !== undefined);
+  return String(Math.max(0, ...numbers.map(Number)) + 1).padStart(4, "0");
+}
 
 async function projectFor(store: Store, input: CreateRunInput) {
   if (input.projectId !== undefined) return store.getProject(input.projectId);
