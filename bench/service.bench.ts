@@ -1,175 +1,270 @@
 /**
- * Service figures: API latency of GET /protocols/{id}/events under 200 concurrent clients, event
- * delivery over SSE to 50 subscribers, and steps per second through the queue with the replay engine
- * on SQLite (embedded queue) and on Postgres + BullMQ, with 1, 2 and 4 workers (in one process).
+ * Service figures, each from real processes:
+ * - API latency of GET /protocols/{id}/events: `tgz server` in its own process, 200 concurrent
+ *   clients on keep-alive connections from this process for BENCH_SECONDS (default 10) after a
+ *   warm-up; median and p99.
+ * - SSE: events per second delivered to 50 subscribers of the run's stream while this process
+ *   appends events to the store the server reads.
+ * - Queue throughput: steps per second of `replay` steps (QA skipped) through the job queue, run by
+ *   1, 2 and 4 `tgz worker` processes, on SQLite (embedded queue) and on Postgres + BullMQ. A
+ *   warm-up round (excluded) sizes the measured round to last several seconds.
+ * Prints a table at the end.
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { loadConfig } from "../src/config/load-config.js";
-import { createDefaultRegistry } from "../src/engines/builtin-engines.js";
 import { BullmqQueue } from "../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../src/queue/job-queue.js";
 import { StoreQueue } from "../src/queue/store-queue.js";
-import { buildServer } from "../src/server/build-server.js";
 import { createRunFromSpec } from "../src/services/create-run.js";
 import type { KyselyStore } from "../src/store/kysely-store.js";
 import { openStore } from "../src/store/open-store.js";
-import { jobHandlers } from "../src/worker/job-handlers.js";
-import { JobWorker } from "../src/worker/job-worker.js";
+import { deleteRedisKeys } from "../test/queue/redis-keys.js";
+import { type Proc, tgzProcess } from "../test/service/process-harness.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PG_URL = process.env.TASKSGODZILLA_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+/** How long a measured queue round should last, roughly. */
+const QUEUE_ROUND_SECONDS = Number(process.env.BENCH_QUEUE_SECONDS ?? 6);
+
+const rows: [string, string][] = [];
+const report = (what: string, figure: string) => {
+  rows.push([what, figure]);
+  console.log(`${what}: ${figure}`);
+};
 
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? 0;
 
-function specDir(steps: number): string {
-  const dir = mkdtempSync(join(tmpdir(), "tgz-bench-svc-"));
+const tmp = (what: string) => mkdtempSync(join(tmpdir(), `tgz-bench-${what}-`));
+
+/** A spec folder of `steps` replay steps, QA skipped (the queue and runner are what is measured). */
+function specFile(steps: number): string {
+  const dir = tmp("spec");
   writeFileSync(join(dir, "p.md"), "Do {{step_id}}.");
-  writeFileSync(
-    join(dir, "protocol.json"),
-    JSON.stringify({
-      steps: Array.from({ length: steps }, (_, i) => ({
-        id: `s${i}`,
-        engine_id: "replay",
-        prompt_ref: "p.md",
-        inputs: { final: `done ${i}` },
-        qa: { policy: "light" },
-      })),
-    }),
-  );
-  return dir;
+  const spec = {
+    steps: Array.from({ length: steps }, (_, i) => ({
+      id: `s${i}`,
+      engine_id: "replay",
+      prompt_ref: "p.md",
+      inputs: { final: `done ${i}` },
+      qa: { policy: "skip" },
+    })),
+  };
+  writeFileSync(join(dir, "protocol.json"), JSON.stringify(spec));
+  return join(dir, "protocol.json");
 }
 
-function repo(): string {
-  const dir = mkdtempSync(join(tmpdir(), "tgz-bench-repo-"));
-  mkdirSync(dir, { recursive: true });
-  return dir;
+async function newRun(store: KyselyStore, steps: number) {
+  const repo = tmp("repo");
+  mkdirSync(repo, { recursive: true });
+  return (await createRunFromSpec(store, { repoDir: repo, specPath: specFile(steps) })).run;
 }
 
-async function apiLatency(store: KyselyStore, queue: JobQueue) {
-  const { run } = await createRunFromSpec(store, {
-    repoDir: repo(),
-    specPath: join(specDir(50), "protocol.json"),
+function started(p: Proc, pattern: RegExp) {
+  return p.waitFor(pattern, 30_000);
+}
+
+// ---------------------------------------------------------------- API latency and SSE
+
+/** One GET on a keep-alive connection; resolves with the latency in ms. */
+function timedGet(agent: Agent, url: URL): Promise<number> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        res.statusCode === 200 ? resolve(performance.now() - t) : reject(new Error(`HTTP ${res.statusCode}`)),
+      );
+    });
+    req.on("error", reject);
+    req.end();
   });
-  for (let i = 0; i < 500; i++)
-    await store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
-  const app = buildServer({ store, queue, configFor: (d) => loadConfig(d, {}) });
-  const base = await app.listen({ host: "127.0.0.1", port: 0 });
+}
+
+async function load(agent: Agent, url: URL, clients: number, seconds: number): Promise<number[]> {
   const latencies: number[] = [];
-  const end = Date.now() + SECONDS * 1000;
+  const end = Date.now() + seconds * 1000;
   await Promise.all(
-    Array.from({ length: 200 }, async () => {
-      while (Date.now() < end) {
-        const t = performance.now();
-        const res = await fetch(`${base}/protocols/${run.id}/events?limit=50`);
-        await res.arrayBuffer();
-        latencies.push(performance.now() - t);
-      }
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) latencies.push(await timedGet(agent, url));
     }),
   );
-  console.log(
-    `API GET /protocols/{id}/events, 200 clients, ${SECONDS} s: ${latencies.length} requests, ${(latencies.length / SECONDS).toFixed(0)} req/s, median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`,
-  );
+  return latencies;
+}
 
-  const EVENTS = 2000;
+async function sseDelivery(base: string, store: KyselyStore, runId: number) {
   const SUBSCRIBERS = 50;
-  const last = (await store.listEvents({ protocolRunId: run.id, newestFirst: true, limit: 1 }))[0]!.id;
+  const EVENTS = 2000;
+  const last = (await store.listEvents({ protocolRunId: runId, newestFirst: true, limit: 1 }))[0]!.id;
   const received = Array.from({ length: SUBSCRIBERS }, () => 0);
-  const controllers: AbortController[] = [];
+  const connected: Promise<void>[] = [];
   const done = Promise.all(
     received.map(async (_, i) => {
       const c = new AbortController();
-      controllers.push(c);
-      const res = await fetch(`${base}/events/stream`, {
+      const res = await fetch(`${base}/protocols/${runId}/events/stream`, {
         headers: { "last-event-id": String(last) },
         signal: c.signal,
       });
+      connected.push(Promise.resolve());
       const reader = res.body!.getReader();
       const decoder = new TextDecoder();
+      let buffered = "";
       while (received[i]! < EVENTS) {
         const { value, done } = await reader.read();
         if (done) break;
-        received[i]! += (decoder.decode(value).match(/^id: /gm) ?? []).length;
+        buffered += decoder.decode(value, { stream: true });
+        const cut = buffered.lastIndexOf("\n");
+        received[i]! += (buffered.slice(0, cut + 1).match(/^id: /gm) ?? []).length;
+        buffered = buffered.slice(cut + 1);
       }
       c.abort();
     }),
   );
+  while (connected.length < SUBSCRIBERS) await sleep(20);
   const t0 = performance.now();
   for (let i = 0; i < EVENTS; i++)
-    await store.appendEvent({ protocolRunId: run.id, eventType: "tick", message: `t${i}` });
+    await store.appendEvent({ protocolRunId: runId, eventType: "tick", message: `t${i}` });
+  const written = (performance.now() - t0) / 1000;
   await done;
   const sec = (performance.now() - t0) / 1000;
-  console.log(
-    `SSE: ${EVENTS} events to ${SUBSCRIBERS} subscribers in ${sec.toFixed(2)} s: ${((EVENTS * SUBSCRIBERS) / sec).toFixed(0)} deliveries/s (${(EVENTS / sec).toFixed(0)} events/s written and delivered)`,
+  report(
+    `SSE, ${SUBSCRIBERS} subscribers, ${EVENTS} events (written in ${written.toFixed(1)} s)`,
+    `${(EVENTS / sec).toFixed(0)} events/s to every subscriber = ${((EVENTS * SUBSCRIBERS) / sec).toFixed(0)} deliveries/s; all delivered ${((sec - written) * 1000).toFixed(0)} ms after the last write`,
   );
-  await app.close();
 }
 
-async function queueThroughput(
-  label: string,
-  store: KyselyStore,
-  makeQueue: () => JobQueue,
-  workers: number,
-) {
-  const RUNS = 8;
-  const STEPS = 25;
-  const queue = makeQueue();
-  const dir = specDir(STEPS);
-  const ids: number[] = [];
-  for (let i = 0; i < RUNS; i++)
-    ids.push(
-      (await createRunFromSpec(store, { repoDir: repo(), specPath: join(dir, "protocol.json") })).run.id,
+async function apiFigures() {
+  const dbPath = join(tmp("api"), "tgz.db");
+  const store = await openStore({ sqlitePath: dbPath });
+  const run = await newRun(store, 5);
+  for (let i = 0; i < 500; i++)
+    await store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
+  const server = tgzProcess(["server", "--port", "0", "--no-worker"], {
+    TASKSGODZILLA_DB_PATH: dbPath,
+    TASKSGODZILLA_API_TOKEN: "",
+  });
+  try {
+    const base = (await started(server, /API on (http:\/\/\S+)/))[1]!;
+    // its request log goes on, unread: keeping every line would load this (the client) process
+    server.child.stdout!.removeAllListeners("data").resume();
+    const agent = new Agent({ keepAlive: true, maxSockets: 200 });
+    const url = new URL(`${base}/protocols/${run.id}/events?limit=50`);
+    await load(agent, url, 200, 2); // warm-up: connections, JIT, caches
+    const latencies = await load(agent, url, 200, SECONDS);
+    report(
+      `API GET /protocols/{id}/events?limit=50, 200 clients, ${SECONDS} s`,
+      `${(latencies.length / SECONDS).toFixed(0)} req/s, median ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms`,
     );
-  const deps = { store, registry: createDefaultRegistry(), configFor: (d: string) => loadConfig(d, {}) };
-  const pool = Array.from(
-    { length: workers },
-    (_, i) =>
-      new JobWorker({ queue: makeQueue(), handlers: jobHandlers(deps), workerId: `bench-${i}`, pollMs: 20 }),
-  );
-  const t0 = performance.now();
-  for (const id of ids) await queue.enqueue("execute_protocol", { protocol_run_id: id });
-  for (const w of pool) w.start();
-  for (;;) {
-    const runs = await Promise.all(ids.map((id) => store.getProtocolRun(id)));
-    if (runs.every((r) => r.status === "completed")) break;
-    await new Promise((r) => setTimeout(r, 50));
+    agent.destroy();
+    await sseDelivery(base, store, run.id);
+  } finally {
+    await server.stop();
+    await store.close();
   }
-  const sec = (performance.now() - t0) / 1000;
-  for (const w of pool) await w.stop();
-  console.log(
-    `queue ${label}, ${workers} worker(s): ${RUNS * STEPS} replay steps in ${sec.toFixed(2)} s = ${((RUNS * STEPS) / sec).toFixed(0)} steps/s`,
-  );
-  await queue.close();
 }
 
-const sqlite = await openStore({
-  sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-bench-svc-")), "db.sqlite"),
-});
-await apiLatency(sqlite, new StoreQueue(sqlite.kysely, "sqlite"));
-for (const n of [1, 2, 4])
-  await queueThroughput("embedded/SQLite", sqlite, () => new StoreQueue(sqlite.kysely, "sqlite"), n);
-await sqlite.close();
+// ---------------------------------------------------------------- queue throughput
 
-const schema = `bench_${process.pid}`;
-try {
-  const pgStore = await openStore({ url: PG_URL, pgSchema: schema });
+interface Backend {
+  label: string;
+  store: KyselyStore;
+  queue: JobQueue;
+  env: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+async function sqliteBackend(): Promise<Backend> {
+  const dbPath = join(tmp("queue"), "tgz.db");
+  const store = await openStore({ sqlitePath: dbPath });
+  return {
+    label: "SQLite, embedded queue",
+    store,
+    queue: new StoreQueue(store.kysely, "sqlite"),
+    env: { TASKSGODZILLA_DB_PATH: dbPath },
+    close: () => store.close(),
+  };
+}
+
+async function postgresBackend(): Promise<Backend> {
+  const schema = `bench_${process.pid}_${Date.now()}`;
   const prefix = `tgz-bench-${randomUUID()}`;
-  for (const n of [1, 2, 4])
-    await queueThroughput("BullMQ/Postgres", pgStore, () => new BullmqQueue({ url: REDIS_URL, prefix }), n);
-  await pgStore.close();
-} catch (err) {
-  console.log(`Postgres + BullMQ skipped: ${(err as Error).message}`);
-} finally {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client
-    .connect()
-    .then(() => client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`))
-    .catch(() => undefined);
-  await client.end().catch(() => undefined);
+  const store = await openStore({ url: PG_URL, pgSchema: schema });
+  const queue = new BullmqQueue({ url: REDIS_URL, prefix });
+  return {
+    label: "Postgres + BullMQ",
+    store,
+    queue,
+    env: {
+      TASKSGODZILLA_DB_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      TASKSGODZILLA_REDIS_URL: REDIS_URL,
+      TASKSGODZILLA_QUEUE_PREFIX: prefix,
+    },
+    async close() {
+      await queue.close();
+      await store.close();
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+      await deleteRedisKeys(REDIS_URL, prefix);
+    },
+  };
 }
+
+/** Queues `runs` runs of `steps` steps each and waits for all to complete; returns the seconds taken. */
+async function round(b: Backend, runs: number, steps: number): Promise<number> {
+  const ids: number[] = [];
+  for (let i = 0; i < runs; i++) ids.push((await newRun(b.store, steps)).id);
+  const t0 = performance.now();
+  for (const id of ids) await b.queue.enqueue("execute_protocol", { protocol_run_id: id });
+  const pending = new Set(ids);
+  while (pending.size > 0) {
+    await sleep(50);
+    for (const r of await b.store.listProtocolRuns())
+      if (pending.has(r.id) && r.status === "completed") pending.delete(r.id);
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+async function queueFigures(open: () => Promise<Backend>, workers: number) {
+  const b = await open();
+  const procs = Array.from({ length: workers }, () => tgzProcess(["worker", "--concurrency", "1"], b.env));
+  try {
+    await Promise.all(procs.map((p) => started(p, /worker started/)));
+    // warm-up (excluded): workers connected, code paths hot; its rate sizes the measured round
+    const runs = 4 * workers;
+    const warmSteps = 10;
+    const warm = await round(b, runs, warmSteps);
+    const perRun = Math.min(
+      400,
+      Math.max(20, Math.round((((runs * warmSteps) / warm) * QUEUE_ROUND_SECONDS) / runs)),
+    );
+    const sec = await round(b, runs, perRun);
+    report(
+      `queue ${b.label}, ${workers} worker process(es)`,
+      `${((runs * perRun) / sec).toFixed(0)} steps/s (${runs * perRun} steps in ${runs} runs, ${sec.toFixed(1)} s)`,
+    );
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    await b.close();
+  }
+}
+
+const t0 = Date.now();
+await apiFigures();
+for (const n of [1, 2, 4]) await queueFigures(sqliteBackend, n);
+try {
+  for (const n of [1, 2, 4]) await queueFigures(postgresBackend, n);
+} catch (err) {
+  report("queue Postgres + BullMQ", `skipped: ${(err as Error).message}`);
+}
+const width = Math.max(...rows.map(([w]) => w.length));
+console.log(`\nService bench (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+for (const [what, figure] of rows) console.log(`${what.padEnd(width)}  ${figure}`);
 process.exit(0);
