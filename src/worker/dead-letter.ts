@@ -58,7 +58,7 @@ export function blockRunOnDeadLetter(store: Store, logger?: WorkerLogger): DeadL
           );
           return true;
         }));
-      logger?.warn({ ...fields, run: runId ?? null, run_blocked: blocked }, "job dead-lettered");
+      logger?.error({ ...fields, run: runId ?? null, run_blocked: blocked }, "job dead-lettered");
     } catch (err) {
       logger?.error(
         { ...fields, run: runId ?? null, cause: errorMessage(err) },
