@@ -6,8 +6,8 @@
  * - SSE: events per second delivered to 50 subscribers of the run's stream while this process
  *   appends events to the store the server reads.
  * - Queue throughput: steps per second of `replay` steps (QA skipped) through the job queue, run by
- *   1, 2 and 4 `tgz worker` processes, on SQLite (embedded queue) and on Postgres + BullMQ. A
- *   warm-up round (excluded) sizes the measured round to last several seconds.
+ *   1, 2 and 4 `tgz worker` processes, on SQLite (embedded queue) and on Postgres + BullMQ, after
+ *   a warm-up round (excluded), over rounds lasting BENCH_QUEUE_SECONDS (default 6) in all.
  * Prints a table at the end.
  */
 import { randomUUID } from "node:crypto";
@@ -29,8 +29,9 @@ import { type Proc, tgzProcess } from "../test/service/process-harness.js";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const PG_URL = process.env.TASKSGODZILLA_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const REDIS_URL = process.env.TASKSGODZILLA_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-/** How long a measured queue round should last, roughly. */
+/** How long the measured queue rounds of one configuration last at least. */
 const QUEUE_ROUND_SECONDS = Number(process.env.BENCH_QUEUE_SECONDS ?? 6);
+const STEPS_PER_RUN = 40;
 
 const rows: [string, string][] = [];
 const report = (what: string, figure: string) => {
@@ -100,7 +101,7 @@ async function load(agent: Agent, url: URL, clients: number, seconds: number): P
 
 async function sseDelivery(base: string, store: KyselyStore, runId: number) {
   const SUBSCRIBERS = 50;
-  const EVENTS = 2000;
+  const EVENTS = 10_000;
   const last = (await store.listEvents({ protocolRunId: runId, newestFirst: true, limit: 1 }))[0]!.id;
   const received = Array.from({ length: SUBSCRIBERS }, () => 0);
   const connected: Promise<void>[] = [];
@@ -237,18 +238,18 @@ async function queueFigures(open: () => Promise<Backend>, workers: number) {
   const procs = Array.from({ length: workers }, () => tgzProcess(["worker", "--concurrency", "1"], b.env));
   try {
     await Promise.all(procs.map((p) => started(p, /worker started/)));
-    // warm-up (excluded): workers connected, code paths hot; its rate sizes the measured round
     const runs = 4 * workers;
-    const warmSteps = 10;
-    const warm = await round(b, runs, warmSteps);
-    const perRun = Math.min(
-      400,
-      Math.max(20, Math.round((((runs * warmSteps) / warm) * QUEUE_ROUND_SECONDS) / runs)),
-    );
-    const sec = await round(b, runs, perRun);
+    await round(b, runs, 10); // warm-up (excluded): workers connected, code paths hot
+    // measured rounds until they have lasted long enough to smooth out start-up and polling
+    let steps = 0;
+    let seconds = 0;
+    while (seconds < QUEUE_ROUND_SECONDS) {
+      seconds += await round(b, runs, STEPS_PER_RUN);
+      steps += runs * STEPS_PER_RUN;
+    }
     report(
       `queue ${b.label}, ${workers} worker process(es)`,
-      `${((runs * perRun) / sec).toFixed(0)} steps/s (${runs * perRun} steps in ${runs} runs, ${sec.toFixed(1)} s)`,
+      `${(steps / seconds).toFixed(0)} steps/s (${steps} steps, ${runs} runs at a time, ${seconds.toFixed(1)} s)`,
     );
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
