@@ -1,16 +1,8 @@
 /** Queue failures callers decide on by class. */
-import { TasksGodzillaError } from "../shared/errors.js";
-
-/**
- * The job goes back to the queue for another worker (or a later attempt): whatever it was doing must
- * stop without deciding the run's fate, so the next claimer continues where it stopped.
- */
-export abstract class JobHandoffError extends TasksGodzillaError {
-  override readonly retryable = true;
-}
+import { HandoffError } from "../shared/errors.js";
 
 /** The lease token is no longer the job's: it expired and another worker took it, or it was cancelled. */
-export class LeaseLostError extends JobHandoffError {
+export class LeaseLostError extends HandoffError {
   readonly code = "lease_lost";
   constructor(jobId: string) {
     super(`job ${jobId}: this worker no longer holds its lease`);
@@ -18,7 +10,7 @@ export class LeaseLostError extends JobHandoffError {
 }
 
 /** The worker is shutting down gracefully and hands its jobs back to the queue. */
-export class WorkerStoppingError extends JobHandoffError {
+export class WorkerStoppingError extends HandoffError {
   readonly code = "worker_stopping";
   constructor(workerId: string) {
     super(`worker ${workerId} is stopping; its jobs go back to the queue`);

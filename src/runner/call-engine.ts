@@ -26,6 +26,8 @@ export async function callEngine(
   request: EngineRequest,
   signal: AbortSignal,
   transcript?: TranscriptTarget,
+  /** Sees each event as it arrives (the runner records the engine's process from `started`). */
+  onEvent?: (event: EngineEvent) => Promise<void>,
 ): Promise<EngineCall> {
   const events: EngineEvent[] = [];
   const started = Date.now();
@@ -43,6 +45,7 @@ export async function callEngine(
         break;
       }
       events.push(next.value);
+      await onEvent?.(next.value);
     }
   } catch (err) {
     result = {

@@ -13,6 +13,7 @@ import type {
   PreflightResult,
   TokenUsage,
 } from "../engines/engine-port.js";
+import { identify } from "../engines/process/process-identity.js";
 import { snapshotTree } from "../git/worktree-changes.js";
 import { fileSafeName } from "../shared/file-names.js";
 import { UnsafePathError, writeFileInside } from "../shared/safe-write.js";
@@ -165,10 +166,20 @@ async function callWithRetries(
   const { ctx, signal } = scope;
   const retries = ctx.steps.get(step.stepName)!.spec.retry?.engine_errors ?? ctx.config.engineRetries;
   for (let n = 1; ; n++) {
-    const { result, transcriptError } = await callEngine(engine, request, signal, {
-      path: setup.transcript("exec", n),
-      roots: [ctx.roots.protocolRoot],
-    });
+    const { result, transcriptError } = await callEngine(
+      engine,
+      request,
+      signal,
+      { path: setup.transcript("exec", n), roots: [ctx.roots.protocolRoot] },
+      async (event) => {
+        // should this runner die, whoever takes the run over can stop the process it leaves behind
+        const process = event.type === "started" && event.pid ? identify(event.pid) : null;
+        if (process)
+          await scope.store.updateStepRun(step.id, {
+            runtimeState: { ...step.runtimeState, engine_process: { ...process } },
+          });
+      },
+    );
     if (transcriptError)
       await scope.store.appendEvent({
         ...eventBase(scope, step),

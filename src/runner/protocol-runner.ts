@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
+import { killOrphan, type ProcessIdentity } from "../engines/process/process-identity.js";
 import { errorMessage, NotFoundError } from "../shared/errors.js";
 import { DONE_STEP_STATUSES } from "../store/status.js";
 import type { ProtocolRun, StepRun } from "../store/types.js";
@@ -17,7 +18,7 @@ import { StepResolutionError } from "./resolve-step.js";
 import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
 import { holdRun } from "./run-lease.js";
 import { engineSettings, type RunScope, type StepOutcome, TOP_FRAME } from "./run-scope.js";
-import { blockRun, pauseIfRunning } from "./step-outcomes.js";
+import { blockRun, handedOff, pauseIfRunning } from "./step-outcomes.js";
 import { engineIdFor, validateRun } from "./validate-run.js";
 
 export type { StepOutcome } from "./run-scope.js";
@@ -98,7 +99,9 @@ export class ProtocolRunner {
       const run = await store.getProtocolRun(ctx.run.id);
       if (run.status !== "running") return run;
       if (signal.aborted)
-        return pauseIfRunning(store, run.id, "Protocol paused (interrupted)", { reason: "interrupted" });
+        return handedOff(signal)
+          ? run
+          : pauseIfRunning(store, run.id, "Protocol paused (interrupted)", { reason: "interrupted" });
       const steps = await store.listStepRuns(run.id);
       const next = steps.filter((s) => runnable(ctx, s)).sort((a, b) => a.stepIndex - b.stepIndex)[0];
       if (!next) return this.finish(scope, steps);
@@ -120,6 +123,7 @@ export class ProtocolRunner {
     const outcome = only.qaOnly
       ? await this.qaOnly(scope, step)
       : await executeStep(scope, step.id, TOP_FRAME);
+    if (handedOff(scope.signal)) return store.getProtocolRun(ctx.run.id);
     const after = await store.listStepRuns(ctx.run.id);
     if (outcome === "continue" && !after.some((s) => runnable(ctx, s))) return this.finish(scope, after);
     return pauseIfRunning(store, ctx.run.id, `Protocol paused after step ${step.stepName}`, {
@@ -184,9 +188,12 @@ export class ProtocolRunner {
       for (const s of steps) {
         if (s.id === keep) continue;
         if (s.status === "running" || s.status === "needs_qa") {
+          const orphan = s.runtimeState.engine_process as ProcessIdentity | undefined;
+          const orphanKilled = orphan ? killOrphan(orphan) : false;
           const crashes = Number(s.runtimeState.crashes ?? 0) + 1;
           const limit = ctx.steps.get(s.stepName)?.spec.retry?.crashes ?? DEFAULT_CRASH_RETRIES;
-          const state = { ...s.runtimeState, crashes };
+          const { engine_process: _gone, ...kept } = s.runtimeState;
+          const state = { ...kept, crashes };
           if (crashes > limit) {
             crashedOut.push(s.stepName);
             await tx.transitionStep(
@@ -195,7 +202,13 @@ export class ProtocolRunner {
               {
                 eventType: EVENT.stepFailed,
                 message: `Step ${s.stepName} was interrupted by a crash ${crashes} times; it is not run again (retry.crashes is ${limit})`,
-                metadata: { reason: "crashed", crashes, limit, previous_status: s.status },
+                metadata: {
+                  reason: "crashed",
+                  crashes,
+                  limit,
+                  previous_status: s.status,
+                  orphan_killed: orphanKilled,
+                },
               },
               { patch: { runtimeState: state, summary: `crashed ${crashes} times` } },
             );
@@ -206,7 +219,7 @@ export class ProtocolRunner {
               {
                 eventType: EVENT.stepRecovered,
                 message: `Step was ${s.status} when its runner stopped; it runs again (${crashes}/${limit})`,
-                metadata: { previous_status: s.status, crashes, limit },
+                metadata: { previous_status: s.status, crashes, limit, orphan_killed: orphanKilled },
               },
               { patch: { runtimeState: state } },
             );

@@ -15,8 +15,8 @@ export const RUN_LEASE_TTL_MS = 15_000;
 const TICK_MS = 1_000;
 
 /** The abort reason when this runner no longer holds the run: it must stop without writing. */
-export class LeaseLostError extends TasksGodzillaError {
-  readonly code = "lease_lost";
+export class RunLeaseLostError extends TasksGodzillaError {
+  readonly code = "run_lease_lost";
   constructor(runId: number) {
     super(`the lease on run ${runId} was lost; another runner may hold it now`);
   }
@@ -45,7 +45,7 @@ export async function holdRun(store: Store, runId: number, outer?: AbortSignal):
     busy = true;
     try {
       if (!(await store.renewRunLease(runId, owner, RUN_LEASE_TTL_MS))) {
-        stopper.abort(new LeaseLostError(runId));
+        stopper.abort(new RunLeaseLostError(runId));
         return;
       }
       renewedAt = Date.now();
@@ -53,7 +53,8 @@ export async function holdRun(store: Store, runId: number, outer?: AbortSignal):
       if (status === "paused" || status === "cancelled") stopper.abort(new Error(`run ${status}`));
     } catch {
       // a database hiccup is tolerated until the lease could have lapsed for others
-      if (Date.now() - renewedAt > RUN_LEASE_TTL_MS - 3 * TICK_MS) stopper.abort(new LeaseLostError(runId));
+      if (Date.now() - renewedAt > RUN_LEASE_TTL_MS - 3 * TICK_MS)
+        stopper.abort(new RunLeaseLostError(runId));
     } finally {
       busy = false;
     }
@@ -71,5 +72,5 @@ export async function holdRun(store: Store, runId: number, outer?: AbortSignal):
 }
 
 export function leaseLost(signal: AbortSignal): boolean {
-  return signal.aborted && signal.reason instanceof LeaseLostError;
+  return signal.aborted && signal.reason instanceof RunLeaseLostError;
 }

@@ -4,6 +4,8 @@
  * Decisions come from the pure functions in policy-decisions.ts; here they are applied and recorded,
  * each with the inputs that led to it.
  */
+
+import { HandoffError } from "../shared/errors.js";
 import { findStepIndex } from "../spec/check-references.js";
 import { DEFAULT_MAX_ITERATIONS, type TriggerPolicy } from "../spec/normalize-policy.js";
 import { StatusConflictError } from "../store/store-errors.js";
@@ -26,25 +28,36 @@ export async function pauseIfRunning(tx: StoreOps, runId: number, message: strin
   return tx.transitionProtocol(runId, "paused", { eventType: EVENT.protocolPaused, message, metadata });
 }
 
+/** The worker hands the run's job back to the queue (it lost the job, is stopping, lost an engine slot). */
+export function handedOff(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason instanceof HandoffError;
+}
+
 /**
  * The step was stopped from outside (Ctrl-C, a pause or cancel elsewhere): it goes back to pending
  * and runs again on resume. After a lost lease nothing is written: the run is someone else's now.
+ * When its job is handed off the run stays running, for the job's next claimer to continue.
  */
 export async function interruptStep(scope: RunScope, step: StepRun, message: string, metadata: Json) {
   if (leaseLost(scope.signal)) return;
   await scope.store.transaction(async (tx) => {
+    // the step of a cancelled run ends cancelled with it; otherwise it runs again on resume
+    const cancelled = (await tx.getProtocolRun(scope.ctx.run.id)).status === "cancelled";
     try {
       await tx.transitionStep(
         step.id,
-        "pending",
-        { eventType: EVENT.stepInterrupted, message, metadata },
+        cancelled ? "cancelled" : "pending",
+        cancelled
+          ? { eventType: EVENT.stepStatus, message: "Cancelled with its run", metadata }
+          : { eventType: EVENT.stepInterrupted, message, metadata },
         { expectedFrom: step.status },
       );
     } catch (err) {
       // a cancel already moved the step on; it stays as the cancel left it
       if (!(err instanceof StatusConflictError)) throw err;
     }
-    await pauseIfRunning(tx, scope.ctx.run.id, "Protocol paused (interrupted)", { reason: "interrupted" });
+    if (!handedOff(scope.signal))
+      await pauseIfRunning(tx, scope.ctx.run.id, "Protocol paused (interrupted)", { reason: "interrupted" });
   });
 }
 

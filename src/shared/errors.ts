@@ -36,6 +36,15 @@ export class InvalidInputError extends TasksGodzillaError {
   readonly code = "invalid_input";
 }
 
+/**
+ * An abort reason meaning the work goes back for another process (its job was handed back: a lost
+ * lease, a worker stopping, a lost engine slot): whatever was under way stops without deciding the
+ * run's fate, so whoever takes the work next continues where it stopped.
+ */
+export abstract class HandoffError extends TasksGodzillaError {
+  override readonly retryable = true;
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -5,10 +5,9 @@
  * its slot stops the call.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { JobHandoffError } from "../queue/queue-errors.js";
 import type { ConcurrencySlots } from "../queue/store-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
-import { errorMessage, InvalidInputError } from "../shared/errors.js";
+import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
 
 export function parseCaps(text: string | undefined): Record<string, number> {
   const caps: Record<string, number> = {};
@@ -28,7 +27,7 @@ export function parseCaps(text: string | undefined): Record<string, number> {
 const SLOT_LEASE_MS = 10_000;
 
 /** The engine slot a call held lapsed or was taken: the call stops and its job goes back to the queue. */
-export class EngineSlotLostError extends JobHandoffError {
+export class EngineSlotLostError extends HandoffError {
   readonly code = "engine_slot_lost";
   constructor(engineId: string, why: string) {
     super(`lost the ${engineId} concurrency slot (${why}); the call stops and runs again`);

@@ -6,8 +6,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BaseLogger } from "pino";
 import type { ClaimedJob, JobKind, JobQueue } from "../queue/job-queue.js";
-import { JobHandoffError, LeaseLostError, WorkerStoppingError } from "../queue/queue-errors.js";
-import { errorMessage } from "../shared/errors.js";
+import { LeaseLostError, WorkerStoppingError } from "../queue/queue-errors.js";
+import { errorMessage, HandoffError } from "../shared/errors.js";
 import { RunBusyError } from "../store/store-errors.js";
 import { isTransientError } from "./retry-policy.js";
 
@@ -18,7 +18,7 @@ import { isTransientError } from "./retry-policy.js";
 export type JobHandler = (
   job: ClaimedJob,
   signal: AbortSignal,
-  abort: (reason: JobHandoffError) => void,
+  abort: (reason: HandoffError) => void,
 ) => Promise<void>;
 
 export type WorkerLogger = Pick<BaseLogger, "info" | "warn" | "error">;
@@ -141,7 +141,7 @@ export class JobWorker {
       this.log("info", "job completed", { ...fields, duration_ms: Date.now() - started });
     } catch (err) {
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
-      if (err instanceof JobHandoffError) return await this.handBack(job, err);
+      if (err instanceof HandoffError) return await this.handBack(job, err);
       if (err instanceof RunBusyError) {
         // another runner has the run: not a failure of this job, which runs once that one is done
         this.log("info", "run busy; job handed back", { ...fields, retry_in_ms: err.retryAfterMs });

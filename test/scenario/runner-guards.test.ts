@@ -3,12 +3,15 @@
  * tried to redirect, ids that look like paths, one runner per run, crashed runners, one-step and
  * QA-only runs, trigger-only steps, change detection per step, and engines checked up front.
  */
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { identify } from "../../src/engines/process/process-identity.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
+import { waitGone } from "../support/processes.js";
 import { inspect, runnerFor, runSpec, type Scenario, scenario, shellStep, writeFiles } from "./harness.js";
 
 let s: Scenario;
@@ -175,10 +178,18 @@ describe("one runner per run", () => {
       await new Promise((r) => setTimeout(r, 10));
     };
     await crash();
+    // the dead runner's engine is still running: a process group of its own, as engines are started
+    const orphan = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });
+    await s.store.updateStepRun(step!.id, { runtimeState: { engine_process: identify(orphan.pid!) } });
     expect((await runnerFor(s).run(run.id)).status).toBe("completed");
     let seen = await inspect(s.store, run.id);
     expect(seen.of("protocol_recovered")[0]!.metadata).toMatchObject({ previous_lease_owner: "dead-runner" });
-    expect(seen.of("step_recovered")[0]!.metadata).toMatchObject({ crashes: 1, limit: 1 });
+    expect(seen.of("step_recovered")[0]!.metadata).toMatchObject({
+      crashes: 1,
+      limit: 1,
+      orphan_killed: true,
+    });
+    expect(await waitGone(orphan.pid!)).toBe(true);
 
     // the same step interrupted by crashes again and again stops being retried
     const again = await create({ steps: [shellStep("a", "true", { retry: { crashes: 1 } })] });
@@ -194,6 +205,32 @@ describe("one runner per run", () => {
     expect(seen.of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "crashed" });
   });
 });
+
+describe("a cancel made elsewhere", () => {
+  it("stops the step under way and leaves it cancelled with its run", async () => {
+    const run = await create({ steps: [shellStep("slow", "sleep 30"), shellStep("next", "echo next")] });
+    const running = runnerFor(s).run(run.id);
+    const { of: started } = await waitFor(run.id, "step_started");
+    expect(started("step_started")).toHaveLength(1);
+    await s.store.transitionProtocol(run.id, "cancelled", { eventType: "cancelled", message: "by hand" });
+    const t0 = Date.now();
+    expect((await running).status).toBe("cancelled");
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const after = await inspect(s.store, run.id);
+    expect(after.status).toEqual({ slow: "cancelled", next: "pending" });
+    expect(after.of("step_status_changed").at(-1)!.message).toBe("Cancelled with its run");
+  });
+});
+
+/** Polls the ledger until an event of `type` appears. */
+async function waitFor(runId: number, type: string) {
+  for (let i = 0; i < 200; i++) {
+    const seen = await inspect(s.store, runId);
+    if (seen.of(type).length > 0) return seen;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no ${type} event`);
+}
 
 describe("one step at a time", () => {
   it("runs only the next step, or a named one, then pauses; QA alone runs again on the step's output", async () => {

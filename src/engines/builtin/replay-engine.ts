@@ -154,7 +154,8 @@ export class ReplayEngine implements Engine {
             done({ usage, sessionId }),
           );
       }
-      yield event;
+      // a recorded pid names a process of another time: never pass it on as one of ours
+      yield event.type === "started" ? { type: "started", sessionId: event.sessionId } : event;
       if (event.type === "usage") usage = addUsage(usage, event.usage);
       else if (event.type === "started") sessionId = event.sessionId ?? sessionId;
       else if (event.type === "message") messages.push(event.text);
