@@ -70,8 +70,14 @@ async function start(tx: StoreOps, run: ProtocolRun): Promise<ActionOutcome> {
       `protocol run ${run.id} is ${run.status}; start needs a pending, planned or paused run`,
     );
   await requireRepo(tx, run);
-  await tx.appendEvent({ protocolRunId: run.id, eventType: EVENT.startEnqueued, message: "Run queued" });
-  return { run, job: jobs.executeRun(run), message: "run queued" };
+  // running from now: should the queue lose the job, the reconciler finds the run and queues it again
+  const started = await tx.transitionProtocol(
+    run.id,
+    "running",
+    { eventType: EVENT.startEnqueued, message: "Run queued", metadata: { reason: "api" } },
+    { expectedFrom: run.status },
+  );
+  return { run: started, job: jobs.executeRun(started), message: "run queued" };
 }
 
 async function resume(tx: StoreOps, run: ProtocolRun): Promise<ActionOutcome> {
