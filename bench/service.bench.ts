@@ -130,7 +130,7 @@ async function sseDelivery(base: string, store: KyselyStore, runId: number) {
   while (connected.length < SUBSCRIBERS) await sleep(20);
   const t0 = performance.now();
   for (let i = 0; i < EVENTS; i++)
-    await store.appendEvent({ protocolRunId: runId, eventType: "tick", message: `t${i}` });
+    await store.appendEvent({ protocolRunId: runId, eventType: "directive", message: `t${i}` });
   const written = (performance.now() - t0) / 1000;
   await done;
   const sec = (performance.now() - t0) / 1000;
@@ -145,7 +145,7 @@ async function apiFigures() {
   const store = await openStore({ sqlitePath: dbPath });
   const run = await newRun(store, 5);
   for (let i = 0; i < 500; i++)
-    await store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
+    await store.appendEvent({ protocolRunId: run.id, eventType: "directive", message: `n${i}` });
   const server = tgzProcess(["server", "--port", "0", "--no-worker"], {
     TASKSGODZILLA_DB_PATH: dbPath,
     TASKSGODZILLA_API_TOKEN: "",

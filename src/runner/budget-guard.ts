@@ -3,6 +3,7 @@
  * (from the store, so limits are cumulative across calls and restarts), and what a breach does.
  */
 import type { TokenUsage } from "../engines/engine-port.js";
+import { EVENT } from "../store/event-types.js";
 import type { StepRun, StoreOps, UsagePhase } from "../store/types.js";
 import {
   type BudgetDecision,
@@ -11,7 +12,6 @@ import {
   checkAfterCall,
   checkBeforeCall,
 } from "./budget.js";
-import { EVENT } from "./event-types.js";
 import { eventBase, type RunScope } from "./run-scope.js";
 
 export function budgetLimits(scope: RunScope, stepId: string): BudgetLimits {

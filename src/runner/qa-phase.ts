@@ -3,10 +3,11 @@
  * engine's concurrency cap), commit the checkpoint, record the verdict, and hand the outcome to the
  * policies. The verdict, its checkpoint and its event land in one transaction.
  */
+
+import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
 import { charge, checkBudget } from "./budget-guard.js";
 import type { ReadDirective } from "./directives.js";
-import { EVENT } from "./event-types.js";
 import type { CallSetup } from "./execute-step.js";
 import { modelFor } from "./models.js";
 import { type QaOutcome, runQa } from "./qa-check.js";

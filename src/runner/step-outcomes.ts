@@ -8,10 +8,10 @@
 import { HandoffError } from "../shared/errors.js";
 import { findStepIndex } from "../spec/check-references.js";
 import { DEFAULT_MAX_ITERATIONS, type TriggerPolicy } from "../spec/normalize-policy.js";
+import { EVENT, type EventType } from "../store/event-types.js";
 import { StatusConflictError } from "../store/store-errors.js";
 import type { Json, ProtocolRun, StepRun, StepRunPatch, StoreOps } from "../store/types.js";
 import type { ReadDirective } from "./directives.js";
-import { EVENT } from "./event-types.js";
 import { decideLoop, decideTrigger, type OutcomeReason, type StepState } from "./policy-decisions.js";
 import { leaseLost } from "./run-lease.js";
 import { counts, eventBase, type Frame, type RunScope, type StepOutcome } from "./run-scope.js";
@@ -65,7 +65,7 @@ export interface StepFailure {
   reason: OutcomeReason;
   message: string;
   /** An event recorded before the step_failed one (engine_error, directive_invalid …). */
-  cause?: { eventType: string; message: string; metadata: Json };
+  cause?: { eventType: EventType; message: string; metadata: Json };
   metadata?: Json;
   patch?: StepRunPatch;
 }

@@ -6,8 +6,8 @@
  */
 import { existsSync } from "node:fs";
 import type { JobKind, JobQueue } from "../queue/job-queue.js";
-import { EVENT } from "../runner/event-types.js";
 import { projectWorkspace } from "../services/project-service.js";
+import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, DONE_STEP_STATUSES } from "../store/status.js";
 import type { Json, ProtocolRun, StepRun, Store, StoreOps } from "../store/types.js";
 import { ConflictError, RepoMissingError } from "./api-errors.js";

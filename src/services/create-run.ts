@@ -7,12 +7,12 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
 import { slugify } from "../git/protocol-names.js";
-import { EVENT } from "../runner/event-types.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 import { specHash } from "../spec/canonical-hash.js";
 import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
 import { type SpecError, validateSpec } from "../spec/validate-spec.js";
+import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject, projectWorkspace } from "./project-service.js";
 
@@ -227,7 +227,7 @@ export async function freezeSpec(tx: StoreOps, run: ProtocolRun, raw: unknown): 
   }
   await tx.createStepRuns(run.id, stepRowsFromSpec(validation.spec));
   return tx.transitionProtocol(run.id, "planned", {
-    eventType: "planned",
+    eventType: EVENT.protocolPlanned,
     message: `Protocol planned with ${validation.spec.steps.length} steps`,
     metadata: { steps_created: validation.spec.steps.length, spec_hash: hash, spec_validated: true },
   });

@@ -1,5 +1,6 @@
 /** Row shapes and the Store contract shared by the SQLite and Postgres implementations. */
 import type { TokenUsage } from "../engines/engine-port.js";
+import type { EventType } from "./event-types.js";
 import type { ProtocolStatus, StepStatus } from "./status.js";
 
 export type Json = Record<string, unknown>;
@@ -111,7 +112,8 @@ export type StepRunPatch = Partial<
 export interface EventInput {
   protocolRunId: number;
   stepRunId?: number | null;
-  eventType: string;
+  /** Written events come from the catalogue; read ones are strings (older versions had others). */
+  eventType: EventType;
   message: string;
   metadata?: Json;
   /** Filled from the run's frozen spec when omitted. */

@@ -4,8 +4,8 @@
  * the job's error, in one transaction. Jobs about no run (spec audit, a legacy import) are logged only.
  */
 import type { DeadLetterListener, JobInfo } from "../queue/job-queue.js";
-import { EVENT } from "../runner/event-types.js";
 import { errorMessage } from "../shared/errors.js";
+import { EVENT } from "../store/event-types.js";
 import type { Store } from "../store/types.js";
 import { runOfJob } from "./job-handlers.js";
 import type { WorkerLogger } from "./job-worker.js";

@@ -6,8 +6,8 @@
  * other and the API queue it once), with a `run_requeued` event.
  */
 import type { JobKind, JobQueue } from "../queue/job-queue.js";
-import { EVENT } from "../runner/event-types.js";
 import { errorMessage } from "../shared/errors.js";
+import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, Store } from "../store/types.js";
 import { runOfJob } from "./job-handlers.js";
 import type { WorkerLogger } from "./job-worker.js";

@@ -175,7 +175,10 @@ describe("tgz worktree", () => {
     const run = await planIn(repo);
     const s = await store();
     const move = (to: "running" | "paused") =>
-      s.transitionProtocol(run.run_id, to, { eventType: "test_move", message: `moved to ${to}` });
+      s.transitionProtocol(run.run_id, to, {
+        eventType: to === "running" ? "protocol_started" : "paused",
+        message: `moved to ${to}`,
+      });
     await move("running");
     const running = await tgz({}, "worktree", "prune", "--repo", repo, "--force");
     expect(running).toMatchObject({

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventType } from "../../src/store/event-types.js";
 import { gitRepo } from "../scenario/harness.js";
 import { waitGone } from "../support/processes.js";
 import { type Api, shellSpec, startApi, until } from "./api-harness.js";
@@ -448,8 +449,10 @@ describe("events", () => {
   it("filters /events by project, type and kind=onboarding (setup_* events), 50 by default", async () => {
     const { run, project } = await api.newRun();
     for (let i = 0; i < 60; i++)
-      await api.store.appendEvent({ protocolRunId: run.id, eventType: "note", message: `n${i}` });
-    await api.store.appendEvent({ protocolRunId: run.id, eventType: "setup_started", message: "setup" });
+      await api.store.appendEvent({ protocolRunId: run.id, eventType: "directive", message: `n${i}` });
+    // the original's onboarding wrote setup_* events; a store carried over from it holds them
+    const onboardingEvent = "setup_started" as EventType;
+    await api.store.appendEvent({ protocolRunId: run.id, eventType: onboardingEvent, message: "setup" });
     expect((await call("GET", "/events")).body).toHaveLength(50);
     const mine = (await call("GET", `/events?project_id=${project.id}&event_type=protocol_created`)).body;
     expect(mine.map((e: { project_id: number; event_type: string }) => [e.project_id, e.event_type])).toEqual(

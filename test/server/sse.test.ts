@@ -103,7 +103,11 @@ describe("SSE on SQLite", () => {
   it("delivers every event exactly once across a reconnect with Last-Event-ID", async () => {
     await resumeExactlyOnce(api, async (runId, round) => {
       for (let i = 0; i < 5; i++)
-        await api.store.appendEvent({ protocolRunId: runId, eventType: "note", message: `r${round}-${i}` });
+        await api.store.appendEvent({
+          protocolRunId: runId,
+          eventType: "directive",
+          message: `r${round}-${i}`,
+        });
     });
   });
 
@@ -146,7 +150,7 @@ describe.skipIf(!(await postgresReachable()))("SSE on Postgres with concurrent w
       });
       // takes its id first and commits last
       const slow = api.store.transaction(async (tx) => {
-        await tx.appendEvent({ protocolRunId: runId, eventType: "note", message: `r${round}-slow` });
+        await tx.appendEvent({ protocolRunId: runId, eventType: "directive", message: `r${round}-slow` });
         await held;
       });
       await new Promise((r) => setTimeout(r, 50));
@@ -158,7 +162,7 @@ describe.skipIf(!(await postgresReachable()))("SSE on Postgres with concurrent w
             for (let i = 0; i < 3; i++)
               await tx.appendEvent({
                 protocolRunId: runId,
-                eventType: "note",
+                eventType: "directive",
                 message: `r${round}-w${w}-${i}`,
               });
           }),
@@ -166,7 +170,7 @@ describe.skipIf(!(await postgresReachable()))("SSE on Postgres with concurrent w
         ...Array.from({ length: 3 }, (_, i) =>
           api.store.appendEvent({
             protocolRunId: runId,
-            eventType: "note",
+            eventType: "directive",
             message: `r${round}-alone-${randomUUID()}-${i}`,
           }),
         ),

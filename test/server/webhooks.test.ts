@@ -300,8 +300,14 @@ describe("what CI results do", () => {
     ).toMatchObject({ outcome: "merged", action: "ignored" });
     expect((await runOf(gl.id)).status).toBe("planned");
     const { run: paused } = await api.newRun();
-    await api.store.transitionProtocol(paused.id, "running", { eventType: "x", message: "x" });
-    await api.store.transitionProtocol(paused.id, "paused", { eventType: "x", message: "x" });
+    await api.store.transitionProtocol(paused.id, "running", {
+      eventType: "step_status_changed",
+      message: "x",
+    });
+    await api.store.transitionProtocol(paused.id, "paused", {
+      eventType: "step_status_changed",
+      message: "x",
+    });
     expect(
       (
         await gitlab({

@@ -114,16 +114,16 @@ for (const backend of ["sqlite", "postgres"] as const) {
     it("rejects illegal moves and stale expectations with typed errors, writing nothing", async () => {
       const { run, steps } = await seed();
       await expect(
-        store.transitionProtocol(run.id, "completed", { eventType: "x", message: "x" }),
+        store.transitionProtocol(run.id, "completed", { eventType: "step_status_changed", message: "x" }),
       ).rejects.toThrow(IllegalTransitionError);
       await expect(
-        store.transitionStep(steps[0]!.id, "needs_qa", { eventType: "x", message: "x" }),
+        store.transitionStep(steps[0]!.id, "needs_qa", { eventType: "step_status_changed", message: "x" }),
       ).rejects.toThrow(/cannot move from pending to needs_qa/);
       await expect(
         store.transitionStep(
           steps[0]!.id,
           "running",
-          { eventType: "x", message: "x" },
+          { eventType: "step_status_changed", message: "x" },
           { expectedFrom: "needs_qa" },
         ),
       ).rejects.toThrow(StatusConflictError);
@@ -136,8 +136,11 @@ for (const backend of ["sqlite", "postgres"] as const) {
       await expect(
         store.transaction(async (tx) => {
           await tx.transitionStep(steps[0]!.id, "running", { eventType: "step_started", message: "s" });
-          await tx.appendEvent({ protocolRunId: run.id, eventType: "note", message: "n" });
-          await tx.transitionStep(steps[1]!.id, "needs_qa", { eventType: "bad", message: "illegal" });
+          await tx.appendEvent({ protocolRunId: run.id, eventType: "directive", message: "n" });
+          await tx.transitionStep(steps[1]!.id, "needs_qa", {
+            eventType: "step_status_changed",
+            message: "illegal",
+          });
         }),
       ).rejects.toThrow(IllegalTransitionError);
       expect((await store.getStepRun(steps[0]!.id)).status).toBe("pending");
@@ -172,7 +175,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
         await store.appendEvent({
           protocolRunId: run.id,
           stepRunId: i % 2 ? steps[1]!.id : null,
-          eventType: i % 5 === 0 ? "tick5" : "tick",
+          eventType: i % 5 === 0 ? "step_completed" : "step_started",
           message: `e${i}`,
           specHash: i === 0 ? null : undefined,
         });
@@ -183,7 +186,9 @@ for (const backend of ["sqlite", "postgres"] as const) {
       const page = await store.listEvents({ protocolRunId: run.id, afterId: all[9]!.id, limit: 5 });
       expect(page.map((e) => e.message)).toEqual(["e10", "e11", "e12", "e13", "e14"]);
       expect(
-        (await store.listEvents({ protocolRunId: run.id, eventTypes: ["tick5"] })).map((e) => e.message),
+        (await store.listEvents({ protocolRunId: run.id, eventTypes: ["step_completed"] })).map(
+          (e) => e.message,
+        ),
       ).toEqual(["e0", "e5", "e10", "e15", "e20"]);
       expect(await store.listEvents({ stepRunId: steps[1]!.id })).toHaveLength(12);
       expect((await store.listEvents({ projectId: project.id })).length).toBe(25);
@@ -226,20 +231,26 @@ for (const backend of ["sqlite", "postgres"] as const) {
         });
         let firstId = 0;
         const slow = store.transaction(async (tx) => {
-          firstId = (await tx.appendEvent({ protocolRunId: run.id, eventType: "slow", message: "1" })).id;
+          firstId = (
+            await tx.appendEvent({ protocolRunId: run.id, eventType: "step_started", message: "slow" })
+          ).id;
           await held;
         });
         while (firstId === 0) await new Promise((r) => setTimeout(r, 5));
-        const fast = store.appendEvent({ protocolRunId: run.id, eventType: "fast", message: "2" });
+        const fast = store.appendEvent({
+          protocolRunId: run.id,
+          eventType: "step_completed",
+          message: "fast",
+        });
         await new Promise((r) => setTimeout(r, 150));
         // a reader polling now must not see "fast" yet: its cursor would then skip "slow"
         const seen = await store.listEvents({ protocolRunId: run.id });
-        expect(seen.map((e) => e.eventType)).toEqual([]);
+        expect(seen.map((e) => e.message)).toEqual([]);
         release();
         await slow;
         const second = await fast;
         expect(second.id).toBeGreaterThan(firstId);
-        expect((await store.listEvents({ protocolRunId: run.id })).map((e) => e.eventType)).toEqual([
+        expect((await store.listEvents({ protocolRunId: run.id })).map((e) => e.message)).toEqual([
           "slow",
           "fast",
         ]);

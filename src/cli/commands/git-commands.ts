@@ -9,10 +9,10 @@ import {
   type WorktreeInfo,
 } from "../../git/worktrees.js";
 import { openRunPullRequest } from "../../pr/open-run-pr.js";
-import { EVENT } from "../../runner/event-types.js";
 import { checkpointsEnabled, stepBaseCommit } from "../../runner/step-checkpoints.js";
 import { errorMessage, InvalidInputError, NotFoundError } from "../../shared/errors.js";
 import { realPathLoose } from "../../shared/paths.js";
+import { EVENT } from "../../store/event-types.js";
 import type { ProtocolRun } from "../../store/types.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";

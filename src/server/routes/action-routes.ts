@@ -4,8 +4,8 @@
  */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { EVENT } from "../../runner/event-types.js";
 import { NotFoundError } from "../../shared/errors.js";
+import { EVENT } from "../../store/event-types.js";
 import type { ProtocolRun, StepRun, StoreOps } from "../../store/types.js";
 import { ConflictError } from "../api-errors.js";
 import { EnqueuedJob, ProtocolRunOut, protocolOut, StepRunOut, stepOut } from "../api-shapes.js";

@@ -9,7 +9,7 @@
  * - a merged PR/MR completes the run (`pr_merged` / `mr_merged`).
  * A step the runner is executing right now is left to it; only the event is recorded.
  */
-import { EVENT } from "../../runner/event-types.js";
+import { EVENT } from "../../store/event-types.js";
 import { canMoveProtocol, canMoveStep } from "../../store/status.js";
 import type { ProtocolRun, StoreOps } from "../../store/types.js";
 import { type ActionOutcome, completeIfDone, jobs, latestStep } from "../run-actions.js";

@@ -1,7 +1,10 @@
-/** The event catalogue (documented in docs/events.md). Every event also carries the run's spec hash. */
+/**
+ * The event catalogue (documented in docs/events.md): every event the ledger is written with is one
+ * of these. Every event also carries the run's spec hash.
+ */
 export const EVENT = {
   protocolCreated: "protocol_created",
-  protocolStatus: "protocol_status_changed",
+  protocolPlanned: "planned",
   protocolStarted: "protocol_started",
   protocolCompleted: "protocol_completed",
   protocolBlocked: "protocol_blocked",
