@@ -116,6 +116,25 @@ export async function failOnBudget(
   return "stop";
 }
 
+/** A directive file that cannot be reset or read (malformed, or leading out of the worktree). */
+function failOnDirective(
+  scope: RunScope,
+  step: StepRun,
+  err: DirectiveError,
+  frame: Frame,
+): Promise<StepOutcome> {
+  return failStep(
+    scope,
+    step,
+    {
+      reason: "directive:invalid",
+      message: err.message,
+      cause: { eventType: EVENT.directiveInvalid, message: err.message, metadata: { error: err.message } },
+    },
+    frame,
+  );
+}
+
 export function resolveFor(scope: RunScope, step: StepRun, engine: Engine): ResolvedStep {
   const entry = scope.ctx.steps.get(step.stepName)!;
   return resolveStep(entry.spec, entry.index, scope.ctx.roots, {
@@ -240,20 +259,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     if (directiveSpec) resetDirective(ctx.roots.workspace, directiveSpec);
   } catch (err) {
     if (!(err instanceof DirectiveError)) throw err;
-    return failStep(
-      scope,
-      step,
-      {
-        reason: "directive:invalid",
-        message: err.message,
-        cause: {
-          eventType: EVENT.directiveInvalid,
-          message: err.message,
-          metadata: { file: directiveSpec?.file },
-        },
-      },
-      frame,
-    );
+    return failOnDirective(scope, step, err, frame);
   }
 
   const attempt = Number(step.runtimeState.attempts ?? 0) + 1;
@@ -413,20 +419,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
       directive = readDirective(ctx.roots.workspace, directiveSpec);
     } catch (err) {
       if (!(err instanceof DirectiveError)) throw err;
-      return failStep(
-        scope,
-        step,
-        {
-          reason: "directive:invalid",
-          message: err.message,
-          cause: {
-            eventType: EVENT.directiveInvalid,
-            message: err.message,
-            metadata: { file: directiveSpec.file },
-          },
-        },
-        frame,
-      );
+      return failOnDirective(scope, step, err, frame);
     }
     if (directive) {
       await store.appendEvent({

@@ -133,3 +133,37 @@ export async function completeIfDone(tx: StoreOps, runId: number): Promise<Proto
     { expectedFrom: run.status },
   );
 }
+
+/**
+ * Moves a step to `needs_qa` (unless it is there) and records that its QA is queued; the job is
+ * queued after the transaction. `cause` prefixes the messages ("CI passed").
+ */
+export async function queueQa(
+  tx: StoreOps,
+  step: StepRun,
+  cause: string | null,
+  metadata: Json,
+): Promise<{ step: StepRun; job: JobRequest }> {
+  const prefix = cause ? `${cause}; ` : "";
+  const waiting =
+    step.status === "needs_qa"
+      ? step
+      : await tx.transitionStep(
+          step.id,
+          "needs_qa",
+          {
+            eventType: EVENT.stepStatus,
+            message: `${prefix}queued for QA`,
+            metadata: { ...metadata, previous_status: step.status },
+          },
+          { expectedFrom: step.status },
+        );
+  await tx.appendEvent({
+    protocolRunId: step.protocolRunId,
+    stepRunId: step.id,
+    eventType: EVENT.qaEnqueued,
+    message: `${prefix}QA of ${step.stepName} queued`,
+    metadata,
+  });
+  return { step: waiting, job: jobs.runQa(waiting) };
+}

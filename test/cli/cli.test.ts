@@ -53,9 +53,32 @@ describe("tgz CLI", () => {
       .stdout.trim()
       .split("\n")
       .map((l) => JSON.parse(l));
-    expect(events.at(-1).eventType).toBe("protocol_completed");
+    // the HTTP API's shape: snake_case
+    expect(events.at(-1)).toMatchObject({ event_type: "protocol_completed", protocol_run_id: out.run_id });
+    expect(events.map((e: { id: number }) => e.id)).toEqual(
+      [...events.map((e: { id: number }) => e.id)].sort((a, b) => a - b),
+    );
     const status = tgz("status", String(out.run_id));
     expect(status.stdout).toMatch(/0001-hello-greeter \[completed\]/);
+  });
+
+  it("prints the whole ledger, however long, in order", async () => {
+    const spec = join(mkdtempSync(join(tmpdir(), "tgz-long-")), "long.json");
+    const steps = Array.from({ length: 220 }, (_, i) => ({
+      id: `s${i}`,
+      engine_id: "shell",
+      inputs: { command: `echo ${i}` },
+      qa: { policy: "skip", reason: "bench of the ledger" },
+    }));
+    writeFileSync(spec, JSON.stringify({ steps }));
+    const run = JSON.parse(tgz("run", spec, "--repo", gitRepo(), "--json").stdout);
+    const lines = tgz("events", String(run.run_id), "--json").stdout.trim().split("\n");
+    // well past one page of the ledger
+    expect(lines.length).toBeGreaterThan(600);
+    const events = lines.map((l) => JSON.parse(l) as { id: number; event_type: string });
+    expect(events.at(-1)!.event_type).toBe("protocol_completed");
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+    expect(events.filter((e) => e.event_type === "step_started")).toHaveLength(220);
   });
 
   it("shows live per-step progress without --json, and exits 1 when the protocol does not complete", () => {

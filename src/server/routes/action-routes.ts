@@ -17,6 +17,7 @@ import {
   jobs,
   latestStep,
   perform,
+  queueQa,
   requireRepo,
   takeUp,
 } from "../run-actions.js";
@@ -215,32 +216,8 @@ async function stepAction(tx: StoreOps, step: StepRun, action: (typeof STEP_ACTI
         throw new ConflictError(`step ${step.id} has not run yet; there is nothing for QA to check`);
       await requireRepo(tx, run);
       const taken = await takeUp(tx, run, `check step ${step.stepName}`);
-      const waiting =
-        step.status === "needs_qa"
-          ? step
-          : await tx.transitionStep(
-              step.id,
-              "needs_qa",
-              {
-                eventType: EVENT.stepStatus,
-                message: "Queued for QA",
-                metadata: { previous_status: step.status },
-              },
-              { expectedFrom: step.status },
-            );
-      await tx.appendEvent({
-        protocolRunId: run.id,
-        stepRunId: step.id,
-        eventType: EVENT.qaEnqueued,
-        message: `QA of ${step.stepName} queued`,
-        metadata: { source: "api" },
-      });
-      return {
-        run: taken,
-        step: waiting,
-        job: jobs.runQa(waiting),
-        message: `QA of ${step.stepName} queued`,
-      };
+      const qa = await queueQa(tx, step, null, { source: "api" });
+      return { run: taken, ...qa, message: `QA of ${step.stepName} queued` };
     }
     case "approve": {
       if (step.status === "completed") return { run, step, message: "already completed" };

@@ -12,7 +12,7 @@
 import { EVENT } from "../../store/event-types.js";
 import { canMoveProtocol, canMoveStep } from "../../store/status.js";
 import type { ProtocolRun, StoreOps } from "../../store/types.js";
-import { type ActionOutcome, completeIfDone, jobs, latestStep } from "../run-actions.js";
+import { type ActionOutcome, completeIfDone, jobs, latestStep, queueQa } from "../run-actions.js";
 import type { CiSettings } from "../server-context.js";
 import type { CiEvent } from "./ci-events.js";
 
@@ -77,15 +77,6 @@ export async function applyCi(
       if (run.status === "paused") return recorded("recorded", "run is paused; recorded only");
       if (!canMoveStep(step.status, "needs_qa") && step.status !== "needs_qa")
         return recorded("recorded", `step is ${step.status}; nothing to check`);
-      const waiting =
-        step.status === "needs_qa"
-          ? step
-          : await tx.transitionStep(
-              step.id,
-              "needs_qa",
-              { eventType: EVENT.stepStatus, message: "CI passed; QA queued", metadata: source },
-              { expectedFrom: step.status },
-            );
       const taken =
         run.status === "blocked" || run.status === "failed"
           ? await tx.transitionProtocol(
@@ -95,17 +86,10 @@ export async function applyCi(
               { expectedFrom: run.status },
             )
           : run;
-      await tx.appendEvent({
-        protocolRunId: run.id,
-        stepRunId: step.id,
-        eventType: EVENT.qaEnqueued,
-        message: `CI passed; QA of ${step.stepName} queued`,
-        metadata: source,
-      });
+      const qa = await queueQa(tx, step, "CI passed", source);
       return {
         run: taken,
-        step: waiting,
-        job: jobs.runQa(waiting),
+        ...qa,
         action: "qa_enqueued",
         message: "QA queued",
       };
