@@ -12,7 +12,7 @@
 import { EVENT } from "../../store/event-types.js";
 import { canMoveProtocol, canMoveStep } from "../../store/status.js";
 import type { ProtocolRun, StoreOps } from "../../store/types.js";
-import { type ActionOutcome, completeIfDone, jobs, latestStep, queueQa } from "../run-actions.js";
+import { type ActionOutcome, completeIfDone, latestStep, queueQa } from "../run-actions.js";
 import type { CiSettings } from "../server-context.js";
 import type { CiEvent } from "./ci-events.js";
 
