@@ -12,7 +12,7 @@ import type { Engine, EngineFailure, EngineRequest } from "../engines/engine-por
 import { extractJson } from "../shared/extract-json.js";
 import { tail } from "../shared/text.js";
 import { issueToErrors, type SpecError } from "../spec/validate-spec.js";
-import { callEngine, type EngineCall } from "./call-engine.js";
+import { callEngine, type EngineCall, type TranscriptTarget } from "./call-engine.js";
 
 /** The longest wait between engine retries, whatever the engine hints. */
 export const MAX_RETRY_DELAY_MS = 60_000;
@@ -46,7 +46,7 @@ export interface JsonQuestion<T> {
   answerName: string;
   signal: AbortSignal;
   /** Transcript file of the n-th call (1-based, retries and repairs included). */
-  transcriptPath: (call: number) => string;
+  transcriptPath: (call: number) => TranscriptTarget;
   /** Extra calls allowed after each retryable engine failure. */
   retries: number;
 }

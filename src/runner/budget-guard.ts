@@ -3,14 +3,17 @@
  * (from the store, so limits are cumulative across calls and restarts), and what a breach does.
  */
 import type { TokenUsage } from "../engines/engine-port.js";
+import type { BudgetMode } from "../spec/schema.js";
 import { EVENT } from "../store/event-types.js";
 import type { StepRun, StoreOps, UsagePhase } from "../store/types.js";
 import {
   type BudgetDecision,
   type BudgetLimits,
+  type BudgetScope,
   type BudgetSpent,
   checkAfterCall,
   checkBeforeCall,
+  limitedScopes,
 } from "./budget.js";
 import { eventBase, type RunScope } from "./run-scope.js";
 
@@ -18,23 +21,25 @@ export function budgetLimits(scope: RunScope, stepId: string): BudgetLimits {
   const { ctx } = scope;
   const step = ctx.steps.get(stepId)!.spec;
   const b = ctx.config.budgets;
+  const protocolMode = ctx.spec.budget?.mode ?? b.mode;
+  const limit = (n: number | null | undefined, mode: BudgetMode) =>
+    n == null ? undefined : { limit: n, mode };
   return {
-    mode: step.budget?.mode ?? ctx.spec.budget?.mode ?? b.mode,
-    step: step.budget?.max_tokens ?? b.maxTokensPerStep,
-    protocol: ctx.spec.budget?.max_tokens ?? b.maxTokensPerProtocol,
-    project: b.maxTokensPerProject,
+    step: limit(step.budget?.max_tokens ?? b.maxTokensPerStep, step.budget?.mode ?? protocolMode),
+    protocol: limit(ctx.spec.budget?.max_tokens ?? b.maxTokensPerProtocol, protocolMode),
+    project: limit(b.maxTokensPerProject, b.mode),
   };
 }
 
-/** What each limited scope has spent so far; scopes without a limit (or budgets off) are not summed. */
+/** What each limited scope has spent so far; scopes without a limit (or off) are not summed. */
 async function spent(scope: RunScope, stepRunId: number, limits: BudgetLimits): Promise<BudgetSpent> {
-  const off = limits.mode === "off";
-  const total = async (limit: number | undefined, where: Parameters<StoreOps["sumUsage"]>[0]) =>
-    off || limit === undefined ? 0 : (await scope.store.sumUsage(where)).total;
+  const on = new Set(limitedScopes(limits));
+  const total = async (s: BudgetScope, where: Parameters<StoreOps["sumUsage"]>[0]) =>
+    on.has(s) ? (await scope.store.sumUsage(where)).total : 0;
   const [step, protocol, project] = await Promise.all([
-    total(limits.step, { stepRunId }),
-    total(limits.protocol, { protocolRunId: scope.ctx.run.id }),
-    total(limits.project, { projectId: scope.ctx.project.id }),
+    total("step", { stepRunId }),
+    total("protocol", { protocolRunId: scope.ctx.run.id }),
+    total("project", { projectId: scope.ctx.project.id }),
   ]);
   return { step, protocol, project };
 }
@@ -52,7 +57,7 @@ export async function checkBudget(
   estimate: number | null,
 ): Promise<BudgetCheck> {
   const limits = budgetLimits(scope, step.stepName);
-  if (limits.mode === "off") return { ok: true };
+  if (limitedScopes(limits).length === 0) return { ok: true };
   const now = await spent(scope, step.id, limits);
   const decision: BudgetDecision =
     estimate === null ? checkAfterCall(limits, now) : checkBeforeCall(limits, now, estimate);
@@ -60,7 +65,7 @@ export async function checkBudget(
   const when = estimate === null ? "after_call" : "before_call";
   const b = decision.breach;
   const message = `${b.scope} budget ${b.limit} tokens: ${b.spent} spent${b.estimated ? ` + ${b.estimated} estimated` : ""}`;
-  const metadata = { ...b, phase, when, mode: decision.action === "stop" ? "strict" : "warn" };
+  const metadata = { ...b, phase, when, mode: limits[b.scope]!.mode };
   if (decision.action === "warn") {
     await scope.store.appendEvent({
       ...eventBase(scope, step),

@@ -1,17 +1,18 @@
 /**
- * Token budgets, cumulative per step, protocol and project. Spent figures come from the store (real
- * usage charged after each call), so limits hold across calls, processes and restarts.
+ * Token budgets, cumulative per step, protocol and project, each limit in its own scope's mode (a
+ * step set to `warn` does not loosen the protocol's strict limit). Spent figures come from the store
+ * (real usage charged after each call), so limits hold across calls, processes and restarts.
  */
 import type { BudgetMode } from "../spec/schema.js";
 
 export type BudgetScope = "step" | "protocol" | "project";
 
-export interface BudgetLimits {
+export interface ScopeLimit {
+  limit: number;
   mode: BudgetMode;
-  step?: number | undefined;
-  protocol?: number | undefined;
-  project?: number | undefined;
 }
+
+export type BudgetLimits = Partial<Record<BudgetScope, ScopeLimit>>;
 
 export type BudgetSpent = Record<BudgetScope, number>;
 
@@ -30,27 +31,31 @@ export type BudgetDecision =
 
 const SCOPES: BudgetScope[] = ["step", "protocol", "project"];
 
-function firstBreach(limits: BudgetLimits, spent: BudgetSpent, extra: number): BudgetBreach | undefined {
-  for (const scope of SCOPES) {
-    const limit = limits[scope];
-    if (limit !== undefined && spent[scope] + extra > limit) {
-      return extra > 0
-        ? { scope, limit, spent: spent[scope], estimated: extra }
-        : { scope, limit, spent: spent[scope] };
-    }
-  }
-  return undefined;
+/** Scopes whose limit is on (mode not `off`): the only ones worth summing. */
+export function limitedScopes(limits: BudgetLimits): BudgetScope[] {
+  return SCOPES.filter((s) => limits[s] !== undefined && limits[s].mode !== "off");
 }
 
-/** Before a call: refuse (strict) when what is already spent plus the estimate exceeds a limit. */
+/**
+ * Before a call (`estimate` > 0) or after one (0): a strict limit that would be (or was) passed
+ * stops; otherwise a warn limit passed is recorded. Exactly at the limit is allowed.
+ */
 export function checkBeforeCall(limits: BudgetLimits, spent: BudgetSpent, estimate: number): BudgetDecision {
-  if (limits.mode === "off") return { action: "allow" };
-  const breach = firstBreach(limits, spent, estimate);
-  if (!breach) return { action: "allow" };
-  return limits.mode === "strict" ? { action: "stop", breach } : { action: "warn", breach };
+  let warn: BudgetBreach | undefined;
+  for (const scope of limitedScopes(limits)) {
+    const { limit, mode } = limits[scope]!;
+    if (spent[scope] + estimate <= limit) continue;
+    const breach =
+      estimate > 0
+        ? { scope, limit, spent: spent[scope], estimated: estimate }
+        : { scope, limit, spent: spent[scope] };
+    if (mode === "strict") return { action: "stop", breach };
+    warn ??= breach;
+  }
+  return warn ? { action: "warn", breach: warn } : { action: "allow" };
 }
 
-/** After a call was charged: stop (strict) when a limit has been overrun. */
+/** After a call was charged: stop when a strict limit has been overrun. */
 export function checkAfterCall(limits: BudgetLimits, spent: BudgetSpent): BudgetDecision {
   return checkBeforeCall(limits, spent, 0);
 }

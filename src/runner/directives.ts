@@ -44,11 +44,29 @@ function paths(workspace: string, spec: DirectiveSpec): string[] {
   });
 }
 
+/** Any file-system failure on a directive file (a folder in its place, no permission) is the agent's doing. */
+function onFile<T>(file: string, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "EISDIR"
+        ? "it is a directory"
+        : code === "ENOTDIR"
+          ? "a folder on its path is a file"
+          : (err as Error).message;
+    throw new DirectiveError(`cannot ${what} directive file ${file}: ${why}`);
+  }
+}
+
 export function resetDirective(workspace: string, spec: DirectiveSpec): void {
   const [primary, ...alternates] = paths(workspace, spec);
-  mkdirSync(dirname(primary!), { recursive: true });
-  writeFileSync(primary!, `${JSON.stringify({ action: "continue" })}\n`);
-  for (const alt of alternates) rmSync(alt, { force: true });
+  onFile(primary!, "reset", () => {
+    mkdirSync(dirname(primary!), { recursive: true });
+    writeFileSync(primary!, `${JSON.stringify({ action: "continue" })}\n`);
+  });
+  for (const alt of alternates) onFile(alt, "reset", () => rmSync(alt, { force: true }));
 }
 
 /** The directive the agent left, the primary file first; throws DirectiveError when it is malformed. */
@@ -57,9 +75,10 @@ export function readDirective(workspace: string, spec: DirectiveSpec): ReadDirec
   // an agent that wrote only the other name still counts
   const written = alternates.find((p) => existsSync(p)) ?? (existsSync(primary!) ? primary! : undefined);
   if (!written) return null;
+  const text = onFile(written, "read", () => readFileSync(written, "utf8"));
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(written, "utf8"));
+    value = JSON.parse(text);
   } catch (err) {
     throw new DirectiveError(`directive file ${written} is not valid JSON: ${(err as Error).message}`);
   }

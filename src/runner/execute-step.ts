@@ -184,6 +184,7 @@ async function callWithRetries(
 ): Promise<ExecResult> {
   const { ctx, signal } = scope;
   const retries = ctx.steps.get(step.stepName)!.spec.retry?.engine_errors ?? ctx.config.engineRetries;
+  const live: Json = {};
   for (let n = 1; ; n++) {
     const { result, transcriptError } = await callEngine(
       engine,
@@ -191,12 +192,14 @@ async function callWithRetries(
       signal,
       { path: setup.transcript("exec", n), roots: [ctx.roots.protocolRoot] },
       async (event) => {
-        // should this runner die, whoever takes the run over can stop the process it leaves behind
-        const process = event.type === "started" && event.pid ? identify(event.pid) : null;
-        if (process)
-          await scope.store.updateStepRun(step.id, {
-            runtimeState: { ...step.runtimeState, engine_process: { ...process } },
-          });
+        if (event.type !== "started") return;
+        // recorded at once: should this runner die, whoever takes the run over can stop the process
+        // it left and continue the agent's session instead of starting it again
+        const process = event.pid ? identify(event.pid) : null;
+        if (process) live.engine_process = { ...process };
+        if (event.sessionId) Object.assign(live, { session_id: event.sessionId, session_engine: engine.id });
+        if (process || event.sessionId)
+          await scope.store.updateStepRun(step.id, { runtimeState: { ...step.runtimeState, ...live } });
       },
     );
     if (transcriptError)
@@ -337,14 +340,17 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     });
   }
   // kept whatever the outcome, so a resumed or looped step can continue the same agent session
+  // the session the engine reported as it started counts too: a killed call reports none at its end
+  const recorded = (await store.getStepRun(step.id)).runtimeState;
   const sessionState: Json = {
     ...step.runtimeState,
-    session_id: result.sessionId ?? sessionOf(step.runtimeState, engineId) ?? null,
+    session_id:
+      result.sessionId ?? sessionOf(recorded, engineId) ?? sessionOf(step.runtimeState, engineId) ?? null,
     session_engine: engineId,
   };
 
   if (signal.aborted) {
-    await interruptStep(scope, step, "Interrupted; the step runs again on resume", callMeta);
+    await interruptStep(scope, step, "Interrupted; the step runs again on resume", callMeta, sessionState);
     return "stop";
   }
   if (exec.refused) return failOnBudget(scope, step, exec.refused);

@@ -22,14 +22,17 @@ export function usedNames(...texts: string[]): Set<string> {
   return names;
 }
 
-/** `dir/*.ext`: matching files sorted case-insensitively, each headed by its name. */
-function readGlob(pattern: string): string | undefined {
+/** `dir/*.ext`: matching files sorted case-insensitively, each headed by its name; none may lead out of `base`. */
+function readGlob(pattern: string, base: string, pointer: string): string | undefined {
   const dir = dirname(pattern);
   const ext = basename(pattern).slice(1);
   if (!existsSync(dir)) return undefined;
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(ext))
     .sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+  const outside = files.find((f) => !isInside(base, join(dir, f)));
+  if (outside)
+    throw new StepResolutionError(pointer, `placeholder file ${join(dir, outside)} leads outside its folder`);
   if (files.length === 0) return undefined;
   return files.map((f) => `<!-- File: ${f} -->\n\n${readFileSync(join(dir, f), "utf8")}`).join("\n\n---\n\n");
 }
@@ -44,7 +47,7 @@ function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: Placeho
       `placeholder file "${spec.file}" escapes the ${spec.from ?? "workspace"}`,
     );
   const content = basename(path).startsWith("*.")
-    ? readGlob(path)
+    ? readGlob(path, base, pointer)
     : existsSync(path)
       ? readFileSync(path, "utf8")
       : undefined;

@@ -10,7 +10,7 @@ import { errorMessage } from "../shared/errors.js";
 import { tail } from "../shared/text.js";
 import type { QaPolicy, StepSpec } from "../spec/schema.js";
 import { askForJson, type JsonAttempt } from "./ask-for-json.js";
-import type { EngineCall } from "./call-engine.js";
+import type { EngineCall, TranscriptTarget } from "./call-engine.js";
 import { runCheckCommand } from "./check-command.js";
 import { QA_VERDICT_JSON_SCHEMA, type QaVerdict, QaVerdictSchema } from "./qa-verdict.js";
 import {
@@ -74,7 +74,7 @@ export interface QaInput {
     sandbox?: EngineRequest["sandbox"];
     settings?: EngineSettings;
   };
-  transcriptPath: (attempt: number) => string;
+  transcriptPath: (attempt: number) => TranscriptTarget;
   /** Asked with the QA agent's prompt before the agent is called; false: do not call it. */
   beforeAgentCall?: (prompt: string) => Promise<boolean>;
   /** Extra QA agent calls after a retryable engine failure (config `engine_retries`); default none. */

@@ -90,7 +90,7 @@ async function runDeclaredQa(
       env: setup.env,
       signal,
       agent,
-      transcriptPath: (n) => setup.transcript("qa", n),
+      transcriptPath: (n) => ({ path: setup.transcript("qa", n), roots: [ctx.roots.protocolRoot] }),
       engineRetries: spec.retry?.engine_errors ?? ctx.config.engineRetries,
       async beforeAgentCall(prompt) {
         const budget = await checkBudget(scope, step, "qa", estimateTokens(prompt));

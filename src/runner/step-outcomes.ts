@@ -38,7 +38,14 @@ export function handedOff(signal: AbortSignal): boolean {
  * and runs again on resume. After a lost lease nothing is written: the run is someone else's now.
  * When its job is handed off the run stays running, for the job's next claimer to continue.
  */
-export async function interruptStep(scope: RunScope, step: StepRun, message: string, metadata: Json) {
+export async function interruptStep(
+  scope: RunScope,
+  step: StepRun,
+  message: string,
+  metadata: Json,
+  /** What the step keeps for its next run (its agent session). */
+  runtimeState?: Json,
+) {
   if (leaseLost(scope.signal)) return;
   await scope.store.transaction(async (tx) => {
     // the step of a cancelled run ends cancelled with it; otherwise it runs again on resume
@@ -50,7 +57,7 @@ export async function interruptStep(scope: RunScope, step: StepRun, message: str
         cancelled
           ? { eventType: EVENT.stepStatus, message: "Cancelled with its run", metadata }
           : { eventType: EVENT.stepInterrupted, message, metadata },
-        { expectedFrom: step.status },
+        { expectedFrom: step.status, ...(runtimeState ? { patch: { runtimeState } } : {}) },
       );
     } catch (err) {
       // a cancel already moved the step on; it stays as the cancel left it
@@ -189,8 +196,9 @@ export async function loopBack(
     return "limit";
   }
   const loopCounts = counts(step.runtimeState, "loop_counts");
+  const { trigger_counts: _reset, ...stepState } = step.runtimeState;
   const state = {
-    ...step.runtimeState,
+    ...stepState,
     loop_counts: { ...loopCounts, [decision.policy.id]: decision.iterations },
     last_action: "loop_step_back",
     last_policy_id: decision.policy.id,
@@ -225,12 +233,22 @@ export async function loopBack(
         ...directiveMeta,
       },
     });
-    for (const s of reset.filter((s) => s.status !== "pending")) {
-      await tx.transitionStep(s.id, "pending", {
-        eventType: EVENT.stepStatus,
-        message: `Reset by loop ${decision.policy.id}`,
-        metadata: { policy_id: decision.policy.id },
-      });
+    // a step a loop runs again may fire its triggers again: their counts bound one pass, not the run
+    for (const s of reset) {
+      const { trigger_counts: _reset, ...kept } = s.runtimeState;
+      const patch = { runtimeState: s.id === step.id ? state : kept };
+      if (s.status === "pending") await tx.updateStepRun(s.id, patch);
+      else
+        await tx.transitionStep(
+          s.id,
+          "pending",
+          {
+            eventType: EVENT.stepStatus,
+            message: `Reset by loop ${decision.policy.id}`,
+            metadata: { policy_id: decision.policy.id },
+          },
+          { patch },
+        );
     }
   });
   return "looped";
@@ -355,6 +373,20 @@ export async function fireTriggers(
             },
           },
     );
+    // the agent asked for this work: dropping it silently would lose it, so the run stops instead
+    if (directive) {
+      await blockRun(
+        store,
+        ctx.run.id,
+        `Step ${step.stepName} asked for ${policy.triggerStep}, which cannot run again (${decision.kind})`,
+        {
+          reason: decision.kind === "cycle" ? "trigger_cycle_detected" : "trigger_limit_reached",
+          step: step.stepName,
+          directive,
+        },
+      );
+      return "stop";
+    }
     return "continue";
   }
   const target = steps.find((s) => s.stepName === policy.triggerStep)!;

@@ -389,3 +389,100 @@ describe("directives when QA fails", () => {
     expect(loop).toMatchObject({ decision: "loop", reason: "directive:loop", directive: { action: "loop" } });
   });
 });
+
+describe("directive files and placeholders an agent tampered with", () => {
+  const DIRECTIVE = { file: ".codemachine/memory/directive.json" };
+
+  it("fails the step when the directive file became a folder, also on resume, without a crash", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep(
+          "a",
+          "rm -f .codemachine/memory/directive.json; mkdir -p .codemachine/memory/directive.json; echo a",
+          { directive: DIRECTIVE },
+        ),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("directive_invalid")[0]!.message).toMatch(/cannot read directive file .*: it is a directory/);
+    const resumed = await runnerFor(s).run(r.run.id, { resume: true });
+    expect(resumed.status).toBe("blocked");
+    const after = await inspect(s.store, r.run.id);
+    expect(after.of("directive_invalid").at(-1)!.message).toMatch(
+      /cannot reset directive file .*: it is a directory/,
+    );
+    expect(after.status).toEqual({ a: "failed" });
+  });
+
+  it("refuses a glob placeholder whose files lead out of the worktree", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "tgz-secret-"));
+    writeFileSync(join(outside, "secret.md"), "TOP SECRET");
+    mkdirSync(join(s.repo, "notes"));
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(join(outside, "secret.md"), join(s.repo, "notes", "x.md"));
+    const r = await runSpec(
+      s,
+      {
+        placeholders: { notes: { file: "notes/*.md" } },
+        steps: [{ id: "a", engine_id: "replay", prompt_ref: "p.md", inputs: { final: "done" } }],
+      },
+      { "p.md": "Read {{notes}}" },
+    );
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("spec_validation_error")[0]!.metadata).toMatchObject({ pointer: "/placeholders/notes" });
+    expect(r.of("step_started")).toHaveLength(0);
+  });
+});
+
+describe("triggers an agent asks for", () => {
+  const DIRECTIVE = { file: ".codemachine/memory/directive.json" };
+  const write = (json: string) =>
+    `mkdir -p .codemachine/memory; echo '${json}' > .codemachine/memory/directive.json`;
+
+  it("runs a trigger each time its step runs again in a loop", async () => {
+    const check = `n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; if [ $n -le 4 ]; then ${write('{"action":"loop"}')}; fi; echo checked`;
+    const r = await runSpec(s, {
+      steps: [
+        shellStep(
+          "build",
+          `echo build >> log.txt; ${write('{"action":"trigger","triggerAgentId":"committer"}')}; echo built`,
+          {
+            directive: DIRECTIVE,
+          },
+        ),
+        shellStep("commit", "echo commit >> log.txt; echo committed", {
+          agent_id: "committer",
+          trigger_only: true,
+        }),
+        shellStep("check", check, {
+          directive: DIRECTIVE,
+          policies: [
+            {
+              behavior: "loop",
+              id: "again",
+              conditions: ["directive:loop"],
+              step_back: 2,
+              max_iterations: 5,
+            },
+          ],
+        }),
+      ],
+    });
+    expect(r.run.status).toBe("completed");
+    expect(readFileSync(join(s.repo, "log.txt"), "utf8")).toBe("build\ncommit\n".repeat(5));
+    expect(r.of("trigger_limit_reached")).toHaveLength(0);
+  });
+
+  it("blocks instead of dropping the work when an agent's trigger cannot run again", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("self", `${write('{"action":"trigger","trigger_step":"self"}')}; echo again`, {
+          directive: DIRECTIVE,
+        }),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("trigger_cycle_detected")).toHaveLength(1);
+    expect(r.of("protocol_blocked").at(-1)!.metadata).toMatchObject({ reason: "trigger_cycle_detected" });
+  });
+});
