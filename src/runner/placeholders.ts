@@ -2,7 +2,7 @@
  * Placeholder values for `{{name}}`: literals from the spec, files read when the step runs (so a file
  * an earlier step writes can feed a later prompt), and built-ins. Only the names a step uses are read.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { isInside } from "../shared/paths.js";
@@ -37,6 +37,12 @@ function readGlob(pattern: string, base: string, pointer: string): string | unde
   return files.map((f) => `<!-- File: ${f} -->\n\n${readFileSync(join(dir, f), "utf8")}`).join("\n\n---\n\n");
 }
 
+function readPlaceholderFile(path: string, pointer: string): string {
+  if (!statSync(path).isFile())
+    throw new StepResolutionError(pointer, `placeholder file ${path} is not a file`);
+  return readFileSync(path, "utf8");
+}
+
 function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: PlaceholderRoots): string {
   const base = spec.from === "protocol" ? roots.protocolRoot : roots.workspace;
   const path = resolve(base, spec.file);
@@ -49,7 +55,7 @@ function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: Placeho
   const content = basename(path).startsWith("*.")
     ? readGlob(path, base, pointer)
     : existsSync(path)
-      ? readFileSync(path, "utf8")
+      ? readPlaceholderFile(path, pointer)
       : undefined;
   if (content !== undefined) return content;
   if (spec.optional) return "";

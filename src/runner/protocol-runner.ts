@@ -8,15 +8,15 @@
 import { readFileSync } from "node:fs";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
 import { killOrphan, type ProcessIdentity } from "../engines/process/process-identity.js";
-import { errorMessage, NotFoundError } from "../shared/errors.js";
+import { errorMessage, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
-import { DONE_STEP_STATUSES } from "../store/status.js";
+import { canMoveProtocol, canMoveStep, DONE_STEP_STATUSES } from "../store/status.js";
 import type { ProtocolRun, StepRun } from "../store/types.js";
 import { callSetup, executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
 import { qaPhase } from "./qa-phase.js";
 import { StepResolutionError } from "./resolve-step.js";
 import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
-import { holdRun } from "./run-lease.js";
+import { holdRun, leaseLost } from "./run-lease.js";
 import { engineSettings, type RunScope, type StepOutcome, TOP_FRAME } from "./run-scope.js";
 import { blockRun, handedOff, pauseIfRunning } from "./step-outcomes.js";
 import { engineIdFor, validateRun } from "./validate-run.js";
@@ -79,7 +79,7 @@ export class ProtocolRunner {
         store,
         ctx,
         signal: hold.signal,
-        runStep: (id, frame) => executeStep(scope, id, frame),
+        runStep: (id, frame) => this.guarded(scope, id, () => executeStep(scope, id, frame)),
         preflight: (engine, settings) => this.preflight(engine, settings),
       };
       // QA alone keeps its step as it is: its outputs are what gets checked
@@ -105,7 +105,7 @@ export class ProtocolRunner {
       const steps = await store.listStepRuns(run.id);
       const next = steps.filter((s) => runnable(ctx, s)).sort((a, b) => a.stepIndex - b.stepIndex)[0];
       if (!next) return this.finish(scope, steps);
-      if ((await executeStep(scope, next.id, TOP_FRAME)) === "stop") return store.getProtocolRun(run.id);
+      if ((await scope.runStep(next.id, TOP_FRAME)) === "stop") return store.getProtocolRun(run.id);
     }
   }
 
@@ -121,8 +121,8 @@ export class ProtocolRunner {
       throw new NotFoundError(`step run of run ${ctx.run.id}`, only.stepRunId);
     if (!step) return this.finish(scope, steps);
     const outcome = only.qaOnly
-      ? await this.qaOnly(scope, step)
-      : await executeStep(scope, step.id, TOP_FRAME);
+      ? await this.guarded(scope, step.id, () => this.qaOnly(scope, step))
+      : await scope.runStep(step.id, TOP_FRAME);
     if (handedOff(scope.signal)) return store.getProtocolRun(ctx.run.id);
     const after = await store.listStepRuns(ctx.run.id);
     if (outcome === "continue" && !after.some((s) => runnable(ctx, s))) return this.finish(scope, after);
@@ -299,6 +299,50 @@ export class ProtocolRunner {
       }
     }
     return "continue";
+  }
+
+  /**
+   * The runner's own failures (a file system error, a git call that failed, a bug) are the step's
+   * outcome too: it fails with the error and the run blocks, instead of a run left `running` with no
+   * word of why. Only when even that cannot be written (the database is gone) does the error go up.
+   */
+  private async guarded(
+    scope: RunScope,
+    stepRunId: number,
+    fn: () => Promise<StepOutcome>,
+  ): Promise<StepOutcome> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (leaseLost(scope.signal) || handedOff(scope.signal)) return "stop";
+      try {
+        await scope.store.transaction(async (tx) => {
+          const step = await tx.getStepRun(stepRunId);
+          const message = `${errorMessage(err)}`.slice(0, 2000);
+          const metadata = {
+            reason: "runner_error",
+            error: message,
+            error_code: TasksGodzillaError.is(err) ? err.code : null,
+          };
+          if (canMoveStep(step.status, "failed"))
+            await tx.transitionStep(
+              step.id,
+              "failed",
+              { eventType: EVENT.stepFailed, message: `Step ${step.stepName} failed: ${message}`, metadata },
+              { patch: { summary: message.slice(0, 500) } },
+            );
+          const run = await tx.getProtocolRun(scope.ctx.run.id);
+          if (canMoveProtocol(run.status, "blocked"))
+            await blockRun(tx, run.id, `Step ${step.stepName} failed: ${message}`, {
+              ...metadata,
+              step: step.stepName,
+            });
+        });
+      } catch {
+        throw err;
+      }
+      return "stop";
+    }
   }
 
   /** Once per engine and settings per runner: a binary does not appear or vanish between steps. */

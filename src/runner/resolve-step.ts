@@ -79,11 +79,22 @@ export function resolvePromptPath(ref: string, roots: ResolveRoots, pointer: str
   throw new StepResolutionError(pointer, `prompt_ref "${ref}" not found in ${bases.join(", ")}`);
 }
 
+/** The run's own records in its protocol folder: no step output may write over them. */
+const RESERVED_OUTPUTS = ["protocol-spec.json", "logs", ".gitignore"];
+
 function resolveOutputPath(path: string, roots: ResolveRoots, pointer: string): string {
   const abs = isAbsolute(path) ? resolve(path) : resolve(roots.protocolRoot, path);
   if (!isInside(roots.protocolRoot, abs) && !isInside(roots.workspace, abs)) {
     throw new StepResolutionError(pointer, `output path "${path}" escapes the protocol folder and worktree`);
   }
+  if (existsSync(abs) && statSync(abs).isDirectory())
+    throw new StepResolutionError(pointer, `output path "${path}" is a folder, not a file`);
+  const reserved = RESERVED_OUTPUTS.find((r) => isInside(join(roots.protocolRoot, r), abs));
+  if (reserved || resolve(abs) === resolve(roots.protocolRoot))
+    throw new StepResolutionError(
+      pointer,
+      `output path "${path}" would overwrite the run's own records (${reserved ?? "the protocol folder"})`,
+    );
   return abs;
 }
 

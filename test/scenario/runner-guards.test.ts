@@ -486,3 +486,42 @@ describe("triggers an agent asks for", () => {
     expect(r.of("protocol_blocked").at(-1)!.metadata).toMatchObject({ reason: "trigger_cycle_detected" });
   });
 });
+
+describe("the runner's own failures", () => {
+  it("fails the step and blocks the run, with the error, when something unexpected breaks", async () => {
+    // the step makes its own output path a folder: writing the output fails with EISDIR
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("a", 'mkdir -p "$TASKSGODZILLA_PROTOCOL_DIR/outputs/a.md"; echo done'),
+        shellStep("b", "echo b"),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status).toEqual({ a: "failed", b: "pending" });
+    expect(r.of("step_failed")[0]!.metadata).toMatchObject({
+      reason: "runner_error",
+      error: expect.stringMatching(/EISDIR/),
+    });
+    expect(r.of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "runner_error", step: "a" });
+  });
+
+  it("refuses outputs that are folders or the run's own records, before anything runs", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("a", "echo a", { outputs: { protocol: "." } }),
+        shellStep("b", "echo b", { outputs: { protocol: "protocol-spec.json" } }),
+        shellStep("c", "echo c", { outputs: { aux: { x: "logs/c.jsonl" } } }),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("step_started")).toHaveLength(0);
+    expect(r.of("spec_validation_error").map((e) => [e.metadata.pointer, e.metadata.error])).toEqual([
+      ["/steps/0/outputs/protocol", 'output path "." is a folder, not a file'],
+      [
+        "/steps/1/outputs/protocol",
+        expect.stringMatching(/would overwrite the run's own records \(protocol-spec.json\)/),
+      ],
+      ["/steps/2/outputs/aux/x", expect.stringMatching(/would overwrite the run's own records \(logs\)/)],
+    ]);
+  });
+});
