@@ -99,6 +99,8 @@ export type EngineEvent =
   | { type: "tool"; name: string; detail?: string | undefined }
   | { type: "usage"; usage: TokenUsage }
   | { type: "final"; text: string }
+  /** What the process wrote to stderr, kept in the transcript as evidence. */
+  | { type: "stderr"; text: string }
   | { type: "error"; error: EngineFailure };
 
 export interface EngineResult {

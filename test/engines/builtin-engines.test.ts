@@ -41,6 +41,16 @@ describe("shell engine", () => {
     });
   });
 
+  it("keeps what a successful command wrote to stderr, and reports using no tokens", async () => {
+    const { result, events } = await drive(shell, { command: "echo out; echo warned >&2" });
+    expect(result).toMatchObject({
+      ok: true,
+      finalMessage: "out",
+      usage: { input: 0, output: 0, estimated: false },
+    });
+    expect(events).toContainEqual({ type: "stderr", text: "warned\n" });
+  });
+
   it("fails clearly without a command", async () => {
     expect((await drive(shell, {})).result.error?.message).toMatch(/needs inputs.command/);
     expect((await drive(shell, { command: [1, 2] })).result.ok).toBe(false);

@@ -69,6 +69,7 @@ export class ShellEngine implements Engine {
         return failedResult(failure("unavailable", err.message, { hint: "install bash" }));
       throw err;
     }
+    if (out.stderr) yield { type: "stderr", text: out.stderr };
     const fields = {
       exitCode: out.exitCode,
       truncatedBytes: out.truncatedBytes,
