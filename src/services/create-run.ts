@@ -3,7 +3,7 @@
  * folder copied into `.protocols/<run>/`, and the step rows created from it — in one transaction.
  * A spec that fails validation still creates the run, blocked, with one spec_validation_error per error.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
 import { slugify } from "../git/protocol-names.js";
@@ -15,6 +15,7 @@ import { type SpecError, validateSpec } from "../spec/validate-spec.js";
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject, projectWorkspace } from "./project-service.js";
+import { copySpecFolder } from "./spec-folder.js";
 
 export const PROTOCOLS_DIR = ".protocols";
 /** The frozen copy of the spec inside the protocol folder. */
@@ -75,8 +76,6 @@ export interface CreatedRun {
   errors: SpecError[];
 }
 
-const SKIP_COPY = new Set([".git", "node_modules", PROTOCOLS_DIR]);
-
 export async function createRunFromSpec(store: Store, input: CreateRunInput): Promise<CreatedRun> {
   const raw = input.spec ?? (input.specPath ? readSpecFile(input.specPath) : undefined);
   if (raw === undefined && !input.unplanned) throw new InvalidInputError("a spec or a spec file is required");
@@ -97,47 +96,55 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
     throw new InvalidInputError(
       `project ${project.id} has no local checkout to write the protocol folder in`,
     );
-  const run = await store.transaction(async (tx) => {
-    // numbered inside the write transaction, so concurrent creators take turns and never share a number
-    const protocolName =
-      givenName ?? `${await nextRunNumber(tx, project.id, workspace)}-${slugify(baseName, 40, "protocol")}`;
-    const protocolRoot =
-      input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
-    if (protocolRoot) {
-      writeFiles(protocolRoot, input.files);
-      if (input.specPath && workspace) {
-        const specDir = dirname(resolve(input.specPath));
-        if (!isInside(workspace, specDir))
-          cpSync(specDir, protocolRoot, { recursive: true, filter: (src) => !SKIP_COPY.has(basename(src)) });
+  // a run that could not be created leaves no folder behind to be mistaken for one
+  let createdFolder: string | null = null;
+  const run = await store
+    .transaction(async (tx) => {
+      // numbered inside the write transaction, so concurrent creators take turns and never share a number
+      const protocolName =
+        givenName ?? `${await nextRunNumber(tx, project.id, workspace)}-${slugify(baseName, 40, "protocol")}`;
+      const protocolRoot =
+        input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
+      if (protocolRoot) {
+        createdFolder = existsSync(protocolRoot) ? null : protocolRoot;
+        writeFiles(protocolRoot, input.files);
+        if (input.specPath && workspace) copySpecFolder(input.specPath, protocolRoot, workspace);
       }
-    }
-    const created = await tx.createProtocolRun({
-      projectId: project.id,
-      protocolName,
-      status: "pending",
-      baseBranch: input.baseBranch ?? project.baseBranch,
-      worktreePath: workspace,
-      protocolRoot,
-      description: input.description ?? null,
-    });
-    if (raw === undefined) {
+      const created = await tx.createProtocolRun({
+        projectId: project.id,
+        protocolName,
+        status: "pending",
+        baseBranch: input.baseBranch ?? project.baseBranch,
+        worktreePath: workspace,
+        protocolRoot,
+        description: input.description ?? null,
+      });
+      if (raw === undefined) {
+        await tx.appendEvent({
+          protocolRunId: created.id,
+          eventType: EVENT.protocolCreated,
+          message: `Protocol ${protocolName} created without a spec; starting it plans it`,
+          metadata: { spec_hash: null, protocol_root: protocolRoot, spec_path: null },
+        });
+        return created;
+      }
       await tx.appendEvent({
         protocolRunId: created.id,
         eventType: EVENT.protocolCreated,
-        message: `Protocol ${protocolName} created without a spec; starting it plans it`,
-        metadata: { spec_hash: null, protocol_root: protocolRoot, spec_path: null },
+        message: `Protocol ${protocolName} created from spec ${specHash(raw)}`,
+        metadata: {
+          spec_hash: specHash(raw),
+          protocol_root: protocolRoot,
+          spec_path: input.specPath ?? null,
+        },
+        specHash: specHash(raw),
       });
-      return created;
-    }
-    await tx.appendEvent({
-      protocolRunId: created.id,
-      eventType: EVENT.protocolCreated,
-      message: `Protocol ${protocolName} created from spec ${specHash(raw)}`,
-      metadata: { spec_hash: specHash(raw), protocol_root: protocolRoot, spec_path: input.specPath ?? null },
-      specHash: specHash(raw),
+      return freezeSpec(tx, created, raw);
+    })
+    .catch((err: unknown) => {
+      if (createdFolder) rmSync(createdFolder, { recursive: true, force: true });
+      throw err;
     });
-    return freezeSpec(tx, created, raw);
-  });
   return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
 }
 

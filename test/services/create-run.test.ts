@@ -1,5 +1,5 @@
 /** Creating runs from specs: protocol numbers stay unique under concurrency, on both databases. */
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,3 +35,54 @@ for (const backend of ["sqlite", "postgres"] as const) {
     });
   });
 }
+
+describe("the spec's folder", () => {
+  const spec = {
+    steps: [{ id: "a", engine_id: "replay", prompt_ref: "p.md", inputs: { final: "done" } }],
+  };
+
+  async function sqlite() {
+    return freshStore("sqlite");
+  }
+
+  it("is copied from inside the repository too, so a relative prompt resolves the same", async () => {
+    const store = await sqlite();
+    const repo = mkdtempSync(join(tmpdir(), "tgz-specdir-"));
+    mkdirSync(join(repo, "specs"));
+    writeFileSync(join(repo, "specs", "p.md"), "the prompt");
+    writeFileSync(join(repo, "specs", "protocol.json"), JSON.stringify(spec));
+    const { run } = await createRunFromSpec(store, {
+      repoDir: repo,
+      specPath: join(repo, "specs", "protocol.json"),
+    });
+    expect(readFileSync(join(run.protocolRoot!, "p.md"), "utf8")).toBe("the prompt");
+    await store.close();
+  });
+
+  it("refuses a folder that holds the repository, leaving nothing behind", async () => {
+    const store = await sqlite();
+    const parent = mkdtempSync(join(tmpdir(), "tgz-parent-"));
+    const repo = join(parent, "repo");
+    mkdirSync(repo);
+    writeFileSync(join(parent, "protocol.json"), JSON.stringify(spec));
+    await expect(
+      createRunFromSpec(store, { repoDir: repo, specPath: join(parent, "protocol.json") }),
+    ).rejects.toThrow(/contains the repository/);
+    expect(existsSync(join(repo, ".protocols", "0001-protocol"))).toBe(false);
+    expect(await store.listProtocolRuns()).toEqual([]);
+    await store.close();
+  });
+
+  it("refuses a folder far bigger than a spec needs, instead of copying it", async () => {
+    const store = await sqlite();
+    const repo = mkdtempSync(join(tmpdir(), "tgz-repo-"));
+    const downloads = mkdtempSync(join(tmpdir(), "tgz-downloads-"));
+    writeFileSync(join(downloads, "protocol.json"), JSON.stringify(spec));
+    writeFileSync(join(downloads, "big.iso"), Buffer.alloc(51 * 1024 * 1024));
+    await expect(
+      createRunFromSpec(store, { repoDir: repo, specPath: join(downloads, "protocol.json") }),
+    ).rejects.toThrow(/folder of their own/);
+    expect(existsSync(join(repo, ".protocols", "0001-protocol"))).toBe(false);
+    await store.close();
+  });
+});
