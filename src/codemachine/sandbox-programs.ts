@@ -128,8 +128,11 @@ export const REALM_SOURCE = String.raw`
     if (typeof v === "number" && !isFinite(v)) return { $unsupported: String(v) };
     return v;
   };
+  const ContextError = Error;
   Object.defineProperty(g, "__tgz", {
     value: Object.freeze({
+      // the evaluator's refusals reach package code as this context's errors, never as its own
+      error: (message) => new ContextError(message),
       finish: () => stringify({ value: module.exports }, (_key, v) => unsupported(v)),
       describe(e) {
         if (e !== null && typeof e === "object" && typeof e.message === "string")
@@ -146,18 +149,35 @@ export const REALM_SOURCE = String.raw`
  * and writes one JSON line per event: {start: file} before a file runs, then {file, json} or
  * {file, error} or {file, timeout: true}. Each file gets a fresh context and `limitMs` in all
  * (its code, the promise jobs it queues, and reading its exports, getters included).
+ *
+ * `import()` is answered by the scripts' own callback with an error made inside the context (the
+ * default answer is an error of this process's realm, whose constructor is this realm's Function),
+ * and the file fails even if it catches the refusal.
  */
 export const EVALUATOR_SOURCE = String.raw`
 "use strict";
 const vm = require("node:vm");
 const { dirname } = require("node:path");
 const { types } = require("node:util");
-const emit = (msg) => process.stdout.write(JSON.stringify(msg) + "\n");
+const stdout = process.stdout;
+const emit = (msg) => stdout.write(JSON.stringify(msg) + "\n");
 const isTimeout = (e) =>
   !types.isProxy(e) && types.isNativeError(e) &&
   (Object.getOwnPropertyDescriptor(e, "code") || {}).value === "ERR_SCRIPT_EXECUTION_TIMEOUT";
+const importRefused = (specifier) =>
+  "import('" + specifier + "') is not allowed: package files may only require node:path";
 
-function evaluate(input, f) {
+/** Whether v belongs to this process's realm (such a value is never handed into a context). */
+function ownRealm(v) {
+  if (v === null || (typeof v !== "object" && typeof v !== "function")) return false;
+  for (let o = v; o !== null; o = Object.getPrototypeOf(o)) {
+    if (types.isProxy(o)) return false;
+    if (o === Object.prototype) return true;
+  }
+  return false;
+}
+
+function evaluateFile(input, f, onImport) {
   const started = Date.now();
   const left = () => Math.max(1, input.limitMs - (Date.now() - started));
   const global = Object.create(null);
@@ -169,19 +189,28 @@ function evaluate(input, f) {
     codeGeneration: { strings: false, wasm: false },
     microtaskMode: "afterEvaluate",
   });
-  vm.runInContext(input.realm, context, { timeout: input.limitMs });
+  let refusal;
+  const importModuleDynamically = (specifier) => {
+    onImport(specifier);
+    throw refusal(importRefused(specifier));
+  };
+  const compile = (source, filename) => new vm.Script(source, { filename, importModuleDynamically });
+  compile(input.realm, "realm.js").runInContext(context, { timeout: left() });
+  refusal = compile("__tgz.error", "realm.js").runInContext(context);
   let script;
   try {
-    script = new vm.Script(f.source, { filename: f.file });
+    script = compile(f.source, f.file);
   } catch (e) {
     return { file: f.file, error: e.name + ": " + e.message };
   }
   const failed = (e, prefix) => {
     if (isTimeout(e)) return { file: f.file, timeout: true };
+    if (ownRealm(e))
+      return { file: f.file, error: prefix + (types.isNativeError(e) ? e.name + ": " + e.message : "threw a value that cannot be shown") };
     global.__tgz_thrown = e;
     let text;
     try {
-      text = vm.runInContext("__tgz.describe(__tgz_thrown)", context, { timeout: left() });
+      text = compile("__tgz.describe(__tgz_thrown)", "realm.js").runInContext(context, { timeout: left() });
     } catch (e2) {
       if (isTimeout(e2)) return { file: f.file, timeout: true };
     }
@@ -193,20 +222,40 @@ function evaluate(input, f) {
     return failed(e, "");
   }
   try {
-    const json = vm.runInContext("__tgz.finish()", context, { timeout: left() });
+    const json = compile("__tgz.finish()", "realm.js").runInContext(context, { timeout: left() });
     return typeof json === "string" ? { file: f.file, json } : { file: f.file, error: "its exports cannot be read as data" };
   } catch (e) {
     return failed(e, "its exports cannot be read as data: ");
   }
 }
 
-// a package's stray promise (e.g. a refused dynamic import) must not end the evaluator
+function evaluate(input, f) {
+  let refused;
+  const result = evaluateFile(input, f, (specifier) => {
+    if (refused === undefined) refused = specifier;
+  });
+  return refused === undefined ? result : { file: f.file, error: importRefused(refused) };
+}
+
+/**
+ * Should package code ever reach this realm despite the contexts and the flags this process runs
+ * with, it finds no module loader, no signals and no bindings to native code (Node 20's permission
+ * model does not cover the network or signals).
+ */
+function lockDown() {
+  for (const name of ["require", "module", "exports", "__filename", "__dirname"]) delete globalThis[name];
+  for (const name of ["kill", "_kill", "binding", "_linkedBinding", "dlopen", "getBuiltinModule", "mainModule"])
+    Object.defineProperty(process, name, { value: undefined, writable: false, configurable: false });
+}
+
+// a package's stray promise must not end the evaluator
 process.on("unhandledRejection", () => undefined);
 let text = "";
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (chunk) => { text += chunk; });
 process.stdin.on("end", () => {
   const input = JSON.parse(text);
+  lockDown();
   for (const f of input.files) {
     emit({ start: f.file });
     emit(evaluate(input, f));

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
+import { CodeMachineImportError } from "../../src/codemachine/import-errors.js";
 import { evaluatePackageFiles } from "../../src/codemachine/sandbox-eval.js";
 import { imp, importError, pkg, rootWith } from "./packages.js";
 
@@ -68,9 +70,9 @@ describe("package code isolation", () => {
       /require\('child_process'\) is not allowed/,
     ],
     [
-      "a dynamic import",
-      "module.exports = [{ id: typeof import('node:fs').then }]; fetch('x');",
-      /ReferenceError: fetch is not defined/,
+      "a dynamic import, also one the file catches",
+      "module.exports = []; import('node:fs').catch(() => undefined);",
+      /: import\('node:fs'\) is not allowed: package files may only require node:path$/,
     ],
   ])("refuses %s, naming the file", async (_what, source, message) => {
     const dir = rootWith({ "config/main.agents.js": source });
@@ -78,6 +80,88 @@ describe("package code isolation", () => {
     expect(text).toContain(join(dir, "config/main.agents.js"));
     expect(text).toMatch(message);
     expect(existsSync("/tmp/tgz-cm-pwned")).toBe(false);
+  });
+
+  describe("through what import() hands back (its promise, its refusal)", () => {
+    /** Package code that takes process from the constructor of import()'s promise or refusal, then runs `use(P)`. */
+    const viaImport = (use: string) =>
+      `module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }];
+const go = (F) => { const P = F('return process')(); ${use} };
+const p = import('x');
+try { go(p.constructor.constructor); } catch {}
+p.catch((e) => go(e.constructor.constructor));`;
+    const refused = async (use: string) => {
+      const dir = rootWith({ "config/main.agents.js": viaImport(use) });
+      expect(await importError(dir)).toBe(
+        `${join(dir, "config/main.agents.js")}: import('x') is not allowed: package files may only require node:path`,
+      );
+    };
+
+    it("writes no file", async () => {
+      const file = marker();
+      await refused(`P.getBuiltinModule('fs').writeFileSync(${JSON.stringify(file)}, 'x');`);
+      expect(existsSync(file)).toBe(false);
+    });
+
+    it("opens no socket to a listener on 127.0.0.1", async () => {
+      let connections = 0;
+      const server = createServer((socket) => {
+        connections++;
+        socket.destroy();
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      try {
+        const port = (server.address() as { port: number }).port;
+        await refused(`P.getBuiltinModule('net').connect(${port}, '127.0.0.1');`);
+        await sleep(300);
+        expect(connections).toBe(0);
+      } finally {
+        server.close();
+      }
+    });
+
+    it("sends no signal to the importing process", async () => {
+      let signals = 0;
+      const count = () => signals++;
+      process.on("SIGURG", count);
+      try {
+        await refused("P.kill(P.ppid, 'SIGURG');");
+        await sleep(300);
+        expect(signals).toBe(0);
+      } finally {
+        process.off("SIGURG", count);
+      }
+    });
+
+    it("writes nothing to the evaluator's output", async () => {
+      await refused("P.stdout.write('not a message\\n');");
+    });
+  });
+
+  it("hands package code nothing of the evaluator's realm (errors, descriptors, stack frames)", async () => {
+    const dir = pkg({
+      "c.js": `const F = Function;
+const leaks = [];
+const check = (what, v) => {
+  if (v !== null && (typeof v === 'object' || typeof v === 'function') && v.constructor && v.constructor.constructor !== F) leaks.push(what);
+};
+function deep() { deep(); }
+try { deep(); } catch (e) { check('a stack overflow', e); }
+try { null.x; } catch (e) { check('a TypeError', e); }
+try { require('fs'); } catch (e) { check('a refused require', e); }
+try { Object.defineProperty(globalThis, '__tgz', { value: 1 }); } catch (e) { check('redefining the realm', e); }
+check('a global descriptor', Object.getOwnPropertyDescriptor(globalThis, '__filename'));
+check('the global prototype', Object.getPrototypeOf(globalThis));
+Error.prepareStackTrace = (err, frames) => {
+  check('the stack frames', frames);
+  for (const f of frames) { check('a stack frame', f); check('a frame receiver', f.getThis()); check('a frame function', f.getFunction()); }
+  return '';
+};
+new Error('x').stack;
+module.exports = [leaks, typeof setTimeout, typeof structuredClone, typeof queueMicrotask, typeof process];`,
+    });
+    const values = await evaluatePackageFiles([{ file: join(dir, "c.js"), kind: "config" }], dir);
+    expect(values.get(join(dir, "c.js"))).toEqual([[], "undefined", "undefined", "undefined", "undefined"]);
   });
 
   it("opens no network connection (net.connect and fetch to 127.0.0.1)", async () => {
@@ -142,6 +226,27 @@ describe("package code isolation", () => {
     });
     expect(await importError(dir)).toBe(
       `${join(dir, "config/main.agents.js")}: used more than 256 MB of memory`,
+    );
+  });
+
+  it("stops a file that fills ArrayBuffers (which the heap limit does not bound), naming the file", async () => {
+    const dir = rootWith({
+      "config/main.agents.js":
+        "const a = []; while (true) a.push(new Uint8Array(256 * 1024 * 1024).fill(1));",
+    });
+    expect(await importError(dir)).toBe(
+      `${join(dir, "config/main.agents.js")}: RangeError: Array buffer allocation failed`,
+    );
+  });
+
+  it("stops a file whose exports are more than 16 MB, naming the file", async () => {
+    const dir = pkg({ "c.js": "module.exports = 'x'.repeat(20 * 1024 * 1024);" });
+    const err = await evaluatePackageFiles([{ file: join(dir, "c.js"), kind: "config" }], dir).catch(
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(CodeMachineImportError);
+    expect(err.message).toBe(
+      `${join(dir, "c.js")}: the package evaluator sent more than 16 MB (exports that large are not supported)`,
     );
   });
 
