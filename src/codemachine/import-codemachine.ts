@@ -1,6 +1,7 @@
 /** `tgz import codemachine PATH`: a CodeMachine workflow package as a ProtocolSpec and its files. */
 import { loadConfig } from "../config/load-config.js";
 import { createDefaultRegistry } from "../engines/builtin-engines.js";
+import { isInside } from "../shared/paths.js";
 import type { QaPolicy } from "../spec/schema.js";
 import { validateSpec } from "../spec/validate-spec.js";
 import { configFiles, readCatalog } from "./catalog.js";
@@ -43,6 +44,12 @@ export async function importCodemachine(path: string, opts: ImportOptions): Prom
     ...configs.map((file) => ({ file, kind: "config" as const })),
     ...(pkg.workflowFile ? [{ file: pkg.workflowFile, kind: "workflow" as const }] : []),
   ];
+  for (const { file } of files)
+    if (!isInside(pkg.root, file))
+      throw new CodeMachineImportError(
+        file,
+        "leads outside the package (a symlink?); package code is only read from inside it",
+      );
   const values = await evaluatePackageFiles(files, pkg.root);
   const catalog = readCatalog(pkg, values);
   const warnings: string[] = [];

@@ -49,14 +49,27 @@ export function packageFile(ctx: PromptContext, path: string, asker: Asker, fiel
         join(ctx.repoDir, path),
       ];
   const found = candidates.find((c) => existsSync(c));
-  const fail = (why: string): never => {
-    throw new CodeMachineImportError(asker.file, `${asker.where}: ${field}: "${path}" ${why}`);
-  };
   if (!found)
-    return fail(`not found (looked in the package ${ctx.pkg.root} and the repository ${ctx.repoDir})`);
+    throw new CodeMachineImportError(
+      asker.file,
+      `${asker.where}: ${field}: "${path}" not found (looked in the package ${ctx.pkg.root} and the repository ${ctx.repoDir})`,
+    );
+  return readable(ctx, found, path, asker, field);
+}
+
+/** `found`, the file named `path`, if it lies inside the package or the repository, symlinks resolved. */
+function readable(ctx: PromptContext, found: string, path: string, asker: Asker, field: string): string {
   if (!isInside(ctx.pkg.root, found) && !isInside(ctx.repoDir, found))
-    return fail("is outside the package and the repository; package files may only read inside them");
+    throw new CodeMachineImportError(
+      asker.file,
+      `${asker.where}: ${field}: "${path}" is outside the package and the repository; package files may only read inside them`,
+    );
   return found;
+}
+
+/** The regular files among `names` in `dir` (symlinks followed; a dangling one is no file). */
+function regularFiles(dir: string, names: string[]): string[] {
+  return names.filter((f) => statSync(join(dir, f), { throwIfNoEntry: false })?.isFile());
 }
 
 /** As CodeMachine's chained prompts: every condition (and one of conditionsAny) selected, the track among tracks. */
@@ -68,14 +81,16 @@ function chainedShown(entry: ChainedEntry, selection: Selection): boolean {
   return true;
 }
 
-/** A chained prompt entry: a file, or a folder of `.md` files in name order. */
+/** A chained prompt entry: a file, or a folder of `.md` files in name order, each inside the package or the repository. */
 function chainedFiles(ctx: PromptContext, entry: ChainedEntry, asker: Asker): string[] {
   const found = packageFile(ctx, entry.path, asker, "chainedPromptsPath");
   if (!statSync(found).isDirectory()) return [found];
-  return readdirSync(found)
-    .filter((f) => f.endsWith(".md"))
+  return regularFiles(
+    found,
+    readdirSync(found).filter((f) => f.endsWith(".md")),
+  )
     .sort()
-    .map((f) => join(found, f));
+    .map((f) => readable(ctx, join(found, f), join(entry.path, f), asker, "chainedPromptsPath"));
 }
 
 function undefinedWarning(ctx: PromptContext, name: string): string {
@@ -131,11 +146,15 @@ function placeholderKey(
   const copied = join("codemachine", "package", pkgFile!);
   const source = join(ctx.pkg.root, pkgFile!);
   const where = { file: join(ctx.pkg.configDir, "placeholders.js"), where: "module.exports.packageDir" };
-  if (!isInside(ctx.pkg.root, source))
-    throw new CodeMachineImportError(
-      where.file,
-      `${where.where}: ${name}: "${pkgFile}" is outside the package`,
-    );
+  const inPackage = (file: string, shown: string) => {
+    if (!isInside(ctx.pkg.root, file))
+      throw new CodeMachineImportError(
+        where.file,
+        `${where.where}: ${name}: "${shown}" is outside the package`,
+      );
+    return file;
+  };
+  inPackage(source, pkgFile!);
   if (!pkgFile!.includes("*")) {
     if (existsSync(source)) ctx.files[copied] = readFileSync(source, "utf8");
     else if (!optional)
@@ -144,8 +163,11 @@ function placeholderKey(
         `${where.where}: ${name}: package file "${pkgFile}" not found`,
       );
   } else if (existsSync(dirname(source))) {
-    for (const f of readdirSync(dirname(source)).filter((f) => f.endsWith(basename(pkgFile!).slice(1)))) {
-      ctx.files[join(dirname(copied), f)] = readFileSync(join(dirname(source), f), "utf8");
+    const dir = dirname(source);
+    const matches = readdirSync(dir).filter((f) => f.endsWith(basename(pkgFile!).slice(1)));
+    for (const f of regularFiles(dir, matches)) {
+      const file = inPackage(join(dir, f), join(dirname(pkgFile!), f));
+      ctx.files[join(dirname(copied), f)] = readFileSync(file, "utf8");
     }
   }
   ctx.placeholders[key] = { file: copied, from: "protocol", ...(optional ? { optional: true } : {}) };

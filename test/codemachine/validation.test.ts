@@ -204,6 +204,41 @@ describe("paths stay inside the package or the repository", () => {
     );
   });
 
+  it("refuses a file in a chained-prompts folder that a symlink leads outside", async () => {
+    const outside = pkg({ "secret.md": "secret" });
+    const dir = rootWith({
+      "config/main.agents.js":
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md', chainedPromptsPath: ['prompts/chain'] }];",
+      "prompts/chain/0.md": "first",
+    });
+    symlinkSync(join(outside, "secret.md"), join(dir, "prompts/chain/1.md"));
+    expect(await importError(dir, { repoDir: pkg({}) })).toBe(
+      `${join(dir, WORKFLOW)}: steps[0] (resolveStep 'a'): chainedPromptsPath: "prompts/chain/1.md" is outside the package and the repository; package files may only read inside them`,
+    );
+  });
+
+  it("refuses a packageDir glob match that a symlink leads outside", async () => {
+    const outside = pkg({ "secret.md": "secret" });
+    const dir = rootWith({
+      "config/placeholders.js": "module.exports = { packageDir: { notes: 'extra/*.md' } };",
+      "extra/0.md": "fine",
+      "prompts/a.md": "{notes}",
+    });
+    symlinkSync(join(outside, "secret.md"), join(dir, "extra/1.md"));
+    expect(await importError(dir)).toBe(
+      `${join(dir, "config/placeholders.js")}: module.exports.packageDir: notes: "extra/1.md" is outside the package`,
+    );
+  });
+
+  it("refuses package code that a symlink leads outside, before running it", async () => {
+    const outside = pkg({ "secret.js": "module.exports = [];" });
+    const dir = rootWith({});
+    symlinkSync(join(outside, "secret.js"), join(dir, "config/placeholders.js"));
+    expect(await importError(dir)).toBe(
+      `${join(dir, "config/placeholders.js")}: leads outside the package (a symlink?); package code is only read from inside it`,
+    );
+  });
+
   it("refuses package placeholder files and sub-agent mirrors outside the package", async () => {
     const dir = rootWith({
       "config/placeholders.js": "module.exports = { packageDir: { style: '../../style.md' } };",
