@@ -64,7 +64,7 @@ export class ProtocolRunner {
     // a run created from an invalid spec stays blocked with its pointers until the spec is fixed
     if (stored.templateConfig.spec_meta?.status === "invalid") return stored;
     if (stored.status === "completed" || stored.status === "cancelled") return stored;
-    const resume = opts.resume === true || opts.only !== undefined;
+    const resume = opts.resume === true;
     if (RESUMABLE.includes(stored.status) && !resume) return stored;
 
     const hold = await holdRun(store, runId, opts.signal);
@@ -84,7 +84,8 @@ export class ProtocolRunner {
       };
       // QA alone keeps its step as it is: its outputs are what gets checked
       const keep = opts.only?.qaOnly ? opts.only.stepRunId : undefined;
-      if ((await this.start(scope, stored.leaseOwner, keep)) === "stop") return store.getProtocolRun(runId);
+      if ((await this.start(scope, stored.leaseOwner, { retryFailed: resume, keep })) === "stop")
+        return store.getProtocolRun(runId);
       if ((await this.checkBeforeRunning(scope, opts.only?.stepRunId)) === "stop")
         return store.getProtocolRun(runId);
       return opts.only ? await this.runOne(scope, opts.only) : await this.runAll(scope);
@@ -120,9 +121,13 @@ export class ProtocolRunner {
     if (!step && only.stepRunId !== undefined)
       throw new NotFoundError(`step run of run ${ctx.run.id}`, only.stepRunId);
     if (!step) return this.finish(scope, steps);
-    const outcome = only.qaOnly
-      ? await this.guarded(scope, step.id, () => this.qaOnly(scope, step))
-      : await scope.runStep(step.id, TOP_FRAME);
+    // a job delivered twice finds its step already done (or not yet queued): it runs nothing again
+    const ready = only.qaOnly ? step.status === "needs_qa" : step.status === "pending";
+    const outcome = !ready
+      ? "continue"
+      : only.qaOnly
+        ? await this.guarded(scope, step.id, () => this.qaOnly(scope, step))
+        : await scope.runStep(step.id, TOP_FRAME);
     if (handedOff(scope.signal)) return store.getProtocolRun(ctx.run.id);
     const after = await store.listStepRuns(ctx.run.id);
     if (outcome === "continue" && !after.some((s) => runnable(ctx, s))) return this.finish(scope, after);
@@ -149,23 +154,26 @@ export class ProtocolRunner {
     } catch {
       // no output yet: light QA reports it missing
     }
-    const current =
-      step.status === "needs_qa"
-        ? step
-        : await store.transitionStep(step.id, "needs_qa", {
-            eventType: EVENT.stepStatus,
-            message: `QA of ${step.stepName} requested again`,
-            metadata: { reason: "qa_only" },
-          });
     const attempt = Number(step.runtimeState.attempts ?? 0);
-    return qaPhase(scope, current, resolved, output, callSetup(ctx, current, attempt), TOP_FRAME, null);
+    // a transcript of its own: QA run again never writes over the first QA's evidence
+    const setup = callSetup(ctx, step, attempt);
+    const again = {
+      ...setup,
+      transcript: (phase: string, n: number) => setup.transcript(`${phase}-again-${Date.now()}`, n),
+    };
+    return qaPhase(scope, step, resolved, output, again, TOP_FRAME, null);
   }
 
   /**
    * Moves the run to running. Steps a crash left mid-flight run again, up to their `retry.crashes`;
    * failed and blocked steps are retried. "stop" when a step has crashed too often.
    */
-  private async start(scope: RunScope, previousOwner: string | null, keep?: number): Promise<StepOutcome> {
+  private async start(
+    scope: RunScope,
+    previousOwner: string | null,
+    opts: { retryFailed: boolean; keep?: number | undefined },
+  ): Promise<StepOutcome> {
+    const { keep } = opts;
     const { store, ctx } = scope;
     const run = await store.getProtocolRun(ctx.run.id);
     const steps = await store.listStepRuns(run.id);
@@ -224,7 +232,7 @@ export class ProtocolRunner {
               { patch: { runtimeState: state } },
             );
           }
-        } else if (s.status === "failed" || s.status === "blocked") {
+        } else if (opts.retryFailed && (s.status === "failed" || s.status === "blocked")) {
           await tx.transitionStep(
             s.id,
             "pending",

@@ -52,17 +52,17 @@ export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record
     async execute_protocol(job, signal, abort) {
       await runner(abort).run(num(job.payload, "protocol_run_id"), { signal });
     },
+    // the action that queued these moved the run and its step already; a run paused or blocked
+    // since then is left as it is, and a step already done is not run again
     async execute_step(job, signal, abort) {
       await runner(abort).run(num(job.payload, "protocol_run_id"), {
         signal,
-        resume: true,
         only: { stepRunId: optionalNum(job.payload, "step_run_id") },
       });
     },
     async run_qa(job, signal, abort) {
       await runner(abort).run(num(job.payload, "protocol_run_id"), {
         signal,
-        resume: true,
         only: { stepRunId: optionalNum(job.payload, "step_run_id"), qaOnly: true },
       });
     },

@@ -233,6 +233,18 @@ async function waitFor(runId: number, type: string) {
 }
 
 describe("one step at a time", () => {
+  /** What the API's step actions do before they queue the job: the run taken up, the step queued. */
+  async function takeUp(runId: number, stepRunId: number, to: "pending" | "needs_qa") {
+    await s.store.transaction(async (tx) => {
+      const run = await tx.getProtocolRun(runId);
+      if (run.status !== "running")
+        await tx.transitionProtocol(runId, "running", { eventType: "resumed", message: "api" });
+      const step = await tx.getStepRun(stepRunId);
+      if (step.status !== to)
+        await tx.transitionStep(stepRunId, to, { eventType: "step_status_changed", message: "api" });
+    });
+  }
+
   it("runs only the next step, or a named one, then pauses; QA alone runs again on the step's output", async () => {
     writeFileSync(join(s.repo, "ready"), "no\n");
     const run = await create({
@@ -247,21 +259,45 @@ describe("one step at a time", () => {
     const runner = () => runnerFor(s);
     expect((await runner().run(run.id, { only: {} })).status).toBe("paused");
     expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\n");
-    const steps = await s.store.listStepRuns(run.id);
-    const b = steps.find((x) => x.stepName === "b")!;
+    const b = (await s.store.listStepRuns(run.id)).find((x) => x.stepName === "b")!;
+    await takeUp(run.id, b.id, "pending");
     expect((await runner().run(run.id, { only: { stepRunId: b.id } })).status).toBe("blocked");
     expect((await s.store.getStepRun(b.id)).status).toBe("failed");
 
     writeFileSync(join(s.repo, "ready"), "yes\n");
+    await takeUp(run.id, b.id, "needs_qa");
     const afterQa = await runner().run(run.id, { only: { stepRunId: b.id, qaOnly: true } });
     expect(afterQa.status).toBe("paused");
     expect((await s.store.getStepRun(b.id)).status).toBe("completed");
     // QA alone does not run the step's command again
     expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\nb\n");
-    const last = await runner().run(run.id, { only: {} });
+    const last = await runner().run(run.id, { only: {}, resume: true });
     expect(last.status).toBe("completed");
     const { of } = await inspect(s.store, run.id);
     expect(of("paused").map((e) => e.metadata.reason)).toEqual(["step_done", "step_done"]);
+  });
+
+  it("does nothing for a step job delivered again, or one that finds its run paused since it was queued", async () => {
+    const run = await create({
+      steps: [shellStep("a", "echo a >> order.txt; echo a"), shellStep("b", "echo b")],
+    });
+    const [a] = await s.store.listStepRuns(run.id);
+    expect((await runnerFor(s).run(run.id, { only: { stepRunId: a!.id } })).status).toBe("paused");
+    // the same job again: the step is done and the run paused, so nothing runs
+    expect((await runnerFor(s).run(run.id, { only: { stepRunId: a!.id } })).status).toBe("paused");
+    expect((await runnerFor(s).run(run.id, { only: { stepRunId: a!.id, qaOnly: true } })).status).toBe(
+      "paused",
+    );
+    expect(readFileSync(join(s.repo, "order.txt"), "utf8")).toBe("a\n");
+    // taken up again, then paused before a worker claims the job: the job leaves the pause alone
+    await takeUp(run.id, a!.id, "needs_qa");
+    await s.store.transitionProtocol(run.id, "paused", { eventType: "paused", message: "api" });
+    expect((await runnerFor(s).run(run.id, { only: { stepRunId: a!.id, qaOnly: true } })).status).toBe(
+      "paused",
+    );
+    expect((await s.store.getStepRun(a!.id)).status).toBe("needs_qa");
+    const { of } = await inspect(s.store, run.id);
+    expect(of("qa_started")).toHaveLength(1);
   });
 });
 
