@@ -11,12 +11,14 @@ import { bearerMatches } from "./auth.js";
 import { Metrics } from "./metrics.js";
 import { ProjectSecrets } from "./project-secrets.js";
 import { actionRoutes } from "./routes/action-routes.js";
+import { consoleRoutes } from "./routes/console-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { projectRoutes } from "./routes/project-routes.js";
 import { protocolRoutes } from "./routes/protocol-routes.js";
 import { systemRoutes } from "./routes/system-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
 import { type RouteDoc, routeDocOf, type ServerContext } from "./server-context.js";
+import { endStreamsOnClose } from "./sse.js";
 
 export interface ServerOptions extends Omit<ServerContext, "metrics" | "ci" | "secrets" | "routes"> {
   apiToken?: string | undefined;
@@ -28,6 +30,8 @@ export interface ServerOptions extends Omit<ServerContext, "metrics" | "ci" | "s
   bodyLimit?: number;
   /** Reject (500) any JSON reply that does not match the route's documented schema: for tests. */
   checkReplies?: boolean;
+  /** Where the built web console is; default dist/console of this package. */
+  consoleDir?: string;
 }
 
 type WithRaw = FastifyRequest & { rawBody?: string };
@@ -107,6 +111,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       reply.elapsedTime / 1000,
     );
   });
+  endStreamsOnClose(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({
@@ -122,5 +127,6 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   actionRoutes(app, ctx);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);
+  consoleRoutes(app, ctx, opts.consoleDir);
   return app;
 }

@@ -6,7 +6,8 @@
  * `event_type` inside the JSON data. With `?named=true` each message is named by its event type
  * instead, for `addEventListener("<type>")` (EventSource then delivers nothing to `onmessage`).
  */
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Server } from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Event, EventQuery, Store } from "../store/types.js";
 import { eventOut } from "./api-shapes.js";
 
@@ -19,6 +20,19 @@ function resumeCursor(req: FastifyRequest, after: number | undefined): number {
   const header = req.headers["last-event-id"];
   const value = Number(Array.isArray(header) ? header[0] : (header ?? after ?? 0));
   return Number.isInteger(value) && value > 0 ? value : 0;
+}
+
+/** The streams open on each HTTP server, ended when it closes (see endStreamsOnClose). */
+const openStreams = new WeakMap<Server, Set<() => void>>();
+
+/**
+ * A stream never ends by itself, and a closing server waits for its connections: so the streams end
+ * first, and `tgz server` stops at once with a console open. Clients reconnect with Last-Event-ID.
+ */
+export function endStreamsOnClose(app: FastifyInstance): void {
+  app.addHook("preClose", async () => {
+    for (const end of openStreams.get(app.server) ?? []) end();
+  });
 }
 
 function sseFrame(e: Event, named: boolean): string {
@@ -62,9 +76,15 @@ export function streamEvents(
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   };
-  req.raw.on("close", () => {
+  const streams = openStreams.get(req.server.server) ?? new Set<() => void>();
+  openStreams.set(req.server.server, streams);
+  const end = () => {
     closed = true;
     clearInterval(heartbeat);
-  });
+    streams.delete(end);
+    res.end();
+  };
+  streams.add(end);
+  req.raw.on("close", end);
   void poll();
 }

@@ -33,7 +33,7 @@ describe("OpenAPI", () => {
   });
 
   it("documents every registered route with parameters, a body where it takes one, and typed replies", async () => {
-    // the routes of the original API that the service keeps, plus the streams, webhooks and docs
+    // the routes of the original API that the service keeps, plus the streams, webhooks, docs and console
     expect(
       operations()
         .map((o) => `${o.method.toUpperCase()} ${o.path}`)
@@ -64,6 +64,9 @@ describe("OpenAPI", () => {
         "GET /queues/jobs",
         "POST /webhooks/github",
         "POST /webhooks/gitlab",
+        "GET /",
+        "GET /console",
+        "GET /console/static/{file}",
       ].sort(),
     );
     for (const { path, method } of operations())
