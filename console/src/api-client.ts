@@ -1,0 +1,70 @@
+/**
+ * The API on the console's own origin. The bearer token lives in this browser's localStorage and is
+ * sent as `Authorization: Bearer`; the page itself never contains it.
+ */
+import type { ActionReply, ApiEvent, Project, ProtocolRun, SpecReply, StepRun } from "./api-types.js";
+
+const TOKEN_KEY = "tasksgodzilla.apiToken";
+
+export const tokenStore = {
+  get: (): string => localStorage.getItem(TOKEN_KEY) ?? "",
+  set: (token: string): void => localStorage.setItem(TOKEN_KEY, token),
+  clear: (): void => localStorage.removeItem(TOKEN_KEY),
+};
+
+/** A refused request, with the API's own `error` code and `detail`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(`${status} ${code}: ${detail}`);
+  }
+}
+
+export function authHeaders(): Record<string, string> {
+  const token = tokenStore.get();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+export async function apiErrorOf(res: Response): Promise<ApiError> {
+  const text = await res.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as { error?: string; detail?: string };
+    return new ApiError(res.status, body.error ?? "error", body.detail ?? res.statusText);
+  } catch {
+    return new ApiError(res.status, "error", text || res.statusText);
+  }
+}
+
+/** Called on every 401, so the page can ask for the token again. */
+let unauthorized: (err: ApiError) => void = () => {};
+export function onUnauthorized(handler: (err: ApiError) => void): void {
+  unauthorized = handler;
+}
+export const reportUnauthorized = (err: ApiError): void => unauthorized(err);
+
+async function call<T>(method: "GET" | "POST", path: string): Promise<T> {
+  const res = await fetch(path, { method, headers: { accept: "application/json", ...authHeaders() } });
+  if (!res.ok) {
+    const err = await apiErrorOf(res);
+    if (res.status === 401) reportUnauthorized(err);
+    throw err;
+  }
+  return (await res.json()) as T;
+}
+
+export const api = {
+  projects: () => call<Project[]>("GET", "/projects"),
+  runs: (projectId: number) => call<ProtocolRun[]>("GET", `/projects/${projectId}/protocols`),
+  run: (runId: number) => call<ProtocolRun>("GET", `/protocols/${runId}`),
+  steps: (runId: number) => call<StepRun[]>("GET", `/protocols/${runId}/steps`),
+  spec: (runId: number) => call<SpecReply>("GET", `/protocols/${runId}/spec`),
+  /** The newest event id: where a stream of what happens from now on starts. */
+  latestEventId: async () => (await call<ApiEvent[]>("GET", "/events?limit=1"))[0]?.id ?? 0,
+  protocolAction: (runId: number, action: string) =>
+    call<ActionReply>("POST", `/protocols/${runId}/actions/${action}`),
+  stepAction: (stepId: number, action: string) =>
+    call<ActionReply>("POST", `/steps/${stepId}/actions/${action}`),
+};
