@@ -16,6 +16,8 @@ export interface AgentCase {
   writeTool(file: string, content: string): { name: string; args: Record<string, unknown> };
   /** The name the adapter's tool event gives that call. */
   writeToolEvent: string;
+  /** The model's tool call that runs a shell command, for as long as it runs (sandbox full-access). */
+  shellTool(command: string): { name: string; args: Record<string, unknown> };
   /** A well-formed session id no session of the CLI has. */
   unknownSessionId: string;
   /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
@@ -43,6 +45,7 @@ export const AGENT_CASES: AgentCase[] = [
       args: { cmd: `printf '%s' '${content}' > '${file}'` },
     }),
     writeToolEvent: "command",
+    shellTool: (command) => ({ name: "exec_command", args: { cmd: command, yield_time_ms: 600_000 } }),
     unknownSessionId: "01a2333d-0000-7000-8000-000000000000",
     retriesServerErrorsForever: false,
   },
@@ -58,6 +61,7 @@ export const AGENT_CASES: AgentCase[] = [
     }),
     writeTool: (file, content) => ({ name: "Write", args: { file_path: file, content } }),
     writeToolEvent: "Write",
+    shellTool: (command) => ({ name: "Bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     retriesServerErrorsForever: false,
   },
@@ -74,6 +78,7 @@ export const AGENT_CASES: AgentCase[] = [
     }),
     writeTool: (file, content) => ({ name: "write", args: { filePath: file, content } }),
     writeToolEvent: "write",
+    shellTool: (command) => ({ name: "bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "ses_0123456789abcdefABCDEFghij",
     retriesServerErrorsForever: true,
   },
@@ -89,6 +94,7 @@ export const AGENT_CASES: AgentCase[] = [
     }),
     writeTool: (file, content) => ({ name: "write_file", args: { file_path: file, content } }),
     writeToolEvent: "write_file",
+    shellTool: (command) => ({ name: "run_shell_command", args: { command, description: "run it" } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     retriesServerErrorsForever: true,
   },

@@ -41,6 +41,22 @@ const usageSum = (events: EngineEvent[]) =>
     { input: 0, cachedInput: 0, output: 0 },
   );
 
+/** Live processes with `arg` among their arguments. */
+function processesWithArg(arg: string): number[] {
+  return readdirSync("/proc")
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(arg);
+      } catch {
+        return false; // it ended while we looked
+      }
+    })
+    .map(Number);
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const startedPid = (events: EngineEvent[]) =>
   events.find(
     (e): e is Extract<EngineEvent, { type: "started" }> => e.type === "started" && e.pid !== undefined,
@@ -230,6 +246,41 @@ for (const c of AGENT_CASES) {
       const pid = startedPid(events);
       expect(pid).toEqual(expect.any(Number));
       expect(await waitGroupGone(pid!)).toEqual([]);
+    });
+
+    it("leaves no process behind when it times out while a tool command runs", async () => {
+      // a duration no other process uses marks the tool command among all processes
+      const marker = `600.${process.pid}${Date.now() % 100_000}`;
+      let running = true;
+      let seen = false;
+      const watch = (async () => {
+        while (running) {
+          if (processesWithArg(marker).length > 0) seen = true;
+          await pause(100);
+        }
+      })();
+      try {
+        const { result } = await call(
+          (req) =>
+            req.toolResults === 0
+              ? { text: "Running it.", tool: c.shellTool(`sleep ${marker}`) }
+              : { text: "It finished." },
+          { sandbox: "full-access", timeoutMs: 20_000 },
+        );
+        running = false;
+        await watch;
+        expect(seen).toBe(true);
+        expect(result.error?.kind).toBe("timeout");
+        let left = processesWithArg(marker);
+        for (let i = 0; i < 30 && left.length > 0; i++) {
+          await pause(100);
+          left = processesWithArg(marker);
+        }
+        expect(left).toEqual([]);
+      } finally {
+        running = false;
+        for (const pid of processesWithArg(marker)) process.kill(pid, "SIGKILL");
+      }
     });
 
     it("fails a call whose stream breaks off, and leaves no process behind", async () => {

@@ -1,7 +1,9 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { identify, killOrphan } from "../../src/engines/process/process-identity.js";
 import {
   BinaryNotFoundError,
   findBinary,
@@ -45,6 +47,26 @@ describe("runProcess", () => {
     expect(r.durationMs).toBeLessThan(5000);
     expect(await waitGone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
   });
+
+  it.each(["timeout", "abort"] as const)(
+    "kills, on %s, what runs below the process in a process group of its own",
+    async (how) => {
+      // setsid: a tool command in a group (and session) of its own, as opencode and Gemini start them
+      const pidFile = join(cwd, `own-group-${how}.pid`);
+      const controller = new AbortController();
+      const r = bash(`setsid bash -c 'echo $$ > ${pidFile}; exec sleep 60' >/dev/null 2>&1 & wait`, {
+        timeoutMs: how === "timeout" ? 1000 : 10_000,
+        killGraceMs: 500,
+        signal: controller.signal,
+      });
+      while (!existsSync(pidFile) || !readFileSync(pidFile, "utf8").trim())
+        await new Promise((res) => setTimeout(res, 20));
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      if (how === "abort") controller.abort();
+      expect(await r).toMatchObject({ timedOut: how === "timeout", aborted: how === "abort" });
+      expect(await waitGone(pid)).toBe(true);
+    },
+  );
 
   it("escalates to SIGKILL when SIGTERM is ignored", async () => {
     const r = await bash("trap '' TERM; while :; do sleep 0.1; done", { timeoutMs: 300, killGraceMs: 300 });
@@ -128,5 +150,28 @@ describe("runProcess", () => {
     expect(findBinary("no-such-binary-tgz")).toBeUndefined();
     expect(findBinary("/bin/sh")).toBe("/bin/sh");
     expect(findBinary("bash", "/nonexistent")).toBeUndefined();
+  });
+});
+
+describe("killOrphan", () => {
+  it("kills a recorded engine process's group and what runs below it in a group of its own", async () => {
+    const pidFile = join(cwd, "orphan-tool.pid");
+    const engine = spawn(
+      "bash",
+      ["-c", `setsid bash -c 'echo $$ > ${pidFile}; exec sleep 60' >/dev/null 2>&1 & sleep 60`],
+      { detached: true, stdio: "ignore" },
+    );
+    while (!existsSync(pidFile) || !readFileSync(pidFile, "utf8").trim())
+      await new Promise((res) => setTimeout(res, 20));
+    const tool = Number(readFileSync(pidFile, "utf8"));
+    expect(killOrphan(identify(engine.pid!)!)).toBe(true);
+    expect(await waitGone(engine.pid!)).toBe(true);
+    expect(await waitGone(tool)).toBe(true);
+  });
+
+  it("leaves a process alone that is not the one recorded", () => {
+    const self = identify(process.pid)!;
+    expect(killOrphan({ ...self, startTime: "0" })).toBe(false);
+    expect(killOrphan({ ...self, host: "another-host" })).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Runs one external process the way every engine needs it: its own process group (so a timeout or an
- * abort kills grandchildren too), stdin closed unless text is given (some CLIs wait on an open stdin),
+ * abort kills grandchildren too, also those that moved to groups of their own), stdin closed unless text is given (some CLIs wait on an open stdin),
  * the start and end of the output kept within a cap with the overflow counted, and every stdout line
  * streamed as it arrives.
  */
@@ -9,6 +9,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { InvalidInputError, TasksGodzillaError } from "../../shared/errors.js";
+import { descendants, type ProcessStat, signalTree } from "./process-tree.js";
 
 export class BinaryNotFoundError extends TasksGodzillaError {
   readonly code = "binary_not_found";
@@ -204,10 +205,22 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   let timedOut = false;
   let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
+  /** What ran below the process when it was told to stop, its own group or not. */
+  let tree: ProcessStat[] = [];
 
+  /** `look`: read what runs below the process first; never once it has ended (its pid may be reused). */
+  const signalAll = (signal: NodeJS.Signals, look = true) => {
+    // read before the signal: once the CLI is dead, its tool commands belong to init and cannot be found
+    if (look && child.pid !== undefined) {
+      const known = new Set(tree.map((p) => p.pid));
+      tree = [...tree, ...descendants(child.pid).filter((p) => !known.has(p.pid))];
+    }
+    killGroup(child, signal);
+    signalTree(tree, signal);
+  };
   const terminate = () => {
-    killGroup(child, "SIGTERM");
-    killTimer ??= setTimeout(() => killGroup(child, "SIGKILL"), opts.killGraceMs ?? 2000);
+    signalAll("SIGTERM");
+    killTimer ??= setTimeout(() => signalAll("SIGKILL"), opts.killGraceMs ?? 2000);
   };
   const timer = setTimeout(() => {
     timedOut = true;
@@ -250,8 +263,8 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
     child.once("close", (exitCode, signal) => {
       cleanup();
       clearTimeout(killTimer);
-      // whatever the leader left behind in its group (backgrounded children) goes with it on a kill
-      if (timedOut || aborted) killGroup(child, "SIGKILL");
+      // whatever the leader left behind (backgrounded children, tool commands) goes with it on a kill
+      if (timedOut || aborted) signalAll("SIGKILL", false);
       resolvePromise({
         exitCode,
         signal,
