@@ -147,7 +147,8 @@ export function resolveFor(scope: RunScope, step: StepRun, engine: Engine): Reso
 export function callSetup(ctx: RunContext, step: StepRun, attempt: number): CallSetup {
   const spec = ctx.steps.get(step.stepName)!.spec;
   return {
-    timeoutMs: (spec.timeout_seconds ?? spec.exec_timeout_seconds ?? ctx.config.timeoutSeconds) * 1000,
+    // 0 means "not set", as in the original's specs
+    timeoutMs: (spec.timeout_seconds || spec.exec_timeout_seconds || ctx.config.timeoutSeconds) * 1000,
     env: {
       TASKSGODZILLA_RUN_ID: String(ctx.run.id),
       TASKSGODZILLA_STEP_ID: step.stepName,

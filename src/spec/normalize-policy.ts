@@ -67,8 +67,8 @@ export function normalizePolicies(step: StepSpec, steps: readonly StepSpec[]): N
         id,
         conditions: conditionList(p),
         targetStep: p.target_step ?? null,
-        stepBack: Math.max(0, p.step_back ?? 1),
-        maxIterations: p.max_iterations ?? DEFAULT_MAX_ITERATIONS,
+        stepBack: Math.max(0, Number(p.step_back ?? 1)),
+        maxIterations: Math.max(0, Number(p.max_iterations ?? DEFAULT_MAX_ITERATIONS)),
         skip: [...(p.skip ?? []), ...skipByIndex],
       });
     } else if (p.behavior === "trigger") {
@@ -80,7 +80,7 @@ export function normalizePolicies(step: StepSpec, steps: readonly StepSpec[]): N
           conditions: conditionList(p),
           triggerStep: target,
           inline: p.inline ?? true,
-          maxIterations: p.max_iterations ?? DEFAULT_MAX_ITERATIONS,
+          maxIterations: Math.max(0, Number(p.max_iterations ?? DEFAULT_MAX_ITERATIONS)),
         });
     }
   });

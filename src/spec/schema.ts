@@ -22,6 +22,8 @@ const ConditionEntry = z.union([
   }),
 ]);
 const conditionList = z.union([ConditionEntry, z.array(ConditionEntry)]);
+/** A whole number, also written as a string of digits as the original's runtime accepted it. */
+const wholeNumber = z.union([z.number().int(), z.string().regex(/^-?\d+$/, "must be a whole number")]);
 
 export const BudgetSpec = z
   .object({
@@ -38,9 +40,9 @@ export const BudgetSpec = z
 export const PolicySpec = z
   .looseObject({
     behavior: z
-      .string()
-      .nullable()
-      .describe('"loop" or "trigger". Other values (and null) are kept but never applied.'),
+      .unknown()
+      .optional()
+      .describe('"loop" or "trigger". Anything else (or nothing) is kept but never applied.'),
     id: z.string().nullish().describe("Policy id; loop counters are kept per id. Alias: module_id."),
     module_id: z.string().nullish().describe("Alias of id (original format)."),
     action: z.string().nullish(),
@@ -51,16 +53,11 @@ export const PolicySpec = z
           "exec_completed, or directive:<action>. Empty: loops apply on any failure, triggers on success.",
       ),
     condition: conditionList.nullish().describe("Alias of conditions (original format)."),
-    step_back: z
-      .number()
-      .int()
+    step_back: wholeNumber
       .nullish()
       .describe("Loop: go back this many steps (0 or less re-runs only the current step). Default 1."),
     target_step: z.string().nullish().describe("Loop: go back to this step id instead of step_back."),
-    max_iterations: z
-      .number()
-      .int()
-      .min(0)
+    max_iterations: wholeNumber
       .nullish()
       .describe("Loop: hard limit on iterations, persisted across restarts. Default 3 when unset."),
     skip: z.array(z.string()).nullish().describe("Loop: step ids inside the loop range that are not re-run."),
@@ -176,12 +173,12 @@ export const StepSpec = z
     qa: QaSpec.nullish(),
     order: z.number().int().nullish(),
     metadata: z.record(z.string(), z.unknown()).nullish(),
-    timeout_seconds: z.number().positive().nullish().describe("Wall-clock limit of one engine call."),
-    exec_timeout_seconds: z
+    timeout_seconds: z
       .number()
-      .positive()
+      .min(0)
       .nullish()
-      .describe("Alias of timeout_seconds (original format)."),
+      .describe("Wall-clock limit of one engine call, in seconds; 0 or unset: the project default."),
+    exec_timeout_seconds: z.number().min(0).nullish().describe("Alias of timeout_seconds (original format)."),
     budget: BudgetSpec.nullish().describe("Per-step token budget."),
     sandbox: z.enum(SANDBOX_MODES).nullish().describe("Sandbox / permission mode for agent engines."),
     reasoning_effort: z.string().nullish().describe("Reasoning effort for engines that support it."),
