@@ -32,6 +32,8 @@ async function snapshot(runId: number) {
 
 const stepsOf = async (runId: number) => (await call("GET", `/protocols/${runId}/steps`)).body;
 const statuses = async (runId: number) => (await stepsOf(runId)).map((s: { status: string }) => s.status);
+const eventCount = async (runId: number, type: EventType) =>
+  (await call("GET", `/protocols/${runId}/events?after=0&event_type=${type}`)).body.length;
 const queued = async (kind: string) =>
   (await call("GET", "/queues/jobs?status=queued")).body.filter((j: { kind: string }) => j.kind === kind);
 
@@ -394,6 +396,62 @@ describe("actions", () => {
     expect((await call("GET", `/protocols/${run.id}/events?event_type=qa_verdict`)).body[0]).toMatchObject({
       step_run_id: failed.id,
     });
+  });
+
+  it("leaves a run paused after run_next_step or run_qa queued its job as it is when a worker takes the job", async () => {
+    const { run } = await api.newRun(["echo one", "echo two"]);
+    await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    await api.drain();
+    expect((await call("POST", `/protocols/${run.id}/actions/run_next_step`)).body.protocol.status).toBe(
+      "running",
+    );
+    expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body.protocol.status).toBe("paused");
+    await api.drain();
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("paused");
+    expect(await statuses(run.id)).toEqual(["completed", "pending"]);
+    expect(await eventCount(run.id, "step_started")).toBe(1);
+
+    const checked = (await api.newRun(["echo one", "exit 3"])).run;
+    await call("POST", `/protocols/${checked.id}/actions/start`);
+    await api.drain();
+    const [, failed] = await stepsOf(checked.id);
+    const verdicts = await eventCount(checked.id, "qa_verdict");
+    expect((await call("POST", `/steps/${failed.id}/actions/run_qa`)).body.protocol.status).toBe("running");
+    expect((await call("POST", `/protocols/${checked.id}/actions/pause`)).body.protocol.status).toBe(
+      "paused",
+    );
+    await api.drain();
+    expect((await call("GET", `/protocols/${checked.id}`)).body.status).toBe("paused");
+    expect(await statuses(checked.id)).toEqual(["completed", "needs_qa"]);
+    expect(await eventCount(checked.id, "qa_verdict")).toBe(verdicts);
+  });
+
+  it("runs nothing twice when a step's or a QA job is delivered again after it ran", async () => {
+    const { run } = await api.newRun(["echo one", "echo two"]);
+    const next = await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    const stepJob = (await api.queue.get(next.body.job.id))!.payload;
+    await api.drain();
+    await api.queue.enqueue("execute_step", stepJob);
+    await api.drain();
+    expect(await eventCount(run.id, "step_started")).toBe(1);
+    expect(await statuses(run.id)).toEqual(["completed", "pending"]);
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("paused");
+
+    const checked = (await api.newRun(["echo one", "exit 3"])).run;
+    await call("POST", `/protocols/${checked.id}/actions/start`);
+    await api.drain();
+    const [, failed] = await stepsOf(checked.id);
+    const qa = await call("POST", `/steps/${failed.id}/actions/run_qa`);
+    const qaJob = (await api.queue.get(qa.body.job.id))!.payload;
+    await api.drain();
+    const after = { verdicts: await eventCount(checked.id, "qa_verdict"), steps: await statuses(checked.id) };
+    await api.queue.enqueue("run_qa", qaJob);
+    await api.drain();
+    expect({
+      verdicts: await eventCount(checked.id, "qa_verdict"),
+      steps: await statuses(checked.id),
+    }).toEqual(after);
+    expect(await eventCount(checked.id, "step_started")).toBe(2);
   });
 
   it("changes nothing when it refuses an action (one transaction, checked before anything moves)", async () => {
