@@ -20,6 +20,8 @@ export interface AgentCase {
   shellTool(command: string): { name: string; args: Record<string, unknown> };
   /** A well-formed session id no session of the CLI has. */
   unknownSessionId: string;
+  /** The CLI reports thinking tokens on their own (Claude Code counts them as plain output). */
+  reportsReasoning: boolean;
   /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
   retriesServerErrorsForever: boolean;
 }
@@ -47,6 +49,7 @@ export const AGENT_CASES: AgentCase[] = [
     writeToolEvent: "command",
     shellTool: (command) => ({ name: "exec_command", args: { cmd: command, yield_time_ms: 600_000 } }),
     unknownSessionId: "01a2333d-0000-7000-8000-000000000000",
+    reportsReasoning: true,
     retriesServerErrorsForever: false,
   },
   {
@@ -63,6 +66,7 @@ export const AGENT_CASES: AgentCase[] = [
     writeToolEvent: "Write",
     shellTool: (command) => ({ name: "Bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
+    reportsReasoning: false,
     retriesServerErrorsForever: false,
   },
   {
@@ -80,6 +84,7 @@ export const AGENT_CASES: AgentCase[] = [
     writeToolEvent: "write",
     shellTool: (command) => ({ name: "bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "ses_0123456789abcdefABCDEFghij",
+    reportsReasoning: true,
     retriesServerErrorsForever: true,
   },
   {
@@ -96,6 +101,7 @@ export const AGENT_CASES: AgentCase[] = [
     writeToolEvent: "write_file",
     shellTool: (command) => ({ name: "run_shell_command", args: { command, description: "run it" } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
+    reportsReasoning: true,
     retriesServerErrorsForever: true,
   },
 ];

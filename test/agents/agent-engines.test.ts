@@ -148,15 +148,17 @@ for (const c of AGENT_CASES) {
     });
 
     it("returns the final message and the normalised usage of a text reply", async () => {
-      const { result, events } = await call(() => ({ text: "Hello from the fake model." }), {
+      const usage = { input: 111, output: 22, cached: 33, cacheWrite: 5, reasoning: 7 };
+      const { result, events } = await call(() => ({ text: "Hello from the fake model.", usage }), {
         prompt: "say hello",
       });
       expect(result).toMatchObject({ ok: true, exitCode: 0, finalMessage: "Hello from the fake model." });
+      // input with cache reads and writes, output with the thinking that is part of it
       expect(result.usage).toEqual({
         input: 111,
         cachedInput: 33,
         output: 22,
-        reasoning: 0,
+        reasoning: c.reportsReasoning ? 7 : 0,
         estimated: false,
       });
       expect(result.sessionId).toEqual(expect.any(String));

@@ -21,10 +21,18 @@ export interface ModelRequest {
   text: string;
 }
 
+/**
+ * A model call's tokens, each API's way: `input` is every prompt token (cache reads and writes
+ * included), `cached` the cache reads, `cacheWrite` the tokens written to the cache (Messages API
+ * only: the others have no field for it); `output` every output token, `reasoning` the thinking part
+ * of it (not in the Messages API, which bills thinking as plain output).
+ */
 export interface Usage {
   input: number;
   output: number;
   cached?: number;
+  cacheWrite?: number;
+  reasoning?: number;
 }
 
 export type Reply =
@@ -123,7 +131,7 @@ function responsesReply(res: ServerResponse, reply: Answer): void {
           input_tokens: u.input,
           input_tokens_details: { cached_tokens: u.cached ?? 0 },
           output_tokens: u.output,
-          output_tokens_details: { reasoning_tokens: 0 },
+          output_tokens_details: { reasoning_tokens: u.reasoning ?? 0 },
           total_tokens: u.input + u.output,
         },
       },
@@ -144,8 +152,8 @@ function messagesReply(res: ServerResponse, reply: Answer, stream: boolean, mode
   const content = messagesContent(reply);
   const stop = "tool" in reply ? "tool_use" : "end_turn";
   const usage = {
-    input_tokens: u.input - (u.cached ?? 0),
-    cache_creation_input_tokens: 0,
+    input_tokens: u.input - (u.cached ?? 0) - (u.cacheWrite ?? 0),
+    cache_creation_input_tokens: u.cacheWrite ?? 0,
     cache_read_input_tokens: u.cached ?? 0,
     output_tokens: u.output,
   };
@@ -242,6 +250,7 @@ function chatReply(res: ServerResponse, reply: Answer, model: string): void {
       completion_tokens: u.output,
       total_tokens: u.input + u.output,
       prompt_tokens_details: { cached_tokens: u.cached ?? 0 },
+      completion_tokens_details: { reasoning_tokens: u.reasoning ?? 0 },
     },
   });
   chunks.push("[DONE]");
@@ -258,7 +267,8 @@ function geminiReply(res: ServerResponse, reply: Answer): void {
       candidates: [{ content: { role: "model", parts }, finishReason: "STOP", index: 0 }],
       usageMetadata: {
         promptTokenCount: u.input,
-        candidatesTokenCount: u.output,
+        candidatesTokenCount: u.output - (u.reasoning ?? 0),
+        thoughtsTokenCount: u.reasoning ?? 0,
         totalTokenCount: u.input + u.output,
         cachedContentTokenCount: u.cached ?? 0,
       },

@@ -141,6 +141,20 @@ describe("opencode stream parser", () => {
     expect(events.filter((e) => e.type === "usage")).toHaveLength(3);
   });
 
+  it("adds back the cache writes opencode takes out of input and the reasoning it takes out of output", () => {
+    const parser = opencodeAdapter.parser({} as EngineRequest, {} as CallContext);
+    // opencode's step tokens: input = prompt − cache reads − cache writes, output = completion − reasoning
+    const tokens = { total: 160, input: 50, output: 15, reasoning: 10, cache: { read: 40, write: 20 } };
+    parser.event({ type: "step_finish", sessionID: "ses_1", part: { type: "step-finish", tokens } });
+    expect(parser.summary().usage).toEqual({
+      input: 110,
+      cachedInput: 40,
+      output: 25,
+      reasoning: 10,
+      estimated: false,
+    });
+  });
+
   it("types the 401 error event as auth, with its status", () => {
     const { summary } = parse(opencodeAdapter, "opencode-err-401.events.jsonl");
     expect(summary.error).toEqual({ message: "Incorrect API key provided", status: 401 });
@@ -157,6 +171,22 @@ describe("Gemini stream parser", () => {
       usage: { input: 333, cachedInput: 99, output: 66 },
     });
     expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write_file", "run_shell_command"]);
+  });
+
+  it("counts the thinking tokens the total holds beyond input and answer as reasoning, inside output", () => {
+    const parser = geminiAdapter.parser({} as EngineRequest, {} as CallContext);
+    parser.event({
+      type: "result",
+      status: "success",
+      stats: { total_tokens: 183, input_tokens: 111, output_tokens: 22, cached: 33, input: 78 },
+    });
+    expect(parser.summary().usage).toEqual({
+      input: 111,
+      cachedInput: 33,
+      output: 72,
+      reasoning: 50,
+      estimated: false,
+    });
   });
 
   it("types an API error result as auth", () => {

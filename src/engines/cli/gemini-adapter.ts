@@ -50,6 +50,18 @@ function mergeSettings(home: string): void {
   writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
 }
 
+/**
+ * `output_tokens` counts the answer only (candidatesTokenCount); the thinking tokens are not in the
+ * stats on their own but in `total_tokens` (the server's totalTokenCount), so they are what the total
+ * holds beyond input and answer. Thinking is billed as output: the port's output includes it.
+ */
+function statsUsage(stats: Record<string, unknown>): TokenUsage {
+  const input = num(stats.input_tokens);
+  const answer = num(stats.output_tokens);
+  const reasoning = Math.max(0, num(stats.total_tokens) - input - answer);
+  return usageOf(input, num(stats.cached), answer + reasoning, reasoning);
+}
+
 /** Gemini's API errors arrive as "[API Error: {json}]" text; the status is inside when the server sent one. */
 function statusOf(message: string): number | undefined {
   const m = /"code"\s*:\s*(\d{3})\b|status(?: code)?:? (\d{3})\b/i.exec(message);
@@ -108,8 +120,7 @@ export const geminiAdapter: CliAdapter = {
             text = [];
             return [];
           case "result": {
-            const stats = obj(e.stats);
-            usage = usageOf(num(stats.input_tokens), num(stats.cached), num(stats.output_tokens), 0);
+            usage = statsUsage(obj(e.stats));
             if (e.status === "error") {
               const err = obj(e.error);
               const message = str(err.message) ?? "gemini reported an error";

@@ -136,10 +136,18 @@ export const opencodeAdapter: CliAdapter = {
             detail: `${str(obj(part.state).status)} ${brief(obj(part.state).input)} ${brief(obj(part.state).error ?? obj(part.state).output)}`,
           });
         } else if (e.type === "step_finish") {
-          // usage is per step: the call's total is the sum
+          // usage is per step: the call's total is the sum. opencode takes cache reads and writes out
+          // of `input` and reasoning out of `output`; the port's figures include them
           const t = obj(part.tokens);
-          const cached = num(obj(t.cache).read);
-          const step = usageOf(num(t.input) + cached, cached, num(t.output), num(t.reasoning));
+          const cache = obj(t.cache);
+          const cached = num(cache.read);
+          const reasoning = num(t.reasoning);
+          const step = usageOf(
+            num(t.input) + cached + num(cache.write),
+            cached,
+            num(t.output) + reasoning,
+            reasoning,
+          );
           usage = usage
             ? usageOf(
                 usage.input + step.input,
