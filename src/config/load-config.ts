@@ -10,6 +10,7 @@ import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
 import { ConfigFile } from "./config-schema.js";
+import { dataDir } from "./data-paths.js";
 import { engineHomeRoot, engineSettings } from "./engine-settings.js";
 
 export const CONFIG_FILE_NAMES = [
@@ -52,8 +53,10 @@ export interface EffectiveConfig {
   engines: Record<string, EngineSettings>;
   /** Folder holding this project's isolated engine config homes. */
   engineHomeRoot: string;
-  /** Where each value came from, for `tgz config`. */
-  sources: Record<string, "file" | "env" | "default">;
+  /** The data dir (TASKSGODZILLA_DATA_DIR, else the per-user one): protocol worktrees live under it. */
+  dataDir: string;
+  /** Where each value came from: what a project's stored defaults may still fill in. */
+  sources: Record<string, "file" | "project" | "env" | "default">;
   configFile?: string | undefined;
 }
 
@@ -90,13 +93,25 @@ export function readConfigFile(path: string): ConfigFile {
   return parsed.data;
 }
 
-function envNumber(env: NodeJS.ProcessEnv, key: string): number | undefined {
+/** A number from the environment, held to the same rules as the config file's field. */
+function envNumber(
+  env: NodeJS.ProcessEnv,
+  key: string,
+  rule: { integer: boolean; positive: boolean },
+): number | undefined {
   const v = env[key];
   if (v === undefined || v === "") return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${key}=${v}: expected a non-negative number`);
+  const ok = Number.isFinite(n) && (rule.positive ? n > 0 : n >= 0) && (!rule.integer || Number.isInteger(n));
+  if (!ok)
+    throw new ConfigError(
+      `${key}=${v}: expected a ${rule.positive ? "positive" : "non-negative"} ${rule.integer ? "whole number" : "number"}`,
+    );
   return n;
 }
+
+const COUNT = { integer: true, positive: false };
+const POSITIVE_COUNT = { integer: true, positive: true };
 
 function envEnum<T extends string>(
   env: NodeJS.ProcessEnv,
@@ -180,53 +195,52 @@ export function loadConfig(
       maxTokensPerStep: opt(
         "budgets.max_tokens_per_step",
         file.budgets?.max_tokens_per_step,
-        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_STEP"),
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_STEP", POSITIVE_COUNT),
       ),
       maxTokensPerProtocol: opt(
         "budgets.max_tokens_per_protocol",
         file.budgets?.max_tokens_per_protocol,
-        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL"),
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL", POSITIVE_COUNT),
       ),
       maxTokensPerProject: opt(
         "budgets.max_tokens_per_project",
         file.budgets?.max_tokens_per_project,
-        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT"),
+        envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT", POSITIVE_COUNT),
       ),
     },
     timeoutSeconds: pick(
       "timeout_seconds",
       file.timeout_seconds,
-      envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS"),
+      envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS", { integer: false, positive: true }),
       BUILT_IN_DEFAULTS.timeoutSeconds,
     ),
     maxInlineTriggerDepth: pick(
       "max_inline_trigger_depth",
       file.max_inline_trigger_depth,
-      envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH"),
+      envNumber(env, "TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH", COUNT),
       BUILT_IN_DEFAULTS.maxInlineTriggerDepth,
     ),
     loopRestore: pick(
       "loop_restore",
       file.loop_restore,
-      env.TASKSGODZILLA_LOOP_RESTORE === "keep" || env.TASKSGODZILLA_LOOP_RESTORE === "restore"
-        ? env.TASKSGODZILLA_LOOP_RESTORE
-        : undefined,
+      envEnum(env, "TASKSGODZILLA_LOOP_RESTORE", ["restore", "keep"]),
       BUILT_IN_DEFAULTS.loopRestore,
     ),
     engineRetries: pick(
       "engine_retries",
       file.engine_retries,
-      envNumber(env, "TASKSGODZILLA_ENGINE_RETRIES"),
+      envNumber(env, "TASKSGODZILLA_ENGINE_RETRIES", COUNT),
       BUILT_IN_DEFAULTS.engineRetries,
     ),
     maxOutputBytes: pick(
       "max_output_bytes",
       file.max_output_bytes,
-      envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES"),
+      envNumber(env, "TASKSGODZILLA_MAX_OUTPUT_BYTES", POSITIVE_COUNT),
       BUILT_IN_DEFAULTS.maxOutputBytes,
     ),
     engines: engineSettings(file.engines ?? {}, repoDir, env),
     engineHomeRoot: engineHomeRoot(repoDir, env),
+    dataDir: dataDir(env),
     sources,
     configFile,
   };
@@ -238,4 +252,24 @@ function envBool(env: NodeJS.ProcessEnv, key: string): boolean | undefined {
   if (["1", "true", "yes", "on"].includes(v)) return true;
   if (["0", "false", "no", "off"].includes(v)) return false;
   throw new ConfigError(`${key}=${env[key]}: expected true or false`);
+}
+
+/**
+ * The project's stored per-role models (`default_models`, set through the API) fill in what the
+ * project's config file leaves open: step spec > config file > stored project defaults > env > built-in.
+ */
+export function withProjectDefaults(
+  config: EffectiveConfig,
+  defaultModels: Record<string, unknown>,
+): EffectiveConfig {
+  const models = { ...config.models };
+  const sources = { ...config.sources };
+  for (const role of ["plan", "exec", "qa"] as const) {
+    const stored = defaultModels[role];
+    if (typeof stored === "string" && stored && sources[`models.${role}`] !== "file") {
+      models[role] = stored;
+      sources[`models.${role}`] = "project";
+    }
+  }
+  return { ...config, models, sources };
 }

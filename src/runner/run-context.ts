@@ -1,6 +1,6 @@
 /** Everything one run needs, loaded once from the store: the frozen spec, its hash and the roots. */
 import { fileURLToPath } from "node:url";
-import type { EffectiveConfig } from "../config/load-config.js";
+import { type EffectiveConfig, withProjectDefaults } from "../config/load-config.js";
 import type { EngineRegistry } from "../engines/engine-registry.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { type NormalizedPolicy, normalizePolicies } from "../spec/normalize-policy.js";
@@ -53,7 +53,7 @@ export async function loadRunContext(deps: RunnerDeps, runId: number): Promise<R
     spec,
     specHash: run.templateConfig.spec_meta?.spec_hash ?? "",
     // the project's own checkout holds its config, also for runs in a protocol worktree
-    config: deps.configFor(project.localPath ?? workspace),
+    config: withProjectDefaults(deps.configFor(project.localPath ?? workspace), project.defaultModels),
     roots: {
       workspace,
       protocolRoot: run.protocolRoot,

@@ -2,7 +2,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BUILT_IN_DEFAULTS, ConfigError, loadConfig } from "../../src/config/load-config.js";
+import {
+  BUILT_IN_DEFAULTS,
+  ConfigError,
+  loadConfig,
+  withProjectDefaults,
+} from "../../src/config/load-config.js";
 
 const repo = (file?: [string, string]) => {
   const dir = mkdtempSync(join(tmpdir(), "tgz-config-"));
@@ -60,6 +65,14 @@ describe("config precedence: project file > env > built-in", () => {
     expect(j.qa).toMatchObject({ policy: "full", checks: ["true"] });
   });
 
+  it("lets a project's stored models fill what its config file leaves open, over the environment", () => {
+    const env = { TASKSGODZILLA_EXEC_MODEL: "m-env", TASKSGODZILLA_QA_MODEL: "qa-env" };
+    const c = loadConfig(repo(["tasksgodzilla.config.yaml", "models:\n  exec: m-file\n"]), env);
+    const merged = withProjectDefaults(c, { exec: "m-stored", qa: "qa-stored", plan: 5 });
+    expect(merged.models).toEqual({ plan: undefined, exec: "m-file", qa: "qa-stored" });
+    expect(merged.sources).toMatchObject({ "models.exec": "file", "models.qa": "project" });
+  });
+
   it("rejects a bad file or env value with a specific message", () => {
     expect(() => loadConfig(repo(["tasksgodzilla.config.json", '{"qa":{"policy":"always"}}']), {})).toThrow(
       /\/qa\/policy/,
@@ -71,7 +84,20 @@ describe("config precedence: project file > env > built-in", () => {
       /TASKSGODZILLA_TOKEN_BUDGET_MODE=loose: expected one of strict, warn, off/,
     );
     expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_TOKENS_PER_STEP: "lots" })).toThrow(
-      /expected a non-negative number/,
+      /TASKSGODZILLA_MAX_TOKENS_PER_STEP=lots: expected a positive whole number/,
+    );
+    // the environment is held to the config file's rules
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_TIMEOUT_SECONDS: "0" })).toThrow(
+      /expected a positive number/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_OUTPUT_BYTES: "0" })).toThrow(
+      /positive whole number/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_INLINE_TRIGGER_DEPTH: "1.5" })).toThrow(
+      /non-negative whole number/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_LOOP_RESTORE: "rewind" })).toThrow(
+      /expected one of restore, keep/,
     );
   });
 });
