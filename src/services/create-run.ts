@@ -90,7 +90,7 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
       : input.specPath
         ? basename(input.specPath, extname(input.specPath))
         : "protocol");
-  const givenName = input.name && NUMBERED_NAME.test(input.name) ? input.name : undefined;
+  const givenName = keptName(input.name);
   // a project known only by its git URL has no checkout yet: the run is stored without a folder
   if (!input.protocolRoot && !workspace && (input.files || input.specPath))
     throw new InvalidInputError(
@@ -148,7 +148,21 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
 }
 
-const NUMBERED_NAME = /^\d{4}-[A-Za-z0-9._/-]+$/;
+/**
+ * A name that is numbered already (`0007-x`): kept as it is, it is a branch name and a folder name,
+ * so one path segment (no `/`, no `..`) and a valid ref (no `.` or `.lock` end).
+ */
+const NUMBERED_NAME = /^\d{4,}-(?!.*\.\.)[A-Za-z0-9._-]*[A-Za-z0-9_-](?<!\.lock)$/;
+
+/** A name starting with NNNN- is kept as it is: one that is no safe folder and branch name is refused, not renamed. */
+function keptName(name: string | undefined): string | undefined {
+  if (!name || !/^\d{4,}-/.test(name)) return undefined;
+  if (!NUMBERED_NAME.test(name))
+    throw new InvalidInputError(
+      `protocol_name: "${name}" starts with NNNN-, so it is kept as the protocol's folder and branch name; it must be one path segment of letters, digits, ".", "_" and "-" (no "..", not ending in "." or ".lock")`,
+    );
+  return name;
+}
 
 /** One past the highest number among the project's runs and the protocol folders already in the checkout. */
 async function nextRunNumber(tx: StoreOps, projectId: number, workspace: string | null): Promise<string> {

@@ -1,8 +1,10 @@
 /** The HTTP API over real HTTP on a real SQLite store and the embedded queue, with real workers. */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load-config.js";
 import type { EventType } from "../../src/store/event-types.js";
 import { gitRepo } from "../scenario/harness.js";
 import { waitGone } from "../support/processes.js";
@@ -140,8 +142,10 @@ describe("projects and protocol runs", () => {
     const repo = gitRepo();
     const first = (await call("POST", "/projects", { name: "a", git_url: repo, local_path: repo })).body;
     const second = (await call("POST", "/projects", { name: "b", git_url: repo, local_path: repo })).body;
-    const worktree = gitRepo();
-    const root = join(mkdtempSync(join(tmpdir(), "tgz-root-")), "protocol");
+    // a linked worktree of the project's checkout, and a protocol folder inside it
+    const worktree = join(mkdtempSync(join(tmpdir(), "tgz-wt-")), "feat");
+    execFileSync("git", ["-C", repo, "worktree", "add", "-q", "-b", "0007-feat", worktree]);
+    const root = join(worktree, "protocol");
     const run = (
       await call("POST", `/projects/${second.id}/protocols`, {
         protocol_name: "0007-feat",
@@ -192,6 +196,57 @@ describe("projects and protocol runs", () => {
       validation_status: "valid",
       validation_errors: [],
     });
+  });
+
+  it("keeps a run's name, worktree and protocol folder inside the project's places (400 naming the field)", async () => {
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "p", git_url: repo, local_path: repo })).body;
+    const outside = mkdtempSync(join(tmpdir(), "tgz-outside-"));
+    const create = (body: Record<string, unknown>) =>
+      call("POST", `/projects/${project.id}/protocols`, { spec: shellSpec("true"), ...body });
+    for (const name of [`0001-../../../..${outside}/escaped`, "0001-a/b", "0001-x..y", "0001-x.lock"]) {
+      expect((await create({ protocol_name: name })).body, name).toMatchObject({
+        error: "invalid_input",
+        detail: expect.stringMatching(/^protocol_name: /),
+      });
+    }
+    const imported = await call("POST", `/projects/${project.id}/codemachine/import`, {
+      protocol_name: `0002-../../../..${outside}/imported`,
+      workspace_path: repo,
+      enqueue: true,
+    });
+    expect(imported.body).toMatchObject({ detail: expect.stringMatching(/^protocol_name: /) });
+    expect(readdirSync(outside)).toEqual([]);
+    expect(await create({ protocol_name: "r1", worktree_path: outside })).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/^worktree_path: .* is outside project/) },
+    });
+    expect(await create({ protocol_name: "r2", protocol_root: join(repo, "..", "sneaky") })).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/^protocol_root: .* is outside project/) },
+    });
+    expect(await create({ protocol_name: "r3", protocol_root: join(outside, "p") })).toMatchObject({
+      status: 400,
+    });
+    expect(readdirSync(outside)).toEqual([]);
+    expect((await call("GET", `/projects/${project.id}/protocols`)).body).toEqual([]);
+    const inside = await create({ protocol_name: "0003-ok", protocol_root: join(repo, "protocols", "ok") });
+    expect(inside.body).toMatchObject({
+      protocol_name: "0003-ok",
+      protocol_root: join(repo, "protocols", "ok"),
+    });
+    // planning's worktrees live in the data dir's worktrees folder
+    const data = mkdtempSync(join(tmpdir(), "tgz-data-"));
+    const planned = join(data, "worktrees", "some-project", "0004-wt");
+    mkdirSync(planned, { recursive: true });
+    const server = await api.server({ configFor: (d) => loadConfig(d, { TASKSGODZILLA_DATA_DIR: data }) });
+    const res = await fetch(`${server.url}/projects/${project.id}/protocols`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ protocol_name: "0004-wt", worktree_path: planned, spec: shellSpec("true") }),
+    });
+    expect(await res.json()).toMatchObject({ worktree_path: planned });
+    await server.close();
   });
 
   it("accepts a project known only by its git URL, and answers 409 when an action needs its checkout", async () => {

@@ -12,6 +12,7 @@ import type { Project } from "../../store/types.js";
 import { EnqueuedJob, ProjectOut, ProtocolRunOut, projectOut, protocolOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import { documentedAs } from "../openapi.js";
+import { checkRunPlaces } from "../run-places.js";
 import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 
 const ProjectCreate = z.object({
@@ -37,18 +38,26 @@ const ProtocolCreate = z.looseObject({
   protocol_name: z
     .string()
     .min(1)
-    .describe("Kept as it is when it starts with NNNN- (it is the branch CI reports on); else numbered."),
+    .describe(
+      "Kept as it is when it starts with NNNN- (it is the branch CI reports on; one path segment of letters, digits, '.', '_' and '-'); else numbered.",
+    ),
   status: z
     .enum(["pending", "planned"])
     .default("pending")
     .describe("pending (default): without a spec the run waits to be planned; with one it is planned."),
   base_branch: z.string().min(1).nullish().describe("Default: the project's base branch."),
-  worktree_path: z.string().min(1).nullish().describe("Where the steps run; default the project's checkout."),
+  worktree_path: z
+    .string()
+    .min(1)
+    .nullish()
+    .describe(
+      "Where the steps run; default the project's checkout. Inside the checkout, a linked worktree of it or the data dir's worktrees folder.",
+    ),
   protocol_root: z
     .string()
     .min(1)
     .nullish()
-    .describe("The protocol folder; default <worktree>/.protocols/<name>."),
+    .describe("The protocol folder; default <worktree>/.protocols/<name>. Inside the same places."),
   description: z.string().nullish().describe("The task; a run without a spec is planned from it on start."),
   spec: SpecField.nullish().describe(
     "A ProtocolSpec. An invalid one creates the run blocked, with the errors as events.",
@@ -187,8 +196,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         name: body.protocol_name,
         ...(body.description ? { description: body.description } : {}),
         ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
-        ...(body.worktree_path ? { worktreePath: existingDir("worktree_path", body.worktree_path) } : {}),
-        ...(body.protocol_root ? { protocolRoot: resolve(body.protocol_root) } : {}),
+        ...(await checkRunPlaces(project, body, ctx.configFor)),
       });
       return protocolOut(run);
     },
