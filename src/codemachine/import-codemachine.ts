@@ -1,4 +1,5 @@
 /** `tgz import codemachine PATH`: a CodeMachine workflow package as a ProtocolSpec and its files. */
+import { relative } from "node:path";
 import { loadConfig } from "../config/load-config.js";
 import { createDefaultRegistry } from "../engines/builtin-engines.js";
 import { isInside } from "../shared/paths.js";
@@ -9,7 +10,7 @@ import { findPackage } from "./find-package.js";
 import { CodeMachineImportError } from "./import-errors.js";
 import { legacyEntries, resolveWorkflow } from "./resolve-workflow.js";
 import { evaluatePackageFiles } from "./sandbox-eval.js";
-import { checkSelection, type Dialect, selectSteps } from "./select-steps.js";
+import { checkSelection, type Dialect, reportSessionFields, selectSteps } from "./select-steps.js";
 import { toProtocolSpec } from "./to-protocol-spec.js";
 
 export interface ImportOptions {
@@ -66,6 +67,7 @@ export async function importCodemachine(path: string, opts: ImportOptions): Prom
   const where = pkg.workflowFile ?? pkg.configDir;
   const selection = checkSelection(template, dialect, where, opts);
   const { entries, leftOut } = selectSteps(workflow.entries, dialect, selection, pkg, warnings);
+  reportSessionFields(template, entries, relative(pkg.root, where) || where, warnings);
   if (!entries.some((e) => e.type === "module"))
     throw new CodeMachineImportError(where, "no step is left to run for the chosen track and conditions");
   const qa = opts.qa ?? loadConfig(opts.repoDir, opts.env ?? process.env).qa.policy;

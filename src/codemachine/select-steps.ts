@@ -1,8 +1,8 @@
 /**
  * Which steps a run has, decided at import as CodeMachine 0.8 decides it after onboarding: the track
  * and conditions are import options (`--track`, `--condition`), checked against the ones the
- * workflow offers, and steps they hide are left out with the reason recorded. Step fields that can
- * only be decided while running and that the runner cannot honour are refused.
+ * workflow offers, and steps they hide are left out with the reason recorded. Step fields the runner
+ * does not honour are reported as warnings.
  */
 import { relative } from "node:path";
 import { isRecord } from "./field-checks.js";
@@ -104,14 +104,16 @@ export function selectSteps(
   const kept = entries.filter((e) => {
     if (e.type !== "module") return true;
     const at = `${relative(pkg.root, e.file) || e.file}: ${e.where}`;
-    if (e.notCompletedFallback !== undefined) {
-      if (dialect === "0.7")
-        throw new CodeMachineImportError(
-          e.file,
-          `${e.where}: notCompletedFallback: not supported: after a crash TasksGodzilla re-runs the unfinished step instead of running a fallback agent first; remove the field to import`,
-        );
-      warnings.push(`${at}: notCompletedFallback is ignored, as CodeMachine 0.8 ignores it`);
-    }
+    if (e.notCompletedFallback !== undefined)
+      warnings.push(
+        dialect === "0.7"
+          ? `${at}: notCompletedFallback '${e.notCompletedFallback}' is not run: after a crash the unfinished step simply runs again, with no fallback agent first`
+          : `${at}: notCompletedFallback is ignored, as CodeMachine 0.8 ignores it`,
+      );
+    if (e.interactive === true)
+      warnings.push(
+        `${at}: interactive: true has no effect: the run does not wait for the user after the step`,
+      );
     if (dialect === "0.7") {
       for (const field of ["tracks", "conditions", "conditionsAny"] as const)
         if (e[field])
@@ -127,4 +129,28 @@ export function selectSteps(
     return !reason;
   });
   return { entries: kept, leftOut };
+}
+
+/**
+ * Workflow fields asking CodeMachine to wait for the user or to let a controller agent drive (`file`
+ * names the workflow, relative to the package): the spec keeps them, the unattended run does not.
+ */
+export function reportSessionFields(
+  template: Record<string, unknown>,
+  entries: WorkflowEntry[],
+  file: string,
+  warnings: string[],
+): void {
+  if (template.autonomousMode === "false" || template.autonomousMode === "never")
+    warnings.push(
+      `${file}: autonomousMode '${template.autonomousMode}' has no effect: the run does not wait for the user between steps`,
+    );
+  // 0.8 sets `controller: controller('id')` on the workflow; a controller() among the steps counts too
+  const inSteps = entries.find((e) => e.type === "controller")?.agentId;
+  const onTemplate = isRecord(template.controller) ? template.controller.agentId : undefined;
+  const controller = inSteps ?? onTemplate;
+  if (controller !== undefined)
+    warnings.push(
+      `${file}: controller '${String(controller)}' is not run: no agent talks with the user before the run or drives its steps`,
+    );
 }

@@ -124,16 +124,111 @@ describe("step fields that cannot be decided at import", () => {
     "prompts/a.md": "a",
   });
 
-  it("refuses notCompletedFallback in a 0.7 workflow, naming the field, and reports it ignored in 0.8", async () => {
-    const dir = pkg(files("resolveStep('a', { notCompletedFallback: 'a-fallback' })", "resolveUI('x')"));
-    expect(await importError(dir)).toBe(
-      `${join(dir, "templates/workflows/w.workflow.js")}: steps[1] (resolveStep 'a'): notCompletedFallback: not supported: after a crash TasksGodzilla re-runs the unfinished step instead of running a fallback agent first; remove the field to import`,
+  it("imports notCompletedFallback in a 0.7 workflow with a warning that it is not run, and reports it ignored in 0.8", async () => {
+    const seven = await imp(
+      pkg(files("resolveStep('a', { notCompletedFallback: 'a-fallback' })", "resolveUI('x')")),
+    );
+    expect(seven.spec.steps.map((s) => s.id)).toEqual(["a"]);
+    expect(seven.warnings).toContain(
+      "templates/workflows/w.workflow.js: steps[1] (resolveStep 'a'): notCompletedFallback 'a-fallback' is not run: after a crash the unfinished step simply runs again, with no fallback agent first",
     );
     const eight = await imp(
       pkg(files("resolveStep('a', { notCompletedFallback: 'a-fallback' })", "separator('x')")),
     );
     expect(eight.warnings).toContain(
       "templates/workflows/w.workflow.js: steps[1] (resolveStep 'a'): notCompletedFallback is ignored, as CodeMachine 0.8 ignores it",
+    );
+  });
+
+  it("reports the fields that ask CodeMachine to wait for the user or a controller as having no effect", async () => {
+    const dir = pkg({
+      "codemachine.json": JSON.stringify({ name: "p", version: "1.0.0" }),
+      "config/main.agents.js":
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }, { id: 'boss', name: 'Boss', role: 'controller', promptPath: 'prompts/a.md' }];",
+      "templates/workflows/w.workflow.js": `export default { name: 'w', autonomousMode: 'never', specification: true,
+  controller: controller('boss'), steps: [resolveStep('a', { interactive: true })] };`,
+      "prompts/a.md": "a",
+    });
+    const r = await imp(dir);
+    expect(r.spec.steps.map((s) => s.id)).toEqual(["a"]);
+    expect(r.warnings).toEqual([
+      "templates/workflows/w.workflow.js: steps[0] (resolveStep 'a'): interactive: true has no effect: the run does not wait for the user after the step",
+      "templates/workflows/w.workflow.js: autonomousMode 'never' has no effect: the run does not wait for the user between steps",
+      "templates/workflows/w.workflow.js: controller 'boss' is not run: no agent talks with the user before the run or drives its steps",
+    ]);
+  });
+
+  it("imports the stock CodeMachine 0.7 workflow", async () => {
+    const main = [
+      "init",
+      "principal-analyst",
+      "blueprint-orchestrator",
+      "plan-agent",
+      "plan-fallback",
+      "task-breakdown",
+      "git-commit",
+      "context-manager",
+      "code-generation",
+      "runtime-prep",
+      "task-sanity-check",
+    ];
+    const subs = [
+      "founder-architect",
+      "structural-data-architect",
+      "behavior-architect",
+      "ui-ux-architect",
+      "operational-architect",
+      "file-assembler",
+    ];
+    const agent = (id: string) => `{ id: '${id}', name: '${id}', promptPath: 'prompts/${id}.md' }`;
+    const dir = pkg({
+      "config/main.agents.js": `module.exports = [${main.map(agent).join(", ")}];`,
+      "config/sub.agents.js": `module.exports = [${subs.map(agent).join(", ")}];`,
+      "config/modules.js": `module.exports = [{ id: 'check-task', name: 'Check', promptPath: 'prompts/check-task.md', behavior: { type: 'loop', action: 'stepBack' } }];`,
+      "templates/workflows/codemachine.workflow.js": `export default {
+  name: 'CodeMachine Workflow',
+  steps: [
+    resolveStep('init', { executeOnce: true, engine: 'codex', model: 'gpt-5', modelReasoningEffort: 'low' }),
+    resolveStep('principal-analyst', { executeOnce: true, engine: 'claude' }),
+    resolveUI("∴ Planning Phase ∴"),
+    resolveStep('blueprint-orchestrator', { executeOnce: true }),
+    resolveStep('plan-agent', { executeOnce: true, engine: 'codex', notCompletedFallback: 'plan-fallback' }),
+    resolveStep('task-breakdown', { executeOnce: true, engine: 'codex' }),
+    resolveStep('git-commit', { executeOnce: true, engine: 'cursor' }),
+    resolveUI("⟲ Development Cycle ⟲"),
+    resolveStep('context-manager', { engine: 'codex' }),
+    resolveStep('code-generation', { engine: 'claude' }),
+    resolveStep('runtime-prep', { executeOnce: true, engine: 'claude' }),
+    resolveStep('task-sanity-check', { engine: 'codex' }),
+    resolveStep('git-commit', { engine: 'cursor' }),
+    resolveUI("◈◈ Iteration Gate ◈◈"),
+    resolveModule('check-task', { engine: 'cursor', loopSteps: 6, loopMaxIterations: 20, loopSkip: ['runtime-prep'] }),
+  ],
+  subAgentIds: [${subs.map((id) => `'${id}'`).join(", ")}],
+};`,
+      ...Object.fromEntries([...main, ...subs, "check-task"].map((id) => [`prompts/${id}.md`, id])),
+    });
+    const r = await imp(dir);
+    expect(r.spec.steps.map((s) => s.id)).toEqual([
+      "init",
+      "principal-analyst",
+      "blueprint-orchestrator",
+      "plan-agent",
+      "task-breakdown",
+      "git-commit",
+      "context-manager",
+      "code-generation",
+      "runtime-prep",
+      "task-sanity-check",
+      "git-commit-2",
+      "check-task",
+    ]);
+    // 0.7 counts the UI entries: six back from check-task is context-manager
+    expect(r.spec.steps.at(-1)!.policies).toMatchObject([
+      { target_step: "context-manager", max_iterations: 20, skip: ["runtime-prep"] },
+    ]);
+    expect(r.warnings.join("\n")).toMatch(
+      /steps\[4\] \(resolveStep 'plan-agent'\): notCompletedFallback 'plan-fallback' is not run/,
     );
   });
 

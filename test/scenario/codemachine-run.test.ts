@@ -278,6 +278,22 @@ describe("imported CodeMachine workflows on the runner", () => {
     });
   });
 
+  it("runs a later workflow step a trigger names inline, once: in sequence it is then done", async () => {
+    const dir = eightPackage({
+      agents: {
+        work: `${log("work")}; ${say('{"action":"trigger","triggerAgentId":"commit"}')}`,
+        middle: log("middle"),
+        commit: log("commit"),
+      },
+      steps: "resolveStep('work'), resolveStep('middle'), resolveStep('commit')",
+    });
+    const { run, imported } = await importRun(dir);
+    expect((imported.spec.steps as { id: string }[]).map((x) => x.id)).toEqual(["work", "middle", "commit"]);
+    const r = await runToStop(run.id);
+    expect(r.run.status).toBe("completed");
+    expect(logLines()).toEqual(["work", "commit", "middle"]);
+  });
+
   it("completes without a trigger-only step that nothing triggers", async () => {
     const dir = eightPackage({
       agents: { work: log("work"), "git-commit": log("commit") },
