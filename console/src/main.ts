@@ -42,8 +42,10 @@ function route(): void {
 
 async function boot(): Promise<void> {
   forget.hidden = !tokenStore.get();
+  let after: number;
   try {
     await projects.load();
+    after = await api.latestEventId();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     fatal.textContent = `The API did not answer: ${err instanceof Error ? err.message : String(err)}`;
@@ -53,7 +55,6 @@ async function boot(): Promise<void> {
   fatal.hidden = true;
   tokenPanel.hidden = true;
   app.hidden = false;
-  const after = await api.latestEventId();
   stopGlobal?.();
   stopGlobal = followEvents({
     path: "/events/stream",

@@ -137,6 +137,13 @@ describe.skipIf(!present)(
       const panel = page.locator("#token-panel");
       await panel.waitFor({ state: "visible" });
       expect(await panel.textContent()).toContain("localStorage");
+      expect(await page.isHidden("#app")).toBe(true);
+      await page.fill("#token-input", `${TOKEN}-wrong`);
+      await page.click("#token-form button[type=submit]");
+      await page.waitForSelector("#token-error:not([hidden])");
+      expect(await page.textContent("#token-error")).toBe(
+        "The server refused the stored token; enter the right one.",
+      );
       await page.fill("#token-input", TOKEN);
       await page.click("#token-form button[type=submit]");
 
