@@ -57,6 +57,8 @@ export interface CreateRunInput {
   spec?: unknown;
   /** No spec: the run stays `pending` until it is planned (from its description). */
   unplanned?: boolean;
+  /** For a run without a spec: written in its creating transaction (a queued import marks and moves it). */
+  thenUnplanned?: (tx: StoreOps, run: ProtocolRun) => Promise<ProtocolRun>;
   /** Fill this existing pending/planning run (a queued import) instead of creating one. */
   intoRunId?: number;
   /** A name that already starts with `NNNN-` is kept as it is (it is the branch CI reports on). */
@@ -126,7 +128,7 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
           message: `Protocol ${protocolName} created without a spec; starting it plans it`,
           metadata: { spec_hash: null, protocol_root: protocolRoot, spec_path: null },
         });
-        return created;
+        return input.thenUnplanned ? input.thenUnplanned(tx, created) : created;
       }
       await tx.appendEvent({
         protocolRunId: created.id,

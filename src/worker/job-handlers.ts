@@ -14,7 +14,7 @@ import { ensureProject } from "../services/project-service.js";
 import { auditSpecs } from "../services/spec-audit.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { QaPolicy } from "../spec/schema.js";
-import type { Json } from "../store/types.js";
+import type { Json, ProtocolRun } from "../store/types.js";
 import type { EngineGate, EngineSlotLostError } from "./engine-gate.js";
 import type { JobHandler } from "./job-worker.js";
 
@@ -100,6 +100,42 @@ export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record
         backfill: job.payload.backfill === true,
       });
     },
+  };
+}
+
+/**
+ * What a queued CodeMachine import reads, kept on its run (`template_source.codemachine_import`):
+ * the run says it is an import, and a lost job can be queued again from it.
+ */
+export interface ImportSource {
+  workspace_path: string;
+  workflow: string | null;
+  qa: string | null;
+}
+
+export function importSourceOf(run: ProtocolRun): ImportSource | undefined {
+  const source = (run.templateSource as { codemachine_import?: unknown } | null)?.codemachine_import;
+  return source && typeof (source as ImportSource).workspace_path === "string"
+    ? (source as ImportSource)
+    : undefined;
+}
+
+/** The import job of a run marked with its source: the API queues it, the reconciler again. */
+export function importJobOf(
+  run: ProtocolRun,
+  source: ImportSource,
+): { kind: "import"; payload: Json; singletonKey: string } {
+  return {
+    kind: "import",
+    payload: {
+      protocol_run_id: run.id,
+      path: source.workspace_path,
+      repo: source.workspace_path,
+      workflow: source.workflow,
+      qa: source.qa,
+      name: run.protocolName,
+    },
+    singletonKey: `import:${run.id}`,
   };
 }
 

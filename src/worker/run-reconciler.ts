@@ -2,14 +2,15 @@
  * The queue can lose jobs (a Redis without persistence restarts) while the store still says a run is
  * `running` or `planning`. The reconciler, run by the server and every worker at start and then
  * periodically, finds such runs that no live runner holds and no queued or active job is about,
- * and queues their job again (under the singleton key the API uses, so reconcilers racing each
- * other and the API queue it once), with a `run_requeued` event.
+ * and queues their job again (for a planning import its `import`, from the source kept on the run)
+ * under the singleton key the API uses, so reconcilers racing each other and the API queue it once,
+ * with a `run_requeued` event.
  */
 import type { JobKind, JobQueue } from "../queue/job-queue.js";
 import { errorMessage } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
-import type { ProtocolRun, Store } from "../store/types.js";
-import { runOfJob } from "./job-handlers.js";
+import type { Json, ProtocolRun, Store } from "../store/types.js";
+import { importJobOf, importSourceOf, runOfJob } from "./job-handlers.js";
 import type { WorkerLogger } from "./job-worker.js";
 
 export interface ReconcilerOptions {
@@ -28,11 +29,14 @@ export interface ReconcilerOptions {
 /** Open jobs looked at per pass; more than this many queued jobs means the queue is not idle anyway. */
 const OPEN_JOBS_LIMIT = 10_000;
 
-/** The job the API queues for such a run, with the same singleton key. */
-function jobFor(run: ProtocolRun): { kind: JobKind; singletonKey: string } {
+/** The job the API queues for such a run, with the same singleton key: a planning import is imported. */
+function jobFor(run: ProtocolRun): { kind: JobKind; payload: Json; singletonKey: string } {
+  const source = importSourceOf(run);
+  if (run.status === "planning" && source) return importJobOf(run, source);
+  const payload = { protocol_run_id: run.id };
   return run.status === "planning"
-    ? { kind: "plan", singletonKey: `plan:${run.id}` }
-    : { kind: "execute_protocol", singletonKey: `run:${run.id}` };
+    ? { kind: "plan", payload, singletonKey: `plan:${run.id}` }
+    : { kind: "execute_protocol", payload, singletonKey: `run:${run.id}` };
 }
 
 export class RunReconciler {
@@ -62,8 +66,8 @@ export class RunReconciler {
     const requeued: number[] = [];
     for (const run of runs) {
       if (covered.has(run.id)) continue;
-      const { kind, singletonKey } = jobFor(run);
-      const job = await queue.enqueue(kind, { protocol_run_id: run.id }, { singletonKey });
+      const { kind, payload, singletonKey } = jobFor(run);
+      const job = await queue.enqueue(kind, payload, { singletonKey });
       if (job.deduplicated) continue;
       await store.appendEvent({
         protocolRunId: run.id,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import type { EventType } from "../../src/store/event-types.js";
+import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { gitRepo } from "../scenario/harness.js";
 import { waitGone } from "../support/processes.js";
 import { type Api, shellSpec, startApi, until } from "./api-harness.js";
@@ -654,6 +655,42 @@ describe("queues, imports and audits", () => {
     });
     expect(broken.status).toBe(400);
     expect((await call("GET", `/projects/${project.id}/protocols`)).body).toHaveLength(runsBefore);
+  });
+
+  it("marks a queued import on its run, so a lost import job is queued again as an import, not planned", async () => {
+    const { exampleCopy } = await import("../codemachine/packages.js");
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "cm", git_url: repo, local_path: repo })).body;
+    const workspace = exampleCopy();
+    const queuedImport = await call("POST", `/projects/${project.id}/codemachine/import`, {
+      protocol_name: "0001-cm-lost",
+      workspace_path: workspace,
+      enqueue: true,
+    });
+    const run = queuedImport.body.protocol_run;
+    expect(run).toMatchObject({
+      status: "planning",
+      template_source: { codemachine_import: { workspace_path: workspace, workflow: null, qa: null } },
+    });
+    expect(
+      (await call("GET", `/protocols/${run.id}/events?after=0`)).body.map(
+        (e: { event_type: string }) => e.event_type,
+      ),
+    ).toEqual(["protocol_created", "codemachine_import_enqueued"]);
+    // the queue loses the job (a Redis without persistence restarting)
+    await api.queue.cancel(queuedImport.body.job.id);
+    const reconciler = new RunReconciler({ store: api.store, queue: api.queue, settleMs: 0 });
+    expect(await reconciler.reconcile()).toEqual([run.id]);
+    expect((await queued("import")).map((j: { payload: unknown }) => j.payload)).toEqual([
+      expect.objectContaining({ protocol_run_id: run.id, path: workspace }),
+    ]);
+    expect(await queued("plan")).toEqual([]);
+    await api.drain();
+    expect((await call("GET", `/protocols/${run.id}`)).body).toMatchObject({
+      status: "planned",
+      spec_validation_status: "valid",
+    });
+    expect(await eventCount(run.id, "planning_started")).toBe(0);
   });
 
   it("queues spec audits", async () => {

@@ -9,6 +9,7 @@ import { InvalidInputError } from "../../shared/errors.js";
 import { ProtocolSpec, QA_POLICIES } from "../../spec/schema.js";
 import { EVENT } from "../../store/event-types.js";
 import type { Project } from "../../store/types.js";
+import { type ImportSource, importJobOf } from "../../worker/job-handlers.js";
 import { EnqueuedJob, ProjectOut, ProtocolRunOut, projectOut, protocolOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import { documentedAs } from "../openapi.js";
@@ -243,25 +244,28 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
       };
       if (body.enqueue) {
-        const { run } = await createRunFromSpec(store, { ...common, unplanned: true });
-        const planning = await store.transitionProtocol(run.id, "planning", {
-          eventType: EVENT.importEnqueued,
-          message: `Import of ${workspace} queued`,
-          metadata: { workspace_path: workspace },
-        });
-        const job = await ctx.queue.enqueue(
-          "import",
-          {
-            protocol_run_id: run.id,
-            path: workspace,
-            repo: workspace,
-            workflow: body.workflow ?? null,
-            qa: body.qa ?? null,
-            name: body.protocol_name,
+        // marked as an import and planning in the transaction that creates it, the job queued after
+        // it commits: a lost job is queued again by the reconciler from what the run says
+        const source: ImportSource = {
+          workspace_path: workspace,
+          workflow: body.workflow ?? null,
+          qa: body.qa ?? null,
+        };
+        const { run } = await createRunFromSpec(store, {
+          ...common,
+          unplanned: true,
+          thenUnplanned: async (tx, created) => {
+            await tx.updateProtocolRun(created.id, { templateSource: { codemachine_import: { ...source } } });
+            return tx.transitionProtocol(created.id, "planning", {
+              eventType: EVENT.importEnqueued,
+              message: `Import of ${workspace} queued`,
+              metadata: { workspace_path: workspace },
+            });
           },
-          { singletonKey: `import:${run.id}` },
-        );
-        return { protocol_run: protocolOut(planning), job, message: "import queued" };
+        });
+        const { kind, payload, singletonKey } = importJobOf(run, source);
+        const job = await ctx.queue.enqueue(kind, payload, { singletonKey });
+        return { protocol_run: protocolOut(run), job, message: "import queued" };
       }
       // imported before anything is created: a package that cannot be imported leaves no run behind
       const imported = await importCodemachine(workspace, {
