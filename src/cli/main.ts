@@ -31,6 +31,12 @@ const program = new Command()
   )
   .showHelpAfterError();
 
+// a reader that went away (`tgz events 1 | head`) ends the output, not the process with a stack trace
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 let exitCode = 0;
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 const withStore =
@@ -54,8 +60,14 @@ program
   );
 
 program
-  .command("plan <task>")
-  .description("plan a protocol for a task into its own branch and worktree NNNN-<short-name>")
+  .command("plan [task]")
+  .description(
+    "plan a protocol for a task into its own branch and worktree NNNN-<short-name>, or plan run --run-id again",
+  )
+  .option(
+    "--run-id <id>",
+    "plan this existing run again (blocked, or left planning by a planner that died), with the engine, model and inputs it was first planned with unless given",
+  )
   .option("--repo <dir>", "repository (default: current directory)")
   .option("--name <short-name>", "short name for the branch (default: from the task)")
   .option(
@@ -67,7 +79,9 @@ program
   .option("--input <key=value...>", "inputs for the planning engine (e.g. recording=plan.jsonl for replay)")
   .option("--run", "execute the protocol right after planning")
   .option("--json", "JSON output")
-  .action(withStore((app, task: string, opts: PlanCommandOptions) => planCommand(app, task, opts)));
+  .action(
+    withStore((app, task: string | undefined, opts: PlanCommandOptions) => planCommand(app, task, opts)),
+  );
 
 program
   .command("diff <run-id> [step-id]")

@@ -261,8 +261,10 @@ export class ProtocolRunner {
    */
   private async checkBeforeRunning(scope: RunScope, onlyStep?: number): Promise<StepOutcome> {
     const { store, ctx } = scope;
-    const errors = validateRun(ctx, this.deps.registry);
     const steps = await store.listStepRuns(ctx.run.id);
+    // a step already done is not checked again: its prompt may rightly be gone by now
+    const done = new Set(steps.filter((s) => DONE_STEP_STATUSES.includes(s.status)).map((s) => s.stepName));
+    const errors = validateRun(ctx, this.deps.registry).filter((e) => !done.has(e.stepId));
     if (errors.length > 0) {
       await store.transaction(async (tx) => {
         for (const e of errors) {

@@ -47,6 +47,11 @@ describe("tgz CLI", () => {
     expect(readFileSync(join(repo, ".protocols/0001-hello-greeter/aux/review/greeter.md"), "utf8")).toMatch(
       /Review of bin\/greet/,
     );
+    expect(out.usage).toMatchObject({
+      total: expect.any(Number),
+      cached_input: expect.any(Number),
+      estimated_calls: 0,
+    });
     expect(out.usage.total).toBeGreaterThan(0);
 
     const events = tgz("events", String(out.run_id), "--json")
@@ -153,11 +158,34 @@ describe("tgz CLI", () => {
     const gemini = rows.find((e) => e.id === "gemini")!;
     expect(gemini).toMatchObject({ kind: "cli", binary_path: null, preflight: { ok: false } });
     expect(gemini.preflight.problems[0]!.fix).toMatch(/engines\.gemini\.binary/);
-    if (existsSync(codex))
+    // in CI the pinned CLIs are installed (test/agents), so the version is always checked there
+    if (existsSync(codex) || process.env.CI === "true")
       expect(rows.find((e) => e.id === "codex")).toMatchObject({ binary_path: codex, version: "0.169.0" });
     expect(tgz("doctor", "--repo", repo).stdout).toMatch(
       /\n {2}gemini: binary "\/nonexistent\/gemini" not found\n\s+fix:/,
     );
+    writeFileSync(join(repo, "tasksgodzilla.config.json"), JSON.stringify({ engines: { codx: {} } }));
+    expect(tgz("doctor", "--repo", repo)).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        /unknown engine "codx" \(engines\.codx in .*\); known engines: claude-code,/,
+      ),
+    });
+  });
+
+  it("says what is wrong with a run id that is not one, and ends quietly when its reader goes away", () => {
+    expect(tgz("status", "abc")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/"abc" is not a run id/),
+    });
+    const repo = gitRepo();
+    const run = JSON.parse(tgz("run", EXAMPLE, "--repo", repo, "--json").stdout);
+    const piped = spawnSync("bash", ["-c", `node ${BIN} events ${run.run_id} --json | head -1`], {
+      encoding: "utf8",
+      env: { ...process.env, TASKSGODZILLA_DATA_DIR: dataDir },
+    });
+    expect(piped.stdout.trim().split("\n")).toHaveLength(1);
+    expect(piped.stderr).toBe("");
   });
 
   it("names what was not found", () => {

@@ -523,6 +523,29 @@ describe("triggers an agent asks for", () => {
   });
 });
 
+describe("resuming a run whose finished steps changed", () => {
+  it("does not fail a completed step whose prompt file is gone by now", async () => {
+    const r = await runSpec(
+      s,
+      {
+        steps: [
+          { id: "a", engine_id: "replay", prompt_ref: "a.md", inputs: { final: "done" } },
+          shellStep("b", "false"),
+        ],
+      },
+      { "a.md": "the prompt" },
+    );
+    expect(r.status).toEqual({ a: "completed", b: "failed" });
+    const { rmSync } = await import("node:fs");
+    rmSync(join(r.run.protocolRoot!, "a.md"));
+    const again = await runnerFor(s).run(r.run.id, { resume: true });
+    expect(again.status).toBe("blocked");
+    const seen = await inspect(s.store, r.run.id);
+    expect(seen.status).toEqual({ a: "completed", b: "failed" });
+    expect(seen.of("spec_validation_error")).toHaveLength(0);
+  });
+});
+
 describe("the runner's own failures", () => {
   it("fails the step and blocks the run, with the error, when something unexpected breaks", async () => {
     // the step makes its own output path a folder: writing the output fails with EISDIR

@@ -1,7 +1,8 @@
 /** Read-only views of the store: `status`, `steps`, `events`. */
 import { eventOut } from "../../server/api-shapes.js";
 import type { AppContext } from "../app-context.js";
-import { eventLine, runLine, stepsJson, stepsTable, table } from "../format.js";
+import { eventLine, runLine, stepsJson, stepsTable, table, usageJson } from "../format.js";
+import { parseRunId } from "../run-id.js";
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -11,7 +12,7 @@ export async function statusCommand(
   opts: { json?: boolean },
 ): Promise<number> {
   if (runId) {
-    const run = await app.store.getProtocolRun(Number(runId));
+    const run = await app.store.getProtocolRun(parseRunId(runId));
     const steps = await app.store.listStepRuns(run.id);
     const usage = await app.store.sumUsage({ protocolRunId: run.id });
     if (opts.json)
@@ -22,7 +23,7 @@ export async function statusCommand(
             protocol_name: run.protocolName,
             status: run.status,
             spec_meta: run.templateConfig.spec_meta ?? null,
-            usage,
+            usage: usageJson(usage),
             steps: stepsJson(steps),
           },
           null,
@@ -63,7 +64,7 @@ export async function stepsCommand(
   runId: string,
   opts: { json?: boolean },
 ): Promise<number> {
-  const steps = await app.store.listStepRuns((await app.store.getProtocolRun(Number(runId))).id);
+  const steps = await app.store.listStepRuns((await app.store.getProtocolRun(parseRunId(runId))).id);
   print(opts.json ? JSON.stringify(stepsJson(steps), null, 2) : stepsTable(steps));
   return 0;
 }
@@ -76,7 +77,7 @@ export async function eventsCommand(
   runId: string,
   opts: { json?: boolean; follow?: boolean; type?: string[] },
 ): Promise<number> {
-  const run = await app.store.getProtocolRun(Number(runId));
+  const run = await app.store.getProtocolRun(parseRunId(runId));
   let names = new Map<number, string>();
   let cursor = 0;
   for (;;) {

@@ -2,7 +2,7 @@
 import { ProtocolRunner } from "../../runner/protocol-runner.js";
 import { createRunFromSpec } from "../../services/create-run.js";
 import type { AppContext } from "../app-context.js";
-import { runLine, stepsJson, stepsTable } from "../format.js";
+import { runLine, stepsJson, stepsTable, usageJson } from "../format.js";
 import { ProgressView } from "../progress-view.js";
 
 export interface RunCommandOptions {
@@ -59,7 +59,7 @@ export async function executeRun(app: AppContext, runId: number, opts: { json?: 
   const usage = await app.store.sumUsage({ protocolRunId: runId });
   if (opts.json) {
     process.stdout.write(
-      `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, spec_hash: run.templateConfig.spec_meta?.spec_hash ?? null, protocol_root: run.protocolRoot, usage, steps: stepsJson(steps) }, null, 2)}\n`,
+      `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, spec_hash: run.templateConfig.spec_meta?.spec_hash ?? null, protocol_root: run.protocolRoot, usage: usageJson(usage), steps: stepsJson(steps) }, null, 2)}\n`,
     );
   } else {
     out("");
