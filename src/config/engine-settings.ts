@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
 import type { EngineSettings } from "../engines/engine-port.js";
+import type { EngineRegistry } from "../engines/engine-registry.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { EngineSettingsFile } from "./config-schema.js";
 import { dataDir } from "./data-paths.js";
@@ -51,8 +52,9 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, EngineSettings> {
     const m = ENV_KEY.exec(key);
     if (!m || !value) continue;
     const id = m[1]!.toLowerCase().replaceAll("_", "-");
-    const s: EngineSettings = out[id] ?? {};
+    const s: EngineSettings = out[id] ?? { sources: [] };
     out[id] = s;
+    s.sources!.push(key);
     switch (m[2]) {
       case "BINARY":
         s.binary = value;
@@ -116,9 +118,53 @@ export function engineSettings(
       homeDir: join(root, id),
       ...defined(envSettings[id] ?? {}),
       ...defined(fromFile(file[id] ?? {})),
+      sources: [...(file[id] ? [`engines.${id}`] : []), ...(envSettings[id]?.sources ?? [])],
     };
   }
   return out;
+}
+
+/** Settings given for an engine id the registry does not have: a typo that would be ignored. */
+export interface UnknownEngineSettings {
+  id: string;
+  /** Where they were given: `engines.<id>` of the config file, `TASKSGODZILLA_ENGINE_*` variables. */
+  sources: string[];
+}
+
+export function unknownEngineSettings(
+  config: { engines: Record<string, EngineSettings> },
+  registry: Pick<EngineRegistry, "has">,
+): UnknownEngineSettings[] {
+  return Object.entries(config.engines)
+    .filter(([id]) => !registry.has(id))
+    .map(([id, s]) => ({ id, sources: s.sources ?? [] }));
+}
+
+export class UnknownEngineSettingsError extends InvalidInputError {
+  constructor(
+    readonly unknown: UnknownEngineSettings[],
+    known: string[],
+    configFile: string | undefined,
+  ) {
+    const where = (u: UnknownEngineSettings) =>
+      u.sources
+        .map((src) => (src.startsWith("engines.") && configFile ? `${src} in ${configFile}` : src))
+        .join(", ");
+    super(
+      `settings for unknown engine${unknown.length > 1 ? "s" : ""} ${unknown
+        .map((u) => `"${u.id}" (${where(u)})`)
+        .join(", ")}; known engines: ${known.join(", ")}`,
+    );
+  }
+}
+
+/** Refuses settings for engines that do not exist, naming where they were given and the known ids. */
+export function assertKnownEngineSettings(
+  config: { engines: Record<string, EngineSettings>; configFile?: string | undefined },
+  registry: Pick<EngineRegistry, "has" | "ids">,
+): void {
+  const unknown = unknownEngineSettings(config, registry);
+  if (unknown.length > 0) throw new UnknownEngineSettingsError(unknown, registry.ids(), config.configFile);
 }
 
 /** Settings for one engine, with the default home when nothing is configured for it. */

@@ -66,6 +66,8 @@ export interface EngineSettings {
    * the user's file changed since it was copied. What the CLI itself rewrote there is kept otherwise.
    */
   seedFromUser?: boolean | undefined;
+  /** Where these settings were given (`engines.<id>`, `TASKSGODZILLA_ENGINE_*` names), for messages. */
+  sources?: string[] | undefined;
 }
 
 export interface EngineRequest {

@@ -1,6 +1,13 @@
 /** Per-engine settings from `TASKSGODZILLA_ENGINE_<ID>_<KEY>` variables. */
 import { describe, expect, it } from "vitest";
-import { EngineSettingsError, engineSettings } from "../../src/config/engine-settings.js";
+import {
+  assertKnownEngineSettings,
+  EngineSettingsError,
+  engineSettings,
+  UnknownEngineSettingsError,
+  unknownEngineSettings,
+} from "../../src/config/engine-settings.js";
+import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 
 const fromEnv = (env: NodeJS.ProcessEnv) =>
   engineSettings({}, "/repo", { TASKSGODZILLA_DATA_DIR: "/data", ...env });
@@ -48,5 +55,44 @@ describe("engine settings from the environment", () => {
   ])("refuses %s=%s", (key, value, message) => {
     expect(() => fromEnv({ [key]: value })).toThrow(EngineSettingsError);
     expect(() => fromEnv({ [key]: value })).toThrow(message);
+  });
+});
+
+describe("settings for an engine that does not exist", () => {
+  const registry = createDefaultRegistry();
+
+  it("are found with where they were given: the config file and the environment", () => {
+    const engines = engineSettings({ codx: { binary: "/opt/codex" }, codex: {} }, "/repo", {
+      TASKSGODZILLA_DATA_DIR: "/data",
+      // the real id is claude-code
+      TASKSGODZILLA_ENGINE_CLAUDE_BINARY: "/opt/claude",
+      TASKSGODZILLA_ENGINE_CLAUDE_ARGS: "--verbose",
+      TASKSGODZILLA_ENGINE_GEMINI_BASE_URL: "http://127.0.0.1:8002",
+    });
+    expect(unknownEngineSettings({ engines }, registry)).toEqual([
+      { id: "codx", sources: ["engines.codx"] },
+      {
+        id: "claude",
+        sources: expect.arrayContaining([
+          "TASKSGODZILLA_ENGINE_CLAUDE_BINARY",
+          "TASKSGODZILLA_ENGINE_CLAUDE_ARGS",
+        ]),
+      },
+    ]);
+  });
+
+  it("are refused naming them, where they were given and the known ids", () => {
+    const engines = engineSettings({ codx: {} }, "/repo", {
+      TASKSGODZILLA_ENGINE_CLAUDE_BINARY: "/opt/claude",
+    });
+    const check = () =>
+      assertKnownEngineSettings({ engines, configFile: "/repo/tasksgodzilla.config.json" }, registry);
+    expect(check).toThrow(UnknownEngineSettingsError);
+    expect(check).toThrow(
+      'settings for unknown engines "codx" (engines.codx in /repo/tasksgodzilla.config.json), "claude" (TASKSGODZILLA_ENGINE_CLAUDE_BINARY); known engines: claude-code, codex, gemini, opencode, replay, shell',
+    );
+    expect(() =>
+      assertKnownEngineSettings({ engines: engineSettings({ codex: {} }, "/repo", {}) }, registry),
+    ).not.toThrow();
   });
 });

@@ -1,5 +1,5 @@
 /** `tgz engines` (alias `tgz doctor`): every registered engine and its preflight with the repo's settings. */
-import { settingsFor } from "../../config/engine-settings.js";
+import { assertKnownEngineSettings, settingsFor } from "../../config/engine-settings.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 
@@ -8,6 +8,7 @@ export async function enginesCommand(
   opts: { json?: boolean; repo?: string },
 ): Promise<number> {
   const config = app.configFor(opts.repo ?? process.cwd(), process.env);
+  assertKnownEngineSettings(config, app.registry);
   const rows = await Promise.all(
     app.registry.list().map(async (e) => ({
       id: e.id,
