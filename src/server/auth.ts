@@ -22,6 +22,13 @@ export function githubSignatureMatches(header: string | undefined, raw: string, 
   return safeEqual(header.replace(/^sha256=/, ""), expected);
 }
 
+const guards = (token: unknown): token is string => typeof token === "string" && token !== "";
+
+const projectTokenOf = (req: FastifyRequest) => {
+  const given = req.headers["x-project-token"];
+  return typeof given === "string" ? given : undefined;
+};
+
 /**
  * When the project has an `api_token` secret, its routes also need `X-Project-Token` (as in the
  * original), compared in constant time.
@@ -32,8 +39,16 @@ export async function requireProjectAccess(
   projectId: number,
 ): Promise<void> {
   const token = await secrets.get(projectId, PROJECT_TOKEN_SECRET);
-  if (typeof token !== "string" || token === "") return;
-  const given = req.headers["x-project-token"];
-  if (typeof given !== "string" || !safeEqual(given, token))
+  if (!guards(token)) return;
+  const given = projectTokenOf(req);
+  if (given === undefined || !safeEqual(given, token))
     throw new ForbiddenError(`project ${projectId} needs its X-Project-Token`);
+}
+
+/** The guarded projects whose token the request does not carry: what lists across projects leave out. */
+export async function projectsHiddenFrom(secrets: ProjectSecrets, req: FastifyRequest): Promise<number[]> {
+  const given = projectTokenOf(req);
+  return [...(await secrets.projectTokens())]
+    .filter(([, token]) => guards(token) && (given === undefined || !safeEqual(given, token)))
+    .map(([id]) => id);
 }

@@ -55,6 +55,16 @@ export class ProjectSecrets {
     return out;
   }
 
+  /** The api_token of every project that has one, by project. */
+  async projectTokens(): Promise<Map<number, unknown>> {
+    const rows = await this.db
+      .selectFrom("project_secrets")
+      .select(["project_id", "value"])
+      .where("name", "=", PROJECT_TOKEN_SECRET)
+      .execute();
+    return new Map(rows.map((r) => [Number(r.project_id), JSON.parse(r.value) as unknown]));
+  }
+
   async get(projectId: number, name: string): Promise<unknown> {
     const row = await this.db
       .selectFrom("project_secrets")

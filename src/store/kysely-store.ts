@@ -371,6 +371,9 @@ class KyselyOps implements StoreOps {
     if (query.protocolRunId !== undefined) q = q.where("protocol_run_id", "=", query.protocolRunId);
     if (query.stepRunId !== undefined) q = q.where("step_run_id", "=", query.stepRunId);
     if (query.projectId !== undefined) q = q.where("project_id", "=", query.projectId);
+    const excluded = query.excludeProjectIds;
+    if (excluded?.length)
+      q = q.where((eb) => eb.or([eb("project_id", "is", null), eb("project_id", "not in", excluded)]));
     if (query.eventTypes?.length) q = q.where("event_type", "in", query.eventTypes);
     if (query.afterId !== undefined) q = q.where("id", ">", query.afterId);
     const rows = await q

@@ -137,6 +137,8 @@ export interface EventQuery {
   protocolRunId?: number;
   stepRunId?: number;
   projectId?: number;
+  /** Leave out the events of these projects. */
+  excludeProjectIds?: number[];
   eventTypes?: string[];
   /** Only events with id > afterId (cursor). */
   afterId?: number;

@@ -9,7 +9,7 @@ import type { EventType } from "../../src/store/event-types.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { gitRepo } from "../scenario/harness.js";
 import { waitGone } from "../support/processes.js";
-import { type Api, shellSpec, startApi, until } from "./api-harness.js";
+import { type Api, shellSpec, startApi, TOKEN, until } from "./api-harness.js";
 
 let api: Api;
 const call: Api["call"] = (...args) => api.call(...args);
@@ -39,6 +39,25 @@ const eventCount = async (runId: number, type: EventType) =>
   (await call("GET", `/protocols/${runId}/events?after=0&event_type=${type}`)).body.length;
 const queued = async (kind: string) =>
   (await call("GET", "/queues/jobs?status=queued")).body.filter((j: { kind: string }) => j.kind === kind);
+
+/** The events an SSE stream sends from the start until it has been quiet for a moment. */
+async function sseEvents(url: string, headers: Record<string, string> = {}) {
+  const ctl = new AbortController();
+  const res = await fetch(url, {
+    headers: { authorization: `Bearer ${TOKEN}`, ...headers },
+    signal: ctl.signal,
+  });
+  const reader = res.body!.getReader();
+  let text = "";
+  for (;;) {
+    const quiet = new Promise<undefined>((r) => setTimeout(() => r(undefined), 600));
+    const chunk = await Promise.race([reader.read(), quiet]);
+    if (!chunk || chunk.done) break;
+    text += new TextDecoder().decode(chunk.value);
+  }
+  ctl.abort();
+  return [...text.matchAll(/^data: (.+)$/gm)].map((m) => JSON.parse(m[1]!));
+}
 
 describe("auth and errors", () => {
   it("requires the bearer token except on health, metrics, docs and webhooks", async () => {
@@ -130,6 +149,16 @@ describe("projects and protocol runs", () => {
       (await call("GET", `/protocols/${run.id}`, undefined, { "x-project-token": "project-secret" })).body
         .status,
     ).toBe("planned");
+    // across projects, its events only with its token: listed and streamed
+    const guardedEvents = async (headers: Record<string, string>) => {
+      const listed = (await call("GET", "/events?limit=1000", undefined, headers)).body;
+      const streamed = await sseEvents(`${api.base}/events/stream`, headers);
+      return [...listed, ...streamed].filter((e: { project_id: number }) => e.project_id === guarded.id)
+        .length;
+    };
+    expect(await guardedEvents({})).toBe(0);
+    expect(await guardedEvents({ "x-project-token": "wrong" })).toBe(0);
+    expect(await guardedEvents({ "x-project-token": "project-secret" })).toBe(4);
     // a token that could never be sent is refused rather than silently not enforced
     expect(
       (await call("POST", "/projects", { name: "bad", git_url: repo, secrets: { api_token: 42 } })).body,

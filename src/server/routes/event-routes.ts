@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { EventQuery } from "../../store/types.js";
 import { EventOut, eventOut } from "../api-shapes.js";
-import { requireProjectAccess } from "../auth.js";
+import { projectsHiddenFrom, requireProjectAccess } from "../auth.js";
 import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 import { streamEvents } from "../sse.js";
 
@@ -86,6 +86,17 @@ function nextLink(req: FastifyRequest, cursor: number): string {
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store } = ctx;
 
+  /** One project (its token checked), or every project but the guarded ones the request has no token of. */
+  const projectScope = async (
+    req: FastifyRequest,
+    projectId: number | undefined,
+  ): Promise<Pick<EventQuery, "projectId" | "excludeProjectIds">> => {
+    if (projectId === undefined) return { excludeProjectIds: await projectsHiddenFrom(ctx.secrets, req) };
+    await store.getProject(projectId);
+    await requireProjectAccess(ctx.secrets, req, projectId);
+    return { projectId };
+  };
+
   const page = async (
     req: FastifyRequest,
     reply: FastifyReply,
@@ -135,13 +146,9 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
       responses: { 200: { description: "Events", schema: z.array(EventOut), headers: CURSOR_HEADERS } },
     },
     async ({ query }, req, reply) => {
-      if (query.project_id) {
-        await store.getProject(query.project_id);
-        await requireProjectAccess(ctx.secrets, req, query.project_id);
-      }
       const types = typesOf(query);
       return page(req, reply, query, {
-        ...(query.project_id ? { projectId: query.project_id } : {}),
+        ...(await projectScope(req, query.project_id)),
         ...(types ? { eventTypes: types } : {}),
       });
     },
@@ -189,19 +196,13 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
       responses: { 200: stream },
     },
     async ({ query }, req, reply) => {
-      if (query.project_id) {
-        await store.getProject(query.project_id);
-        await requireProjectAccess(ctx.secrets, req, query.project_id);
-      }
+      const scope = await projectScope(req, query.project_id);
       const types = typesOf(query);
       streamEvents(
         req,
         reply,
         store,
-        {
-          ...(query.project_id ? { projectId: query.project_id } : {}),
-          ...(types ? { eventTypes: types } : {}),
-        },
+        { ...scope, ...(types ? { eventTypes: types } : {}) },
         { after: query.after, named: query.named === "true" },
       );
     },
