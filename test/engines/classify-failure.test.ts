@@ -27,7 +27,32 @@ describe("agent failure classification", () => {
     ["stream disconnected before completion", undefined, "server_error", true],
     ["API Error: Unable to connect to API (ECONNRESET)", undefined, "server_error", true],
     ["something odd happened", undefined, "crash", false],
-  ] as const)("%s → %s", (message, status, kind, retryable) => {
+    ["Attempt 1 failed with status 503. Retrying with backoff...", undefined, "server_error", true],
+    [
+      '[API Error: {"error":{"code":500,"message":"boom","status":"INTERNAL"}}]',
+      undefined,
+      "server_error",
+      true,
+    ],
+    ["HTTP/1.1 502 Bad Gateway", undefined, "server_error", true],
+    ["Quota exceeded for quota metric 'Generate Content API requests'", undefined, "rate_limit", true],
+    ['{"error":{"message":"invalid x-api-key","type":"authentication_error"}}', undefined, "auth", false],
+    // numbers and words that only look like a cause
+    [
+      "gemini exited with code 1: TypeError: Cannot read properties of undefined (reading 'parts')\n    at Turn.run (file:///usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js:512:17)",
+      undefined,
+      "crash",
+      false,
+    ],
+    [
+      "opencode exited with code 1: config error: check your quota page for the limits",
+      undefined,
+      "crash",
+      false,
+    ],
+    ["claude-code exited with code 1: Invalid API key format in apiKeyHelper", undefined, "crash", false],
+    ["processed 500 files in 503 ms", undefined, "crash", false],
+  ] as const)("%s (status %s) → %s", (message, status, kind, retryable) => {
     expect(classifyFailure(message, status)).toMatchObject({ kind, retryable, message });
   });
 
@@ -41,9 +66,17 @@ describe("agent failure classification", () => {
   it("keeps the delay a provider asked for, in the units it used", () => {
     expect(classifyFailure("rate limited, try again in 2.5s").retryAfterMs).toBe(2500);
     expect(classifyFailure("Quota exceeded. Please retry in 20.5s.").retryAfterMs).toBe(20_500);
-    expect(classifyFailure("429: try again in 300ms").retryAfterMs).toBe(300);
+    expect(classifyFailure("HTTP 429: try again in 300ms").retryAfterMs).toBe(300);
     expect(classifyFailure("rate limit: retry after 2 min").retryAfterMs).toBe(120_000);
     expect(classifyFailure("429 Too Many Requests").retryAfterMs).toBeUndefined();
-    expect(classifyFailure("auth failed 401").hint).toMatch(/API key/);
+    expect(classifyFailure("authentication failed (status 401)").hint).toMatch(/API key/);
+  });
+
+  it("decides by the first part of what the CLI said that names a cause, the stream's notice before stderr", () => {
+    const notice = "exceeded retry limit, last status: 429 Too Many Requests";
+    const stderr = "WARNING: proceeding\n    at handler (/opt/cli/server.js:500:3) server error handler";
+    expect(classifyFailure(`${notice}\n${stderr}`, undefined, [notice, stderr]).kind).toBe("rate_limit");
+    expect(classifyFailure(stderr, undefined, ["Reconnecting... 2/5", stderr]).kind).toBe("server_error");
+    expect(classifyFailure("x", undefined, [undefined, "warning only", ""]).kind).toBe("crash");
   });
 });

@@ -102,6 +102,24 @@ exit 1`),
     expect(result.error).toMatchObject({ kind: "rate_limit", retryable: true });
   });
 
+  it("lets the stream's notice decide over a cause stderr names too, and a stack trace's numbers decide nothing", async () => {
+    const { result } = await run(
+      codexAdapter,
+      fakeCli(`echo 'note: see the rate limits page for your plan' >&2
+echo '{"type":"thread.started","thread_id":"t1"}'
+echo '{"type":"error","message":"We are currently experiencing high demand"}'
+exit 1`),
+    );
+    expect(result.error).toMatchObject({ kind: "server_error", retryable: true });
+    const crash = await run(
+      geminiAdapter,
+      fakeCli(`echo 'TypeError: x is undefined' >&2
+echo '    at run (/usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js:512:17)' >&2
+exit 1`),
+    );
+    expect(crash.result.error).toMatchObject({ kind: "crash", retryable: false });
+  });
+
   it("keeps a Codex turn that failed after the agent spoke a retryable server error", async () => {
     const { result } = await run(
       codexAdapter,

@@ -1,6 +1,10 @@
 /**
  * Turns what a CLI said about a failure into a typed EngineFailure. Retries are decided here: auth and
  * context errors never help to repeat; rate limits and server errors may, after the hinted delay.
+ *
+ * What a CLI says on a failed exit holds much besides the cause (stack traces with `file.js:512:17`,
+ * source lines of a minified bundle, help texts), so a number counts as an HTTP status only where it
+ * is written as one, and the word rules are the providers' own phrases for each failure.
  */
 import type { EngineFailure } from "../engine-port.js";
 import { failure } from "../engine-result.js";
@@ -22,7 +26,7 @@ const RULES: Rule[] = [
     kind: "rate_limit",
     retryable: true,
     status: [429],
-    text: /\b429\b|rate.?limit|quota|too many requests|insufficient_quota|resource.?exhausted/i,
+    text: /rate.?limit|too many requests|insufficient_quota|resource.?exhausted|quota (?:has been )?(?:exceeded|exhausted|reached)|exceeded (?:your |the )?(?:current )?quota/i,
   },
   {
     kind: "context_too_long",
@@ -35,16 +39,28 @@ const RULES: Rule[] = [
     kind: "auth",
     retryable: false,
     status: [401, 403],
-    text: /\b401\b|\b403\b|unauthori[sz]ed|authenticat|api key|invalid.*key|permission denied.*key|not logged in/i,
+    text: /\bunauthori[sz]ed\b|\bunauthenticated\b|authentication.?(?:failed|error|required)|failed to authenticate|invalid.?x-api-key|invalid_api_key|incorrect api key|api key not valid|not logged in/i,
     hint: "check the engine's API key or login (tgz engines shows what is configured)",
   },
   {
     kind: "server_error",
     retryable: true,
     status: [500, 502, 503, 504, 529],
-    text: /\b5\d\d\b|overloaded|high demand|server.?error|internal error|stream disconnected|empty or malformed response|unable to connect|ECONNRESET|ECONNREFUSED|socket hang up/i,
+    text: /overloaded|high demand|internal server error|server.?error|stream disconnected|empty or malformed response|unable to connect|ECONNRESET|ECONNREFUSED|socket hang up/i,
   },
 ];
+
+/**
+ * An HTTP status written as one: `status 500`, `status code: 429`, `API Error: 529`, `HTTP 503`,
+ * `HTTP/1.1 502`, a JSON `"code": 401`, or a number followed by its reason phrase (`401 Unauthorized`).
+ */
+const STATUS =
+  /\b(?:status(?:[ _]?code)?|API Error|HTTP(?:\/[\d.]+)?)\s*[:=]?\s*([1-5]\d\d)\b|"(?:code|status|statusCode|status_code)"\s*:\s*([1-5]\d\d)\b|\b([1-5]\d\d) (?:Unauthorized|Forbidden|Too Many Requests|Payload Too Large|Request Entity Too Large|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)\b/i;
+
+export function statusIn(text: string): number | undefined {
+  const m = STATUS.exec(text);
+  return m ? Number(m[1] ?? m[2] ?? m[3]) : undefined;
+}
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, sec: 1000, second: 1000, m: 60_000, min: 60_000 };
 
@@ -63,9 +79,23 @@ function build(rule: Rule, message: string): EngineFailure {
   });
 }
 
-/** An HTTP status the CLI passed on decides first; the message's words only when there is none. */
-export function classifyFailure(message: string, status?: number): EngineFailure {
+/** The rule one text decides: the status it states first, its words only when that status says nothing. */
+function ruleOf(text: string, status = statusIn(text)): Rule | undefined {
   const byStatus = status === undefined ? undefined : RULES.find((r) => r.status?.includes(status));
-  const rule = byStatus ?? RULES.find((r) => r.text.test(message));
+  return byStatus ?? RULES.find((r) => r.text.test(text));
+}
+
+/**
+ * Types `message`. An HTTP status the CLI passed on decides first. `evidence` are the parts of what
+ * the CLI said, most telling first (its stream's own notice before stderr): the first part a rule
+ * recognises decides; by default the message itself.
+ */
+export function classifyFailure(
+  message: string,
+  status?: number,
+  evidence: (string | undefined)[] = [message],
+): EngineFailure {
+  let rule = status === undefined ? undefined : RULES.find((r) => r.status?.includes(status));
+  for (const text of evidence) rule ??= text ? ruleOf(text) : undefined;
   return rule ? build(rule, message) : failure("crash", message);
 }

@@ -273,9 +273,8 @@ export class CliEngine implements Engine {
         truncatedBytes: outcome.truncatedBytes,
       };
       // the stream's own words first: stderr often holds only harmless warnings
-      const words = [summary.notice, tail(outcome.stderr.trim(), 1500), lastWords.join("\n")]
-        .filter(Boolean)
-        .join("\n");
+      const evidence = [summary.notice, tail(outcome.stderr.trim(), 1500), lastWords.join("\n")];
+      const words = evidence.filter(Boolean).join("\n");
       const said = [summary.error?.message, words].filter(Boolean).join("\n");
       const fail = (error: ReturnType<typeof failure>): Attempt => ({
         result: failedResult(error, fields),
@@ -297,7 +296,7 @@ export class CliEngine implements Engine {
           outcome.exitCode === null
             ? `was killed by ${outcome.signal}`
             : `exited with code ${outcome.exitCode}`;
-        return fail(classifyFailure(`${this.id} ${how}: ${words || "no output"}`));
+        return fail(classifyFailure(`${this.id} ${how}: ${words || "no output"}`, undefined, evidence));
       }
       if (!summary.finalMessage) {
         return fail(

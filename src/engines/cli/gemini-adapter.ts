@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import { statusIn } from "./classify-failure.js";
 import {
   AGENT_CAPABILITIES,
   brief,
@@ -62,12 +63,6 @@ function statsUsage(stats: Record<string, unknown>): TokenUsage {
   return usageOf(input, num(stats.cached), answer + reasoning, reasoning);
 }
 
-/** Gemini's API errors arrive as "[API Error: {json}]" text; the status is inside when the server sent one. */
-function statusOf(message: string): number | undefined {
-  const m = /"code"\s*:\s*(\d{3})\b|status(?: code)?:? (\d{3})\b/i.exec(message);
-  return m ? Number(m[1] ?? m[2]) : undefined;
-}
-
 export const geminiAdapter: CliAdapter = {
   id: "gemini",
   binary: "gemini",
@@ -124,7 +119,8 @@ export const geminiAdapter: CliAdapter = {
             if (e.status === "error") {
               const err = obj(e.error);
               const message = str(err.message) ?? "gemini reported an error";
-              error = { message, status: typeof err.code === "number" ? err.code : statusOf(message) };
+              // API errors arrive as "[API Error: {json}]" text, the status inside when the server sent one
+              error = { message, status: typeof err.code === "number" ? err.code : statusIn(message) };
             }
             return [{ type: "usage", usage }];
           }
