@@ -1,11 +1,13 @@
 /** CI webhooks over real HTTP: signatures, the providers' payloads, what each outcome does, metrics. */
 import { execFile, execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gitRepo } from "../scenario/harness.js";
-import { type Api, HOOK, shellSpec, startApi } from "./api-harness.js";
+import { type Api, HOOK, shellSpec, startApi, until } from "./api-harness.js";
 
 let api: Api;
 const call: Api["call"] = (...args) => api.call(...args);
@@ -227,6 +229,49 @@ describe("what CI results do", () => {
     ).toEqual(["CI failed; protocol blocked", "CI failed"]);
   });
 
+  it("leaves the run to its runner while a step runs: a CI failure then is recorded only", async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), "tgz-ci-")), "started");
+    const { run } = await api.newRun([`touch ${marker}; sleep 2`, "echo two"]);
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    const worker = api.worker("ci");
+    worker.start();
+    await until(async () => existsSync(marker));
+    const body = { workflow_run: { head_branch: run.protocol_name, conclusion: "failure" } };
+    expect((await github("workflow_run", body)).body).toMatchObject({
+      outcome: "failure",
+      action: "recorded",
+    });
+    expect((await runOf(run.id)).status).toBe("running");
+    await until(async () => (await runOf(run.id)).status === "completed");
+    await worker.stop();
+    expect((await stepsOf(run.id)).map((s: { status: string }) => s.status)).toEqual([
+      "completed",
+      "completed",
+    ]);
+    expect(await eventsOf(run.id, "protocol_blocked")).toEqual([]);
+  });
+
+  it("judges only steps that have run: a result for a run with none run yet is recorded only", async () => {
+    const { run } = await api.newRun(["echo one", "echo two"]);
+    for (const conclusion of ["success", "failure"])
+      expect(
+        (await github("workflow_run", { workflow_run: { head_branch: run.protocol_name, conclusion } })).body,
+      ).toMatchObject({ action: "recorded" });
+    expect((await stepsOf(run.id)).map((s: { status: string }) => s.status)).toEqual(["pending", "pending"]);
+    expect((await runOf(run.id)).status).toBe("planned");
+    // one step ran and the next one is queued (changed last): CI speaks of the one that ran
+    await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    await api.drain();
+    const next = await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    await api.queue.cancel(next.body.job.id);
+    await call("POST", `/protocols/${run.id}/actions/pause`);
+    const failed = await github("workflow_run", {
+      workflow_run: { head_branch: run.protocol_name, conclusion: "failure" },
+    });
+    expect(failed.body).toMatchObject({ action: "step_failed" });
+    expect((await stepsOf(run.id)).map((s: { status: string }) => s.status)).toEqual(["failed", "pending"]);
+  });
+
   it("on CI success without auto-QA completes the latest step ('CI passed') and then the run", async () => {
     const { run } = await ranRun(["echo one", "exit 2"]);
     expect((await runOf(run.id)).status).toBe("blocked");
@@ -358,6 +403,9 @@ describe("what CI results do", () => {
 
   it("takes CI results from scripts/ci-report.sh, signed for GitHub and with the token for GitLab", async () => {
     const { run } = await api.newRun();
+    // one step has run, and the run paused after it
+    await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    await api.drain();
     const script = join(import.meta.dirname, "../../scripts/ci-report.sh");
     const report = (state: string, env: Record<string, string>) =>
       promisify(execFile)("bash", [script, state], {
@@ -384,7 +432,7 @@ describe("what CI results do", () => {
         (await report("failure", { TASKSGODZILLA_BRANCH: "", TASKSGODZILLA_PROTOCOL_RUN_ID: String(run.id) }))
           .stdout,
       ),
-    ).toMatchObject({ protocol_run_id: run.id, action: "blocked" });
+    ).toMatchObject({ protocol_run_id: run.id, action: "step_failed" });
     expect(await eventsOf(run.id, "ci_webhook")).toHaveLength(3);
   });
 });
