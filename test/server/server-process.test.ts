@@ -28,6 +28,36 @@ const env = (extra: NodeJS.ProcessEnv = {}) => ({
   ...extra,
 });
 
+/** Runs tgz to its exit: the code and everything it wrote. */
+async function exited(args: string[]): Promise<{ code: number | null; output: string }> {
+  const p = tgzProcess(args, env());
+  procs.push(p);
+  if (p.child.exitCode === null) await new Promise((resolve) => p.child.once("exit", resolve));
+  // the streams' last data arrive with or just after the exit
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return { code: p.child.exitCode, output: p.output.join("\n") };
+}
+
+describe("tgz worker and tgz server flags", () => {
+  it("refuse what is not a usable number, naming the flag, with a non-zero exit", {
+    timeout: 60_000,
+  }, async () => {
+    for (const [args, message] of [
+      [["worker", "--concurrency", "abc"], '--concurrency must be a whole number of at least 1, got "abc"'],
+      [["worker", "--concurrency", "0"], '--concurrency must be a whole number of at least 1, got "0"'],
+      [["worker", "--concurrency", "1.5"], "--concurrency must be a whole number"],
+      [["worker", "--lease-seconds", "0"], '--lease-seconds must be a whole number of at least 1, got "0"'],
+      [["worker", "--lease-seconds", "abc"], "--lease-seconds must be a whole number"],
+      [["server", "--port", "abc"], '--port must be a whole number from 0 to 65535, got "abc"'],
+      [["server", "--port", "70000"], "--port must be a whole number from 0 to 65535"],
+    ] as const) {
+      const { code, output } = await exited([...args]);
+      expect(code, args.join(" ")).toBe(2);
+      expect(output, args.join(" ")).toContain(message);
+    }
+  });
+});
+
 describe("tgz server", () => {
   it("refuses to listen beyond loopback without TASKSGODZILLA_API_TOKEN", async () => {
     const server = tgzProcess(["server", "--host", "0.0.0.0", "--port", "0"], env());

@@ -47,6 +47,16 @@ function keepRunsHonest(store: KyselyStore, queue: JobQueue, logger: WorkerLogge
   return reconciler;
 }
 
+/** A flag's whole number within [min, max], or an error naming the flag and what was given. */
+function wholeFlag(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new InvalidInputError(
+      `${flag} must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
 /** After a graceful shutdown, lingering client handles (Redis reconnects) must not keep the process alive. */
 const exitSoon = () => setTimeout(() => process.exit(0), 1000).unref();
 
@@ -61,13 +71,14 @@ export async function serverCommand(
   app: AppContext,
   opts: { host: string; port: string; worker?: boolean },
 ): Promise<number> {
+  const port = wholeFlag("--port", opts.port, 0, 65_535);
   const store = app.store as KyselyStore;
   const redisUrl = process.env.TASKSGODZILLA_REDIS_URL;
   const queue = openQueue(store, redisUrl, process.env.TASKSGODZILLA_QUEUE_PREFIX);
   const holder = `${hostname()}:${process.pid}`;
   const server = await startServer({
     host: opts.host,
-    port: Number(opts.port),
+    port,
     store,
     queue,
     deps: runnerDeps(app),
@@ -88,6 +99,8 @@ export async function workerCommand(
   app: AppContext,
   opts: { concurrency: string; leaseSeconds: string },
 ): Promise<number> {
+  const concurrency = wholeFlag("--concurrency", opts.concurrency, 1);
+  const leaseMs = wholeFlag("--lease-seconds", opts.leaseSeconds, 1) * 1000;
   const store = app.store as KyselyStore;
   const queue = openQueue(store, process.env.TASKSGODZILLA_REDIS_URL, process.env.TASKSGODZILLA_QUEUE_PREFIX);
   const id = `${hostname()}:${process.pid}`;
@@ -96,8 +109,8 @@ export async function workerCommand(
     queue,
     handlers: jobHandlers(runnerDeps(app), handlerOptions(store, id)),
     workerId: id,
-    concurrency: Number(opts.concurrency),
-    leaseMs: Number(opts.leaseSeconds) * 1000,
+    concurrency,
+    leaseMs,
     logger,
   });
   const reconciler = keepRunsHonest(store, queue, logger);
