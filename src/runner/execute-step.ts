@@ -35,7 +35,7 @@ import {
   type StepOutcome,
   usageMeta,
 } from "./run-scope.js";
-import { checkpointExecFailure, stepBaseCommit } from "./step-checkpoints.js";
+import { checkpointExecFailure, checkpointsEnabled, stepBaseCommit } from "./step-checkpoints.js";
 import { blockRun, failStep, interruptStep } from "./step-outcomes.js";
 import { estimatedUsage, estimateTokens } from "./token-estimate.js";
 import { engineIdFor } from "./validate-run.js";
@@ -270,7 +270,8 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
   const promptVersions = { exec: resolved.promptVersion };
   const outputsMeta = { protocol: resolved.outputs.protocol, aux: resolved.outputs.aux };
   const requireChanges = entry.spec.qa?.require_changes ?? ctx.config.qa.requireChanges;
-  const steps = await store.listStepRuns(ctx.run.id);
+  // only a run with checkpoints has a base commit to find among the other steps
+  const steps = checkpointsEnabled(ctx) ? await store.listStepRuns(ctx.run.id) : [];
   const { triggered: _cleared, ...state } = step.runtimeState;
   step = await store.transitionStep(
     step.id,
@@ -342,7 +343,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
   }
   // kept whatever the outcome, so a resumed or looped step can continue the same agent session
   // the session the engine reported as it started counts too: a killed call reports none at its end
-  const recorded = (await store.getStepRun(step.id)).runtimeState;
+  const recorded = engine.capabilities.resume ? (await store.getStepRun(step.id)).runtimeState : {};
   const sessionState: Json = {
     ...step.runtimeState,
     session_id:

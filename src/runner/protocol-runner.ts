@@ -11,7 +11,7 @@ import { killOrphan, type ProcessIdentity } from "../engines/process/process-ide
 import { errorMessage, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, canMoveStep, DONE_STEP_STATUSES } from "../store/status.js";
-import type { ProtocolRun, StepRun } from "../store/types.js";
+import type { ProtocolRun, StepRun, StepState } from "../store/types.js";
 import { callSetup, executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
 import { qaPhase } from "./qa-phase.js";
 import { StepResolutionError } from "./resolve-step.js";
@@ -43,13 +43,14 @@ const DEFAULT_CRASH_RETRIES = 2;
 
 const RESUMABLE = ["paused", "blocked", "failed"];
 
-function triggerOnly(ctx: RunContext, step: StepRun): boolean {
+function triggerOnly(ctx: RunContext, step: Pick<StepRun, "stepName">): boolean {
   return ctx.steps.get(step.stepName)?.spec.trigger_only === true;
 }
 
 /** A step the run picks up by itself: pending, and for trigger-only steps, triggered. */
-function runnable(ctx: RunContext, step: StepRun): boolean {
-  return step.status === "pending" && (!triggerOnly(ctx, step) || step.runtimeState.triggered === true);
+function runnable(ctx: RunContext, step: StepRun | StepState): boolean {
+  const triggered = "triggered" in step ? step.triggered : step.runtimeState.triggered === true;
+  return step.status === "pending" && (!triggerOnly(ctx, step) || triggered);
 }
 
 export class ProtocolRunner {
@@ -96,17 +97,17 @@ export class ProtocolRunner {
 
   private async runAll(scope: RunScope): Promise<ProtocolRun> {
     const { store, ctx, signal } = scope;
+    const runId = ctx.run.id;
     for (;;) {
-      const run = await store.getProtocolRun(ctx.run.id);
-      if (run.status !== "running") return run;
+      // the status alone, not the run with its frozen spec: this is asked before every step
+      if ((await store.getProtocolStatus(runId)) !== "running" || handedOff(signal))
+        return store.getProtocolRun(runId);
       if (signal.aborted)
-        return handedOff(signal)
-          ? run
-          : pauseIfRunning(store, run.id, "Protocol paused (interrupted)", { reason: "interrupted" });
-      const steps = await store.listStepRuns(run.id);
-      const next = steps.filter((s) => runnable(ctx, s)).sort((a, b) => a.stepIndex - b.stepIndex)[0];
-      if (!next) return this.finish(scope, steps);
-      if ((await scope.runStep(next.id, TOP_FRAME)) === "stop") return store.getProtocolRun(run.id);
+        return pauseIfRunning(store, runId, "Protocol paused (interrupted)", { reason: "interrupted" });
+      const states = await store.listStepStates(runId);
+      const next = states.filter((s) => runnable(ctx, s))[0];
+      if (!next) return this.finish(scope, await store.listStepRuns(runId));
+      if ((await scope.runStep(next.id, TOP_FRAME)) === "stop") return store.getProtocolRun(runId);
     }
   }
 

@@ -39,7 +39,12 @@ export async function loadRunContext(deps: RunnerDeps, runId: number): Promise<R
   const run = await deps.store.getProtocolRun(runId);
   const project = await deps.store.getProject(run.projectId);
   const parsed = ProtocolSpec.safeParse(run.templateConfig.protocol_spec);
-  if (!parsed.success) throw new InvalidInputError(`run ${runId} has no valid frozen protocol spec`);
+  if (!parsed.success)
+    throw new InvalidInputError(
+      run.templateConfig.protocol_spec === undefined
+        ? `run ${runId} is not planned (it is ${run.status}); plan it with \`tgz plan --run-id ${runId}\``
+        : `run ${runId} has no valid frozen protocol spec`,
+    );
   const spec = parsed.data;
   const workspace = run.worktreePath ?? project.localPath ?? project.gitUrl;
   if (!run.protocolRoot) throw new InvalidInputError(`run ${runId} has no protocol folder`);

@@ -49,7 +49,7 @@ export async function holdRun(store: Store, runId: number, outer?: AbortSignal):
         return;
       }
       renewedAt = Date.now();
-      const { status } = await store.getProtocolRun(runId);
+      const status = await store.getProtocolStatus(runId);
       if (status === "paused" || status === "cancelled") stopper.abort(new Error(`run ${status}`));
     } catch {
       // a database hiccup is tolerated until the lease could have lapsed for others

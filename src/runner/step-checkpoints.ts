@@ -1,16 +1,22 @@
 /**
- * Checkpoints of runs that work in their own protocol worktree: the commit a step starts from, a
- * commit after each step (message naming protocol, step and outcome), and the restore a loop does
- * before going back. Runs in a main checkout get none: the user's branch is never committed to.
+ * Checkpoints of runs that work in their own protocol worktree (`protocolWorktreeOf`): the commit a
+ * step starts from, a commit after each step (message naming protocol, step and outcome), and the
+ * restore a loop does before going back. Runs in a checkout of the user's get none: the user's
+ * branches are never committed to.
  */
+import type { EffectiveConfig } from "../config/load-config.js";
 import { checkpoint, restoreTo } from "../git/checkpoints.js";
-import type { Json, StepRun } from "../store/types.js";
+import { protocolWorktreeOf } from "../git/run-worktree.js";
+import type { Json, ProtocolRun, StepRun } from "../store/types.js";
 import type { RunContext } from "./run-context.js";
 
-type RunPlace = Pick<RunContext, "run" | "project">;
+type RunPlace = {
+  run: Pick<ProtocolRun, "worktreePath" | "templateConfig">;
+  config: Pick<EffectiveConfig, "dataDir">;
+};
 
 export function checkpointsEnabled(ctx: RunPlace): boolean {
-  return Boolean(ctx.run.worktreePath && ctx.run.worktreePath !== ctx.project.localPath);
+  return protocolWorktreeOf(ctx.run, ctx.config.dataDir) !== null;
 }
 
 /**
@@ -57,7 +63,8 @@ export function checkpointExecFailure(
  */
 export async function restoreForLoop(ctx: RunContext, target: StepRun): Promise<Json> {
   const commit = typeof target.runtimeState.base_commit === "string" ? target.runtimeState.base_commit : null;
-  if (!checkpointsEnabled(ctx)) return { action: "none", reason: "the run works in the main checkout" };
+  if (!checkpointsEnabled(ctx))
+    return { action: "none", reason: "the run works in a checkout of the user's, not a protocol worktree" };
   if (ctx.config.loopRestore === "keep") return { action: "kept", reason: "loop_restore is keep" };
   if (!commit) return { action: "kept", reason: `no checkpoint recorded before ${target.stepName}` };
   const restored = await restoreTo(

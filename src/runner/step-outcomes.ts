@@ -329,9 +329,11 @@ export async function fireTriggers(
   directive: ReadDirective | null = null,
 ): Promise<StepOutcome> {
   const { store, ctx } = scope;
+  const own = await store.getStepRun(stepRunId);
+  const { policies } = ctx.steps.get(own.stepName)!;
+  if (extra.length === 0 && !policies.some((p) => p.behavior === "trigger")) return "continue";
   const steps = await store.listStepRuns(ctx.run.id);
   const step = steps.find((s) => s.id === stepRunId)!;
-  const { policies } = ctx.steps.get(step.stepName)!;
   const triggerCounts = counts(step.runtimeState, "trigger_counts");
   const chain = [...frame.chain, step.stepName];
   // a policy may name its target by the agent it runs; the chain and the rows know steps by id

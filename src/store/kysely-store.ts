@@ -20,6 +20,7 @@ import type {
   ProtocolRunPatch,
   StepRun,
   StepRunPatch,
+  StepState,
   Store,
   StoreOps,
   UsageRecord,
@@ -197,6 +198,16 @@ class KyselyOps implements StoreOps {
     return toProtocolRun(row);
   }
 
+  async getProtocolStatus(id: number): Promise<ProtocolStatus> {
+    const row = await this.db
+      .selectFrom("protocol_runs")
+      .select("status")
+      .where("id", "=", id)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError("protocol run", id);
+    return row.status as ProtocolStatus;
+  }
+
   async listProtocolRuns(projectId?: number): Promise<ProtocolRun[]> {
     let q = this.db.selectFrom("protocol_runs").selectAll().orderBy("id");
     if (projectId !== undefined) q = q.where("project_id", "=", projectId);
@@ -293,6 +304,28 @@ class KyselyOps implements StoreOps {
     return rows.map(toStepRun);
   }
 
+  async listStepStates(protocolRunId: number): Promise<StepState[]> {
+    // the one flag read in SQL, instead of parsing every step's whole state
+    const triggered =
+      this.dialect === "sqlite"
+        ? sql<number | string | null>`json_extract(runtime_state, '$.triggered')`
+        : sql<number | string | null>`(runtime_state::json ->> 'triggered')`;
+    const rows = await this.db
+      .selectFrom("step_runs")
+      .select(["id", "step_name", "step_index", "status", triggered.as("triggered")])
+      .where("protocol_run_id", "=", protocolRunId)
+      .orderBy("step_index")
+      .orderBy("id")
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      stepName: r.step_name,
+      stepIndex: r.step_index,
+      status: r.status as StepStatus,
+      triggered: r.triggered === 1 || r.triggered === "true",
+    }));
+  }
+
   async updateStepRun(id: number, patch: StepRunPatch): Promise<StepRun> {
     const row = await this.db
       .updateTable("step_runs")
@@ -344,6 +377,9 @@ class KyselyOps implements StoreOps {
   }
 
   appendEvent(input: EventInput): Promise<Event> {
+    // one INSERT is its own transaction on SQLite, whose single writer keeps ids in commit order;
+    // Postgres needs the write lock that atomically() takes for that
+    if (this.dialect === "sqlite") return this.insertEvent(input);
     return this.atomically((ops) => ops.insertEvent(input));
   }
 

@@ -94,6 +94,11 @@ export interface StepRun {
   updatedAt: string;
 }
 
+export type StepState = Pick<StepRun, "id" | "stepName" | "stepIndex" | "status"> & {
+  /** Set when a trigger queued the step (a trigger-only step may then run). */
+  triggered: boolean;
+};
+
 export interface NewStepRun {
   stepIndex: number;
   stepName: string;
@@ -185,6 +190,8 @@ export interface StoreOps {
 
   createProtocolRun(input: NewProtocolRun): Promise<ProtocolRun>;
   getProtocolRun(id: number): Promise<ProtocolRun>;
+  /** Only the run's status: cheap enough to ask before every step. */
+  getProtocolStatus(id: number): Promise<ProtocolStatus>;
   listProtocolRuns(projectId?: number): Promise<ProtocolRun[]>;
   updateProtocolRun(id: number, patch: ProtocolRunPatch): Promise<ProtocolRun>;
   /**
@@ -212,6 +219,8 @@ export interface StoreOps {
   createStepRuns(protocolRunId: number, steps: NewStepRun[]): Promise<StepRun[]>;
   getStepRun(id: number): Promise<StepRun>;
   listStepRuns(protocolRunId: number): Promise<StepRun[]>;
+  /** Which steps are where, without their JSON fields: what the runner needs to pick the next one. */
+  listStepStates(protocolRunId: number): Promise<StepState[]>;
   updateStepRun(id: number, patch: StepRunPatch): Promise<StepRun>;
   /** Like transitionProtocol, for steps; `patch` is written in the same transaction. */
   transitionStep(

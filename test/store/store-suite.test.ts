@@ -88,6 +88,18 @@ for (const backend of ["sqlite", "postgres"] as const) {
       expect((await store.listProtocolRuns(project.id)).map((r) => r.id)).toEqual([run.id]);
     });
 
+    it("lists step states and the run's status without their JSON, the triggered flag read in SQL", async () => {
+      const { run, steps } = await seed();
+      await store.updateStepRun(steps[1]!.id, { runtimeState: { triggered: true, other: { triggered: false } } });
+      await store.updateStepRun(steps[0]!.id, { runtimeState: { note: '"triggered":true' } });
+      expect(await store.listStepStates(run.id)).toEqual([
+        { id: steps[0]!.id, stepName: "a", stepIndex: 0, status: "pending", triggered: false },
+        { id: steps[1]!.id, stepName: "b", stepIndex: 1, status: "pending", triggered: true },
+      ]);
+      expect(await store.getProtocolStatus(run.id)).toBe("pending");
+      await expect(store.getProtocolStatus(999_999)).rejects.toThrow(NotFoundError);
+    });
+
     it("names what was not found", async () => {
       await expect(store.getProtocolRun(999_999)).rejects.toThrow(NotFoundError);
       await expect(store.getStepRun(999_999)).rejects.toThrow(/step run 999999 not found/);
