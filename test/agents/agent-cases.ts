@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { EngineSettings } from "../../src/engines/engine-port.js";
+import type { EngineSettings, SandboxMode } from "../../src/engines/engine-port.js";
+import type { FakeModelServer, ModelRequest } from "./fake-model-server.js";
 
 const BIN = fileURLToPath(new URL("./node_modules/.bin/", import.meta.url));
 
@@ -24,7 +25,30 @@ export interface AgentCase {
   reportsReasoning: boolean;
   /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
   retriesServerErrorsForever: boolean;
+  /** The model a request asks for. */
+  modelIn(req: ModelRequest): unknown;
+  /** Extra arguments for `settings.args`, and whether the requests show their effect. */
+  extraArgs: { args: string[]; seen(server: FakeModelServer): boolean };
+  /**
+   * What a request shows of the sandbox mode, and what it shows for each mode; undefined for Claude
+   * Code, whose requests do not show it (its modes are checked by what it lets the agent do).
+   */
+  sandboxShown?: { of(req: ModelRequest): string; expected: Record<SandboxMode, string> };
 }
+
+/** The names of the tools a request offers, among `names`, joined in the order given. */
+function offered(req: ModelRequest, names: string[]): string {
+  const tools = (Array.isArray(req.body.tools) ? req.body.tools : []) as Record<string, unknown>[];
+  const all = tools.flatMap((t) => {
+    const declarations = t.functionDeclarations as { name: string }[] | undefined;
+    if (declarations) return declarations.map((d) => d.name);
+    return [String((t.function as { name?: string } | undefined)?.name ?? t.name)];
+  });
+  return names.filter((n) => all.includes(n)).join(",");
+}
+
+/** A folder named only here, to find in a request. */
+const EXTRA_DIR = mkdtempSync(join(tmpdir(), "tgz-extra-dir-"));
 
 const home = (id: string) => join(mkdtempSync(join(tmpdir(), `tgz-${id}-`)), "home");
 
@@ -51,6 +75,19 @@ export const AGENT_CASES: AgentCase[] = [
     unknownSessionId: "01a2333d-0000-7000-8000-000000000000",
     reportsReasoning: true,
     retriesServerErrorsForever: false,
+    modelIn: (req) => req.body.model,
+    extraArgs: {
+      args: ["-c", 'model_reasoning_summary="detailed"'],
+      seen: (server) => (server.requests[0]!.body.reasoning as { summary?: string }).summary === "detailed",
+    },
+    sandboxShown: {
+      of: (req) => JSON.parse(String(req.headers["x-codex-turn-metadata"])).sandbox_mode,
+      expected: {
+        "read-only": "read-only",
+        "workspace-write": "workspace-write",
+        "full-access": "danger-full-access",
+      },
+    },
   },
   {
     engineId: "claude-code",
@@ -68,6 +105,12 @@ export const AGENT_CASES: AgentCase[] = [
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     reportsReasoning: false,
     retriesServerErrorsForever: false,
+    modelIn: (req) => req.body.model,
+    extraArgs: {
+      args: ["--append-system-prompt", "Extra words from the settings."],
+      seen: (server) =>
+        JSON.stringify(server.requests[0]!.body.system).includes("Extra words from the settings."),
+    },
   },
   {
     engineId: "opencode",
@@ -86,6 +129,16 @@ export const AGENT_CASES: AgentCase[] = [
     unknownSessionId: "ses_0123456789abcdefABCDEFghij",
     reportsReasoning: true,
     retriesServerErrorsForever: true,
+    modelIn: (req) => req.body.model,
+    extraArgs: {
+      // a session with a title of its own needs no title request
+      args: ["--title", "Given title"],
+      seen: (server) => server.titleRequests.length === 0,
+    },
+    sandboxShown: {
+      of: (req) => offered(req, ["bash", "edit", "write"]),
+      expected: { "read-only": "", "workspace-write": "bash,edit,write", "full-access": "bash,edit,write" },
+    },
   },
   {
     engineId: "gemini",
@@ -103,6 +156,19 @@ export const AGENT_CASES: AgentCase[] = [
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     reportsReasoning: true,
     retriesServerErrorsForever: true,
+    modelIn: (req) => /\/models\/([^:]+):/.exec(req.path)?.[1],
+    extraArgs: {
+      args: ["--include-directories", EXTRA_DIR],
+      seen: (server) => server.requests[0]!.text.includes(EXTRA_DIR),
+    },
+    sandboxShown: {
+      of: (req) => offered(req, ["replace", "run_shell_command", "write_file"]),
+      expected: {
+        "read-only": "",
+        "workspace-write": "replace,write_file",
+        "full-access": "replace,run_shell_command,write_file",
+      },
+    },
   },
 ];
 

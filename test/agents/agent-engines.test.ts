@@ -147,11 +147,17 @@ for (const c of AGENT_CASES) {
       expect(readdirSync(userHome)).toEqual([]);
     });
 
-    it("returns the final message and the normalised usage of a text reply", async () => {
+    it("returns the final message and the normalised usage of a text reply, asking for the step's model with the settings' arguments", async () => {
       const usage = { input: 111, output: 22, cached: 33, cacheWrite: 5, reasoning: 7 };
-      const { result, events } = await call(() => ({ text: "Hello from the fake model.", usage }), {
-        prompt: "say hello",
-      });
+      const { result, events } = await call(
+        () => ({ text: "Hello from the fake model.", usage }),
+        { prompt: "say hello", reasoningEffort: "high" },
+        { args: c.extraArgs.args },
+      );
+      expect(c.modelIn(server!.requests[0]!)).toBe(c.model);
+      expect(c.extraArgs.seen(server!)).toBe(true);
+      if (c.engineId === "codex")
+        expect(server!.requests[0]!.body.reasoning).toMatchObject({ effort: "high" });
       expect(result).toMatchObject({ ok: true, exitCode: 0, finalMessage: "Hello from the fake model." });
       // input with cache reads and writes, output with the thinking that is part of it
       expect(result.usage).toEqual({
@@ -188,10 +194,26 @@ for (const c of AGENT_CASES) {
         detail: expect.stringContaining(join(cwd, "out.txt")),
       });
       expect(server!.requests.map((r) => r.toolResults)).toEqual([0, 1]);
+      if (c.sandboxShown)
+        expect(c.sandboxShown.of(server!.requests[0]!)).toBe(c.sandboxShown.expected["workspace-write"]);
       const both = { input: 300, cachedInput: 50, output: 30 };
       expect(result.usage).toMatchObject(both);
       // the usage events are per call or per step, so the transcript adds up to what is charged
       expect(usageSum(events)).toEqual(both);
+    });
+
+    it("keeps a read-only agent (QA's and planning's mode) from writing its worktree", async () => {
+      const { result, cwd } = await call(
+        (req, dir) =>
+          req.toolResults === 0
+            ? { text: "Writing it.", tool: c.writeTool(join(dir, "out.txt"), "must not be written") }
+            : { text: "Could not write it." },
+        { sandbox: "read-only", role: "qa" },
+      );
+      expect(result).toMatchObject({ ok: true, finalMessage: "Could not write it." });
+      expect(existsSync(join(cwd, "out.txt"))).toBe(false);
+      if (c.sandboxShown)
+        expect(c.sandboxShown.of(server!.requests[0]!)).toBe(c.sandboxShown.expected["read-only"]);
     });
 
     it("continues the same session on resume, with the earlier turn in the request", async () => {
@@ -273,6 +295,8 @@ for (const c of AGENT_CASES) {
         await watch;
         expect(seen).toBe(true);
         expect(result.error?.kind).toBe("timeout");
+        if (c.sandboxShown)
+          expect(c.sandboxShown.of(server!.requests[0]!)).toBe(c.sandboxShown.expected["full-access"]);
         let left = processesWithArg(marker);
         for (let i = 0; i < 30 && left.length > 0; i++) {
           await pause(100);

@@ -313,7 +313,10 @@ function isTitleRequest(api: Api, body: Record<string, unknown>): boolean {
 }
 
 export class FakeModelServer {
+  /** The scripted conversation's requests, in arrival order. */
   readonly requests: ModelRequest[] = [];
+  /** opencode's session-title requests, answered with a title and kept out of `requests`. */
+  readonly titleRequests: ModelRequest[] = [];
   /** Requests that were not model calls, in arrival order. */
   readonly probes: Probe[] = [];
   private constructor(
@@ -333,7 +336,7 @@ export class FakeModelServer {
     return self;
   }
 
-  /** Requests of the scripted conversation (title requests left out). */
+  /** The scripted conversation's requests in one API. */
   of(api: Api): ModelRequest[] {
     return this.requests.filter((r) => r.api === api);
   }
@@ -356,10 +359,6 @@ export class FakeModelServer {
       return;
     }
     const model = typeof body.model === "string" ? body.model : "fake";
-    if (isTitleRequest(api, body)) {
-      chatReply(res, { text: "Scripted session" }, model);
-      return;
-    }
     const request: ModelRequest = {
       api,
       method: req.method ?? "POST",
@@ -369,6 +368,11 @@ export class FakeModelServer {
       toolResults: countToolResults(api, body),
       text: raw,
     };
+    if (isTitleRequest(api, body)) {
+      this.titleRequests.push(request);
+      chatReply(res, { text: "Scripted session" }, model);
+      return;
+    }
     this.requests.push(request);
     const reply = script(request);
     if ("status" in reply) {

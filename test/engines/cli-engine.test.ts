@@ -240,6 +240,45 @@ exit 1`),
   });
 });
 
+describe("preflight", () => {
+  it("names a binary older than the adapter knows, with the install fix", async () => {
+    const pre = await new CliEngine(codexAdapter).preflight({
+      binary: fakeCli("echo 'codex-cli 0.99.7'"),
+      homeDir: join(dir(), "home"),
+      env: { OPENAI_API_KEY: "sk" },
+    });
+    expect(pre).toMatchObject({ ok: false, version: "0.99.7" });
+    expect(pre.problems).toEqual([
+      {
+        message: "codex: version 0.99.7 is older than 0.100.0",
+        fix: expect.stringMatching(/^install it .*engines\.codex\.binary/),
+      },
+    ]);
+    const current = await new CliEngine(codexAdapter).preflight({
+      binary: fakeCli("echo 'codex-cli 0.100.0'"),
+      homeDir: join(dir(), "home"),
+      env: { OPENAI_API_KEY: "sk" },
+    });
+    expect(current).toMatchObject({ ok: true, version: "0.100.0", problems: [] });
+  });
+
+  it("says when it cannot read the version, with how to look by hand", async () => {
+    const binary = fakeCli("echo 'usage: cli [options]'; exit 2");
+    const pre = await new CliEngine(claudeCodeAdapter).preflight({
+      binary,
+      homeDir: join(dir(), "home"),
+      env: { ANTHROPIC_API_KEY: "sk" },
+    });
+    expect(pre).toMatchObject({ ok: false, version: undefined });
+    expect(pre.problems).toEqual([
+      {
+        message: `claude-code: could not read the version of ${binary}`,
+        fix: `run \`${binary} --version\` by hand`,
+      },
+    ]);
+  });
+});
+
 describe("config homes", () => {
   /** A stand-in CLI that writes its environment to a file and exits. */
   const envDump = () => {
