@@ -9,18 +9,21 @@
  * apart); cancelled jobs are removed from BullMQ but remembered in a hash of their own.
  */
 import { randomUUID } from "node:crypto";
-import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
+import { type Job, type JobType, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Json } from "../store/types.js";
 import {
   type ClaimedJob,
   checkEnqueueOptions,
+  DEFAULT_JOB_HISTORY,
   type DeadLetterListener,
   DeadLetters,
   type EnqueueOptions,
   emptyCounts,
   JOB_KINDS,
+  JOB_STATES,
   type JobFailure,
+  type JobHistory,
   type JobInfo,
   type JobKind,
   type JobQueue,
@@ -29,6 +32,7 @@ import {
 } from "./job-queue.js";
 import { LeaseLostError } from "./queue-errors.js";
 
+/** BullMQ's states as ours; its `failed` is final (a retry goes back to waiting or delayed), our `dead`. */
 const STATE_OF: Record<string, JobState> = {
   waiting: "waiting",
   prioritized: "waiting",
@@ -40,6 +44,14 @@ const STATE_OF: Record<string, JobState> = {
   failed: "dead",
 };
 const OPEN_STATES = ["waiting", "prioritized", "delayed", "active", "waiting-children"];
+/** The BullMQ lists that hold jobs of each of our states (none holds our `failed`, see STATE_OF). */
+const BULL_TYPES: Partial<Record<JobState, JobType[]>> = {
+  waiting: ["wait", "prioritized", "waiting-children"],
+  delayed: ["delayed"],
+  active: ["active"],
+  completed: ["completed"],
+  dead: ["failed"],
+};
 
 /** Our ids carry the kind, since each kind is a BullMQ queue of its own. */
 const jobKey = (kind: string, id: string) => `${kind}:${id}`;
@@ -66,6 +78,8 @@ export interface BullmqOptions {
   stalledIntervalMs?: number;
   /** Connection trouble (Redis restarting): reported here while ioredis reconnects by itself. */
   onConnectionError?: (err: Error) => void;
+  /** The finished jobs kept; default DEFAULT_JOB_HISTORY. */
+  history?: JobHistory;
 }
 
 /** Reports a burst of identical reconnect errors once, not once per retry. */
@@ -140,8 +154,16 @@ export class BullmqQueue implements JobQueue {
     return c;
   }
 
-  private async info(kind: JobKind, job: Job): Promise<JobInfo> {
-    const state = STATE_OF[await job.getState()] ?? "waiting";
+  private get history(): JobHistory {
+    return this.opts.history ?? DEFAULT_JOB_HISTORY;
+  }
+
+  /** A job's state, for the few calls about one job (a list knows the state of what it reads). */
+  private async stateOf(job: Job): Promise<JobState> {
+    return STATE_OF[await job.getState()] ?? "waiting";
+  }
+
+  private info(kind: JobKind, job: Job, state: JobState): JobInfo {
     return {
       id: jobKey(kind, String(job.id)),
       kind,
@@ -169,6 +191,9 @@ export class BullmqQueue implements JobQueue {
       priority: bullPriority(opts.priority ?? 0),
       attempts: opts.maxAttempts ?? 3,
       backoff: { type: "exponential", delay: opts.backoffMs ?? 1000 },
+      // a bounded history: BullMQ drops the older finished jobs as new ones finish
+      removeOnComplete: { age: Math.ceil(this.history.finishedMs / 1000), count: this.history.perKind },
+      removeOnFail: { age: Math.ceil(this.history.deadMs / 1000), count: this.history.perKind },
     });
     return { id: jobKey(kind, String(job.id)), deduplicated: jobId !== undefined && job.id !== jobId };
   }
@@ -226,7 +251,7 @@ export class BullmqQueue implements JobQueue {
       const token = randomUUID();
       const job = await this.worker(kind, leaseMs).getNextJob(token, { block: false });
       if (!job) continue;
-      const info = await this.info(kind, job);
+      const info = this.info(kind, job, "active");
       if (job.attemptsStarted > info.maxAttempts) {
         // claimed once more than allowed: the last attempt's lease lapsed
         const reason = "lease expired with no attempts left";
@@ -283,10 +308,8 @@ export class BullmqQueue implements JobQueue {
     const reason = retry ? new Error(error.message) : new UnrecoverableError(error.message);
     await this.owned(jobId, leaseToken, () => job.moveToFailed(reason, leaseToken, false));
     this.claimed.delete(`${jobId}#${leaseToken}`);
-    if (!retry) {
-      const info = await this.info(job.queueName as JobKind, job);
-      await this.dead.emit({ ...info, state: "dead", lastError: error.message });
-    }
+    if (!retry)
+      await this.dead.emit({ ...this.info(job.queueName as JobKind, job, "dead"), lastError: error.message });
     return retry ? "retrying" : "dead";
   }
 
@@ -317,7 +340,7 @@ export class BullmqQueue implements JobQueue {
     if (!job) return false;
     const state = await job.getState();
     if (!OPEN_STATES.includes(state)) return false;
-    const info = await this.info(kind, job);
+    const info = this.info(kind, job, STATE_OF[state] ?? "waiting");
     // an active job's holder learns of it at its next heartbeat, which finds no lock
     if (state === "active") await this.connection.del(`${q.toKey(id)}:lock`);
     const removed = await job.remove().then(
@@ -327,34 +350,43 @@ export class BullmqQueue implements JobQueue {
     if (!removed) return false;
     const cancelled: JobInfo = { ...info, state: "cancelled", updatedAt: new Date().toISOString() };
     await this.connection.hset(this.cancelledKey, jobId, JSON.stringify(cancelled));
+    await this.pruneCancelled();
     return true;
+  }
+
+  /** Cancelled jobs are kept like completed ones: for `finishedMs`, at most `perKind` (over all kinds). */
+  private async pruneCancelled(): Promise<void> {
+    if ((await this.connection.hlen(this.cancelledKey)) <= this.history.perKind) return;
+    const since = new Date(Date.now() - this.history.finishedMs).toISOString();
+    const kept = Object.entries(await this.connection.hgetall(this.cancelledKey))
+      .map(([id, text]) => ({ id, at: (JSON.parse(text) as JobInfo).updatedAt }))
+      .sort((a, b) => b.at.localeCompare(a.at));
+    const old = kept.filter((c, i) => i >= this.history.perKind || c.at < since).map((c) => c.id);
+    if (old.length) await this.connection.hdel(this.cancelledKey, ...old);
   }
 
   async get(jobId: string): Promise<JobInfo | undefined> {
     const { kind, id } = splitKey(jobId);
     if (!isKind(kind)) return undefined;
     const job = await this.queue(kind).getJob(id);
-    if (job) return this.info(kind, job);
+    if (job) return this.info(kind, job, await this.stateOf(job));
     const cancelled = await this.connection.hget(this.cancelledKey, jobId);
     return cancelled ? (JSON.parse(cancelled) as JobInfo) : undefined;
   }
 
+  /** Reads only the lists of the states asked for, the newest `limit` of each, knowing their state. */
   async list(filter: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
     const limit = filter.limit ?? 100;
-    const wanted = (s: JobState) => !filter.states?.length || filter.states.includes(s);
+    const states = filter.states?.length ? filter.states : JOB_STATES;
     const out: JobInfo[] = [];
-    for (const kind of JOB_KINDS) {
-      const jobs = await this.queue(kind).getJobs(
-        ["waiting", "prioritized", "delayed", "active", "completed", "failed"],
-        0,
-        limit - 1,
-      );
-      for (const job of jobs) {
-        const i = await this.info(kind, job);
-        if (wanted(i.state)) out.push(i);
-      }
+    for (const state of states) {
+      const types = BULL_TYPES[state];
+      if (!types) continue;
+      for (const kind of JOB_KINDS)
+        for (const job of await this.queue(kind).getJobs(types, 0, limit - 1))
+          out.push(this.info(kind, job, state));
     }
-    if (wanted("cancelled"))
+    if (states.includes("cancelled"))
       for (const text of Object.values(await this.connection.hgetall(this.cancelledKey)))
         out.push(JSON.parse(text) as JobInfo);
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);

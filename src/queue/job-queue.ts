@@ -57,6 +57,22 @@ export function checkEnqueueOptions(opts: EnqueueOptions): void {
     throw new InvalidInputError(`job maxAttempts must be a positive integer, got ${attempts}`);
 }
 
+/**
+ * How much of the finished jobs a queue keeps: completed and cancelled ones for `finishedMs`, dead
+ * ones (what someone looks into) for `deadMs`; BullMQ also keeps at most `perKind` of each per kind.
+ */
+export interface JobHistory {
+  finishedMs: number;
+  deadMs: number;
+  perKind: number;
+}
+
+export const DEFAULT_JOB_HISTORY: JobHistory = {
+  finishedMs: 24 * 3600_000,
+  deadMs: 7 * 24 * 3600_000,
+  perKind: 1000,
+};
+
 export interface JobInfo {
   id: string;
   kind: JobKind;

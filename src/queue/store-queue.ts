@@ -10,11 +10,13 @@ import type { Json } from "../store/types.js";
 import {
   type ClaimedJob,
   checkEnqueueOptions,
+  DEFAULT_JOB_HISTORY,
   type DeadLetterListener,
   DeadLetters,
   type EnqueueOptions,
   emptyCounts,
   type JobFailure,
+  type JobHistory,
   type JobInfo,
   type JobKind,
   type JobQueue,
@@ -38,13 +40,41 @@ function info(r: Selectable<JobsTable>): JobInfo {
   };
 }
 
+export interface StoreQueueOptions {
+  /** The finished jobs kept (by age); default DEFAULT_JOB_HISTORY. */
+  history?: JobHistory;
+  /** How often a claim also deletes the finished jobs past their age; default a minute. */
+  pruneEveryMs?: number;
+}
+
 export class StoreQueue implements JobQueue {
   private readonly dead = new DeadLetters();
+  private prunedAt = 0;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: "sqlite" | "postgres",
+    private readonly opts: StoreQueueOptions = {},
   ) {}
+
+  /** Deletes completed and cancelled jobs older than the history keeps them, and dead ones likewise. */
+  private async prune(now: number): Promise<void> {
+    if (now - this.prunedAt < (this.opts.pruneEveryMs ?? 60_000)) return;
+    this.prunedAt = now;
+    const history = this.opts.history ?? DEFAULT_JOB_HISTORY;
+    await this.db
+      .deleteFrom("jobs")
+      .where((eb) =>
+        eb.or([
+          eb.and([
+            eb("state", "in", ["completed", "cancelled"]),
+            eb("updated_at", "<", iso(now - history.finishedMs)),
+          ]),
+          eb.and([eb("state", "=", "dead"), eb("updated_at", "<", iso(now - history.deadMs))]),
+        ]),
+      )
+      .execute();
+  }
 
   async enqueue(
     kind: JobKind,
@@ -105,6 +135,7 @@ export class StoreQueue implements JobQueue {
   ): Promise<ClaimedJob | undefined> {
     const now = Date.now();
     const token = randomUUID();
+    await this.prune(now);
     // a job whose lease ran out with no attempts left is dead, not claimable again
     const lapsed = await this.db
       .updateTable("jobs")

@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../../src/queue/job-queue.js";
@@ -58,6 +59,35 @@ queueConformance(
   async () => new BullmqQueue({ url: REDIS_URL, prefix: redisPrefix, stalledIntervalMs: 300 }),
   !redisUp,
 );
+
+describe("embedded queue history", () => {
+  it("deletes completed and cancelled jobs past their age, dead ones later, open ones never", async () => {
+    const store = (await freshStore("sqlite")) as KyselyStore;
+    const q = new StoreQueue(store.kysely, store.dialect, {
+      history: { finishedMs: 100, deadMs: 600, perKind: 1000 },
+      pruneEveryMs: 0,
+    });
+    const done = await q.enqueue("plan", { n: 1 });
+    const dead = await q.enqueue("plan", { n: 2 });
+    const cancelled = await q.enqueue("plan", { n: 3 });
+    const later = await q.enqueue("plan", { n: 4 }, { delayMs: 3_600_000 });
+    const first = await q.claim("w", 5000);
+    await q.complete(first!.id, first!.leaseToken);
+    const second = await q.claim("w", 5000);
+    await q.fail(second!.id, second!.leaseToken, { message: "bad", retryable: false });
+    await q.cancel(cancelled.id);
+    const present = async () =>
+      (await Promise.all([done, dead, cancelled, later].map((j) => q.get(j.id)))).map((j) => j?.state);
+    expect(await present()).toEqual(["completed", "dead", "cancelled", "delayed"]);
+    await sleep(200);
+    expect(await q.claim("w", 5000)).toBeUndefined();
+    expect(await present()).toEqual([undefined, "dead", undefined, "delayed"]);
+    await sleep(500);
+    await q.claim("w", 5000);
+    expect(await present()).toEqual([undefined, undefined, undefined, "delayed"]);
+    await store.close();
+  });
+});
 
 describe("concurrency slots", () => {
   it("never hand out more than the cap across holders of two handles on one database, and reclaim lapsed slots", async () => {
