@@ -26,22 +26,34 @@ export class NotAGitRepositoryError extends TasksGodzillaError {
 export class BaseBranchMissingError extends TasksGodzillaError {
   readonly code = "base_branch_missing";
   constructor(repo: string, base: string) {
-    super(`base branch "${base}" does not exist in ${repo} (pass --base with an existing branch)`);
+    super(
+      `base branch "${base}" exists neither as a branch nor as origin/${base} in ${repo} (pass --base with an existing branch, or fetch it)`,
+    );
   }
 }
 
 /** Identity used for commits only when the repository has none configured. */
 const FALLBACK_IDENTITY = ["-c", "user.name=TasksGodzilla", "-c", "user.email=tasksgodzilla@localhost"];
 
+/**
+ * How internal commits (checkpoints, restores, the plan) are made whatever the user's git config
+ * says: never signed (a signing key that needs a passphrase or an agent would fail the run) and
+ * without hooks (a hook that formats, lints or refuses would change or stop the commit of what a
+ * step did). The user's hooks still run on their own commits, and on `tgz pr`'s push.
+ */
+const INTERNAL_COMMIT = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"];
+
 export interface GitOptions {
-  /** Commit with a fallback identity when the repository has none. */
-  identity?: boolean;
+  /** An internal commit: unsigned, no hooks, a fallback identity when the repository has none. */
+  internalCommit?: boolean;
   /** Extra environment, e.g. `GIT_INDEX_FILE` to work on a scratch index. */
   env?: Record<string, string>;
 }
 
 export async function git(cwd: string, args: string[], opts: GitOptions = {}): Promise<string> {
-  const full = opts.identity && !(await hasIdentity(cwd)) ? [...FALLBACK_IDENTITY, ...args] : args;
+  const full = opts.internalCommit
+    ? [...INTERNAL_COMMIT, ...((await hasIdentity(cwd)) ? [] : FALLBACK_IDENTITY), ...args]
+    : args;
   try {
     const { stdout } = await exec("git", full, {
       cwd,
@@ -78,11 +90,26 @@ export async function headCommit(dir: string): Promise<string> {
   return (await git(dir, ["rev-parse", "HEAD"])).trim();
 }
 
-export async function branchExists(repo: string, branch: string): Promise<boolean> {
+async function refExists(repo: string, ref: string): Promise<boolean> {
   try {
-    await git(repo, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`]);
+    await git(repo, ["rev-parse", "--verify", "--quiet", ref]);
     return true;
   } catch {
     return false;
   }
+}
+
+export function branchExists(repo: string, branch: string): Promise<boolean> {
+  return refExists(repo, `refs/heads/${branch}`);
+}
+
+/** The remote whose branches stand in for missing local ones, and whose base a merged branch is judged against. */
+export const BASE_REMOTE = "origin";
+
+/** The base branch as refs that exist: the local branch and/or its remote-tracking branch `origin/<base>`. */
+export async function baseRefs(repo: string, base: string): Promise<string[]> {
+  const candidates = [`refs/heads/${base}`, `refs/remotes/${BASE_REMOTE}/${base}`];
+  const found: string[] = [];
+  for (const ref of candidates) if (await refExists(repo, ref)) found.push(ref);
+  return found;
 }

@@ -1,7 +1,17 @@
 /** Protocol numbers and names: `NNNN-<short-name>`, which is also the branch and worktree name. */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { git } from "./git-command.js";
+import type { StoreOps } from "../store/types.js";
+import { GitError, git } from "./git-command.js";
+
+/** The folder of a checkout that holds the protocol folders (`.protocols/NNNN-<name>/`). */
+export const PROTOCOLS_DIR = ".protocols";
+
+/**
+ * A name that is numbered already (`0007-x`, four digits at least): kept as it is, it is a branch
+ * name and a folder name, so one path segment (no `/`, no `..`) and a valid ref (no `.` or `.lock` end).
+ */
+export const NUMBERED_NAME = /^\d{4,}-(?!.*\.\.)[A-Za-z0-9._-]*[A-Za-z0-9_-](?<!\.lock)$/;
 
 /** Lowercase `[a-z0-9-]`, no leading/trailing dash, at most `max` characters; `fallback` when nothing is left. */
 export function slugify(text: string, max = 48, fallback = "task"): string {
@@ -23,26 +33,47 @@ export function protocolName(n: number, short: string): string {
   return `${String(n).padStart(4, "0")}-${sanitizeBranchName(short)}`;
 }
 
-function numberOf(name: string): number {
-  const m = /^(\d{4})-/.exec(name);
+/** The number a protocol name starts with (`0007-x` → 7, `10000-x` → 10000), else 0. */
+export function protocolNumberOf(name: string): number {
+  const m = /^(\d{4,})-/.exec(name);
   return m ? Number(m[1]) : 0;
 }
 
-/**
- * One past the highest number used by a protocol folder, a local or remote-tracking branch (a
- * teammate's pushed `0007-x` counts too), or a known run name.
- */
-export async function nextProtocolNumber(repo: string, knownNames: string[]): Promise<number> {
-  const names = [...knownNames];
-  const folder = join(repo, ".protocols");
+/** Protocol folders in `dir/.protocols/`, and the local and remote-tracking branches of its repository. */
+async function namesInCheckout(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  const folder = join(dir, PROTOCOLS_DIR);
   if (existsSync(folder)) names.push(...readdirSync(folder));
-  // the last path segment: refs/heads/0005-x and refs/remotes/origin/0005-x both name 0005-x
-  names.push(
-    ...(
-      await git(repo, ["for-each-ref", "--format=%(refname:lstrip=-1)", "refs/heads", "refs/remotes"])
-    ).split("\n"),
-  );
-  return Math.max(0, ...names.map(numberOf)) + 1;
+  try {
+    // the last path segment: refs/heads/0005-x and refs/remotes/origin/0005-x both name 0005-x
+    const refs = await git(dir, [
+      "for-each-ref",
+      "--format=%(refname:lstrip=-1)",
+      "refs/heads",
+      "refs/remotes",
+    ]);
+    names.push(...refs.split("\n"));
+  } catch (err) {
+    // a workspace that is not a git repository has no branches to count
+    if (!(err instanceof GitError)) throw err;
+  }
+  return names;
+}
+
+/**
+ * One past the highest number taken in the project: by a run (its name or its branch), a protocol
+ * folder in `dir`, or a local or remote-tracking branch of `dir`'s repository (a teammate's pushed
+ * `0007-x` counts too). Call it inside the write transaction that inserts the run: writers take
+ * turns, so concurrent creators never share a number.
+ */
+export async function nextProtocolNumber(
+  tx: Pick<StoreOps, "listProtocolRuns">,
+  projectId: number,
+  dir: string | null,
+): Promise<number> {
+  const names = (await tx.listProtocolRuns(projectId)).flatMap((r) => [r.protocolName, runBranch(r)]);
+  if (dir) names.push(...(await namesInCheckout(dir)));
+  return Math.max(0, ...names.map(protocolNumberOf)) + 1;
 }
 
 /** The branch a planned run works on (recorded at planning), else its protocol name. */

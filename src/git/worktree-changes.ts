@@ -1,10 +1,10 @@
 /** What a step changed in its worktree, as git sees it (the protocol folder itself excluded). */
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { isAbsolute, join } from "node:path";
 import { git, NotAGitRepositoryError } from "./git-command.js";
+import { PROTOCOLS_DIR } from "./protocol-names.js";
+import { withScratchIndex } from "./scratch-index.js";
 
-const NOT_PROTOCOLS = ":(exclude).protocols";
+/** Pathspecs of everything but the protocol folder. */
+export const OUTSIDE_PROTOCOLS = ["--", ".", `:(exclude)${PROTOCOLS_DIR}`];
 
 /** `git status --porcelain` lines outside `.protocols/`. */
 export async function changedPaths(workspace: string): Promise<string[]> {
@@ -17,7 +17,7 @@ export async function changedPaths(workspace: string): Promise<string[]> {
   return stdout
     .split("\n")
     .filter((l) => l.trim().length > 0)
-    .filter((l) => !l.slice(3).startsWith(".protocols/"));
+    .filter((l) => !l.slice(3).startsWith(`${PROTOCOLS_DIR}/`));
 }
 
 /**
@@ -25,23 +25,11 @@ export async function changedPaths(workspace: string): Promise<string[]> {
  * user's index is never touched (its stat cache keeps this fast). Ignored files and `.protocols/`
  * are left out. Two snapshots differ exactly when a file outside them changed in between.
  */
-export async function snapshotTree(workspace: string): Promise<string> {
-  let indexPath: string;
-  try {
-    indexPath = (await git(workspace, ["rev-parse", "--git-path", "index"])).trim();
-  } catch {
-    throw new NotAGitRepositoryError(workspace);
-  }
-  const scratch = mkdtempSync(join(tmpdir(), "tgz-index-"));
-  const env = { GIT_INDEX_FILE: join(scratch, "index") };
-  try {
-    const real = isAbsolute(indexPath) ? indexPath : join(workspace, indexPath);
-    if (existsSync(real)) copyFileSync(real, env.GIT_INDEX_FILE);
-    await git(workspace, ["add", "-A", "--", ".", NOT_PROTOCOLS], { env });
+export function snapshotTree(workspace: string): Promise<string> {
+  return withScratchIndex(workspace, async (env) => {
+    await git(workspace, ["add", "-A", ...OUTSIDE_PROTOCOLS], { env });
     return (await git(workspace, ["write-tree"], { env })).trim();
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Paths that differ between two snapshots, as `<status>\t<path>` lines. */

@@ -5,11 +5,10 @@
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { dataDir } from "../config/data-paths.js";
 import { projectKey } from "../config/engine-settings.js";
 import { TasksGodzillaError } from "../shared/errors.js";
 import { isInside, realPathLoose } from "../shared/paths.js";
-import { BaseBranchMissingError, branchExists, git, repoRoot } from "./git-command.js";
+import { BaseBranchMissingError, baseRefs, branchExists, git, headCommit, repoRoot } from "./git-command.js";
 
 export class WorktreePruneRefusedError extends TasksGodzillaError {
   readonly code = "worktree_prune_refused";
@@ -22,11 +21,29 @@ export interface ProtocolWorktree {
   path: string;
   branch: string;
   baseCommit: string;
+  /** What the branch started from: `refs/heads/<base>` or `refs/remotes/origin/<base>`. */
+  baseRef: string;
+}
+
+/** The data dir's folder of protocol worktrees, one subfolder per repository. */
+export function worktreesFolder(dataDir: string): string {
+  return join(dataDir, "worktrees");
 }
 
 /** Where `tgz plan` puts a repository's protocol worktrees: outside the checkout, under the data dir. */
-export function protocolWorktreesRoot(repo: string, env: NodeJS.ProcessEnv): string {
-  return join(dataDir(env), "worktrees", projectKey(repo));
+export function protocolWorktreesRoot(repo: string, dataDir: string): string {
+  return join(worktreesFolder(dataDir), projectKey(repo));
+}
+
+/**
+ * The ref a protocol branch starts from: the local base branch when there is one (the user's own
+ * commits on it are what they plan against), else the remote-tracking `origin/<base>` (a base that
+ * exists only on the remote, e.g. in a fresh clone). Throws BaseBranchMissingError when neither exists.
+ */
+export async function baseStart(repo: string, base: string): Promise<string> {
+  const [start] = await baseRefs(repo, base);
+  if (!start) throw new BaseBranchMissingError(repo, base);
+  return start;
 }
 
 export async function createProtocolWorktree(opts: {
@@ -36,11 +53,12 @@ export async function createProtocolWorktree(opts: {
   worktreesRoot: string;
 }): Promise<ProtocolWorktree> {
   const repo = await repoRoot(opts.repo);
-  if (!(await branchExists(repo, opts.base))) throw new BaseBranchMissingError(repo, opts.base);
+  const start = await baseStart(repo, opts.base);
   const path = join(opts.worktreesRoot, opts.name);
   mkdirSync(dirname(path), { recursive: true });
-  await git(repo, ["worktree", "add", "-b", opts.name, path, opts.base]);
-  return { path, branch: opts.name, baseCommit: (await git(path, ["rev-parse", "HEAD"])).trim() };
+  // no upstream: the branch is pushed under its own name by `tgz pr`, never into the base
+  await git(repo, ["worktree", "add", "--no-track", "-b", opts.name, path, start]);
+  return { path, branch: opts.name, baseCommit: await headCommit(path), baseRef: start };
 }
 
 export interface WorktreeInfo {
@@ -50,8 +68,16 @@ export interface WorktreeInfo {
   sizeBytes: number;
   ageMs: number;
   dirty: boolean;
-  /** Commits on the branch not in the base branch; null when git cannot tell (pruning is then unsafe). */
+  /**
+   * Commits on the branch in neither the local base branch nor `origin/<base>`; null when git cannot
+   * tell (no such base): pruning is then unsafe.
+   */
   unmergedCommits: number | null;
+  /**
+   * The base already has everything the branch changed, though not its commits: merging the branch
+   * into the base (local or `origin/`) would change nothing, as after a squash or rebase merge.
+   */
+  mergedByContent: boolean;
 }
 
 function sizeOf(path: string): number {
@@ -69,18 +95,35 @@ async function isDirty(path: string): Promise<boolean> {
   return (await git(path, ["status", "--porcelain", "--untracked-files=all"])).trim().length > 0;
 }
 
-async function unmerged(path: string, base: string): Promise<number | null> {
+/** Whether merging HEAD into `ref` would leave `ref`'s tree as it is (a conflict means it would not). */
+async function mergeChangesNothing(path: string, ref: string): Promise<boolean> {
   try {
-    return Number((await git(path, ["rev-list", "--count", `${base}..HEAD`])).trim());
+    const merged = (await git(path, ["merge-tree", "--write-tree", ref, "HEAD"])).split("\n")[0]!.trim();
+    return merged === (await git(path, ["rev-parse", `${ref}^{tree}`])).trim();
   } catch {
-    return null;
+    return false;
   }
+}
+
+async function mergeState(
+  path: string,
+  base: string,
+): Promise<Pick<WorktreeInfo, "unmergedCommits" | "mergedByContent">> {
+  const refs = await baseRefs(path, base);
+  if (refs.length === 0) return { unmergedCommits: null, mergedByContent: false };
+  // merged into either base counts: a merge on the remote before the local base was pulled
+  const count = Number((await git(path, ["rev-list", "--count", "HEAD", "--not", ...refs])).trim());
+  if (count === 0) return { unmergedCommits: 0, mergedByContent: false };
+  for (const ref of refs)
+    if (await mergeChangesNothing(path, ref)) return { unmergedCommits: count, mergedByContent: true };
+  return { unmergedCommits: count, mergedByContent: false };
 }
 
 /**
  * The protocol worktrees of a repository: linked worktrees under `root` (where `tgz plan` puts them)
- * or where one of `runs` works. Any other worktree is the user's own: never listed, so never pruned.
- * Unmerged commits are counted against the run's base branch, else `defaultBase`.
+ * or where one of `runs` (protocol runs, see `protocolWorktreeOf`) works. Any other worktree is the
+ * user's own: never listed, so never pruned. Merged-ness is judged against the run's base branch,
+ * else `defaultBase`.
  */
 export async function listProtocolWorktrees(
   repo: string,
@@ -103,37 +146,55 @@ export async function listProtocolWorktrees(
       sizeBytes: sizeOf(path),
       ageMs: Date.now() - statSync(path).mtimeMs,
       dirty: await isDirty(path),
-      unmergedCommits: await unmerged(path, runBase ?? scope.defaultBase),
+      ...(await mergeState(path, runBase ?? scope.defaultBase)),
     });
   }
   return out;
 }
 
-/** Run statuses whose worktree is in use: never pruned. */
-const IN_USE = new Set(["planning", "running"]);
+/** What pruning needs to know of the run that works in a worktree. */
+export interface PruneRun {
+  id: number;
+  status: string;
+  /** A live runner or planner holds the run's lease. */
+  leased: boolean;
+  /** Its PR/MR was merged (a `pr_merged` / `mr_merged` event). */
+  prMerged: boolean;
+}
 
 /**
- * Removes a protocol worktree and its branch. Refused for a run in use; unless forced, for a paused
- * run (it can still be resumed), uncommitted work, unmerged commits, or commits git cannot count.
+ * Removes a protocol worktree and its branch. Refused for a running run and for a run being planned;
+ * unless forced, for a run left `planning` by a planner that died, a paused run (it can still be
+ * resumed), uncommitted work, and a branch that is not merged: merged means no commit outside the
+ * base branch (local or `origin/<base>`), or the base has all its changes (a squash or rebase merge),
+ * or its PR was merged.
  */
 export async function pruneWorktree(
   repo: string,
   info: WorktreeInfo,
-  opts: { force: boolean; runStatus: string | null },
+  opts: { force: boolean; run: PruneRun | null },
 ): Promise<void> {
-  if (opts.runStatus && IN_USE.has(opts.runStatus))
-    throw new WorktreePruneRefusedError(info.path, `its run is ${opts.runStatus}`);
+  const { run } = opts;
+  if (run?.status === "running") throw new WorktreePruneRefusedError(info.path, "its run is running");
+  if (run?.status === "planning" && run.leased)
+    throw new WorktreePruneRefusedError(info.path, "its run is being planned");
   if (!opts.force) {
-    if (opts.runStatus === "paused")
+    if (run?.status === "planning")
+      throw new WorktreePruneRefusedError(
+        info.path,
+        `its run is planning but no planner holds it (use --force, or plan it again with \`tgz plan --run-id ${run.id}\`)`,
+      );
+    if (run?.status === "paused")
       throw new WorktreePruneRefusedError(info.path, "its run is paused and can be resumed (use --force)");
     if (info.dirty)
       throw new WorktreePruneRefusedError(info.path, "it has uncommitted work (use --force to discard it)");
-    if (info.unmergedCommits === null)
+    const merged = run?.prMerged || info.mergedByContent || info.unmergedCommits === 0;
+    if (!merged && info.unmergedCommits === null)
       throw new WorktreePruneRefusedError(
         info.path,
         `cannot tell whether branch ${info.branch} is merged into the base branch (use --force)`,
       );
-    if (info.unmergedCommits > 0)
+    if (!merged)
       throw new WorktreePruneRefusedError(
         info.path,
         `branch ${info.branch} has ${info.unmergedCommits} unmerged commit(s) (use --force)`,
