@@ -1,11 +1,12 @@
 /**
  * Opens the PR/MR of a pushed branch: through `gh`/`glab` when installed and logged in, else the REST
- * API with GITHUB_TOKEN/GH_TOKEN or GITLAB_TOKEN. Tokens go in headers only, never in messages.
+ * API with GITHUB_TOKEN/GH_TOKEN or GITLAB_TOKEN. Tokens go in headers only, never in messages. A
+ * request already open for the branch is returned (`existed`), whichever way it was asked for.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { findBinary } from "../engines/process/run-process.js";
-import { TasksGodzillaError } from "../shared/errors.js";
+import { InvalidInputError, TasksGodzillaError } from "../shared/errors.js";
 import type { PrTarget } from "./pr-target.js";
 
 const exec = promisify(execFile);
@@ -52,13 +53,22 @@ async function cliLoggedIn(binary: string, cwd: string): Promise<boolean> {
   }
 }
 
-/** The `gh pr create` / `glab mr create` arguments of a request. */
-export function cliArgs(provider: PrTarget["provider"], pr: PrRequest): string[] {
-  return provider === "github"
-    ? ["pr", "create", "--title", pr.title, "--body", pr.body, "--base", pr.base, "--head", pr.head]
+/** The `--repo` value of `gh` (`[HOST/]OWNER/REPO`) or `glab` (`GROUP/PROJECT`, or its URL on another host). */
+function cliRepo(target: PrTarget): string {
+  if (target.provider === "github")
+    return target.host === "github.com" ? target.repository : `${target.host}/${target.repository}`;
+  return target.host === "gitlab.com" ? target.repository : `https://${target.host}/${target.repository}`;
+}
+
+/** The `gh pr create` / `glab mr create` arguments of a request, aimed at the resolved repository. */
+export function cliArgs(target: PrTarget, pr: PrRequest): string[] {
+  const repo = ["--repo", cliRepo(target)];
+  return target.provider === "github"
+    ? ["pr", "create", ...repo, "--title", pr.title, "--body", pr.body, "--base", pr.base, "--head", pr.head]
     : [
         "mr",
         "create",
+        ...repo,
         "--title",
         pr.title,
         "--description",
@@ -77,15 +87,37 @@ export function parseCliOutput(stdout: string): Pick<OpenedPr, "url" | "number">
   return { url, number: Number(/\/(\d+)\/?$/.exec(url)?.[1]) || null };
 }
 
-async function viaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
+const cliError = (err: unknown) =>
+  (err as { stderr?: string }).stderr?.trim() || (err as Error).message || "no output";
+
+/** The open request of the branch, as `gh pr view` / `glab mr view` print it in JSON. */
+async function viewViaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
+  const args =
+    target.provider === "github"
+      ? ["pr", "view", pr.head, "--repo", cliRepo(target), "--json", "url,number"]
+      : ["mr", "view", pr.head, "--repo", cliRepo(target), "--output", "json"];
   try {
-    const { stdout } = await exec(binary, cliArgs(target.provider, pr), { cwd, timeout: 60_000 });
-    return { ...parseCliOutput(stdout), via: "cli", existed: false };
+    const { stdout } = await exec(binary, args, { cwd, timeout: 60_000 });
+    const found = JSON.parse(stdout) as { url?: string; number?: number; web_url?: string; iid?: number };
+    const url = found.url ?? found.web_url;
+    if (!url) throw new Error(`no URL in ${stdout.slice(0, 200)}`);
+    return { url, number: found.number ?? found.iid ?? null, via: "cli", existed: true };
   } catch (err) {
     throw new PullRequestError(
       null,
-      `${binary} could not open the request: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`,
+      `${binary} says the request exists but cannot show it: ${cliError(err)}`,
     );
+  }
+}
+
+async function viaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
+  try {
+    const { stdout } = await exec(binary, cliArgs(target, pr), { cwd, timeout: 60_000 });
+    return { ...parseCliOutput(stdout), via: "cli", existed: false };
+  } catch (err) {
+    // an open request of the same branch is the answer, as on the REST path
+    if (/already exists/i.test(cliError(err))) return viewViaCli(target, pr, cwd, binary);
+    throw new PullRequestError(null, `${binary} could not open the request: ${cliError(err)}`);
   }
 }
 
@@ -185,26 +217,42 @@ async function gitlabApi(target: PrTarget, pr: PrRequest, token: string): Promis
   );
 }
 
-/** `TASKSGODZILLA_PR_VIA`: `auto` (default: the CLI when logged in, else the API), `cli` or `api`. */
-export async function openPullRequest(
-  target: PrTarget,
-  pr: PrRequest,
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-): Promise<OpenedPr> {
-  const via = env.TASKSGODZILLA_PR_VIA ?? "auto";
+/** How a request is opened: through the logged-in `gh`/`glab`, or the REST API with a token. */
+export type PrRoute = { via: "cli"; binary: string } | { via: "api"; token: string };
+
+const VIA = ["auto", "cli", "api"];
+
+/**
+ * `TASKSGODZILLA_PR_VIA`: `auto` (default: the CLI when logged in, else the API), `cli` or `api`.
+ * Decided before anything is committed or pushed, so a missing CLI or token fails first.
+ */
+export async function choosePrRoute(target: PrTarget, cwd: string, env: NodeJS.ProcessEnv): Promise<PrRoute> {
+  const via = env.TASKSGODZILLA_PR_VIA || "auto";
+  if (!VIA.includes(via))
+    throw new InvalidInputError(`TASKSGODZILLA_PR_VIA=${via}: expected ${VIA.join(", ")}`);
   const name = target.provider === "github" ? "gh" : "glab";
   const cli = findBinary(name, env.PATH);
   if (via === "cli" && !cli)
     throw new PullRequestError(null, `TASKSGODZILLA_PR_VIA=cli but ${name} is not installed (not on PATH)`);
   if (via !== "api" && cli && (via === "cli" || (await cliLoggedIn(cli, cwd))))
-    return viaCli(target, pr, cwd, cli);
-  if (target.provider === "github") {
-    const token = env.GITHUB_TOKEN ?? env.GH_TOKEN;
-    if (!token) throw new MissingTokenError("github", "GITHUB_TOKEN or GH_TOKEN");
-    return githubApi(target, pr, token);
-  }
-  const token = env.GITLAB_TOKEN;
-  if (!token) throw new MissingTokenError("gitlab", "GITLAB_TOKEN");
-  return gitlabApi(target, pr, token);
+    return { via: "cli", binary: cli };
+  const token = target.provider === "github" ? env.GITHUB_TOKEN || env.GH_TOKEN : env.GITLAB_TOKEN;
+  if (!token)
+    throw new MissingTokenError(
+      target.provider,
+      target.provider === "github" ? "GITHUB_TOKEN or GH_TOKEN" : "GITLAB_TOKEN",
+    );
+  return { via: "api", token };
+}
+
+export function openPullRequest(
+  target: PrTarget,
+  pr: PrRequest,
+  cwd: string,
+  route: PrRoute,
+): Promise<OpenedPr> {
+  if (route.via === "cli") return viaCli(target, pr, cwd, route.binary);
+  return target.provider === "github"
+    ? githubApi(target, pr, route.token)
+    : gitlabApi(target, pr, route.token);
 }

@@ -1,16 +1,19 @@
 /**
  * `tgz pr RUN`: commits what is left in the run's worktree (agent transcripts stay out: the protocol
  * folder git-ignores them), pushes the protocol branch and opens the PR/MR with the plan's summary,
- * its steps, verdicts and tokens. The outcome is an event either way.
+ * its steps, verdicts and tokens. Whatever can be checked first (the worktree, the remote, how the
+ * request will be opened: a logged-in CLI or a token) is, before anything is committed or pushed.
+ * The outcome is an event either way.
  */
+import { dataDir } from "../config/data-paths.js";
 import { checkpoint } from "../git/checkpoints.js";
 import { git } from "../git/git-command.js";
-import { runBranch } from "../git/protocol-names.js";
+import { protocolWorktreeOf, requireWorktree } from "../git/run-worktree.js";
 import { readPlanSummary } from "../planning/protocol-folder.js";
 import { errorMessage, InvalidInputError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
 import type { Store } from "../store/types.js";
-import { type OpenedPr, openPullRequest } from "./open-pull-request.js";
+import { choosePrRoute, type OpenedPr, openPullRequest } from "./open-pull-request.js";
 import { prBody } from "./pr-body.js";
 import { resolvePrTarget } from "./pr-target.js";
 
@@ -38,17 +41,18 @@ export async function openRunPullRequest(
   remote = "origin",
 ): Promise<OpenedPr> {
   const run = await store.getProtocolRun(runId);
-  const project = await store.getProject(run.projectId);
-  const wt = run.worktreePath;
-  if (!wt || wt === project.localPath) {
+  const worktree = protocolWorktreeOf(run, dataDir(env));
+  if (!worktree) {
     throw new InvalidInputError(
-      `run ${runId} works in the main checkout, not on a branch of its own; plan it with \`tgz plan\` to get one`,
+      `run ${runId} works in a checkout of yours, not on a branch of its own; plan it with \`tgz plan\` to get one`,
     );
   }
-  const branch = runBranch(run);
+  const { path: wt, branch } = worktree;
   try {
+    requireWorktree(run);
     const remoteUrl = await remoteUrlOf(wt, remote);
     const target = resolvePrTarget(remoteUrl, env);
+    const route = await choosePrRoute(target, wt, env);
     await checkpoint(wt, `${run.protocolName}: final sync`);
     await git(wt, ["push", "--set-upstream", remote, `${branch}:${branch}`]);
     const steps = await store.listStepRuns(runId);
@@ -84,7 +88,7 @@ export async function openRunPullRequest(
       target,
       { title: `${run.protocolName}: ${title}`, body, head: branch, base: run.baseBranch },
       wt,
-      env,
+      route,
     );
     await store.appendEvent({
       protocolRunId: runId,

@@ -11,6 +11,8 @@ export interface PrTarget {
   provider: Provider;
   /** `owner/repo` or a GitLab project path `group/sub/project`. */
   repository: string;
+  /** The web host of the repository (`github.com`, `gitlab.example.com`), for `gh`/`glab --repo`. */
+  host: string;
   apiUrl: string;
 }
 
@@ -51,10 +53,10 @@ export function resolvePrTarget(remoteUrl: string, env: NodeJS.ProcessEnv): PrTa
       `cannot tell the repository of ${remoteUrl}; set ${provider === "github" ? "GITHUB_REPOSITORY=owner/repo" : "GITLAB_PROJECT=group/project"}`,
     );
   }
+  const host = remote?.host ?? (provider === "github" ? "github.com" : "gitlab.com");
   const apiUrl =
     provider === "github"
-      ? (env.GITHUB_API_URL ??
-        (remote && remote.host !== "github.com" ? `https://${remote.host}/api/v3` : "https://api.github.com"))
-      : (env.GITLAB_API_URL ?? `https://${remote?.host ?? "gitlab.com"}/api/v4`);
-  return { provider, repository, apiUrl: apiUrl.replace(/\/+$/, "") };
+      ? (env.GITHUB_API_URL ?? (host !== "github.com" ? `https://${host}/api/v3` : "https://api.github.com"))
+      : (env.GITLAB_API_URL ?? `https://${host}/api/v4`);
+  return { provider, repository, host, apiUrl: apiUrl.replace(/\/+$/, "") };
 }

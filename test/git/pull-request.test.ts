@@ -1,15 +1,72 @@
 /**
  * What a PR/MR request is made of: the gh/glab arguments (those CLIs are not installed here, so the
- * argument building is checked as a function), what they print, and the body.
+ * argument building is checked as a function, and the CLI path through stand-in scripts), what they
+ * print, the REST calls against a local endpoint, and the body.
  */
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  choosePrRoute,
   cliArgs,
+  MissingTokenError,
   openPullRequest,
   PullRequestError,
   parseCliOutput,
 } from "../../src/pr/open-pull-request.js";
 import { prBody } from "../../src/pr/pr-body.js";
+import { resolvePrTarget } from "../../src/pr/pr-target.js";
+import { InvalidInputError } from "../../src/shared/errors.js";
+
+const github = { provider: "github" as const, repository: "acme/demo", host: "github.com", apiUrl: "" };
+const gitlab = { provider: "gitlab" as const, repository: "group/sub/demo", host: "gitlab.com", apiUrl: "" };
+
+/**
+ * A stand-in `gh`/`glab` on PATH: logged in, appends each argv to `calls`, and answers `create`
+ * with `created` (a URL) or, when `exists`, the CLIs' "already exists" error; `view` with `view`.
+ */
+function fakeCli(name: "gh" | "glab", answers: { created?: string; exists?: string; view?: unknown }) {
+  const dir = mkdtempSync(join(tmpdir(), `tgz-${name}-`));
+  const calls = join(dir, "calls");
+  writeFileSync(join(dir, "view.json"), JSON.stringify(answers.view ?? {}));
+  writeFileSync(
+    join(dir, name),
+    [
+      "#!/bin/sh",
+      `printf '%s\\n' "$*" >> '${calls}'`,
+      'case "$2" in',
+      `  create) ${answers.exists ? `echo '${answers.exists}' >&2; exit 1` : `echo '${answers.created}'`} ;;`,
+      `  view) cat '${join(dir, "view.json")}' ;;`,
+      "esac",
+    ].join("\n"),
+  );
+  chmodSync(join(dir, name), 0o755);
+  return {
+    env: { PATH: `${dir}:/usr/bin:/bin` },
+    calls: () => readFileSync(calls, "utf8").trim().split("\n"),
+  };
+}
+
+/** A local REST endpoint that answers each call in turn and records them. */
+async function restApi(replies: { status: number; body: unknown }[]) {
+  const calls: { method: string; url: string }[] = [];
+  const server = createServer((req, res) => {
+    req.resume().on("end", () => {
+      calls.push({ method: req.method ?? "", url: req.url ?? "" });
+      const r = replies[calls.length - 1] ?? { status: 500, body: {} };
+      res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    calls,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => server.close(),
+  };
+}
 
 const pr = {
   title: "0003-x: Greeter",
@@ -19,10 +76,12 @@ const pr = {
 };
 
 describe("pull requests through gh and glab", () => {
-  it("builds gh pr create and glab mr create arguments, one argument per value (no shell)", () => {
-    expect(cliArgs("github", pr)).toEqual([
+  it("builds gh pr create and glab mr create arguments for the resolved repository, one argument per value (no shell)", () => {
+    expect(cliArgs(github, pr)).toEqual([
       "pr",
       "create",
+      "--repo",
+      "acme/demo",
       "--title",
       "0003-x: Greeter",
       "--body",
@@ -32,9 +91,11 @@ describe("pull requests through gh and glab", () => {
       "--head",
       "0003-x",
     ]);
-    expect(cliArgs("gitlab", pr)).toEqual([
+    expect(cliArgs(gitlab, pr)).toEqual([
       "mr",
       "create",
+      "--repo",
+      "group/sub/demo",
       "--title",
       "0003-x: Greeter",
       "--description",
@@ -45,6 +106,18 @@ describe("pull requests through gh and glab", () => {
       "0003-x",
       "--yes",
     ]);
+    // self-hosted: the host goes with the repository
+    expect(cliArgs({ ...github, host: "git.corp" }, pr).slice(2, 4)).toEqual([
+      "--repo",
+      "git.corp/acme/demo",
+    ]);
+    expect(cliArgs({ ...gitlab, host: "gitlab.corp" }, pr).slice(2, 4)).toEqual([
+      "--repo",
+      "https://gitlab.corp/group/sub/demo",
+    ]);
+    // the repository named for CI (a fork's upstream) is the one the request goes to
+    const upstream = resolvePrTarget("git@github.com:me/demo.git", { GITHUB_REPOSITORY: "acme/demo" });
+    expect(cliArgs(upstream, pr).slice(2, 4)).toEqual(["--repo", "acme/demo"]);
   });
 
   it("reads the URL and number from what the CLIs print last", () => {
@@ -61,15 +134,128 @@ describe("pull requests through gh and glab", () => {
     expect(parseCliOutput("done")).toEqual({ url: "done", number: null });
   });
 
-  it("says so when the CLI is asked for but not installed, instead of falling back", async () => {
-    const target = { provider: "github" as const, repository: "acme/demo", apiUrl: "http://127.0.0.1:9" };
-    const attempt = openPullRequest(target, pr, process.cwd(), {
-      PATH: "/nonexistent",
-      TASKSGODZILLA_PR_VIA: "cli",
-      GITHUB_TOKEN: "t",
+  it("opens through a logged-in gh, and returns the open request when gh says it already exists", async () => {
+    const created = fakeCli("gh", { created: "https://github.com/acme/demo/pull/12" });
+    const route = await choosePrRoute(github, process.cwd(), created.env);
+    expect(route).toMatchObject({ via: "cli" });
+    expect(await openPullRequest(github, pr, process.cwd(), route)).toEqual({
+      url: "https://github.com/acme/demo/pull/12",
+      number: 12,
+      via: "cli",
+      existed: false,
     });
-    await expect(attempt).rejects.toThrow(PullRequestError);
-    await expect(attempt).rejects.toThrow("TASKSGODZILLA_PR_VIA=cli but gh is not installed (not on PATH)");
+    expect(created.calls()[1]).toMatch(/^pr create --repo acme\/demo --title/);
+
+    const exists = fakeCli("gh", {
+      exists: 'a pull request for branch "0003-x" into branch "main" already exists:',
+      view: { url: "https://github.com/acme/demo/pull/12", number: 12 },
+    });
+    const again = await openPullRequest(
+      github,
+      pr,
+      process.cwd(),
+      await choosePrRoute(github, ".", exists.env),
+    );
+    expect(again).toEqual({
+      url: "https://github.com/acme/demo/pull/12",
+      number: 12,
+      via: "cli",
+      existed: true,
+    });
+    expect(exists.calls().at(-1)).toBe("pr view 0003-x --repo acme/demo --json url,number");
+  });
+
+  it("returns the open merge request when glab says it already exists", async () => {
+    const exists = fakeCli("glab", {
+      exists: "Another open merge request already exists for this source branch: !4",
+      view: { web_url: "https://gitlab.com/group/sub/demo/-/merge_requests/4", iid: 4 },
+    });
+    const opened = await openPullRequest(
+      gitlab,
+      pr,
+      process.cwd(),
+      await choosePrRoute(gitlab, ".", exists.env),
+    );
+    expect(opened).toEqual({
+      url: "https://gitlab.com/group/sub/demo/-/merge_requests/4",
+      number: 4,
+      via: "cli",
+      existed: true,
+    });
+    expect(exists.calls().at(-1)).toBe("mr view 0003-x --repo group/sub/demo --output json");
+  });
+
+  it("says so when the CLI is asked for but not installed, a token is missing, or the way is mistyped", async () => {
+    const route = (env: NodeJS.ProcessEnv) =>
+      choosePrRoute(github, process.cwd(), { PATH: "/nonexistent", ...env });
+    await expect(route({ TASKSGODZILLA_PR_VIA: "cli", GITHUB_TOKEN: "t" })).rejects.toThrow(PullRequestError);
+    await expect(route({ TASKSGODZILLA_PR_VIA: "cli", GITHUB_TOKEN: "t" })).rejects.toThrow(
+      "TASKSGODZILLA_PR_VIA=cli but gh is not installed (not on PATH)",
+    );
+    await expect(route({})).rejects.toThrow(MissingTokenError);
+    await expect(route({ GITHUB_TOKEN: "" })).rejects.toThrow(
+      /no github token: set GITHUB_TOKEN or GH_TOKEN/,
+    );
+    expect(await route({ GH_TOKEN: "t2" })).toEqual({ via: "api", token: "t2" });
+    await expect(route({ TASKSGODZILLA_PR_VIA: "rest", GITHUB_TOKEN: "t" })).rejects.toThrow(
+      InvalidInputError,
+    );
+    await expect(route({ TASKSGODZILLA_PR_VIA: "rest", GITHUB_TOKEN: "t" })).rejects.toThrow(
+      "TASKSGODZILLA_PR_VIA=rest: expected auto, cli, api",
+    );
+  });
+});
+
+describe("pull requests through the GitHub REST API", () => {
+  it('returns the open pull request when GitHub answers 422 "already exists"', async () => {
+    const api = await restApi([
+      {
+        status: 422,
+        body: {
+          message: "Validation Failed",
+          errors: [
+            {
+              resource: "PullRequest",
+              code: "custom",
+              message: "A pull request already exists for acme:0003-x.",
+            },
+          ],
+        },
+      },
+      { status: 200, body: [{ html_url: "https://github.com/acme/demo/pull/9", number: 9 }] },
+    ]);
+    const opened = await openPullRequest({ ...github, apiUrl: api.url }, pr, process.cwd(), {
+      via: "api",
+      token: "t",
+    });
+    api.close();
+    expect(opened).toEqual({
+      url: "https://github.com/acme/demo/pull/9",
+      number: 9,
+      via: "api",
+      existed: true,
+    });
+    expect(api.calls).toEqual([
+      { method: "POST", url: "/repos/acme/demo/pulls" },
+      { method: "GET", url: "/repos/acme/demo/pulls?head=acme%3A0003-x&state=open" },
+    ]);
+  });
+
+  it("reports any other refusal with GitHub's message", async () => {
+    const api = await restApi([
+      {
+        status: 422,
+        body: { message: "Validation Failed", errors: [{ message: "No commits between main and 0003-x" }] },
+      },
+    ]);
+    const attempt = openPullRequest({ ...github, apiUrl: api.url }, pr, process.cwd(), {
+      via: "api",
+      token: "t",
+    });
+    await expect(attempt).rejects.toThrow(
+      "GitHub refused the pull request (HTTP 422): Validation Failed; No commits between main and 0003-x",
+    );
+    api.close();
   });
 });
 

@@ -14,6 +14,7 @@ import { diffOf } from "../../src/git/checkpoints.js";
 import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { ProtocolRunner } from "../../src/runner/protocol-runner.js";
 import { stepBaseCommit } from "../../src/runner/step-checkpoints.js";
+import { createRunFromSpec } from "../../src/services/create-run.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
 
@@ -56,7 +57,6 @@ async function plannedShellRun(
     repoDir: gitRepo(),
     engine: "replay",
     inputs: { final: JSON.stringify(plan) },
-    env: fullEnv,
   });
   const spec = planned.templateConfig.protocol_spec as { steps: Record<string, unknown>[] };
   spec.steps.forEach((s, i) => {
@@ -69,12 +69,12 @@ async function plannedShellRun(
   await store.updateProtocolRun(planned.id, {
     templateConfig: { ...planned.templateConfig, protocol_spec: spec },
   });
-  return { store, deps, planned };
+  return { store, deps, planned, data };
 }
 
 describe("checkpoints and loops of a planned run", () => {
   it("restores the worktree to where the step started on every loop, so no attempt's files survive another", async () => {
-    const { store, deps, planned } = await plannedShellRun([
+    const { store, deps, planned, data } = await plannedShellRun([
       { slug: "write", command: attemptCommand, checks: ["test -e attempt-3.txt"] },
       { slug: "after", command: "echo after > after.txt; echo done" },
     ]);
@@ -101,7 +101,7 @@ describe("checkpoints and loops of a planned run", () => {
     ]);
     // what each step changed, from where it starts to its latest checkpoint
     const [write, after] = r.steps;
-    const ctx = { run, project: await store.getProject(run.projectId) };
+    const ctx = { run, config: { dataDir: data } };
     expect(stepBaseCommit(ctx, r.steps, after!)).toBe(write!.runtimeState.checkpoint);
     const writeDiff = await diffOf(
       wt,
@@ -157,5 +157,60 @@ describe("checkpoints and loops of a planned run", () => {
     expect(step!.runtimeState.checkpoint).toBe(git(wt, "rev-parse", "HEAD"));
     expect(readFileSync(join(wt, "half.txt"), "utf8")).toBe("partial\n");
     await store.close();
+  });
+});
+
+describe("runs that work in a checkout of the user's get no checkpoints", () => {
+  /** A run of one shell step that writes a file, created from a spec in `project`, maybe in `worktreePath`. */
+  async function shellRunIn(project: { gitUrl: string; localPath: string | null }, worktreePath?: string) {
+    const data = mkdtempSync(join(tmpdir(), "tgz-cp-data-"));
+    const store = await openStore({ sqlitePath: join(data, "db.sqlite") });
+    const created = await store.createProject({ name: "p", baseBranch: "main", ...project });
+    const { run } = await createRunFromSpec(store, {
+      projectId: created.id,
+      ...(worktreePath ? { worktreePath } : {}),
+      spec: {
+        version: 1,
+        steps: [
+          {
+            id: "s1",
+            engine_id: "shell",
+            inputs: { command: "echo hi > new.txt; echo done" },
+            qa: { policy: "skip", reason: "x" },
+          },
+        ],
+      },
+    });
+    const deps = {
+      store,
+      registry: createDefaultRegistry(),
+      configFor: (dir: string) => loadConfig(dir, { TASKSGODZILLA_DATA_DIR: data }),
+    };
+    const done = await new ProtocolRunner(deps).run(run.id);
+    const events = (await inspect(store, run.id)).of("checkpoint_created");
+    await store.close();
+    return { done, events };
+  }
+
+  it("a project known only by its git URL: nothing is committed on the user's branch", async () => {
+    const repo = gitRepo();
+    const head = git(repo, "rev-parse", "HEAD");
+    const { done, events } = await shellRunIn({ gitUrl: repo, localPath: null });
+    expect(done).toMatchObject({ status: "completed", worktreePath: repo });
+    expect(git(repo, "rev-parse", "HEAD")).toBe(head);
+    expect(git(repo, "log", "--format=%s", "main")).toBe("init");
+    expect(git(repo, "status", "--porcelain")).toContain("?? new.txt");
+    expect(events).toEqual([]);
+  });
+
+  it("a run in the user's own linked worktree: their branch gets no commit", async () => {
+    const repo = gitRepo();
+    const mine = join(mkdtempSync(join(tmpdir(), "tgz-user-")), "my-feature");
+    git(repo, "worktree", "add", "-q", "-b", "my-feature", mine, "main");
+    const { done, events } = await shellRunIn({ gitUrl: repo, localPath: repo }, mine);
+    expect(done).toMatchObject({ status: "completed", worktreePath: mine });
+    expect(git(mine, "log", "--format=%s")).toBe("init");
+    expect(existsSync(join(mine, "new.txt"))).toBe(true);
+    expect(events).toEqual([]);
   });
 });
