@@ -1,13 +1,17 @@
 /**
- * `tgz plan`: from a task description to a planned run. The next protocol number and a branch and
- * worktree `NNNN-<short-name>` off the base branch; the planning engine writes the plan as JSON
- * (validated against the published planning schema); the artifacts and the spec are built from it and
- * frozen on the run. A plan that fails validation blocks the run with every error and writes no plan
- * (the planning transcripts stay, git-ignored, in the worktree).
+ * `tgz plan`: from a task description to a planned run. The next protocol number (taken inside the
+ * write transaction that inserts the run) and a branch and worktree `NNNN-<short-name>` off the
+ * base branch; the planning engine writes the plan as JSON (validated against the published
+ * planning schema); the artifacts and the spec are built from it and frozen on the run. A plan that
+ * fails validation blocks the run with every error and writes no plan (the planning transcripts
+ * stay, git-ignored, in the worktree).
  *
- * A run that already exists (created through the API with only a description) is planned in place;
- * planning it again is safe: a planned run is left as it is, and what an interrupted attempt left
- * behind (worktree, branch) is removed before the new attempt.
+ * Planning holds the run's lease, like the runner: a second planner (another `tgz plan --run-id`, a
+ * job the reconciler queued again) is refused with RunBusyError while this one lives, and takes over
+ * once a dead planner's lease has lapsed. A run that already exists (created through the API with
+ * only a description, or left blocked or `planning` by an earlier attempt) is planned in place with
+ * the engine, model and inputs it was first planned with unless new ones are given; a planned run is
+ * left as it is, and what an interrupted attempt left behind (worktree, branch) is removed first.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,19 +19,26 @@ import { settingsFor } from "../config/engine-settings.js";
 import type { EngineRequest, TokenUsage } from "../engines/engine-port.js";
 import { checkpoint } from "../git/checkpoints.js";
 import { branchExists, repoRoot } from "../git/git-command.js";
-import { nextProtocolNumber, protocolName } from "../git/protocol-names.js";
-import { createProtocolWorktree, protocolWorktreesRoot, removeWorktree } from "../git/worktrees.js";
+import { NUMBERED_NAME, nextProtocolNumber, PROTOCOLS_DIR, protocolName } from "../git/protocol-names.js";
+import { protocolWorktreeOf } from "../git/run-worktree.js";
+import {
+  baseStart,
+  createProtocolWorktree,
+  type ProtocolWorktree,
+  protocolWorktreesRoot,
+  removeWorktree,
+} from "../git/worktrees.js";
 import { askForJson, type JsonAttempt } from "../runner/ask-for-json.js";
 import { contentVersion, renderTemplate } from "../runner/resolve-step.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { SHIPPED_PROMPTS_DIR } from "../runner/run-context.js";
+import { holdRun, RunLeaseLostError } from "../runner/run-lease.js";
 import { estimatedUsage, totalTokens } from "../runner/token-estimate.js";
-import { freezeSpec, PROTOCOLS_DIR } from "../services/create-run.js";
+import { freezeSpec } from "../services/create-run.js";
 import { ensureProject } from "../services/project-service.js";
-import { InvalidInputError } from "../shared/errors.js";
-import { isInside } from "../shared/paths.js";
+import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
-import type { Project, ProtocolRun } from "../store/types.js";
+import type { ProtocolRun, StoreOps } from "../store/types.js";
 import { planningJsonSchema, planValidator } from "./plan-schema.js";
 import { specFromProtocolFolder, TRANSCRIPTS_DIR, writePlanArtifacts } from "./protocol-folder.js";
 
@@ -42,18 +53,26 @@ export interface PlanInput {
   runId?: number | undefined;
   /** Short name for the branch; default: from the task (or the existing run's name). */
   name?: string | undefined;
+  /** The base branch of a new run (default: the project's); an existing run keeps its own. */
   base?: string | undefined;
+  /** Default: what the run was first planned with, else the project's engine. */
   engine?: string | undefined;
+  /** Default: what the run was first planned with, else `models.plan`. */
   model?: string | undefined;
-  /** Inputs for the planning engine (e.g. `recording` for replay). */
+  /** Inputs for the planning engine (e.g. `recording` for replay); default: the first attempt's. */
   inputs?: Record<string, unknown> | undefined;
-  env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+}
+
+/** What a run is planned with, recorded on it (`templateConfig.planning`) so a re-plan uses it again. */
+interface PlanningChoice {
+  engine: string;
+  model: string | null;
+  inputs: Record<string, unknown>;
 }
 
 /** Statuses a run without a spec can be planned from (planning: an attempt that was interrupted). */
 const PLANNABLE = new Set(["pending", "blocked", "planning"]);
-const NUMBERED = /^\d{4}-[a-z0-9-]+$/;
 
 function topLevelListing(dir: string): string {
   return readdirSync(dir, { withFileTypes: true })
@@ -65,130 +84,164 @@ function topLevelListing(dir: string): string {
 
 const shortName = (task: string) => task.split(/\s+/).slice(0, 5).join(" ");
 
-interface Target {
-  repo: string;
-  project: Project;
-  task: string;
-  base: string;
-  name: string;
-  existing: ProtocolRun | undefined;
-}
-
-async function newTarget(deps: RunnerDeps, input: PlanInput): Promise<Target> {
-  if (!input.task) throw new InvalidInputError("planning needs a task description");
+/** A new run for the task, numbered inside the transaction that inserts it; a missing base fails first. */
+async function newRun(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
+  const task = input.task;
+  if (!task) throw new InvalidInputError("planning needs a task description");
   const repo = await repoRoot(input.repoDir ?? process.cwd());
   const project = await ensureProject(deps.store, repo);
-  const known = (await deps.store.listProtocolRuns(project.id)).map((r) => r.protocolName);
-  const name = protocolName(await nextProtocolNumber(repo, known), input.name ?? shortName(input.task));
-  return {
-    repo,
-    project,
-    task: input.task,
-    base: input.base ?? project.baseBranch,
-    name,
-    existing: undefined,
-  };
+  const base = input.base ?? project.baseBranch;
+  await baseStart(repo, base);
+  return deps.store.transaction(async (tx) => {
+    const name = protocolName(await nextProtocolNumber(tx, project.id, repo), input.name ?? shortName(task));
+    const run = await tx.createProtocolRun({
+      projectId: project.id,
+      protocolName: name,
+      status: "pending",
+      baseBranch: base,
+      description: task,
+      templateConfig: { task, branch: name },
+    });
+    await tx.appendEvent({
+      protocolRunId: run.id,
+      eventType: EVENT.protocolCreated,
+      message: `Protocol ${name} created, to be planned on branch ${name} from ${base}`,
+      metadata: { branch: name, base_branch: base, task },
+    });
+    return run;
+  });
 }
 
-/** The existing run to plan into, or the run itself when it is planned already. */
-async function existingTarget(
-  deps: RunnerDeps,
-  input: PlanInput,
-  runId: number,
-): Promise<Target | ProtocolRun> {
-  const run = await deps.store.getProtocolRun(runId);
-  if (run.templateConfig.protocol_spec !== undefined) return run;
-  if (!PLANNABLE.has(run.status))
-    throw new InvalidInputError(`run ${runId} is ${run.status} and has no spec; it cannot be planned`);
-  const task = input.task ?? run.description;
-  if (!task) throw new InvalidInputError(`run ${runId} has no description to plan from; pass a task`);
-  const project = await deps.store.getProject(run.projectId);
-  const repo = await repoRoot(project.localPath ?? project.gitUrl);
-  const previous = run.templateConfig.branch;
-  const known = (await deps.store.listProtocolRuns(project.id)).map((r) => r.protocolName);
-  const name =
-    typeof previous === "string"
-      ? previous
-      : NUMBERED.test(run.protocolName) && !(await branchExists(repo, run.protocolName))
-        ? run.protocolName
-        : protocolName(await nextProtocolNumber(repo, known), input.name ?? run.protocolName);
-  return { repo, project, task, base: input.base ?? run.baseBranch, name, existing: run };
+/**
+ * The branch a run is planned on: the one an earlier attempt recorded, its name when that is
+ * numbered already (an API run named `0007-x`), else the next number. Call inside the write
+ * transaction that records it.
+ */
+async function branchFor(
+  tx: StoreOps,
+  run: ProtocolRun,
+  repo: string,
+  short: string | undefined,
+): Promise<string> {
+  const recorded = run.templateConfig.branch;
+  if (typeof recorded === "string") return recorded;
+  if (NUMBERED_NAME.test(run.protocolName) && !(await branchExists(repo, run.protocolName)))
+    return run.protocolName;
+  return protocolName(await nextProtocolNumber(tx, run.projectId, repo), short ?? run.protocolName);
 }
 
 export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
-  const env = input.env ?? process.env;
-  const signal = input.signal ?? new AbortController().signal;
-  const found = input.runId !== undefined ? await existingTarget(deps, input, input.runId) : undefined;
-  if (found && !("repo" in found)) return found;
-  const { repo, project, task, base, name, existing } = found ?? (await newTarget(deps, input));
-  const config = deps.configFor(repo);
-  const worktreesRoot = protocolWorktreesRoot(repo, env);
-  // an earlier attempt for this run left a worktree without a plan: start again from the base
-  if (
-    existing?.templateConfig.branch === name &&
-    existing.worktreePath &&
-    isInside(worktreesRoot, existing.worktreePath)
-  )
-    await removeWorktree(repo, existing.worktreePath, name, true);
-  const worktree = await createProtocolWorktree({ repo, base, name, worktreesRoot });
-  const protocolRoot = join(worktree.path, PROTOCOLS_DIR, name);
-  const engineId = input.engine ?? config.engine;
-  const model = input.model ?? config.models.plan ?? null;
-  const gitState = { task, base_commit: worktree.baseCommit, branch: name };
+  const runId = input.runId ?? (await newRun(deps, input)).id;
+  const hold = await holdRun(deps.store, runId, input.signal);
+  try {
+    // read under the lease: an earlier planner may have finished meanwhile
+    const run = await deps.store.getProtocolRun(runId);
+    if (run.templateConfig.protocol_spec !== undefined) return run;
+    if (!PLANNABLE.has(run.status))
+      throw new InvalidInputError(`run ${runId} is ${run.status} and has no spec; it cannot be planned`);
+    return await planInto(deps, run, input, hold.signal);
+  } finally {
+    await hold.release();
+  }
+}
 
-  let run = await deps.store.transaction(async (tx) => {
-    const created = existing
-      ? await tx.updateProtocolRun(existing.id, {
-          worktreePath: worktree.path,
-          protocolRoot,
-          templateConfig: { ...existing.templateConfig, ...gitState },
-        })
-      : await tx.createProtocolRun({
-          projectId: project.id,
-          protocolName: name,
-          status: "pending",
-          baseBranch: base,
-          worktreePath: worktree.path,
-          protocolRoot,
-          description: task,
-          templateConfig: gitState,
-        });
-    await tx.appendEvent({
-      protocolRunId: created.id,
-      eventType: EVENT.protocolCreated,
-      message: `Protocol ${created.protocolName} ${existing ? "gets" : "created on"} branch ${name} from ${base}`,
-      metadata: {
-        branch: name,
-        base_branch: base,
-        worktree: worktree.path,
-        task,
-        existing: Boolean(existing),
-      },
+/** The recorded choice of an earlier attempt, if the run has one. */
+function recordedChoice(run: ProtocolRun): Partial<PlanningChoice> {
+  const p = run.templateConfig.planning;
+  return typeof p === "object" && p !== null && !Array.isArray(p) ? (p as Partial<PlanningChoice>) : {};
+}
+
+async function planInto(
+  deps: RunnerDeps,
+  existing: ProtocolRun,
+  input: PlanInput,
+  signal: AbortSignal,
+): Promise<ProtocolRun> {
+  const task = input.task ?? existing.description;
+  if (!task) throw new InvalidInputError(`run ${existing.id} has no description to plan from; pass a task`);
+  const project = await deps.store.getProject(existing.projectId);
+  const repo = await repoRoot(project.localPath ?? project.gitUrl);
+  const base = existing.baseBranch;
+  await baseStart(repo, base);
+  const config = deps.configFor(repo);
+  const earlier = recordedChoice(existing);
+  const choice: PlanningChoice = {
+    engine: input.engine ?? earlier.engine ?? config.engine,
+    model: input.model ?? earlier.model ?? config.models.plan ?? null,
+    inputs: input.inputs ?? earlier.inputs ?? {},
+  };
+  const engineId = choice.engine;
+  const model = choice.model;
+  // an earlier attempt for this run left a worktree without a plan: start again from the base
+  const leftover = protocolWorktreeOf(existing, config.dataDir);
+  if (leftover) await removeWorktree(repo, leftover.path, leftover.branch, true);
+  const named = await deps.store.transaction(async (tx) => {
+    const branch = await branchFor(tx, existing, repo, input.name);
+    return tx.updateProtocolRun(existing.id, {
+      description: existing.description ?? task,
+      templateConfig: { ...existing.templateConfig, task, branch, planning: { ...choice } },
     });
-    const started = {
-      eventType: EVENT.planningStarted,
-      message: `Planning with ${engineId}${model ? ` (${model})` : ""}`,
-      metadata: { engine_id: engineId, model },
-    };
-    if (created.status !== "planning") return tx.transitionProtocol(created.id, "planning", started);
-    await tx.appendEvent({ protocolRunId: created.id, ...started });
-    return created;
   });
+  const name = named.templateConfig.branch as string;
 
   const fail = (reason: string, metadata: Record<string, unknown>) =>
     deps.store.transaction(async (tx) => {
       await tx.appendEvent({
-        protocolRunId: run.id,
+        protocolRunId: existing.id,
         eventType: EVENT.planningFailed,
         message: reason,
         metadata,
       });
-      return tx.transitionProtocol(run.id, "blocked", {
+      const now = await tx.getProtocolRun(existing.id);
+      // a run cancelled while it was planned stays cancelled
+      if (now.status === "cancelled") return now;
+      return tx.transitionProtocol(existing.id, "blocked", {
         eventType: EVENT.protocolBlocked,
         message: `Planning failed: ${reason}`,
         metadata: { reason: metadata.reason },
       });
     });
+
+  let worktree: ProtocolWorktree;
+  try {
+    worktree = await createProtocolWorktree({
+      repo,
+      base,
+      name,
+      worktreesRoot: protocolWorktreesRoot(repo, config.dataDir),
+    });
+  } catch (err) {
+    await fail(`cannot create the worktree of branch ${name}: ${errorMessage(err)}`, {
+      reason: "worktree_failed",
+      branch: name,
+    });
+    throw err;
+  }
+  const protocolRoot = join(worktree.path, PROTOCOLS_DIR, name);
+
+  let run = await deps.store.transaction(async (tx) => {
+    const updated = await tx.updateProtocolRun(existing.id, {
+      worktreePath: worktree.path,
+      protocolRoot,
+      templateConfig: { ...named.templateConfig, base_commit: worktree.baseCommit },
+    });
+    const started = {
+      eventType: EVENT.planningStarted,
+      message: `Planning with ${engineId}${model ? ` (${model})` : ""} on branch ${name} from ${base}`,
+      metadata: {
+        engine_id: engineId,
+        model,
+        branch: name,
+        base_branch: base,
+        base_ref: worktree.baseRef,
+        base_commit: worktree.baseCommit,
+        worktree: worktree.path,
+      },
+    };
+    if (updated.status !== "planning") return tx.transitionProtocol(updated.id, "planning", started);
+    await tx.appendEvent({ protocolRunId: updated.id, ...started });
+    return updated;
+  });
 
   if (!deps.registry.has(engineId))
     return fail(`unknown engine "${engineId}" (known: ${deps.registry.ids().join(", ")})`, {
@@ -220,7 +273,7 @@ export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<
     prompt,
     cwd: worktree.path,
     model: model ?? undefined,
-    inputs: input.inputs ?? {},
+    inputs: choice.inputs,
     env: { TASKSGODZILLA_RUN_ID: String(run.id), TASKSGODZILLA_PROTOCOL_DIR: protocolRoot },
     sandbox: "read-only",
     outputSchema: planningJsonSchema(),
@@ -249,11 +302,15 @@ export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<
     },
     duration_ms: answer.attempts.reduce((n, a) => n + a.call.result.durationMs, 0),
   };
-  if (signal.aborted)
-    return fail("planning was interrupted; plan the run again to retry", {
+  if (signal.aborted) {
+    // the run is someone else's now (a lost lease), or goes to the job's next claimer: write nothing
+    if (signal.reason instanceof RunLeaseLostError || signal.reason instanceof HandoffError)
+      return deps.store.getProtocolRun(run.id);
+    return fail(`planning was interrupted; plan it again with \`tgz plan --run-id ${run.id}\``, {
       ...callMeta,
       reason: "interrupted",
     });
+  }
   if (!answer.ok) {
     if (answer.reason === "engine_failed") {
       return fail(`planning engine failed (${answer.error.kind}): ${answer.error.message}`, {

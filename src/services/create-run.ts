@@ -3,10 +3,16 @@
  * folder copied into `.protocols/<run>/`, and the step rows created from it — in one transaction.
  * A spec that fails validation still creates the run, blocked, with one spec_validation_error per error.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
-import { slugify } from "../git/protocol-names.js";
+import {
+  NUMBERED_NAME,
+  nextProtocolNumber,
+  protocolName as numberedName,
+  PROTOCOLS_DIR,
+  slugify,
+} from "../git/protocol-names.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 import { specHash } from "../spec/canonical-hash.js";
@@ -17,7 +23,6 @@ import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject, projectWorkspace } from "./project-service.js";
 import { copySpecFolder } from "./spec-folder.js";
 
-export const PROTOCOLS_DIR = ".protocols";
 /** The frozen copy of the spec inside the protocol folder. */
 export const FROZEN_SPEC_FILE = "protocol-spec.json";
 
@@ -104,7 +109,8 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
     .transaction(async (tx) => {
       // numbered inside the write transaction, so concurrent creators take turns and never share a number
       const protocolName =
-        givenName ?? `${await nextRunNumber(tx, project.id, workspace)}-${slugify(baseName, 40, "protocol")}`;
+        givenName ??
+        numberedName(await nextProtocolNumber(tx, project.id, workspace), slugify(baseName, 40, "protocol"));
       const protocolRoot =
         input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
       if (protocolRoot) {
@@ -150,12 +156,6 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
   return { run, errors: run.templateConfig.spec_meta?.errors ?? [] };
 }
 
-/**
- * A name that is numbered already (`0007-x`): kept as it is, it is a branch name and a folder name,
- * so one path segment (no `/`, no `..`) and a valid ref (no `.` or `.lock` end).
- */
-const NUMBERED_NAME = /^\d{4,}-(?!.*\.\.)[A-Za-z0-9._-]*[A-Za-z0-9_-](?<!\.lock)$/;
-
 /** A name starting with NNNN- is kept as it is: one that is no safe folder and branch name is refused, not renamed. */
 function keptName(name: string | undefined): string | undefined {
   if (!name || !/^\d{4,}-/.test(name)) return undefined;
@@ -164,15 +164,6 @@ function keptName(name: string | undefined): string | undefined {
       `protocol_name: "${name}" starts with NNNN-, so it is kept as the protocol's folder and branch name; it must be one path segment of letters, digits, ".", "_" and "-" (no "..", not ending in "." or ".lock")`,
     );
   return name;
-}
-
-/** One past the highest number among the project's runs and the protocol folders already in the checkout. */
-async function nextRunNumber(tx: StoreOps, projectId: number, workspace: string | null): Promise<string> {
-  const names = (await tx.listProtocolRuns(projectId)).map((r) => r.protocolName);
-  const dir = workspace ? join(workspace, PROTOCOLS_DIR) : null;
-  if (dir && existsSync(dir)) names.push(...readdirSync(dir));
-  const numbers = names.map((n) => /^(\d+)-/.exec(n)?.[1]).filter((n): n is string => n !== undefined);
-  return String(Math.max(0, ...numbers.map(Number)) + 1).padStart(4, "0");
 }
 
 async function projectFor(store: Store, input: CreateRunInput) {

@@ -81,7 +81,7 @@ describe.skipIf(!available(codex))("planning and running on Codex", () => {
       registry: createDefaultRegistry(),
       configFor: (dir: string) => loadConfig(dir, env),
     };
-    const planned = await planProtocol(deps, { task: "Write two files", repoDir: repo, env });
+    const planned = await planProtocol(deps, { task: "Write two files", repoDir: repo });
     expect(planned.status).toBe("planned");
     const run = await new ProtocolRunner(deps).run(planned.id);
     const r = await inspect(store, run.id);

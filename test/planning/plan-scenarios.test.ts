@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { loadConfig } from "../../src/config/load-config.js";
@@ -10,12 +11,17 @@ import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/git-command.js";
 import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
-import type { ClaimedJob } from "../../src/queue/job-queue.js";
+import type { ClaimedJob, JobQueue } from "../../src/queue/job-queue.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
 import { askForJson } from "../../src/runner/ask-for-json.js";
 import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
 import { isInside } from "../../src/shared/paths.js";
+import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
+import { RunBusyError } from "../../src/store/store-errors.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
+import { JobWorker } from "../../src/worker/job-worker.js";
+import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
 import { strictSchemaProblems } from "./strict-schema.js";
 
@@ -50,10 +56,9 @@ async function setup(extraEnv: Record<string, string> = {}) {
       repoDir,
       engine: "replay",
       inputs: { final },
-      env,
       ...extra,
     });
-  return { store, plan, data, deps, env };
+  return { store, plan, data, deps };
 }
 
 const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
@@ -262,7 +267,7 @@ describe("planning", () => {
   });
 
   it("an interrupted planning ends blocked with its reason, nothing written, and can be planned again", async () => {
-    const { store, plan, deps, env } = await setup();
+    const { store, plan, deps } = await setup();
     const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "slow.jsonl");
     writeFileSync(
       recording,
@@ -282,7 +287,6 @@ describe("planning", () => {
     expect(await store.listStepRuns(run.id)).toEqual([]);
     // planned again in place: the old worktree and branch make way for a fresh one
     const again = await planProtocol(deps, {
-      env,
       runId: run.id,
       engine: "replay",
       inputs: { final: JSON.stringify(PLAN) },
@@ -371,6 +375,112 @@ describe("planning", () => {
     );
     await expect(plan(gitRepo(), "{}", { base: "develop" })).rejects.toThrow(BaseBranchMissingError);
     await expect(plan(mkdtempSync(join(tmpdir(), "plain-")), "{}")).rejects.toThrow(NotAGitRepositoryError);
+    await store.close();
+  });
+});
+
+/** A replayed planner that thinks for `messages` × `delayMs` before it answers with `plan`. */
+function slowPlanner(messages: number, delayMs: number, plan: unknown = PLAN) {
+  const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "slow.jsonl");
+  writeFileSync(
+    recording,
+    Array.from({ length: messages }, (_, i) => JSON.stringify({ type: "message", text: `thinking ${i}` }))
+      .concat(JSON.stringify({ type: "final", text: JSON.stringify(plan) }))
+      .join("\n"),
+  );
+  return { recording, delay_ms: delayMs };
+}
+
+const until = async (check: () => Promise<boolean>, what: string) => {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+describe("one planner per run", () => {
+  it("gives plans started at once in one repository distinct numbers", async () => {
+    const { store, plan } = await setup();
+    const repo = gitRepo();
+    const runs = await Promise.all(
+      ["first", "second", "third"].map((name) => plan(repo, JSON.stringify(PLAN), { name })),
+    );
+    expect(runs.map((r) => r.protocolName.slice(0, 4)).sort()).toEqual(["0001", "0002", "0003"]);
+    expect(runs.map((r) => r.status)).toEqual(["planned", "planned", "planned"]);
+    expect(git(repo, "branch", "--format=%(refname:short)", "--list", "0*").split("\n")).toHaveLength(3);
+    await store.close();
+  });
+
+  it("a reconciler and a worker beside a live planning leave it alone: no re-plan, no second worktree", async () => {
+    const { store, deps } = await setup();
+    const queue = new StoreQueue((store as KyselyStore).kysely, "sqlite") as JobQueue;
+    const worker = new JobWorker({ queue, handlers: jobHandlers(deps), workerId: "w-plan", pollMs: 50 });
+    const reconciler = new RunReconciler({ store, queue, settleMs: 0, intervalMs: 100 });
+    worker.start();
+    const repo = gitRepo();
+    const planning = planProtocol(deps, {
+      task: "Add a greeter script that says hello",
+      repoDir: repo,
+      engine: "replay",
+      inputs: slowPlanner(6, 250),
+    });
+    await until(
+      async () => (await store.listProtocolRuns()).some((r) => r.status === "planning"),
+      "planning",
+    );
+    reconciler.start();
+    const run = await planning;
+    await reconciler.stop();
+    await worker.stop();
+    expect(run.status).toBe("planned");
+    const { of } = await inspect(store, run.id);
+    expect(of("run_requeued")).toEqual([]);
+    expect(of("planning_started")).toHaveLength(1);
+    expect(of("planning_completed")[0]!.metadata).toMatchObject({ engine_id: "replay" });
+    expect(git(repo, "worktree", "list", "--porcelain").match(/^worktree /gm)).toHaveLength(2);
+    expect(git(run.worktreePath!, "log", "--format=%s")).toBe(`${run.protocolName}: plan (4 steps)\ninit`);
+    await store.close();
+  });
+
+  it("refuses a second planner while the first lives, and plans again with what the run was first planned with", async () => {
+    const { store, deps } = await setup();
+    const repo = gitRepo();
+    const controller = new AbortController();
+    const first = planProtocol(deps, {
+      task: "Add a greeter script that says hello",
+      repoDir: repo,
+      engine: "replay",
+      model: "planner-model",
+      inputs: slowPlanner(4, 250),
+      signal: controller.signal,
+    });
+    await until(
+      async () => (await store.listProtocolRuns()).some((r) => r.status === "planning"),
+      "planning",
+    );
+    const [live] = await store.listProtocolRuns();
+    const job = { id: "j1", kind: "plan", payload: { protocol_run_id: live!.id } } as unknown as ClaimedJob;
+    await expect(jobHandlers(deps).plan(job, new AbortController().signal, () => undefined)).rejects.toThrow(
+      RunBusyError,
+    );
+    expect(existsSync(live!.worktreePath!)).toBe(true);
+    controller.abort(new Error("interrupted"));
+    const interrupted = await first;
+    expect(interrupted.status).toBe("blocked");
+    expect(interrupted.templateConfig.planning).toEqual({
+      engine: "replay",
+      model: "planner-model",
+      inputs: { recording: expect.any(String), delay_ms: 250 },
+    });
+    // the job names only the run: engine, model and inputs are the first attempt's, not the project's defaults
+    await jobHandlers(deps).plan(job, new AbortController().signal, () => undefined);
+    const run = await store.getProtocolRun(live!.id);
+    expect(run.status).toBe("planned");
+    expect((await inspect(store, run.id)).of("planning_started").map((e) => e.metadata)).toEqual([
+      expect.objectContaining({ engine_id: "replay", model: "planner-model" }),
+      expect.objectContaining({ engine_id: "replay", model: "planner-model" }),
+    ]);
     await store.close();
   });
 });

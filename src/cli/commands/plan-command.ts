@@ -1,11 +1,18 @@
-/** `tgz plan "<task>"`: plan a protocol into its own branch and worktree; `--run` executes it too. */
+/**
+ * `tgz plan "<task>"`: plan a protocol into its own branch and worktree; `--run` executes it too.
+ * `tgz plan --run-id N` plans an existing run again (one left blocked, or `planning` by a planner
+ * that died: its lease lapses after 15 s), with the engine, model and inputs it was first planned with.
+ */
 import { planProtocol } from "../../planning/plan-protocol.js";
 import { InvalidInputError } from "../../shared/errors.js";
 import type { AppContext } from "../app-context.js";
 import { runLine } from "../format.js";
+import { parseRunId } from "../run-id.js";
 import { executeRun } from "./run-command.js";
 
 export interface PlanCommandOptions {
+  /** Plan this existing run again instead of a new one. */
+  runId?: string;
   repo?: string;
   name?: string;
   base?: string;
@@ -27,27 +34,42 @@ function parseInputs(pairs: string[] = []): Record<string, string> {
   );
 }
 
-/** Ctrl-C stops the planning engine; the run is then blocked (`planning_failed`, reason `interrupted`). */
-export async function planCommand(app: AppContext, task: string, opts: PlanCommandOptions): Promise<number> {
+/** Signals that stop the planner: Ctrl-C, a kill, and a closed terminal. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Ctrl-C (or SIGTERM, or the terminal closing) stops the planning engine; the run is then blocked
+ * (`planning_failed`, reason `interrupted`) and `tgz plan --run-id N` plans it again.
+ */
+export async function planCommand(
+  app: AppContext,
+  task: string | undefined,
+  opts: PlanCommandOptions,
+): Promise<number> {
+  const runId = opts.runId !== undefined ? parseRunId(opts.runId) : undefined;
+  if (!task && runId === undefined)
+    throw new InvalidInputError(
+      'tgz plan needs a task description ("<task>"), or --run-id RUN to plan an existing run again',
+    );
   const controller = new AbortController();
   const onSignal = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  for (const s of STOP_SIGNALS) process.once(s, onSignal);
   const run = await planProtocol(
     { store: app.store, registry: app.registry, configFor: app.configFor },
     {
       task,
+      runId,
       repoDir: opts.repo ?? process.cwd(),
       name: opts.name,
       base: opts.base,
       engine: opts.engine,
       model: opts.model,
-      inputs: parseInputs(opts.input),
+      // none given: a re-planned run keeps the inputs it was first planned with
+      inputs: opts.input ? parseInputs(opts.input) : undefined,
       signal: controller.signal,
     },
   ).finally(() => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   });
   if (run.status !== "planned") {
     const [failed] = await app.store.listEvents({ protocolRunId: run.id, eventTypes: ["planning_failed"] });
