@@ -53,16 +53,19 @@ async function auditRun(
   const row = { runId: run.id, protocolName: run.protocolName };
   const stored = run.templateConfig.protocol_spec;
   if (stored === undefined) {
-    const rebuilt = backfill ? rebuild(run, config) : undefined;
+    // a run being planned gets its spec from its planner: a backfill would race it
+    const planning = run.status === "planning";
+    const rebuilt = backfill && !planning ? rebuild(run, config) : undefined;
     if (!rebuilt) {
-      const status: AuditStatus = backfill ? "unrecoverable" : "missing";
+      const status: AuditStatus = backfill && !planning ? "unrecoverable" : "missing";
+      const source = backfill && planning ? "not backfilled: the run is being planned" : undefined;
       await store.appendEvent({
         protocolRunId: run.id,
         eventType: EVENT.specAudit,
-        message: `Spec audit: ${status}`,
-        metadata: { status },
+        message: `Spec audit: ${status}${source ? ` (${source})` : ""}`,
+        metadata: { status, ...(source ? { detail: source } : {}) },
       });
-      return { ...row, status, specHash: null, errors: [] };
+      return { ...row, status, specHash: null, errors: [], source };
     }
     const v = validateSpec(rebuilt.spec);
     const hash = specHash(rebuilt.spec);
@@ -106,12 +109,14 @@ async function auditRun(
     validated_at: new Date().toISOString(),
     spec_hash: hash,
   };
-  await store.updateProtocolRun(run.id, { templateConfig: { ...run.templateConfig, spec_meta: meta } });
-  await store.appendEvent({
-    protocolRunId: run.id,
-    eventType: EVENT.specAudit,
-    message: `Spec audit: ${v.ok ? "ok" : `${v.errors.length} error(s)`}`,
-    metadata: { status: v.ok ? "ok" : "invalid", errors: v.errors, spec_hash: hash },
+  await store.transaction(async (tx) => {
+    await tx.updateProtocolRun(run.id, { templateConfig: { ...run.templateConfig, spec_meta: meta } });
+    await tx.appendEvent({
+      protocolRunId: run.id,
+      eventType: EVENT.specAudit,
+      message: `Spec audit: ${v.ok ? "ok" : `${v.errors.length} error(s)`}`,
+      metadata: { status: v.ok ? "ok" : "invalid", errors: v.errors, spec_hash: hash },
+    });
   });
   return { ...row, status: v.ok ? "ok" : "invalid", specHash: hash, errors: v.errors };
 }
@@ -121,6 +126,8 @@ export async function auditSpecs(
   configFor: (repoDir: string) => EffectiveConfig,
   opts: { projectId?: number | undefined; runId?: number | undefined; backfill: boolean },
 ): Promise<AuditRow[]> {
+  // an unknown project is an error, not an empty audit
+  if (opts.projectId !== undefined) await store.getProject(opts.projectId);
   const runs =
     opts.runId !== undefined
       ? [await store.getProtocolRun(opts.runId)]

@@ -6,8 +6,11 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { planProtocol } from "../../src/planning/plan-protocol.js";
+import type { ClaimedJob } from "../../src/queue/job-queue.js";
 import { auditSpecs } from "../../src/services/spec-audit.js";
 import { openStore } from "../../src/store/open-store.js";
+import type { StoreOps } from "../../src/store/types.js";
+import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
 
 const PLAN = {
@@ -24,7 +27,7 @@ async function plannedRun() {
   const configFor = (dir: string) => loadConfig(dir, env);
   const run = await planProtocol(
     { store, registry: createDefaultRegistry(), configFor },
-    { task: "Write x", repoDir: gitRepo(), engine: "replay", inputs: { final: JSON.stringify(PLAN) }, env },
+    { task: "Write x", repoDir: gitRepo(), engine: "replay", inputs: { final: JSON.stringify(PLAN) } },
   );
   return { store, configFor, run };
 }
@@ -69,6 +72,74 @@ describe("spec audit", () => {
       status: "unrecoverable",
     });
     expect((await store.getProtocolRun(run.id)).templateConfig.protocol_spec).toBeUndefined();
+    await store.close();
+  });
+
+  it("backfills through the worker's spec_audit job: the spec and its step rows come back", async () => {
+    const { store, configFor, run } = await plannedRun();
+    const spec = run.templateConfig.protocol_spec;
+    await store.updateProtocolRun(run.id, { templateConfig: {} });
+    const handlers = jobHandlers({ store, registry: createDefaultRegistry(), configFor });
+    const job = { id: "a1", kind: "spec_audit", payload: { protocol_run_id: run.id, backfill: true } };
+    await handlers.spec_audit(job as unknown as ClaimedJob, new AbortController().signal, () => undefined);
+    const after = await store.getProtocolRun(run.id);
+    // rebuilt from the frozen protocol-spec.json in the protocol folder
+    expect(after.templateConfig.protocol_spec).toEqual(spec);
+    expect(after.templateConfig.spec_meta).toMatchObject({ status: "valid" });
+    expect((await inspect(store, run.id)).of("spec_backfilled")[0]!.metadata).toMatchObject({
+      source: "protocol-spec.json",
+      valid: true,
+    });
+    expect((await store.listStepRuns(run.id)).map((s) => s.stepName)).toEqual(["01-write"]);
+    await store.close();
+  });
+
+  it("does not backfill a run that is being planned: its planner writes the spec", async () => {
+    const { store, configFor, run } = await plannedRun();
+    const planning = await store.createProtocolRun({
+      projectId: run.projectId,
+      protocolName: "0002-planning",
+      status: "planning",
+      protocolRoot: run.protocolRoot,
+    });
+    const [row] = await auditSpecs(store, configFor, { runId: planning.id, backfill: true });
+    expect(row).toMatchObject({ status: "missing", source: "not backfilled: the run is being planned" });
+    expect((await store.getProtocolRun(planning.id)).templateConfig.protocol_spec).toBeUndefined();
+    expect(await store.listStepRuns(planning.id)).toEqual([]);
+    await store.close();
+  });
+
+  it("records a verdict and its event together, or neither", async () => {
+    const { store, configFor, run } = await plannedRun();
+    const before = (await store.getProtocolRun(run.id)).templateConfig.spec_meta;
+    // the event cannot be written: the verdict must not be stored without it
+    const failing = (ops: StoreOps): StoreOps =>
+      new Proxy(ops, {
+        get: (target, key, receiver) =>
+          key === "appendEvent"
+            ? () => Promise.reject(new Error("event store unavailable"))
+            : Reflect.get(target, key, receiver),
+      });
+    const broken = new Proxy(store, {
+      get: (target, key, receiver) =>
+        key === "transaction"
+          ? (fn: (tx: StoreOps) => Promise<unknown>) => target.transaction((tx) => fn(failing(tx)))
+          : key === "appendEvent"
+            ? failing(target).appendEvent
+            : Reflect.get(target, key, receiver),
+    });
+    await expect(auditSpecs(broken, configFor, { runId: run.id, backfill: false })).rejects.toThrow(
+      "event store unavailable",
+    );
+    expect((await store.getProtocolRun(run.id)).templateConfig.spec_meta).toEqual(before);
+    await store.close();
+  });
+
+  it("refuses an unknown project instead of auditing nothing", async () => {
+    const { store, configFor } = await plannedRun();
+    await expect(auditSpecs(store, configFor, { projectId: 99, backfill: false })).rejects.toThrow(
+      "project 99 not found",
+    );
     await store.close();
   });
 });

@@ -7,6 +7,7 @@ import { protocolSpecJsonSchema } from "../../spec/json-schema.js";
 import { validateSpec } from "../../spec/validate-spec.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
+import { parseProjectId, parseRunId } from "../run-id.js";
 
 export function specValidateCommand(file: string, opts: { json?: boolean }): number {
   const raw = readSpecFile(file);
@@ -41,8 +42,8 @@ export async function specAuditCommand(
   opts: { project?: string; run?: string; backfill?: boolean; json?: boolean },
 ): Promise<number> {
   const rows = await auditSpecs(app.store, (dir) => app.configFor(dir, process.env), {
-    projectId: opts.project ? Number(opts.project) : undefined,
-    runId: opts.run ? Number(opts.run) : undefined,
+    projectId: opts.project !== undefined ? parseProjectId(opts.project) : undefined,
+    runId: opts.run !== undefined ? parseRunId(opts.run) : undefined,
     backfill: Boolean(opts.backfill),
   });
   if (opts.json) {
