@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { isInside } from "../../src/shared/paths.js";
+import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo } from "../scenario/harness.js";
 
@@ -168,6 +169,48 @@ describe("tgz worktree", () => {
     expect(await list()).toEqual([]);
     expect(existsSync(mine)).toBe(true);
     expect(git(repo, "branch", "--format=%(refname:short)")).toBe("main\nmy-feature");
+  });
+
+  it("never lists or prunes a user's own linked worktree that a run works in", async () => {
+    const repo = gitRepo();
+    const mine = join(mkdtempSync(join(tmpdir(), "tgz-user-")), "my-feature");
+    git(repo, "worktree", "add", "-q", "-b", "my-feature", mine, "main");
+    writeFileSync(join(mine, "precious.txt"), "my work\n");
+    git(mine, "add", ".");
+    git(mine, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "my precious commit");
+    // a run the API created in that worktree (worktree_path), since completed
+    const s = await store();
+    const project = await s.createProject({
+      name: "p",
+      gitUrl: repo,
+      localPath: git(repo, "rev-parse", "--show-toplevel"),
+    });
+    const run = await s.createProtocolRun({
+      projectId: project.id,
+      protocolName: "0001-mine",
+      worktreePath: mine,
+    });
+    await s.transitionProtocol(run.id, "cancelled", { eventType: "cancelled", message: "done with it" });
+    await s.close();
+    expect(JSON.parse((await tgz({}, "worktree", "list", "--repo", repo, "--json")).stdout)).toEqual([]);
+    expect((await tgz({}, "worktree", "prune", "--repo", repo, "--force")).code).toBe(0);
+    expect(existsSync(join(mine, "precious.txt"))).toBe(true);
+    expect(git(repo, "log", "-1", "--format=%s", "my-feature")).toBe("my precious commit");
+    expect(await tgz({}, "diff", String(run.id))).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/works in a checkout of yours, not a protocol worktree/),
+    });
+  });
+
+  it("says so when the named branch has no protocol worktree, and prunes nothing", async () => {
+    const repo = gitRepo();
+    const run = await planIn(repo);
+    const r = await tgz({}, "worktree", "prune", "0009-nope", run.protocol_name, "--repo", repo, "--force");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /no protocol worktree with branch 0009-nope in .* \(see `tgz worktree list`\); nothing pruned/,
+    );
+    expect(existsSync(run.worktree)).toBe(true);
   });
 
   it("refuses to prune the worktree of a running run, and of a paused one unless forced", async () => {
@@ -396,6 +439,52 @@ describe("tgz pr", () => {
     expect(missing.stderr).toMatch(/no gitlab token: set GITLAB_TOKEN/);
   });
 
+  it("checks the token (and TASKSGODZILLA_PR_VIA) before anything is committed or pushed", async () => {
+    const { run, bare } = await plannedRepo();
+    writeFileSync(join(run.worktree, "left.txt"), "uncommitted\n");
+    const head = git(run.worktree, "rev-parse", "HEAD");
+    const env = {
+      TASKSGODZILLA_PR_PROVIDER: "github",
+      GITHUB_REPOSITORY: "acme/demo",
+      GITHUB_TOKEN: "",
+      GH_TOKEN: "",
+    };
+    const missing = await tgz({ ...env, TASKSGODZILLA_PR_VIA: "api" }, "pr", String(run.run_id));
+    expect(missing).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/no github token: set GITHUB_TOKEN or GH_TOKEN/),
+    });
+    const typo = await tgz(
+      { ...env, GITHUB_TOKEN: "t", TASKSGODZILLA_PR_VIA: "rest" },
+      "pr",
+      String(run.run_id),
+    );
+    expect(typo).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/TASKSGODZILLA_PR_VIA=rest: expected auto, cli, api/),
+    });
+    expect(git(run.worktree, "rev-parse", "HEAD")).toBe(head);
+    expect(git(bare, "for-each-ref")).toBe("");
+  });
+
+  it("says the worktree is gone after a prune, for tgz pr and tgz diff alike", async () => {
+    const { repo, run } = await plannedRepo();
+    expect((await tgz({}, "worktree", "prune", run.protocol_name, "--repo", repo, "--force")).code).toBe(0);
+    const gone =
+      /the worktree of run \d+ \(.*\) no longer exists \(was it pruned with `tgz worktree prune`\?\)/;
+    const pr = await tgz(
+      { GITHUB_TOKEN: "t", TASKSGODZILLA_PR_PROVIDER: "github" },
+      "pr",
+      String(run.run_id),
+    );
+    expect(pr).toMatchObject({ code: 2, stderr: expect.stringMatching(gone) });
+    expect(pr.stderr).not.toMatch(/no remote/);
+    expect(await tgz({}, "diff", String(run.run_id))).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(gone),
+    });
+  });
+
   it("fails clearly on a repository with no remote, and commits nothing", async () => {
     const repo = gitRepo();
     const run = await planIn(repo);
@@ -461,6 +550,132 @@ describe("tgz plan", () => {
   });
 });
 
+/** Starts `tgz plan` with a planner that thinks for a while; resolves once its run is planning. */
+async function slowPlan(repo: string, ...extra: string[]) {
+  const slow = recording([
+    ...Array.from({ length: 8 }, (_, i) => ({ type: "message", text: `thinking ${i}` })),
+    { type: "final", text: JSON.stringify(PLAN) },
+  ]);
+  const child = spawn(
+    "node",
+    [
+      BIN,
+      "plan",
+      "Add a greeter",
+      "--repo",
+      repo,
+      "--engine",
+      "replay",
+      "--input",
+      `recording=${slow}`,
+      "--input",
+      "delay_ms=250",
+      ...extra,
+    ],
+    { env: { ...process.env, TASKSGODZILLA_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (c) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const s = await store();
+  const top = git(repo, "rev-parse", "--show-toplevel");
+  let runId: number | undefined;
+  for (let i = 0; i < 200 && runId === undefined; i++) {
+    const p = (await s.listProjects()).find((x) => x.localPath === top);
+    runId = (p ? await s.listProtocolRuns(p.id) : []).find((r) => r.status === "planning")?.id;
+    if (runId === undefined) await sleep(50);
+  }
+  await s.close();
+  if (runId === undefined) throw new Error(`tgz plan never started planning: ${stderr}`);
+  return { child, exited, runId, stderr: () => stderr };
+}
+
+/** What a lapsed lease looks like: the planner that held it died more than a lease ago. */
+async function lapseLease(runId: number) {
+  const s = (await store()) as KyselyStore;
+  await s.kysely
+    .updateTable("protocol_runs")
+    .set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() })
+    .where("id", "=", runId)
+    .execute();
+  await s.close();
+}
+
+describe("a planner that dies", () => {
+  it("a closed terminal (SIGHUP) stops it like Ctrl-C: blocked, and the way to plan it again is named", async () => {
+    const repo = gitRepo();
+    const plan = await slowPlan(repo);
+    plan.child.kill("SIGHUP");
+    expect(await plan.exited).toBe(1);
+    expect(plan.stderr()).toMatch(
+      new RegExp(`planning was interrupted; plan it again with \`tgz plan --run-id ${plan.runId}\``),
+    );
+    const s = await store();
+    expect((await s.getProtocolRun(plan.runId)).status).toBe("blocked");
+    await s.close();
+  });
+
+  it("killed outright: refused while its lease lasts, then planned again from the CLI with the same engine and inputs", async () => {
+    const repo = gitRepo();
+    const plan = await slowPlan(repo);
+    plan.child.kill("SIGKILL");
+    await plan.exited;
+    const busy = await tgz({}, "plan", "--run-id", String(plan.runId));
+    expect(busy).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(new RegExp(`run ${plan.runId} is being executed by`)),
+    });
+    const refused = await tgz({}, "worktree", "prune", "--repo", repo, "--force");
+    expect(refused).toMatchObject({ code: 1, stderr: expect.stringMatching(/its run is being planned/) });
+    await lapseLease(plan.runId);
+    const again = await tgz({}, "plan", "--run-id", String(plan.runId), "--json");
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      run_id: plan.runId,
+      status: "planned",
+      steps: ["01-write"],
+    });
+    const events = (await tgz({}, "events", String(plan.runId), "--json")).stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { event_type: string; metadata: Record<string, unknown> });
+    expect(
+      events.filter((e) => e.event_type === "planning_started").map((e) => e.metadata.engine_id),
+    ).toEqual(["replay", "replay"]);
+  });
+
+  it("killed outright and pruned: only forced once its lease lapsed; the run is then blocked, and tgz run says how to plan it", async () => {
+    const repo = gitRepo();
+    const plan = await slowPlan(repo, "--name", "doomed");
+    plan.child.kill("SIGKILL");
+    await plan.exited;
+    await lapseLease(plan.runId);
+    const unforced = await tgz({}, "worktree", "prune", "0001-doomed", "--repo", repo);
+    expect(unforced).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        new RegExp(
+          `its run is planning but no planner holds it \\(use --force, or plan it again with \`tgz plan --run-id ${plan.runId}\`\\)`,
+        ),
+      ),
+    });
+    expect((await tgz({}, "worktree", "prune", "0001-doomed", "--repo", repo, "--force")).code).toBe(0);
+    const s = await store();
+    const run = await s.getProtocolRun(plan.runId);
+    await s.close();
+    expect(run.status).toBe("blocked");
+    expect(existsSync(run.worktreePath!)).toBe(false);
+    expect(await tgz({}, "run", String(plan.runId))).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(
+        new RegExp(
+          `run ${plan.runId} is not planned \\(it is blocked\\); plan it with \`tgz plan --run-id ${plan.runId}\``,
+        ),
+      ),
+    });
+  });
+});
+
 describe("tgz spec audit", () => {
   it("audits stored specs and backfills a removed one from its protocol folder", async () => {
     const { run } = await plannedRepo();
@@ -482,5 +697,20 @@ describe("tgz spec audit", () => {
     const again = await tgz({}, "spec", "audit", "--run", String(run.run_id));
     expect(again.stdout).toMatch(/1 run\(s\): 1 ok/);
     expect((await tgz({}, "events", String(run.run_id))).stdout).toMatch(/spec_backfilled/);
+  });
+
+  it("says what is wrong with --project and --run instead of auditing nothing", async () => {
+    expect(await tgz({}, "spec", "audit", "--project", "abc")).toMatchObject({
+      code: 2,
+      stderr: 'tgz: "abc" is not a project id (projects are numbered: see tgz status --json)\n',
+    });
+    expect(await tgz({}, "spec", "audit", "--project", "99")).toMatchObject({
+      code: 2,
+      stderr: "tgz: project 99 not found\n",
+    });
+    expect(await tgz({}, "spec", "audit", "--run", "abc")).toMatchObject({
+      code: 2,
+      stderr: 'tgz: "abc" is not a run id (runs are numbered: see tgz status)\n',
+    });
   });
 });
