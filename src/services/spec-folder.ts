@@ -6,10 +6,11 @@
  */
 import { cpSync, lstatSync, readdirSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { PROTOCOLS_DIR } from "../git/protocol-names.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 
-const SKIP = new Set([".git", "node_modules", ".protocols"]);
+const SKIP = new Set([".git", "node_modules", PROTOCOLS_DIR]);
 /** More than a spec and its prompts ever need: past this the spec sits in the wrong folder. */
 const MAX_FILES = 2000;
 const MAX_BYTES = 50 * 1024 * 1024;
