@@ -430,14 +430,13 @@ for (const c of AGENT_CASES) {
     }
 
     if (c.engineId === "gemini") {
-      it("runs with the user's seeded settings, statistics off, nothing sent off the machine", async () => {
+      it("runs with the user's seeded settings (comments and all), statistics off, nothing sent off the machine", async () => {
         const user = mkdtempSync(join(tmpdir(), "tgz-user-"));
         mkdirSync(join(user, ".gemini"));
         // the user's own file: statistics on and no auth type, which alone makes a headless run exit 41
-        writeFileSync(
-          join(user, ".gemini", "settings.json"),
-          JSON.stringify({ privacy: { usageStatisticsEnabled: true }, ui: { hideBanner: true } }),
-        );
+        const mine =
+          '{ // mine\n "privacy": { "usageStatisticsEnabled": true }, "ui": { "hideBanner": true } }';
+        writeFileSync(join(user, ".gemini", "settings.json"), mine);
         server = await FakeModelServer.start(() => ({ text: "seeded and quiet" }));
         const trace = hasStrace() ? traced(c.binary) : undefined;
         const settings = { ...c.settings(server.url), seedFromUser: true, binary: trace?.binary ?? c.binary };
@@ -454,6 +453,7 @@ for (const c of AGENT_CASES) {
           privacy: { usageStatisticsEnabled: false },
           ui: { hideBanner: true },
         });
+        expect(readFileSync(join(user, ".gemini", "settings.json"), "utf8")).toBe(mine);
       });
     }
   });

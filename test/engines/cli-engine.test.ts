@@ -163,6 +163,18 @@ echo '{"type":"turn.completed","usage":{"input_tokens":5,"output_tokens":1}}'`),
     expect(result.truncatedBytes).toBeGreaterThan(200_000);
   });
 
+  it("says so when the event a CLI needed was longer than the output cap and never parsed", async () => {
+    const big = "x".repeat(5000);
+    const { result } = await run(
+      claudeCodeAdapter,
+      fakeCli(`echo '${claudeInit("s1")}'\necho '${claudeResult("s1", big)}'`),
+      { maxOutputBytes: 4000 },
+    );
+    expect(result).toMatchObject({ ok: false, error: { kind: "bad_output" } });
+    expect(result.error!.message).toMatch(/1 line\(s\) longer than max_output_bytes not parsed/);
+    expect(result.truncatedBytes).toBeGreaterThan(0);
+  });
+
   it("runs the prompt in a fresh session when the one to resume is unknown, and says so", async () => {
     const calls = join(dir(), "calls");
     const { result, events } = await run(
@@ -359,43 +371,56 @@ describe("seed_from_user", () => {
     expect(readFileSync(join(home, "auth.json"), "utf8")).toBe('{"tokens":"second login"}');
   });
 
-  it("merges Gemini's required settings into the user's seeded settings and copies the Google login", async () => {
+  it("merges Gemini's required settings into the user's seeded settings, comments and all, and copies the Google login", async () => {
     const user = dir();
     const home = join(dir(), "home");
     mkdirSync(join(user, ".gemini"));
-    writeFileSync(
-      join(user, ".gemini", "settings.json"),
-      JSON.stringify({ privacy: { usageStatisticsEnabled: true }, ui: { theme: "Dracula" } }),
-    );
+    const mine =
+      '{ // mine\n "privacy": { "usageStatisticsEnabled": true }, /* the look */ "ui": { "theme": "Dracula // dark" } }';
+    writeFileSync(join(user, ".gemini", "settings.json"), mine);
     writeFileSync(join(user, ".gemini", "oauth_creds.json"), '{"refresh_token":"r"}', { mode: 0o600 });
     const engine = new CliEngine(geminiAdapter, () => user);
-    const pre = await engine.preflight({ binary: fakeCli("echo 0.61.0"), homeDir: home, seedFromUser: true });
-    expect(pre.problems).toEqual([]);
-    expect(JSON.parse(readFileSync(join(home, ".gemini", "settings.json"), "utf8"))).toEqual({
+    const settings: EngineSettings = { binary: fakeCli("echo 0.61.0"), homeDir: home, seedFromUser: true };
+    expect((await engine.preflight(settings)).problems).toEqual([]);
+    const copy = join(home, ".gemini", "settings.json");
+    expect(JSON.parse(readFileSync(copy, "utf8"))).toEqual({
       privacy: { usageStatisticsEnabled: false },
-      ui: { theme: "Dracula" },
+      ui: { theme: "Dracula // dark" },
       security: { auth: { selectedType: "gemini-api-key" } },
       general: { disableAutoUpdate: true, disableUpdateNag: true },
     });
+    expect(readFileSync(join(user, ".gemini", "settings.json"), "utf8")).toBe(mine);
     expect(readFileSync(join(home, ".gemini", "oauth_creds.json"), "utf8")).toBe('{"refresh_token":"r"}');
+    // every run of the project shares the home: a file the merge does not change is not written again
+    const written = statSync(copy).mtimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    await engine.preflight(settings);
+    expect(statSync(copy).mtimeMs).toBe(written);
   });
 
-  it("reports a seeded Gemini settings file it cannot merge into, with a fix", async () => {
+  it("reports a seeded Gemini settings file that is not JSON, with a fix that works with seeding", async () => {
     const user = dir();
     mkdirSync(join(user, ".gemini"));
-    writeFileSync(join(user, ".gemini", "settings.json"), '{ // my settings\n "ui": {} }');
-    const pre = await new CliEngine(geminiAdapter, () => user).preflight({
+    writeFileSync(join(user, ".gemini", "settings.json"), '{ "ui": { "theme": } }');
+    const engine = new CliEngine(geminiAdapter, () => user);
+    const settings: EngineSettings = {
       binary: fakeCli("echo 0.61.0"),
       homeDir: join(dir(), "home"),
       seedFromUser: true,
       env: { GEMINI_API_KEY: "k" },
-    });
+    };
+    const pre = await engine.preflight(settings);
     expect(pre.ok).toBe(false);
     expect(pre.problems).toEqual([
       {
-        message: expect.stringMatching(/^gemini: .*settings\.json is not plain JSON/),
-        fix: expect.stringMatching(/remove the comments/),
+        message: expect.stringMatching(/^gemini: .*settings\.json is not valid JSON/),
+        fix: expect.stringMatching(
+          /copy of ~\/\.gemini\/settings\.json: correct that one, and it is copied again/,
+        ),
       },
     ]);
+    // following the fix is enough: the corrected file replaces the copy
+    writeFileSync(join(user, ".gemini", "settings.json"), '{ "ui": { "theme": "Dracula" } }');
+    expect((await engine.preflight(settings)).problems).toEqual([]);
   });
 });

@@ -109,10 +109,14 @@ describe("runProcess", () => {
     expect((await p.result).truncatedBytes).toBeGreaterThan(40_000);
   });
 
-  it("drops a line longer than the cap instead of holding it", async () => {
+  it.each([
+    ["in pieces", "echo short; head -c 5000 /dev/zero | tr '\\0' x; echo; echo after"],
+    // one write: the whole line arrives in a single chunk
+    ["at once", "printf 'short\\n%s\\nafter\\n' \"$(head -c 5000 /dev/zero | tr '\\0' x)\""],
+  ])("drops a line longer than the cap that arrives %s, and counts it", async (_how, script) => {
     const p = startProcess({
       command: "bash",
-      args: ["-c", "echo short; head -c 5000 /dev/zero | tr '\\0' x; echo; echo after"],
+      args: ["-c", script],
       cwd,
       timeoutMs: 5000,
       maxOutputBytes: 1000,
@@ -120,6 +124,8 @@ describe("runProcess", () => {
     const seen: string[] = [];
     for await (const line of p.lines()) seen.push(line);
     expect(seen).toEqual(["short", "after"]);
+    expect(await p.result).toMatchObject({ droppedLines: 1, truncatedBytes: expect.any(Number) });
+    expect((await p.result).truncatedBytes).toBeGreaterThan(0);
   });
 
   it("streams stdout lines while the process runs", async () => {

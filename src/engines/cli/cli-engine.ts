@@ -299,10 +299,14 @@ export class CliEngine implements Engine {
         return fail(classifyFailure(`${this.id} ${how}: ${words || "no output"}`, undefined, evidence));
       }
       if (!summary.finalMessage) {
+        // an event longer than the output cap never reached the parser: it may be the one that was missing
+        const dropped = outcome.droppedLines
+          ? `, ${outcome.droppedLines} line(s) longer than max_output_bytes not parsed`
+          : "";
         return fail(
           failure(
             "bad_output",
-            `${this.id} exited 0 without a final message (${unreadable} unreadable line(s)): ${tail(lastWords.join("\n") || outcome.stdout.trim(), 500)}`,
+            `${this.id} exited 0 without a final message (${unreadable} unreadable line(s)${dropped}): ${tail(lastWords.join("\n") || outcome.stdout.trim(), 500)}`,
           ),
         );
       }

@@ -13,6 +13,7 @@ import {
   str,
   usageOf,
 } from "./cli-adapter.js";
+import { writeIfChanged } from "./write-if-changed.js";
 
 const SANDBOX: Record<SandboxMode, string> = {
   "read-only": "read-only",
@@ -182,7 +183,8 @@ export const codexAdapter: CliAdapter = {
               num(u.output_tokens),
               num(u.reasoning_output_tokens),
             );
-            if (sessionId) writeFileSync(ledgerPath(ctx.stateDir, sessionId), JSON.stringify(total));
+            // atomic: a resumed call in another run may read the ledger at the same moment
+            if (sessionId) writeIfChanged(ledgerPath(ctx.stateDir, sessionId), JSON.stringify(total));
             usage = minus(total, before);
             return [{ type: "usage", usage }];
           }

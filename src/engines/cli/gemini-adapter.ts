@@ -1,5 +1,5 @@
 /** Gemini CLI: `gemini --output-format stream-json -p ""` with the prompt on stdin, `--resume`. */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
 import { statusIn } from "./classify-failure.js";
@@ -14,6 +14,7 @@ import {
   str,
   usageOf,
 } from "./cli-adapter.js";
+import { writeIfChanged } from "./write-if-changed.js";
 
 /** Headless `default` offers read-only tools only; `auto_edit` adds edits; `yolo` adds the shell. */
 const APPROVAL_MODE: Record<SandboxMode, string> = {
@@ -23,19 +24,44 @@ const APPROVAL_MODE: Record<SandboxMode, string> = {
 };
 
 /**
+ * Gemini reads settings files with comments; JSON.parse does not. Comments are dropped outside strings
+ * (the copy in the isolated home is written without them, the user's own file is never touched).
+ */
+function withoutComments(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (ch === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      out += text.slice(start, i + 1);
+    } else if (ch === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+      out += "\n";
+    } else if (ch === "/" && text[i + 1] === "*") {
+      const close = text.indexOf("*/", i + 2);
+      i = close < 0 ? text.length : close + 1;
+    } else out += ch;
+  }
+  return out;
+}
+
+/**
  * Usage statistics and update checks off, always; API-key auth unless the (seeded) settings chose
- * another way to sign in. Merged into whatever settings.json the home holds, the user's seeded one too.
+ * another way to sign in. Merged into whatever settings.json the isolated home holds, the user's
+ * seeded copy too. Every run of the project shares the home, so the file is written only when that
+ * changes it, and atomically.
  */
 function mergeSettings(home: string): void {
   const file = join(home, ".gemini", "settings.json");
   let settings: Record<string, unknown> = {};
   if (existsSync(file)) {
     try {
-      settings = obj(JSON.parse(readFileSync(file, "utf8")));
+      settings = obj(JSON.parse(withoutComments(readFileSync(file, "utf8"))));
     } catch (err) {
       throw new EngineSetupError(
-        `${file} is not plain JSON (${(err as Error).message}), so usage statistics cannot be switched off in it`,
-        "remove the comments from ~/.gemini/settings.json or delete the copy in the isolated home",
+        `${file} is not valid JSON (${(err as Error).message}), so usage statistics cannot be switched off in it`,
+        `correct ${file} — with seed_from_user it is a copy of ~/.gemini/settings.json: correct that one, and it is copied again`,
       );
     }
   }
@@ -47,8 +73,7 @@ function mergeSettings(home: string): void {
     privacy: { ...obj(settings.privacy), usageStatisticsEnabled: false },
     general: { ...obj(settings.general), disableAutoUpdate: true, disableUpdateNag: true },
   };
-  mkdirSync(join(home, ".gemini"), { recursive: true });
-  writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
+  writeIfChanged(file, `${JSON.stringify(merged, null, 2)}\n`);
 }
 
 /**

@@ -5,8 +5,9 @@
  * long as the user's file is unchanged. Digests of what was copied are kept in `seeded.json`.
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { writeIfChanged } from "./write-if-changed.js";
 
 export interface SeedFile {
   /** Path under the user's home folder. */
@@ -39,6 +40,6 @@ export function seedHome(home: string, stateDir: string, userHome: string, files
     record[f.to] = digest;
     copied.push(f.to);
   }
-  if (copied.length > 0) writeFileSync(recordFile, `${JSON.stringify(record, null, 2)}\n`);
+  if (copied.length > 0) writeIfChanged(recordFile, `${JSON.stringify(record, null, 2)}\n`);
   return copied;
 }

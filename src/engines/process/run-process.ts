@@ -29,7 +29,8 @@ export interface ProcessOptions {
   timeoutMs: number;
   /**
    * Cap on stdout + stderr kept in memory (the start and the end of each, half the cap per stream);
-   * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full.
+   * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full,
+   * but for a line longer than the cap itself, which is dropped and counted in `droppedLines`.
    */
   maxOutputBytes: number;
   signal?: AbortSignal | undefined;
@@ -45,6 +46,8 @@ export interface ProcessOutcome {
   timedOut: boolean;
   aborted: boolean;
   truncatedBytes: number;
+  /** Stdout lines longer than `maxOutputBytes`, dropped whole instead of reaching `lines()`. */
+  droppedLines: number;
   durationMs: number;
   pid: number | undefined;
 }
@@ -132,7 +135,8 @@ class HeadTail {
 
 /**
  * A push-based async line queue: the process writes lines, one consumer reads them. A line longer
- * than `maxLine` is dropped whole rather than held in memory without end.
+ * than `maxLine` is dropped whole (and counted) rather than held in memory without end: cut to the
+ * cap, a JSON event could not be parsed anyway.
  */
 class LineQueue {
   private readonly buffered: string[] = [];
@@ -140,6 +144,7 @@ class LineQueue {
   private ended = false;
   private partial = "";
   private skipping = false;
+  dropped = 0;
   constructor(private readonly maxLine: number) {}
 
   push(text: string): void {
@@ -149,10 +154,14 @@ class LineQueue {
       parts.shift();
       this.skipping = false;
     }
-    for (const line of parts) this.emit(line);
+    for (const line of parts) {
+      if (line.length > this.maxLine) this.dropped++;
+      else this.emit(line);
+    }
     if (this.partial.length > this.maxLine) {
       this.partial = "";
       this.skipping = true;
+      this.dropped++;
     }
   }
 
@@ -273,6 +282,7 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
         timedOut,
         aborted,
         truncatedBytes: stdout.dropped + stderr.dropped,
+        droppedLines: lines.dropped,
         durationMs: Date.now() - started,
         pid: child.pid,
       });
