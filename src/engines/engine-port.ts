@@ -16,12 +16,16 @@ export type SandboxMode = "read-only" | "workspace-write" | "full-access";
 export interface EngineCapabilities {
   /** Can continue an earlier session by id. */
   resume: boolean;
-  /** Can be asked to return JSON that follows a schema. */
+  /**
+   * Holds its final message to `outputSchema` itself. Without it the schema reaches the engine only
+   * through the prompt, and the answer is extracted from prose.
+   */
   structuredOutput: boolean;
-  /** Sandbox modes the engine enforces itself. */
+  /**
+   * Sandbox modes the engine enforces itself: what a mode forbids, the engine's own mechanism stops
+   * (see `sandboxProblem`). A step may ask only for these.
+   */
   sandboxModes: SandboxMode[];
-  /** Reports real token usage in its output. */
-  reportsUsage: boolean;
   /** Needs a prompt file; engines that act on `inputs` alone (shell) do not. */
   promptRequired: boolean;
   /**

@@ -104,7 +104,6 @@ export class ReplayEngine implements Engine {
     resume: false,
     structuredOutput: true,
     sandboxModes: [],
-    reportsUsage: true,
     promptRequired: true,
   };
 

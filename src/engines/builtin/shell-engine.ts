@@ -27,8 +27,6 @@ export class ShellEngine implements Engine {
     resume: false,
     structuredOutput: false,
     sandboxModes: [],
-    // a command calls no model: it uses no tokens, which is a real figure, not an estimate
-    reportsUsage: true,
     promptRequired: false,
     // the exit code is the command's verdict; many commands rightly print nothing
     emptyOutputAllowed: true,

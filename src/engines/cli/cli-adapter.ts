@@ -81,12 +81,11 @@ export interface CliAdapter {
   finish?(summary: StreamSummary, request: EngineRequest, ctx: CallContext): StreamSummary;
 }
 
-/** What the four agent CLIs share: resumable sessions, real usage, sandbox modes they enforce. */
+/** What the agent CLIs share: resumable sessions, and the sandbox modes most of them enforce. */
 export const AGENT_CAPABILITIES: EngineCapabilities = {
   resume: true,
   structuredOutput: true,
   sandboxModes: ["read-only", "workspace-write", "full-access"],
-  reportsUsage: true,
   promptRequired: true,
 };
 

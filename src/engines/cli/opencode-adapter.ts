@@ -16,7 +16,9 @@ import {
 
 /**
  * opencode asks before edits and commands, and a headless run cannot answer, so the sandbox mode is
- * turned into its permission table. It does not confine commands to the worktree itself.
+ * turned into its permission table. Read-only is enforced (no edit, write or shell tool is offered);
+ * opencode does not confine commands to the worktree, so workspace-write is not one of its modes: a
+ * step must ask for full-access to run it with edits and commands.
  */
 const PERMISSION: Record<SandboxMode, { edit: string; bash: string }> = {
   "read-only": { edit: "deny", bash: "deny" },
@@ -66,7 +68,11 @@ export const opencodeAdapter: CliAdapter = {
   id: "opencode",
   binary: "opencode",
   minVersion: "1.0.0",
-  capabilities: { ...AGENT_CAPABILITIES, structuredOutput: false },
+  capabilities: {
+    ...AGENT_CAPABILITIES,
+    structuredOutput: false,
+    sandboxModes: ["read-only", "full-access"],
+  },
   seedFiles: [
     { from: ".config/opencode/opencode.json", to: "config/opencode/opencode.json" },
     { from: ".local/share/opencode/auth.json", to: "data/opencode/auth.json" },
