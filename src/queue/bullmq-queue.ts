@@ -9,8 +9,10 @@
  * apart); cancelled jobs are removed from BullMQ but remembered in a hash of their own.
  */
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Job, type JobType, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { errorMessage } from "../shared/errors.js";
 import type { Json } from "../store/types.js";
 import {
   type ClaimedJob,
@@ -30,7 +32,7 @@ import {
   type JobState,
   PRIORITY_RANGE,
 } from "./job-queue.js";
-import { LeaseLostError } from "./queue-errors.js";
+import { LeaseLostError, QueueUnavailableError } from "./queue-errors.js";
 
 /** BullMQ's states as ours; its `failed` is final (a retry goes back to waiting or delayed), our `dead`. */
 const STATE_OF: Record<string, JobState> = {
@@ -92,8 +94,28 @@ function throttled(report: (err: Error) => void, everyMs = 5000): (err: Error) =
   };
 }
 
+/** A command of ours that Redis does not answer within this fails (and the call with it). */
+const COMMAND_TIMEOUT_MS = 5000;
+/** How long a call waits for a connection that is being made before it fails. */
+const CONNECT_WAIT_MS = 1000;
+/** How long close waits for BullMQ to shut down gracefully before it drops the connections. */
+const CLOSE_WAIT_MS = 2000;
+
+/** Where Redis is, for messages: scheme, host and port (never a password). */
+function redisPlace(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return "the configured Redis";
+  }
+}
+
 export class BullmqQueue implements JobQueue {
+  /** Every call of ours (the API's, the reconciler's, a claim's ranking): fails fast while Redis is away. */
   private readonly connection: Redis;
+  /** The BullMQ workers' connections: their blocking commands wait out reconnects, as BullMQ requires. */
+  private readonly workerConnections: Redis[] = [];
   private readonly queues = new Map<JobKind, Queue>();
   private readonly workers = new Map<string, Worker>();
   private readonly claimed = new Map<string, Job>();
@@ -101,12 +123,48 @@ export class BullmqQueue implements JobQueue {
   private readonly onError: (err: Error) => void;
 
   constructor(private readonly opts: BullmqOptions) {
-    // BullMQ needs maxRetriesPerRequest null so blocking commands survive reconnects
-    this.connection = new Redis(opts.url, { maxRetriesPerRequest: null, lazyConnect: false });
+    // no offline queue: a command while disconnected fails at once instead of waiting for Redis
+    this.connection = new Redis(opts.url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    });
     this.onError = throttled(
       opts.onConnectionError ?? ((err) => process.stderr.write(`redis: ${err.message}; reconnecting\n`)),
     );
     this.connection.on("error", this.onError);
+  }
+
+  /**
+   * Runs a call once the connection is ready: a first connection under way is waited for briefly;
+   * Redis away (reconnecting, refused, timing out) is a QueueUnavailableError naming it.
+   */
+  private async reachable<T>(call: () => Promise<T>): Promise<T> {
+    const c = this.connection;
+    if (c.status === "connecting" || c.status === "connect") {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          c.off("ready", done).off("error", done);
+          resolve();
+        };
+        const timer = setTimeout(done, CONNECT_WAIT_MS);
+        c.once("ready", done).once("error", done);
+      });
+    }
+    const unavailable = (why: string, cause?: unknown) =>
+      new QueueUnavailableError(
+        `the job queue's Redis at ${redisPlace(this.opts.url)} is not reachable (${why}); try again when it is back`,
+        cause === undefined ? undefined : { cause },
+      );
+    if (c.status !== "ready") throw unavailable(c.status);
+    try {
+      return await call();
+    } catch (err) {
+      if (c.status !== "ready" || /timed out|writeable|Connection is closed/i.test(errorMessage(err)))
+        throw unavailable(errorMessage(err), err);
+      throw err;
+    }
   }
 
   private get prefix() {
@@ -149,8 +207,9 @@ export class BullmqQueue implements JobQueue {
   }
 
   private duplicate(): Redis {
-    const c = this.connection.duplicate();
+    const c = new Redis(this.opts.url, { maxRetriesPerRequest: null });
     c.on("error", this.onError);
+    this.workerConnections.push(c);
     return c;
   }
 
@@ -183,19 +242,21 @@ export class BullmqQueue implements JobQueue {
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; deduplicated: boolean }> {
     checkEnqueueOptions(opts);
-    // a singleton job gets an id of ours, so a deduplicated add (which answers the holder's id) shows
-    const jobId = opts.singletonKey === undefined ? undefined : randomUUID();
-    const job = await this.queue(kind).add(kind, payload, {
-      ...(jobId ? { jobId, deduplication: { id: opts.singletonKey! } } : {}),
-      delay: opts.delayMs ?? 0,
-      priority: bullPriority(opts.priority ?? 0),
-      attempts: opts.maxAttempts ?? 3,
-      backoff: { type: "exponential", delay: opts.backoffMs ?? 1000 },
-      // a bounded history: BullMQ drops the older finished jobs as new ones finish
-      removeOnComplete: { age: Math.ceil(this.history.finishedMs / 1000), count: this.history.perKind },
-      removeOnFail: { age: Math.ceil(this.history.deadMs / 1000), count: this.history.perKind },
+    return this.reachable(async () => {
+      // a singleton job gets an id of ours, so a deduplicated add (which answers the holder's id) shows
+      const jobId = opts.singletonKey === undefined ? undefined : randomUUID();
+      const job = await this.queue(kind).add(kind, payload, {
+        ...(jobId ? { jobId, deduplication: { id: opts.singletonKey! } } : {}),
+        delay: opts.delayMs ?? 0,
+        priority: bullPriority(opts.priority ?? 0),
+        attempts: opts.maxAttempts ?? 3,
+        backoff: { type: "exponential", delay: opts.backoffMs ?? 1000 },
+        // a bounded history: BullMQ drops the older finished jobs as new ones finish
+        removeOnComplete: { age: Math.ceil(this.history.finishedMs / 1000), count: this.history.perKind },
+        removeOnFail: { age: Math.ceil(this.history.deadMs / 1000), count: this.history.perKind },
+      });
+      return { id: jobKey(kind, String(job.id)), deduplicated: jobId !== undefined && job.id !== jobId };
     });
-    return { id: jobKey(kind, String(job.id)), deduplicated: jobId !== undefined && job.id !== jobId };
   }
 
   /**
@@ -212,7 +273,7 @@ export class BullmqQueue implements JobQueue {
       heads.zrange(keys.prioritized!, 0, 0, "WITHSCORES");
       heads.zrange(keys.delayed!, 0, 0, "WITHSCORES");
     }
-    const replies = (await heads.exec()) ?? [];
+    const replies = (await this.reachable(() => heads.exec())) ?? [];
     const candidates: { kind: JobKind; id: string; first: boolean }[] = [];
     kinds.forEach((kind, i) => {
       const [wait, prioritized, delayed] = [0, 1, 2].map((k) => replies[i * 3 + k]?.[1]);
@@ -227,7 +288,7 @@ export class BullmqQueue implements JobQueue {
     const fields = this.connection.pipeline();
     for (const c of candidates)
       fields.hmget(this.queue(c.kind).toKey(c.id), "priority", "timestamp", "delay");
-    const values = (await fields.exec()) ?? [];
+    const values = (await this.reachable(() => fields.exec())) ?? [];
     const order = candidates.map((c, i) => {
       const [priority, timestamp, delay] = ((values[i]?.[1] as (string | null)[]) ?? []).map(Number);
       return {
@@ -256,7 +317,9 @@ export class BullmqQueue implements JobQueue {
         // claimed once more than allowed: the last attempt's lease lapsed
         const reason = "lease expired with no attempts left";
         await job.moveToFailed(new UnrecoverableError(reason), token, false);
-        await this.connection.hincrby(this.queue(kind).toKey(String(job.id)), "ats", -1);
+        await this.reachable(() =>
+          this.connection.hincrby(this.queue(kind).toKey(String(job.id)), "ats", -1),
+        );
         await this.dead.emit({ ...info, state: "dead", attempts: info.maxAttempts, lastError: reason });
         continue;
       }
@@ -329,29 +392,31 @@ export class BullmqQueue implements JobQueue {
     const key = this.queue(job.queueName as JobKind).toKey(String(job.id));
     const undo = this.connection.multi().hincrby(key, "ats", -1);
     if (opts.reason) undo.hset(key, "failedReason", opts.reason);
-    await undo.exec();
+    await this.reachable(() => undo.exec());
   }
 
   async cancel(jobId: string): Promise<boolean> {
-    const { kind, id } = splitKey(jobId);
-    if (!isKind(kind)) return false;
-    const q = this.queue(kind);
-    const job = await q.getJob(id);
-    if (!job) return false;
-    const state = await job.getState();
-    if (!OPEN_STATES.includes(state)) return false;
-    const info = this.info(kind, job, STATE_OF[state] ?? "waiting");
-    // an active job's holder learns of it at its next heartbeat, which finds no lock
-    if (state === "active") await this.connection.del(`${q.toKey(id)}:lock`);
-    const removed = await job.remove().then(
-      () => true,
-      () => false,
-    );
-    if (!removed) return false;
-    const cancelled: JobInfo = { ...info, state: "cancelled", updatedAt: new Date().toISOString() };
-    await this.connection.hset(this.cancelledKey, jobId, JSON.stringify(cancelled));
-    await this.pruneCancelled();
-    return true;
+    return this.reachable(async () => {
+      const { kind, id } = splitKey(jobId);
+      if (!isKind(kind)) return false;
+      const q = this.queue(kind);
+      const job = await q.getJob(id);
+      if (!job) return false;
+      const state = await job.getState();
+      if (!OPEN_STATES.includes(state)) return false;
+      const info = this.info(kind, job, STATE_OF[state] ?? "waiting");
+      // an active job's holder learns of it at its next heartbeat, which finds no lock
+      if (state === "active") await this.connection.del(`${q.toKey(id)}:lock`);
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      if (!removed) return false;
+      const cancelled: JobInfo = { ...info, state: "cancelled", updatedAt: new Date().toISOString() };
+      await this.connection.hset(this.cancelledKey, jobId, JSON.stringify(cancelled));
+      await this.pruneCancelled();
+      return true;
+    });
   }
 
   /** Cancelled jobs are kept like completed ones: for `finishedMs`, at most `perKind` (over all kinds). */
@@ -366,60 +431,71 @@ export class BullmqQueue implements JobQueue {
   }
 
   async get(jobId: string): Promise<JobInfo | undefined> {
-    const { kind, id } = splitKey(jobId);
-    if (!isKind(kind)) return undefined;
-    const job = await this.queue(kind).getJob(id);
-    if (job) return this.info(kind, job, await this.stateOf(job));
-    const cancelled = await this.connection.hget(this.cancelledKey, jobId);
-    return cancelled ? (JSON.parse(cancelled) as JobInfo) : undefined;
+    return this.reachable(async () => {
+      const { kind, id } = splitKey(jobId);
+      if (!isKind(kind)) return undefined;
+      const job = await this.queue(kind).getJob(id);
+      if (job) return this.info(kind, job, await this.stateOf(job));
+      const cancelled = await this.connection.hget(this.cancelledKey, jobId);
+      return cancelled ? (JSON.parse(cancelled) as JobInfo) : undefined;
+    });
   }
 
   /** Reads only the lists of the states asked for, the newest `limit` of each, knowing their state. */
   async list(filter: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
-    const limit = filter.limit ?? 100;
-    const states = filter.states?.length ? filter.states : JOB_STATES;
-    const out: JobInfo[] = [];
-    for (const state of states) {
-      const types = BULL_TYPES[state];
-      if (!types) continue;
-      for (const kind of JOB_KINDS)
-        for (const job of await this.queue(kind).getJobs(types, 0, limit - 1))
-          out.push(this.info(kind, job, state));
-    }
-    if (states.includes("cancelled"))
-      for (const text of Object.values(await this.connection.hgetall(this.cancelledKey)))
-        out.push(JSON.parse(text) as JobInfo);
-    return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
+    return this.reachable(async () => {
+      const limit = filter.limit ?? 100;
+      const states = filter.states?.length ? filter.states : JOB_STATES;
+      const out: JobInfo[] = [];
+      for (const state of states) {
+        const types = BULL_TYPES[state];
+        if (!types) continue;
+        for (const kind of JOB_KINDS)
+          for (const job of await this.queue(kind).getJobs(types, 0, limit - 1))
+            out.push(this.info(kind, job, state));
+      }
+      if (states.includes("cancelled"))
+        for (const text of Object.values(await this.connection.hgetall(this.cancelledKey)))
+          out.push(JSON.parse(text) as JobInfo);
+      return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit);
+    });
   }
 
   async counts(): Promise<Record<JobState, number>> {
-    const out = emptyCounts();
-    for (const kind of JOB_KINDS) {
-      const c = await this.queue(kind).getJobCounts(
-        "waiting",
-        "prioritized",
-        "delayed",
-        "active",
-        "completed",
-        "failed",
-      );
-      out.waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
-      out.delayed += c.delayed ?? 0;
-      out.active += c.active ?? 0;
-      out.completed += c.completed ?? 0;
-      out.dead += c.failed ?? 0;
-    }
-    out.cancelled = await this.connection.hlen(this.cancelledKey);
-    return out;
+    return this.reachable(async () => {
+      const out = emptyCounts();
+      for (const kind of JOB_KINDS) {
+        const c = await this.queue(kind).getJobCounts(
+          "waiting",
+          "prioritized",
+          "delayed",
+          "active",
+          "completed",
+          "failed",
+        );
+        out.waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
+        out.delayed += c.delayed ?? 0;
+        out.active += c.active ?? 0;
+        out.completed += c.completed ?? 0;
+        out.dead += c.failed ?? 0;
+      }
+      out.cancelled = await this.connection.hlen(this.cancelledKey);
+      return out;
+    });
   }
 
   onDeadLetter(listener: DeadLetterListener): void {
     this.dead.add(listener);
   }
 
+  /** Closes gracefully, or — Redis away — after CLOSE_WAIT_MS drops the connections. */
   async close(): Promise<void> {
-    await Promise.all([...this.workers.values()].map((w) => w.close(true)));
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
-    await this.connection.quit().catch(() => undefined);
+    const graceful = (async () => {
+      await Promise.all([...this.workers.values()].map((w) => w.close(true)));
+      await Promise.all([...this.queues.values()].map((q) => q.close()));
+      await this.connection.quit();
+    })().catch(() => undefined);
+    await Promise.race([graceful, sleep(CLOSE_WAIT_MS)]);
+    for (const c of [this.connection, ...this.workerConnections]) c.disconnect();
   }
 }

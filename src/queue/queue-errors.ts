@@ -1,5 +1,5 @@
 /** Queue failures callers decide on by class. */
-import { HandoffError } from "../shared/errors.js";
+import { HandoffError, TasksGodzillaError } from "../shared/errors.js";
 
 /** The lease token is no longer the job's: it expired and another worker took it, or it was cancelled. */
 export class LeaseLostError extends HandoffError {
@@ -15,4 +15,10 @@ export class WorkerStoppingError extends HandoffError {
   constructor(workerId: string) {
     super(`worker ${workerId} is stopping; its jobs go back to the queue`);
   }
+}
+
+/** The queue's backend (Redis) does not answer: the call failed fast, and may succeed later. */
+export class QueueUnavailableError extends TasksGodzillaError {
+  readonly code = "queue_unavailable";
+  override readonly retryable = true;
 }

@@ -2,8 +2,14 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ZodError } from "zod";
 import { CodeMachineImportError } from "../codemachine/import-errors.js";
+import { QueueUnavailableError } from "../queue/queue-errors.js";
 import { InvalidInputError, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { DuplicateNameError, IllegalTransitionError, StatusConflictError } from "../store/store-errors.js";
+
+/** The reply of a route whose work goes through the job queue, when its Redis is away. */
+export const QUEUE_UNAVAILABLE = {
+  description: "The job queue (Redis) is not reachable: the call fails fast (`queue_unavailable`)",
+};
 
 /** The request is valid but the state of the run, step or project does not allow it. */
 export class ConflictError extends TasksGodzillaError {
@@ -36,6 +42,7 @@ function statusOf(err: unknown): number {
   if (err instanceof ForbiddenError) return 403;
   if (err instanceof NotFoundError) return 404;
   if (err instanceof UnsupportedMediaTypeError) return 415;
+  if (err instanceof QueueUnavailableError) return 503;
   if (
     err instanceof ConflictError ||
     err instanceof IllegalTransitionError ||

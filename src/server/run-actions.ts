@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import type { JobKind, JobQueue } from "../queue/job-queue.js";
+import { QueueUnavailableError } from "../queue/queue-errors.js";
 import { projectWorkspace } from "../services/project-service.js";
 import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, DONE_STEP_STATUSES } from "../store/status.js";
@@ -40,10 +41,32 @@ export async function perform(
   decide: (tx: StoreOps) => Promise<ActionOutcome>,
 ): Promise<ActionDone> {
   const outcome = await store.transaction(decide);
-  const job = outcome.job
-    ? await queue.enqueue(outcome.job.kind, outcome.job.payload, { singletonKey: outcome.job.singletonKey })
-    : undefined;
+  const job = outcome.job ? await enqueueAfterCommit(queue, outcome.run, outcome.job) : undefined;
   return { run: outcome.run, step: outcome.step, job, message: outcome.message };
+}
+
+/**
+ * Queues the job of a change already committed. When the queue is away the change stays, and the
+ * error says what becomes of it: a running or planning run gets its job from the reconciler.
+ */
+export async function enqueueAfterCommit(
+  queue: JobQueue,
+  run: ProtocolRun,
+  job: JobRequest,
+): Promise<{ id: string; deduplicated: boolean }> {
+  try {
+    return await queue.enqueue(job.kind, job.payload, { singletonKey: job.singletonKey });
+  } catch (err) {
+    if (!(err instanceof QueueUnavailableError)) throw err;
+    const next =
+      run.status === "running" || run.status === "planning"
+        ? "the reconciler queues its job once the queue is back"
+        : "ask again once the queue is back";
+    throw new QueueUnavailableError(
+      `${err.message}; protocol run ${run.id} is ${run.status} (saved), and ${next}`,
+      { cause: err },
+    );
+  }
 }
 
 export const jobs = {

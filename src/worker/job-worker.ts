@@ -36,9 +36,16 @@ export interface WorkerOptions {
 
 /** A queue call after the job ran (complete, fail, release): retried through connection trouble while the lease holds. */
 const SETTLE_RETRY_MS = 500;
+/** How long a stop that aborts waits for its jobs to be handed back (the queue may be away). */
+const HANDBACK_WAIT_MS = 5000;
 
 export class JobWorker {
   private stopping = false;
+  /** Aborted by stop: ends the loop's waits (a backoff, a claim the queue does not answer). */
+  private readonly halt = new AbortController();
+  private readonly stopped = new Promise<undefined>((resolve) =>
+    this.halt.signal.addEventListener("abort", () => resolve(undefined), { once: true }),
+  );
   private readonly running = new Set<Promise<void>>();
   private readonly controllers = new Set<AbortController>();
   private loop: Promise<void> | undefined;
@@ -61,33 +68,49 @@ export class JobWorker {
     this.loop ??= this.run();
   }
 
+  /** Sleeps, or less when the worker stops. */
+  private pause(ms: number): Promise<unknown> {
+    return sleep(ms, undefined, { signal: this.halt.signal }).catch(() => undefined);
+  }
+
   private async run(): Promise<void> {
     const kinds = Object.keys(this.opts.handlers) as JobKind[];
     let backoff = 0;
     while (!this.stopping) {
       if (this.running.size >= (this.opts.concurrency ?? 1)) {
-        await Promise.race(this.running);
+        await Promise.race([...this.running, this.stopped]);
         continue;
       }
       let job: ClaimedJob | undefined;
       try {
-        job = await this.opts.queue.claim(this.opts.workerId, this.leaseMs, kinds);
+        const claiming = this.opts.queue.claim(this.opts.workerId, this.leaseMs, kinds);
+        job = await Promise.race([claiming, this.stopped]);
+        if (this.stopping) {
+          this.handBackLate(claiming);
+          break;
+        }
         backoff = 0;
       } catch (err) {
         // a dropped database or Redis connection: back off (doubling, at most 5 s) and try again
         backoff = Math.min(5_000, Math.max(250, backoff * 2));
         this.log("warn", "claim failed; retrying", { error: errorMessage(err), retry_in_ms: backoff });
-        await sleep(backoff);
+        await this.pause(backoff);
         continue;
       }
       if (!job) {
-        await sleep(this.opts.pollMs ?? 500);
+        await this.pause(this.opts.pollMs ?? 500);
         continue;
       }
       const p = this.execute(job).finally(() => this.running.delete(p));
       this.running.add(p);
     }
-    await Promise.allSettled(this.running);
+  }
+
+  /** A claim still under way when the worker stopped: a job it brings goes straight back. */
+  private handBackLate(claiming: Promise<ClaimedJob | undefined>): void {
+    claiming
+      .then((job) => job && this.opts.queue.release(job.id, job.leaseToken, { reason: "worker stopping" }))
+      .catch(() => undefined);
   }
 
   /**
@@ -194,11 +217,21 @@ export class JobWorker {
 
   /**
    * Stops claiming and waits for the running jobs. With `abort`, they are aborted and handed back
-   * to the queue (their steps go back to pending) for another worker to continue at once.
+   * to the queue (their steps go back to pending) for another worker to continue at once; that
+   * wait is bounded by HANDBACK_WAIT_MS.
    */
   async stop(opts: { abort?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    this.halt.abort();
     if (opts.abort) for (const c of this.controllers) c.abort(new WorkerStoppingError(this.opts.workerId));
     await this.loop;
+    const settled = Promise.allSettled(this.running).then(() => true);
+    if (!opts.abort) {
+      await settled;
+      return;
+    }
+    // handing back needs the queue: when it is away, the jobs' leases lapse instead
+    if (!(await Promise.race([settled, sleep(HANDBACK_WAIT_MS).then(() => false)])))
+      this.log("warn", "jobs not handed back in time; their leases lapse", { jobs: this.running.size });
   }
 }

@@ -3,19 +3,10 @@
  * the states asked for (counted in Redis's own command statistics), and calls that fail fast with a
  * clear error while Redis is away.
  */
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
-import { redisServer, redisServerBinary } from "../service/process-harness.js";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort, redisServer, redisServerBinary } from "../service/process-harness.js";
 
 const redis = redisServer(await freePort());
 const queues: BullmqQueue[] = [];

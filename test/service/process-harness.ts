@@ -3,7 +3,7 @@
  * PID), a redis-server of the test's own, and a Postgres schema of its own.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
@@ -111,6 +111,15 @@ const listening = (port: number) =>
     });
     s.once("error", () => resolve(false));
   });
+
+/** A port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** A redis-server of the test's own on `port`, without persistence (as Redis often runs), to kill and restart. */
 export function redisServer(port: number) {

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { NotFoundError } from "../../shared/errors.js";
 import { EVENT } from "../../store/event-types.js";
 import type { ProtocolRun, StepRun, StoreOps } from "../../store/types.js";
-import { ConflictError } from "../api-errors.js";
+import { ConflictError, QUEUE_UNAVAILABLE } from "../api-errors.js";
 import { EnqueuedJob, ProtocolRunOut, protocolOut, StepRunOut, stepOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import {
@@ -261,6 +261,7 @@ export function actionRoutes(app: FastifyInstance, ctx: ServerContext): void {
         200: ActionReply,
         404: { description: "No such run, or no step for run_next_step/retry_latest" },
         409: conflict,
+        503: QUEUE_UNAVAILABLE,
       },
       projectToken: true,
     },
@@ -289,7 +290,7 @@ export function actionRoutes(app: FastifyInstance, ctx: ServerContext): void {
         "never-run step). approve: the step is completed by hand; a run whose steps are all done completes. " +
         "A running run advances by itself: pause it first.",
       params: z.object({ id: Id.describe("Step run id."), action: z.enum(STEP_ACTIONS) }),
-      responses: { 200: ActionReply, 409: conflict },
+      responses: { 200: ActionReply, 409: conflict, 503: QUEUE_UNAVAILABLE },
       projectToken: true,
     },
     async ({ params }, req) => {

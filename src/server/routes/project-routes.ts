@@ -10,9 +10,11 @@ import { ProtocolSpec, QA_POLICIES } from "../../spec/schema.js";
 import { EVENT } from "../../store/event-types.js";
 import type { Project } from "../../store/types.js";
 import { type ImportSource, importJobOf } from "../../worker/job-handlers.js";
+import { QUEUE_UNAVAILABLE } from "../api-errors.js";
 import { EnqueuedJob, ProjectOut, ProtocolRunOut, projectOut, protocolOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import { documentedAs } from "../openapi.js";
+import { enqueueAfterCommit } from "../run-actions.js";
 import { checkRunPlaces } from "../run-places.js";
 import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 
@@ -230,7 +232,11 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
       summary: "Import a CodeMachine workspace as a protocol run (now, or queued with enqueue=true)",
       params: IdParam,
       body: ImportBody,
-      responses: { 200: ImportReply, 409: { description: "The project already has a run of that name" } },
+      responses: {
+        200: ImportReply,
+        409: { description: "The project already has a run of that name" },
+        503: QUEUE_UNAVAILABLE,
+      },
       projectToken: true,
     },
     async ({ params, body }, req) => {
@@ -263,8 +269,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
             });
           },
         });
-        const { kind, payload, singletonKey } = importJobOf(run, source);
-        const job = await ctx.queue.enqueue(kind, payload, { singletonKey });
+        const job = await enqueueAfterCommit(ctx.queue, run, importJobOf(run, source));
         return { protocol_run: protocolOut(run), job, message: "import queued" };
       }
       // imported before anything is created: a package that cannot be imported leaves no run behind
@@ -294,7 +299,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
       tag: "protocols",
       summary: "Audit stored specs (queued)",
       body: AuditBody,
-      responses: { 200: z.object({ job: EnqueuedJob, message: z.string() }) },
+      responses: { 200: z.object({ job: EnqueuedJob, message: z.string() }), 503: QUEUE_UNAVAILABLE },
     },
     async ({ body }, req) => {
       if (body.project_id) await accessible(req, body.project_id);

@@ -2,10 +2,14 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { JOB_KINDS, type JobQueue, type JobState } from "../../queue/job-queue.js";
+import { errorMessage } from "../../shared/errors.js";
+import { QUEUE_UNAVAILABLE } from "../api-errors.js";
 import { JobOut, jobOut, ORIGINAL_JOB_STATUSES, ORIGINAL_STATUS_STATES } from "../api-shapes.js";
 import { renderDocsPage } from "../docs-page.js";
 import { openApiDocument } from "../openapi.js";
 import { route, type ServerContext } from "../server-context.js";
+
+const Reachability = z.enum(["ok", "down"]);
 
 const OUR_STATES = ["waiting", "delayed", "active", "completed", "failed", "dead", "cancelled"] as const;
 
@@ -70,23 +74,37 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext, queueBack
       method: "GET",
       url: "/health",
       tag: "system",
-      summary: "Liveness and database check",
+      summary: "Liveness, database and job queue check",
       auth: "none",
       responses: {
         200: z.object({ status: z.literal("ok") }),
         503: {
-          description: "The database does not answer",
-          schema: z.object({ status: z.literal("degraded") }),
+          description: "The database or the job queue (Redis) does not answer",
+          schema: z.object({
+            status: z.literal("degraded"),
+            database: Reachability,
+            queue: Reachability,
+            detail: z.string().describe("What does not answer, and why."),
+          }),
         },
       },
     },
     async (_input, _req, reply) => {
-      try {
-        await store.listProjects();
-        return { status: "ok" };
-      } catch {
-        return reply.status(503).send({ status: "degraded" });
-      }
+      const problems: string[] = [];
+      const check = async (what: string, probe: () => Promise<unknown>) =>
+        probe().then(
+          () => "ok" as const,
+          (err: unknown) => {
+            problems.push(`${what}: ${errorMessage(err)}`);
+            return "down" as const;
+          },
+        );
+      const [database, queue] = await Promise.all([
+        check("database", () => store.listProjects()),
+        check("queue", () => ctx.queue.counts()),
+      ]);
+      if (problems.length === 0) return { status: "ok" };
+      return reply.status(503).send({ status: "degraded", database, queue, detail: problems.join("; ") });
     },
   );
   route(
@@ -98,7 +116,10 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext, queueBack
       tag: "system",
       summary: "Prometheus metrics (text format); see docs/api.md for the families",
       auth: "none",
-      responses: { 200: { description: "Prometheus text exposition", contentType: "text/plain" } },
+      responses: {
+        200: { description: "Prometheus text exposition", contentType: "text/plain" },
+        503: QUEUE_UNAVAILABLE,
+      },
     },
     async (_input, _req, reply) =>
       reply.type("text/plain; version=0.0.4").send(await ctx.metrics.render(store, ctx.queue)),
@@ -139,7 +160,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext, queueBack
       url: "/queues",
       tag: "queues",
       summary: "Queue stats",
-      responses: { 200: QueuesReply },
+      responses: { 200: QueuesReply, 503: QUEUE_UNAVAILABLE },
     },
     async () => queueStats(ctx.queue, queueBackend),
   );
@@ -152,7 +173,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext, queueBack
       tag: "queues",
       summary: "Recent jobs, optionally of one status",
       query: JobsQuery,
-      responses: { 200: z.array(JobOut) },
+      responses: { 200: z.array(JobOut), 503: QUEUE_UNAVAILABLE },
     },
     async ({ query }) => {
       const states = statesFor(query.status);

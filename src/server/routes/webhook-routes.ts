@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { InvalidInputError } from "../../shared/errors.js";
-import { UnauthorizedError } from "../api-errors.js";
+import { QUEUE_UNAVAILABLE, UnauthorizedError } from "../api-errors.js";
 import { EnqueuedJob } from "../api-shapes.js";
 import { githubSignatureMatches, safeEqual } from "../auth.js";
 import { perform } from "../run-actions.js";
@@ -120,6 +120,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
       200: WebhookReply,
       401: { description: "Bad or missing signature/token, or webhooks not configured; nothing recorded" },
       404: { description: "No run for the branch (or the given protocol_run_id)" },
+      503: QUEUE_UNAVAILABLE,
     },
   };
 
