@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
 import { killOrphan, type ProcessIdentity } from "../engines/process/process-identity.js";
+import { requireWorktree, WorktreeGoneError } from "../git/run-worktree.js";
 import { errorMessage, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, canMoveStep, DONE_STEP_STATUSES } from "../store/status.js";
@@ -74,6 +75,14 @@ export class ProtocolRunner {
       const now = await store.getProtocolRun(runId);
       if (now.status === "completed" || now.status === "cancelled") return now;
       if (RESUMABLE.includes(now.status) && !resume) return now;
+      try {
+        requireWorktree(now);
+      } catch (err) {
+        if (!(err instanceof WorktreeGoneError)) throw err;
+        // said once, on the run: nothing can run in a folder that is gone
+        if (!canMoveProtocol(now.status, "blocked")) throw err;
+        return blockRun(store, runId, err.message, { reason: "worktree_gone", worktree: now.worktreePath });
+      }
       const ctx = await loadRunContext(this.deps, runId);
       const scope: RunScope = {
         deps: this.deps,
@@ -140,7 +149,7 @@ export class ProtocolRunner {
 
   /** QA again on what the step already produced (API run_qa, CI success), then its policies. */
   private async qaOnly(scope: RunScope, step: StepRun): Promise<StepOutcome> {
-    const { ctx, store } = scope;
+    const { ctx } = scope;
     const engine = this.deps.registry.get(engineIdFor(ctx, step.stepName));
     let resolved: ReturnType<typeof resolveFor>;
     try {

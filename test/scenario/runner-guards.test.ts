@@ -523,6 +523,20 @@ describe("triggers an agent asks for", () => {
   });
 });
 
+describe("a run whose folder is gone", () => {
+  it("blocks once, saying the worktree no longer exists, and runs nothing", async () => {
+    const run = await create({ steps: [shellStep("a", "echo a")] });
+    const { rmSync } = await import("node:fs");
+    rmSync(s.repo, { recursive: true, force: true });
+    const r = await runnerFor(s).run(run.id);
+    expect(r.status).toBe("blocked");
+    const seen = await inspect(s.store, run.id);
+    expect(seen.of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "worktree_gone" });
+    expect(seen.of("protocol_blocked")[0]!.message).toMatch(/no longer exists/);
+    expect(seen.of("step_started")).toHaveLength(0);
+  });
+});
+
 describe("resuming a run whose finished steps changed", () => {
   it("does not fail a completed step whose prompt file is gone by now", async () => {
     const r = await runSpec(

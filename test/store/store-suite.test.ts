@@ -90,7 +90,9 @@ for (const backend of ["sqlite", "postgres"] as const) {
 
     it("lists step states and the run's status without their JSON, the triggered flag read in SQL", async () => {
       const { run, steps } = await seed();
-      await store.updateStepRun(steps[1]!.id, { runtimeState: { triggered: true, other: { triggered: false } } });
+      await store.updateStepRun(steps[1]!.id, {
+        runtimeState: { triggered: true, other: { triggered: false } },
+      });
       await store.updateStepRun(steps[0]!.id, { runtimeState: { note: '"triggered":true' } });
       expect(await store.listStepStates(run.id)).toEqual([
         { id: steps[0]!.id, stepName: "a", stepIndex: 0, status: "pending", triggered: false },
