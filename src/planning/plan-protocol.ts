@@ -16,6 +16,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { settingsFor } from "../config/engine-settings.js";
+import { withProjectDefaults } from "../config/load-config.js";
 import type { EngineRequest, TokenUsage } from "../engines/engine-port.js";
 import { checkpoint } from "../git/checkpoints.js";
 import { branchExists, repoRoot } from "../git/git-command.js";
@@ -163,7 +164,7 @@ async function planInto(
   const repo = await repoRoot(project.localPath ?? project.gitUrl);
   const base = existing.baseBranch;
   await baseStart(repo, base);
-  const config = deps.configFor(repo);
+  const config = withProjectDefaults(deps.configFor(repo), project.defaultModels);
   const earlier = recordedChoice(existing);
   const choice: PlanningChoice = {
     engine: input.engine ?? earlier.engine ?? config.engine,
@@ -287,7 +288,11 @@ async function planInto(
     schema: planValidator(deps.registry.ids()),
     answerName: "plan",
     signal,
-    transcriptPath: (n) => join(protocolRoot, TRANSCRIPTS_DIR, `plan.${n}.jsonl`),
+    // the planner works in this worktree: a link it planted there is not followed
+    transcriptPath: (n) => ({
+      path: join(protocolRoot, TRANSCRIPTS_DIR, `plan.${n}.jsonl`),
+      roots: [protocolRoot],
+    }),
     retries: config.engineRetries,
   });
   const usage = await recordCalls(deps, run, engineId, model, answer.attempts);
