@@ -1,13 +1,17 @@
 /**
- * Per-engine concurrency caps across every worker of one database (`TASKSGODZILLA_ENGINE_CONCURRENCY`,
- * e.g. `codex=2,claude-code=1`): a step waits for a slot before its engine call and renews it while
- * the call runs, so a crashed worker's slot frees itself when its lease lapses; a worker that loses
- * its slot stops the call.
+ * Concurrency caps across every worker of one database (`TASKSGODZILLA_ENGINE_CONCURRENCY`, e.g.
+ * `codex=2,claude-code=1,provider:openai=3`): per engine id, and per provider, where an engine's
+ * provider is its `provider` setting (`engines.<id>.provider` in the project's config, or
+ * `TASKSGODZILLA_ENGINE_<ID>_PROVIDER`; an engine without one counts under no provider). A call
+ * waits until it holds a slot of every cap that applies and renews them while it runs, so a
+ * crashed worker's slots free themselves when their lease lapses; a worker that loses one stops the call.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConcurrencySlots } from "../queue/store-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
+
+const PROVIDER = "provider:";
 
 export function parseCaps(text: string | undefined): Record<string, number> {
   const caps: Record<string, number> = {};
@@ -16,8 +20,11 @@ export function parseCaps(text: string | undefined): Record<string, number> {
     .map((p) => p.trim())
     .filter(Boolean)) {
     const [id, n] = part.split("=");
-    if (!id || !n || !/^\d+$/.test(n) || Number(n) < 1)
-      throw new InvalidInputError(`TASKSGODZILLA_ENGINE_CONCURRENCY: "${part}" is not engine=N (N >= 1)`);
+    const name = id?.startsWith(PROVIDER) ? id.slice(PROVIDER.length) : id;
+    if (!id || !name || !/^[A-Za-z0-9._-]+$/.test(name) || !n || !/^\d+$/.test(n) || Number(n) < 1)
+      throw new InvalidInputError(
+        `TASKSGODZILLA_ENGINE_CONCURRENCY: "${part}" is not engine=N or provider:name=N (N >= 1)`,
+      );
     caps[id] = Number(n);
   }
   return caps;
@@ -29,60 +36,101 @@ const SLOT_LEASE_MS = 10_000;
 /** The engine slot a call held lapsed or was taken: the call stops and its job goes back to the queue. */
 export class EngineSlotLostError extends HandoffError {
   readonly code = "engine_slot_lost";
-  constructor(engineId: string, why: string) {
-    super(`lost the ${engineId} concurrency slot (${why}); the call stops and runs again`);
+  constructor(label: string, why: string) {
+    super(`lost the ${label} concurrency slot (${why}); the call stops and runs again`);
   }
 }
 
 export type EngineGate = NonNullable<RunnerDeps["engineGate"]>;
 
+/** The provider an engine's calls count under for the caps, if it has one. */
+export type ProviderOf = (engineId: string) => Promise<string | undefined>;
+
+export interface GateOptions {
+  holder: string;
+  /** Called when a slot cannot be kept: the job is aborted as a lost lease would abort it. */
+  onLost: (err: EngineSlotLostError) => void;
+  providerOf?: ProviderOf;
+  slotLeaseMs?: number;
+}
+
+interface Cap {
+  key: string;
+  cap: number;
+  /** For messages: the engine id, or "provider <name>". */
+  label: string;
+}
+
 /**
- * The gate of one job: waits for a slot before an engine call and renews it while the call runs.
- * When the slot cannot be kept (taken over after a lapse, or not renewable before it expires),
- * `onLost` aborts the job as a lost lease would, so two calls never run under one slot.
+ * The gate of one job: before an engine call, waits for a slot of each cap that applies (all at
+ * once or none, so a call never sits on one slot while it waits for another), then renews them
+ * while the call runs. When a slot cannot be kept (taken over after a lapse, or not renewable
+ * before it expires), `onLost` aborts the job, so two calls never run under one slot.
  */
 export function engineGate(
   slots: ConcurrencySlots,
   caps: Record<string, number>,
-  holder: string,
-  onLost: (err: EngineSlotLostError) => void,
-  slotLeaseMs = SLOT_LEASE_MS,
+  opts: GateOptions,
 ): EngineGate {
+  const slotLeaseMs = opts.slotLeaseMs ?? SLOT_LEASE_MS;
+  const providerCaps = Object.keys(caps).some((k) => k.startsWith(PROVIDER));
+  const capsOf = async (engineId: string): Promise<Cap[]> => {
+    const out: Cap[] = [];
+    if (caps[engineId]) out.push({ key: `engine:${engineId}`, cap: caps[engineId], label: engineId });
+    const provider = providerCaps ? await opts.providerOf?.(engineId) : undefined;
+    const cap = provider ? caps[`${PROVIDER}${provider}`] : undefined;
+    if (provider && cap) out.push({ key: `${PROVIDER}${provider}`, cap, label: `provider ${provider}` });
+    return out;
+  };
+  const acquireAll = async (wanted: Cap[]) => {
+    const held: { cap: Cap; token: string }[] = [];
+    for (const cap of wanted) {
+      const token = await slots.acquire(cap.key, cap.cap, opts.holder, slotLeaseMs);
+      if (!token) {
+        for (const h of held) await slots.release(h.cap.key, h.token);
+        return undefined;
+      }
+      held.push({ cap, token });
+    }
+    return held;
+  };
+
   return async (engineId, signal) => {
-    const cap = caps[engineId];
-    if (!cap) return async () => undefined;
-    const key = `engine:${engineId}`;
-    let held = await slots.acquire(key, cap, holder, slotLeaseMs);
-    while (!held) {
+    const wanted = await capsOf(engineId);
+    if (wanted.length === 0) return async () => undefined;
+    let acquired = await acquireAll(wanted);
+    while (!acquired) {
       if (signal.aborted)
         throw signal.reason instanceof Error
           ? signal.reason
           : new Error("aborted while waiting for an engine slot");
       await sleep(250);
-      held = await slots.acquire(key, cap, holder, slotLeaseMs);
+      acquired = await acquireAll(wanted);
     }
-    const slot = held;
+    const held = acquired;
     const everyMs = Math.floor(slotLeaseMs / 3);
     let until = Date.now() + slotLeaseMs;
-    const lost = (why: string) => {
+    const lost = (label: string, why: string) => {
       clearInterval(renew);
-      onLost(new EngineSlotLostError(engineId, why));
+      opts.onLost(new EngineSlotLostError(label, why));
     };
     const renew = setInterval(() => {
-      slots.renew(key, slot, slotLeaseMs).then(
-        (ok) => {
-          if (ok) until = Date.now() + slotLeaseMs;
-          else lost("it lapsed and was taken");
+      Promise.all(held.map((h) => slots.renew(h.cap.key, h.token, slotLeaseMs))).then(
+        (kept) => {
+          const gone = held.find((_, i) => !kept[i]);
+          if (gone) lost(gone.cap.label, "it lapsed and was taken");
+          else until = Date.now() + slotLeaseMs;
         },
-        // a database hiccup is ridden out while the slot still holds
+        // a database hiccup is ridden out while the slots still hold
         (err) => {
-          if (Date.now() + everyMs >= until) lost(`cannot renew it: ${errorMessage(err)}`);
+          if (Date.now() + everyMs >= until)
+            lost(held[0]!.cap.label, `cannot renew it: ${errorMessage(err)}`);
         },
       );
     }, everyMs);
     return async () => {
       clearInterval(renew);
-      await slots.release(key, slot);
+      for (const h of held) await slots.release(h.cap.key, h.token);
     };
   };
 }

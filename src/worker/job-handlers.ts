@@ -4,6 +4,7 @@
  * a planned run is not planned again, an import fills its run once.
  */
 import { importCodemachine } from "../codemachine/import-codemachine.js";
+import type { EffectiveConfig } from "../config/load-config.js";
 import { planProtocol } from "../planning/plan-protocol.js";
 import { openRunPullRequest } from "../pr/open-run-pr.js";
 import type { ClaimedJob, JobKind } from "../queue/job-queue.js";
@@ -15,7 +16,7 @@ import { auditSpecs } from "../services/spec-audit.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { QaPolicy } from "../spec/schema.js";
 import type { Json, ProtocolRun } from "../store/types.js";
-import type { EngineGate, EngineSlotLostError } from "./engine-gate.js";
+import type { EngineGate, EngineSlotLostError, ProviderOf } from "./engine-gate.js";
 import type { JobHandler } from "./job-worker.js";
 
 function optionalNum(payload: Json, key: string): number | undefined {
@@ -42,26 +43,51 @@ export function runOfJob(payload: Json): number | undefined {
 
 export interface HandlerOptions {
   /** Engine caps: the gate of one job, whose lost slot hands the job back. */
-  gate?: (onLost: (err: EngineSlotLostError) => void) => EngineGate;
+  gate?: (onLost: (err: EngineSlotLostError) => void, providerOf: ProviderOf) => EngineGate;
+}
+
+/** The config of the project a job works in: the run's project, or the repository a plan job names. */
+async function configOfJob(deps: RunnerDeps, payload: Json): Promise<EffectiveConfig | undefined> {
+  const runId = runOfJob(payload);
+  if (runId === undefined) {
+    const repo = text(payload, "repo");
+    return repo ? deps.configFor(repo) : undefined;
+  }
+  const run = await deps.store.getProtocolRun(runId);
+  const project = await deps.store.getProject(run.projectId);
+  // the project's own checkout holds its config, as for the runner
+  return deps.configFor(project.localPath ?? run.worktreePath ?? project.gitUrl);
+}
+
+/** Engines' providers for the caps: the `provider` setting in the job's project config, read once. */
+function providersOf(deps: RunnerDeps, payload: Json): ProviderOf {
+  let config: Promise<EffectiveConfig | undefined> | undefined;
+  return async (engineId) => {
+    config ??= configOfJob(deps, payload);
+    return (await config)?.engines[engineId]?.provider;
+  };
 }
 
 export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record<JobKind, JobHandler> {
-  const runner = (abort: (err: EngineSlotLostError) => void) =>
-    new ProtocolRunner(opts.gate ? { ...deps, engineGate: opts.gate(abort) } : deps);
+  /** The deps of one job: with its gate when there are caps. */
+  const depsOf = (job: ClaimedJob, abort: (err: EngineSlotLostError) => void): RunnerDeps =>
+    opts.gate ? { ...deps, engineGate: opts.gate(abort, providersOf(deps, job.payload)) } : deps;
+  const runner = (job: ClaimedJob, abort: (err: EngineSlotLostError) => void) =>
+    new ProtocolRunner(depsOf(job, abort));
   return {
     async execute_protocol(job, signal, abort) {
-      await runner(abort).run(num(job.payload, "protocol_run_id"), { signal });
+      await runner(job, abort).run(num(job.payload, "protocol_run_id"), { signal });
     },
     // the action that queued these moved the run and its step already; a run paused or blocked
     // since then is left as it is, and a step already done is not run again
     async execute_step(job, signal, abort) {
-      await runner(abort).run(num(job.payload, "protocol_run_id"), {
+      await runner(job, abort).run(num(job.payload, "protocol_run_id"), {
         signal,
         only: { stepRunId: optionalNum(job.payload, "step_run_id") },
       });
     },
     async run_qa(job, signal, abort) {
-      await runner(abort).run(num(job.payload, "protocol_run_id"), {
+      await runner(job, abort).run(num(job.payload, "protocol_run_id"), {
         signal,
         only: { stepRunId: optionalNum(job.payload, "step_run_id"), qaOnly: true },
       });
@@ -73,7 +99,7 @@ export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record
       if (runId === undefined && (!task || !repo))
         throw new InvalidInputError("plan job needs a protocol_run_id, or a task and a repo");
       // planning into a run again leaves a planned run as it is
-      const run = await planProtocol(deps, {
+      const run = await planProtocol(depsOf(job, abort), {
         runId,
         task,
         repoDir: repo,
@@ -87,7 +113,8 @@ export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record
             : undefined,
         signal,
       });
-      if (job.payload.run === true && run.status === "planned") await runner(abort).run(run.id, { signal });
+      if (job.payload.run === true && run.status === "planned")
+        await runner(job, abort).run(run.id, { signal });
     },
     async open_pr(job) {
       await openRunPullRequest(deps.store, num(job.payload, "protocol_run_id"), process.env);

@@ -2,13 +2,13 @@
  * Engine caps through the store: a slot that cannot be kept stops the call holding it, like a lost
  * lease — down to the engine's processes — while a renewal that fails once is ridden out.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
-import { EngineSlotLostError, engineGate } from "../../src/worker/engine-gate.js";
+import { EngineSlotLostError, engineGate, parseCaps } from "../../src/worker/engine-gate.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { scenario } from "../scenario/harness.js";
@@ -30,11 +30,107 @@ async function store() {
 const takeOver = (s: KyselyStore) =>
   s.kysely.updateTable("concurrency_slots").set({ token: "someone-else" }).execute();
 
+describe("engine and provider caps", () => {
+  it("are read as engine=N and provider:name=N, with an error naming a part that is neither", () => {
+    expect(parseCaps("codex=2, provider:openai=3")).toEqual({ codex: 2, "provider:openai": 3 });
+    for (const bad of ["provider:=2", "provider:openai=0", "codex", "a b=1"])
+      expect(() => parseCaps(bad), bad).toThrow(`"${bad}" is not engine=N or provider:name=N (N >= 1)`);
+  });
+
+  it("hold engines of one provider to the provider's cap, wherever their own caps leave room", async () => {
+    const { store: st } = await store();
+    const slots = new ConcurrencySlots(st.kysely);
+    const providerOf = async (id: string) => (id === "local" ? undefined : "acme");
+    const caps = { shell: 2, "provider:acme": 1 };
+    const gate = (holder: string) => engineGate(slots, caps, { holder, onLost: () => {}, providerOf });
+    const signal = new AbortController().signal;
+    const first = await gate("w1")("shell", signal);
+    let second: (() => Promise<void>) | undefined;
+    const waiting = gate("w2")("replay", signal).then((r) => {
+      second = r;
+    });
+    // no provider, no provider cap
+    await (await gate("w3")("local", signal))();
+    await sleep(600);
+    expect(second).toBeUndefined();
+    await first();
+    await waiting;
+    expect(second).toBeDefined();
+    // the engine's own slot was not kept while it waited for the provider's
+    const held = await st.kysely.selectFrom("concurrency_slots").select(["slot_key", "holder"]).execute();
+    expect(held).toEqual([{ slot_key: "provider:acme", holder: "w2" }]);
+    await second!();
+  });
+
+  it("take an engine's provider from its settings in the run's project config", {
+    timeout: 30_000,
+  }, async () => {
+    const s = await store();
+    writeFileSync(
+      join(s.repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { shell: { provider: "acme" } } }),
+    );
+    const queue = new StoreQueue(s.store.kysely, "sqlite");
+    const timeline = join(s.repo, "timeline");
+    const step = (label: string) => ({
+      id: label,
+      command: `echo start ${label} $(date +%s%N) >> ${timeline}; sleep 0.5; echo end ${label} $(date +%s%N) >> ${timeline}`,
+    });
+    for (const name of ["0001-a", "0002-b"]) {
+      const run = await shellRun(s.store, s.repo, [step(`${name}-1`), step(`${name}-2`)], name);
+      await queue.enqueue("execute_protocol", { protocol_run_id: run.id });
+    }
+    const slots = new ConcurrencySlots(s.store.kysely);
+    const workers = ["w1", "w2"].map(
+      (holder) =>
+        new JobWorker({
+          queue,
+          handlers: jobHandlers(depsFor(s.store), {
+            gate: (onLost, providerOf) =>
+              engineGate(slots, { "provider:acme": 1 }, { holder, onLost, providerOf }),
+          }),
+          workerId: holder,
+          pollMs: 50,
+        }),
+    );
+    for (const w of workers) w.start();
+    await until(
+      () => existsSync(timeline) && readFileSync(timeline, "utf8").trim().split("\n").length === 8,
+      20_000,
+      "four steps",
+    );
+    for (const w of workers) await w.stop();
+    // never two shell calls at once: every start follows the previous step's end
+    const lines = readFileSync(timeline, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" "));
+    expect(lines.map(([what]) => what)).toEqual([
+      "start",
+      "end",
+      "start",
+      "end",
+      "start",
+      "end",
+      "start",
+      "end",
+    ]);
+  });
+});
+
 describe("engine gate", () => {
   it("reports a slot taken over while the call runs", async () => {
     const { store: st } = await store();
     const lost: Error[] = [];
-    const gate = engineGate(new ConcurrencySlots(st.kysely), { shell: 1 }, "w1", (e) => lost.push(e), 600);
+    const gate = engineGate(
+      new ConcurrencySlots(st.kysely),
+      { shell: 1 },
+      {
+        holder: "w1",
+        onLost: (e) => lost.push(e),
+        slotLeaseMs: 600,
+      },
+    );
     const release = await gate("shell", new AbortController().signal);
     await sleep(450);
     expect(lost).toEqual([]);
@@ -57,9 +153,7 @@ describe("engine gate", () => {
     const release = await engineGate(
       slots,
       { shell: 1 },
-      "w1",
-      (e) => lost.push(e),
-      600,
+      { holder: "w1", onLost: (e) => lost.push(e), slotLeaseMs: 600 },
     )("shell", new AbortController().signal);
     await sleep(1000);
     expect(failures).toBeLessThan(0);
@@ -82,7 +176,7 @@ describe("engine gate", () => {
     const worker = new JobWorker({
       queue,
       handlers: jobHandlers(depsFor(s.store), {
-        gate: (onLost) => engineGate(slots, { shell: 1 }, "w1", onLost, 600),
+        gate: (onLost) => engineGate(slots, { shell: 1 }, { holder: "w1", onLost, slotLeaseMs: 600 }),
       }),
       workerId: "w1",
       pollMs: 50,

@@ -24,7 +24,7 @@ function handlerOptions(store: KyselyStore, holder: string): HandlerOptions {
   const caps = parseCaps(process.env.TASKSGODZILLA_ENGINE_CONCURRENCY);
   if (Object.keys(caps).length === 0) return {};
   const slots = new ConcurrencySlots(store.kysely);
-  return { gate: (onLost) => engineGate(slots, caps, holder, onLost) };
+  return { gate: (onLost, providerOf) => engineGate(slots, caps, { holder, onLost, providerOf }) };
 }
 
 /**
