@@ -163,15 +163,14 @@ echo '{"type":"turn.completed","usage":{"input_tokens":5,"output_tokens":1}}'`),
     expect(result.truncatedBytes).toBeGreaterThan(200_000);
   });
 
-  it("says so when the event a CLI needed was longer than the output cap and never parsed", async () => {
-    const big = "x".repeat(5000);
+  it("says so when a line was too long to hold and never reached the parser", async () => {
     const { result } = await run(
       claudeCodeAdapter,
-      fakeCli(`echo '${claudeInit("s1")}'\necho '${claudeResult("s1", big)}'`),
+      fakeCli(`echo '${claudeInit("s1")}'; head -c 17000000 /dev/zero | tr '\\0' x; echo`),
       { maxOutputBytes: 4000 },
     );
     expect(result).toMatchObject({ ok: false, error: { kind: "bad_output" } });
-    expect(result.error!.message).toMatch(/1 line\(s\) longer than max_output_bytes not parsed/);
+    expect(result.error!.message).toMatch(/1 line\(s\) too long to parse/);
     expect(result.truncatedBytes).toBeGreaterThan(0);
   });
 

@@ -94,6 +94,20 @@ describe("runProcess", () => {
     expect(both.stderr).toMatch(/^e{250}\n\[… 2500 bytes dropped …\]\ne{250}$/);
   });
 
+  it("passes on a line longer than the output cap whole", async () => {
+    const p = startProcess({
+      command: "bash",
+      args: ["-c", "printf '%s\\nend\\n' \"$(head -c 5000 /dev/zero | tr '\\0' x)\""],
+      cwd,
+      timeoutMs: 5000,
+      maxOutputBytes: 1000,
+    });
+    const seen: string[] = [];
+    for await (const line of p.lines()) seen.push(line);
+    expect(seen).toEqual(["x".repeat(5000), "end"]);
+    expect(await p.result).toMatchObject({ droppedLines: 0 });
+  });
+
   it("streams every stdout line past the cap, the last one included", async () => {
     const p = startProcess({
       command: "bash",
@@ -113,13 +127,14 @@ describe("runProcess", () => {
     ["in pieces", "echo short; head -c 5000 /dev/zero | tr '\\0' x; echo; echo after"],
     // one write: the whole line arrives in a single chunk
     ["at once", "printf 'short\\n%s\\nafter\\n' \"$(head -c 5000 /dev/zero | tr '\\0' x)\""],
-  ])("drops a line longer than the cap that arrives %s, and counts it", async (_how, script) => {
+  ])("drops a line longer than the line limit that arrives %s, and counts it", async (_how, script) => {
     const p = startProcess({
       command: "bash",
       args: ["-c", script],
       cwd,
       timeoutMs: 5000,
       maxOutputBytes: 1000,
+      maxLineBytes: 1000,
     });
     const seen: string[] = [];
     for await (const line of p.lines()) seen.push(line);

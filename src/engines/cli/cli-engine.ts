@@ -299,10 +299,8 @@ export class CliEngine implements Engine {
         return fail(classifyFailure(`${this.id} ${how}: ${words || "no output"}`, undefined, evidence));
       }
       if (!summary.finalMessage) {
-        // an event longer than the output cap never reached the parser: it may be the one that was missing
-        const dropped = outcome.droppedLines
-          ? `, ${outcome.droppedLines} line(s) longer than max_output_bytes not parsed`
-          : "";
+        // a line too long to hold never reached the parser: it may be the event that was missing
+        const dropped = outcome.droppedLines ? `, ${outcome.droppedLines} line(s) too long to parse` : "";
         return fail(
           failure(
             "bad_output",

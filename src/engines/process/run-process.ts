@@ -29,10 +29,14 @@ export interface ProcessOptions {
   timeoutMs: number;
   /**
    * Cap on stdout + stderr kept in memory (the start and the end of each, half the cap per stream);
-   * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full,
-   * but for a line longer than the cap itself, which is dropped and counted in `droppedLines`.
+   * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full.
    */
   maxOutputBytes: number;
+  /**
+   * The longest stdout line passed to `lines()`; a longer one is dropped whole and counted in
+   * `droppedLines`. Default: the larger of `maxOutputBytes` and MAX_LINE_BYTES.
+   */
+  maxLineBytes?: number | undefined;
   signal?: AbortSignal | undefined;
   /** Time between SIGTERM and SIGKILL; default 2000 ms. */
   killGraceMs?: number | undefined;
@@ -46,7 +50,7 @@ export interface ProcessOutcome {
   timedOut: boolean;
   aborted: boolean;
   truncatedBytes: number;
-  /** Stdout lines longer than `maxOutputBytes`, dropped whole instead of reaching `lines()`. */
+  /** Stdout lines longer than `maxLineBytes`, dropped whole instead of reaching `lines()`. */
   droppedLines: number;
   durationMs: number;
   pid: number | undefined;
@@ -67,6 +71,12 @@ function isExecutable(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * A single line is held whole until it ends, whatever the output cap: a CLI's events (Claude Code's
+ * first one lists every tool) must be parsed even under a small cap. This bounds what one line may take.
+ */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 export function findBinary(name: string, pathEnv: string | undefined = process.env.PATH): string | undefined {
   if (name.includes("/")) {
@@ -210,7 +220,7 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   });
   const stdout = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
   const stderr = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
-  const lines = new LineQueue(opts.maxOutputBytes);
+  const lines = new LineQueue(opts.maxLineBytes ?? Math.max(opts.maxOutputBytes, MAX_LINE_BYTES));
   let timedOut = false;
   let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
