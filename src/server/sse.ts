@@ -8,6 +8,7 @@
  */
 import type { Server } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { InvalidInputError } from "../shared/errors.js";
 import type { Event, EventQuery, Store } from "../store/types.js";
 import { eventOut } from "./api-shapes.js";
 
@@ -15,11 +16,17 @@ const POLL_MS = 250;
 const HEARTBEAT_MS = 15_000;
 const BATCH = 500;
 
-/** Last-Event-ID (what EventSource sends on reconnect) wins over ?after=. */
+/**
+ * Last-Event-ID (what EventSource sends on reconnect) wins over ?after=. One that is no event id is
+ * a 400: read as 0 it would replay the whole ledger.
+ */
 function resumeCursor(req: FastifyRequest, after: number | undefined): number {
   const header = req.headers["last-event-id"];
-  const value = Number(Array.isArray(header) ? header[0] : (header ?? after ?? 0));
-  return Number.isInteger(value) && value > 0 ? value : 0;
+  const given = Array.isArray(header) ? header[0] : header;
+  if (given === undefined) return after ?? 0;
+  if (!/^\d+$/.test(given.trim()) || !Number.isSafeInteger(Number(given)))
+    throw new InvalidInputError(`Last-Event-ID: ${JSON.stringify(given)} is not an event id`);
+  return Number(given);
 }
 
 /** The streams open on each HTTP server, ended when it closes (see endStreamsOnClose). */
@@ -60,14 +67,24 @@ export function streamEvents(
   // a client that loses the connection waits this long before reconnecting
   res.write(": connected\nretry: 1000\n\n");
   const heartbeat = setInterval(() => res.write(": ping\n\n"), HEARTBEAT_MS);
+  /** Waits until the client has taken what was written (or is gone): a slow reader is not buffered for. */
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        res.off("drain", done).off("close", done);
+        resolve();
+      };
+      res.once("drain", done).once("close", done);
+    });
   const poll = async () => {
     while (!closed) {
       try {
         const events = await store.listEvents({ ...query, afterId: cursor, limit: BATCH });
         for (const e of events) {
           if (closed) return;
-          res.write(sseFrame(e, opts.named));
+          const flushed = res.write(sseFrame(e, opts.named));
           cursor = e.id;
+          if (!flushed) await drained();
         }
         if (events.length === BATCH) continue;
       } catch (err) {

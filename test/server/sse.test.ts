@@ -4,6 +4,7 @@
  * one transaction stays open. Messages reach `onmessage` (unnamed) or named listeners (?named=true).
  */
 import { randomUUID } from "node:crypto";
+import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Store } from "../../src/store/types.js";
 import { dropTestSchemas, PG_URL, postgresReachable } from "../store/store-backends.js";
@@ -56,11 +57,23 @@ async function subscribe(url: string, headers: Record<string, string> = {}) {
   })();
   return {
     frames,
+    /** Resolves when the server ends the stream (or the client hangs up). */
+    ended: reading,
     async close() {
       controller.abort();
       await reading;
     },
   };
+}
+
+/** A client that asks for a stream and then never reads from its socket. */
+async function stalledClient(base: string, path: string): Promise<Socket> {
+  const { hostname, port } = new URL(base);
+  const socket = connect(Number(port), hostname);
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+  socket.pause();
+  return socket;
 }
 
 const ids = (frames: Frame[]) => frames.map((f) => f.id);
@@ -129,6 +142,79 @@ describe("SSE on SQLite", () => {
     ]);
     expect(named.frames.map((f) => f.event)).toEqual(["protocol_created", "planned"]);
     expect(typed.frames.map((f) => f.data.event_type)).toEqual(["planned"]);
+  });
+});
+
+describe("SSE streams and their clients", () => {
+  it("answers 400 to a Last-Event-ID that is no event id, rather than replaying the whole ledger", async () => {
+    const api = await startApi();
+    try {
+      const { run } = await api.newRun();
+      for (const bad of ["abc", "-1", "1.5", "12abc"]) {
+        const res = await fetch(`${api.base}/protocols/${run.id}/events/stream`, {
+          headers: { authorization: `Bearer ${TOKEN}`, "last-event-id": bad },
+        });
+        expect(res.status, bad).toBe(400);
+        expect(await res.json(), bad).toMatchObject({
+          detail: `Last-Event-ID: ${JSON.stringify(bad)} is not an event id`,
+        });
+      }
+      const fromStart = await subscribe(`${api.base}/protocols/${run.id}/events/stream`, {
+        "last-event-id": "0",
+      });
+      await until(async () => fromStart.frames.length === 2);
+      await fromStart.close();
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("lets the server close at once with streams open, a reading client's and a stalled one's", async () => {
+    const api = await startApi();
+    const { run } = await api.newRun();
+    const reading = await subscribe(`${api.base}/events/stream`);
+    const stalled = await stalledClient(api.base, `/protocols/${run.id}/events/stream`);
+    await until(async () => reading.frames.length >= 2);
+    const closing = Date.now();
+    await api.app.close();
+    expect(Date.now() - closing).toBeLessThan(2000);
+    // the reading client saw its stream end (and would reconnect with Last-Event-ID)
+    await reading.ended;
+    stalled.destroy();
+    await api.store.close();
+  });
+
+  it("waits for a client that does not read instead of buffering the ledger for it, and closes on it", {
+    timeout: 60_000,
+  }, async () => {
+    const api = await startApi();
+    try {
+      const { run } = await api.newRun();
+      // ~20 MB of events, far more than the sockets' buffers hold
+      const padding = "x".repeat(2000);
+      await api.store.transaction(async (tx) => {
+        for (let i = 0; i < 10_000; i++)
+          await tx.appendEvent({
+            protocolRunId: run.id,
+            eventType: "directive",
+            message: `${i}`,
+            metadata: { padding },
+          });
+      });
+      const sockets: Socket[] = [];
+      api.app.server.on("connection", (s: Socket) => sockets.push(s));
+      const stalled = await stalledClient(api.base, `/protocols/${run.id}/events/stream`);
+      await new Promise((r) => setTimeout(r, 2000));
+      const buffered = Math.max(...sockets.map((s) => s.writableLength));
+      expect(buffered).toBeLessThan(1024 * 1024);
+      // nor does it hold a closing server open for what it has not read
+      const closing = Date.now();
+      await api.app.close();
+      expect(Date.now() - closing).toBeLessThan(2000);
+      stalled.destroy();
+    } finally {
+      await api.close();
+    }
   });
 });
 
