@@ -5,7 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { z } from "zod";
-import { errorHandler, UnauthorizedError } from "./api-errors.js";
+import { errorHandler, UnauthorizedError, UnsupportedMediaTypeError } from "./api-errors.js";
 import { ErrorOut } from "./api-shapes.js";
 import { bearerMatches } from "./auth.js";
 import { Metrics } from "./metrics.js";
@@ -49,6 +49,14 @@ function badBody(message: string): Error {
   return Object.assign(new Error(message), { statusCode: 400, code: "invalid_request" });
 }
 
+const mediaType = (req: FastifyRequest) =>
+  (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+const bodyTypesOf = (req: FastifyRequest) => routeDocOf(req)?.bodyTypes ?? ["application/json"];
+const unsupported = (req: FastifyRequest) =>
+  new UnsupportedMediaTypeError(
+    `content-type ${mediaType(req) || "(none)"}: this route takes ${bodyTypesOf(req).join(" or ")}`,
+  );
+
 function replySchema(doc: RouteDoc | undefined, status: number): z.ZodType | undefined {
   const r = doc?.responses[status];
   if (r && "safeParse" in r) return r as z.ZodType;
@@ -83,6 +91,12 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (req, body, done) => {
     (req as WithRaw).rawBody = body as string;
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  // a body a route does not take is a 415 naming what it takes, not a 400 about its shape
+  app.removeContentTypeParser("text/plain");
+  app.addContentTypeParser("*", (req, _body, done) => done(unsupported(req), undefined));
+  app.addHook("preValidation", async (req) => {
+    if (req.headers["content-type"] && !bodyTypesOf(req).includes(mediaType(req))) throw unsupported(req);
   });
   app.addHook("onRequest", async (req, reply) => {
     void reply.header("x-request-id", req.id);

@@ -4,6 +4,7 @@
  * for `X-Project-Token`.
  */
 import type { Kysely } from "kysely";
+import type { Database } from "../store/db-schema.js";
 import type { KyselyStore } from "../store/kysely-store.js";
 
 interface SecretsTable {
@@ -24,15 +25,18 @@ export class ProjectSecrets {
     this.db = store.kysely as unknown as SecretsDb;
   }
 
-  /** Stores (or replaces) the given secrets of a project: one statement, so all or none. */
-  async set(projectId: number, secrets: Record<string, unknown>): Promise<void> {
+  /**
+   * Stores (or replaces) the given secrets of a project: one statement, so all or none; with `db`
+   * (a store transaction's `kysely`), in that transaction.
+   */
+  async set(projectId: number, secrets: Record<string, unknown>, db?: Kysely<Database>): Promise<void> {
     const rows = Object.entries(secrets).map(([name, value]) => ({
       project_id: projectId,
       name,
       value: JSON.stringify(value),
     }));
     if (rows.length === 0) return;
-    await this.db
+    await ((db as unknown as SecretsDb | undefined) ?? this.db)
       .insertInto("project_secrets")
       .values(rows)
       .onConflict((oc) =>

@@ -42,7 +42,8 @@ function isUniqueViolation(err: unknown): boolean {
   return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE";
 }
 
-class KyselyOps implements StoreOps {
+/** The store's operations, in a transaction or not. */
+export class KyselyOps implements StoreOps {
   constructor(
     protected readonly db: Kysely<Database>,
     protected readonly runKeys: RunKeys,
@@ -56,6 +57,14 @@ class KyselyOps implements StoreOps {
    * for another process's writer and fails with SQLITE_BUSY), on Postgres an advisory lock, so event
    * ids are handed out in commit order and a reader's `afterId` cursor never skips a late commit.
    */
+  /**
+   * The query builder (inside a transaction, the transaction's), for components that keep their own
+   * tables in the same database: the job queue, project secrets.
+   */
+  get kysely(): Kysely<Database> {
+    return this.db;
+  }
+
   protected atomically<T>(fn: (ops: KyselyOps) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
     if (this.dialect === "sqlite") {
@@ -485,12 +494,8 @@ export class KyselyStore extends KyselyOps implements Store {
     super(db, new Map(), dialect);
   }
 
-  /** The query builder, for components that keep their own tables in the same database (the job queue). */
-  get kysely(): Kysely<Database> {
-    return this.db;
-  }
-
-  transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T> {
+  /** Runs `fn` in one transaction; its `kysely` writes the tables kept beside the store's in it too. */
+  transaction<T>(fn: (tx: KyselyOps) => Promise<T>): Promise<T> {
     return this.atomically(fn);
   }
 

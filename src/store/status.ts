@@ -27,7 +27,8 @@ export type StepStatus = (typeof STEP_STATUSES)[number];
 const PROTOCOL_MOVES: Record<ProtocolStatus, readonly ProtocolStatus[]> = {
   pending: ["planning", "planned", "running", "blocked", "cancelled"],
   planning: ["planned", "blocked", "failed", "cancelled"],
-  planned: ["running", "planning", "blocked", "cancelled"],
+  // → paused: held before it starts (the API's pause); resume starts it
+  planned: ["running", "planning", "paused", "blocked", "cancelled"],
   running: ["paused", "blocked", "failed", "cancelled", "completed"],
   // → completed: its last steps were approved by hand, or its PR/MR was merged (API, webhooks)
   paused: ["running", "cancelled", "completed"],

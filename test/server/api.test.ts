@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import type { EventType } from "../../src/store/event-types.js";
@@ -90,6 +91,14 @@ describe("auth and errors", () => {
       detail: expect.stringMatching(/^name: /),
     });
     expect((await call("POST", "/projects", "{broken")).status).toBe(400);
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+      expect(await call("POST", "/projects", "name=x", { "content-type": type }), type).toMatchObject({
+        status: 415,
+        body: {
+          error: "unsupported_media_type",
+          detail: `content-type ${type}: this route takes application/json`,
+        },
+      });
     const big = await call("POST", "/projects", { name: "x".repeat(2 * 1024 * 1024), git_url: "x" });
     expect(big.status).toBe(413);
     expect(
@@ -108,6 +117,25 @@ describe("projects and protocol runs", () => {
     for (const path of ["/projects", `/projects/${project.id}`])
       expect(JSON.stringify((await call("GET", path)).body), path).not.toContain("do-not-leak");
     expect((await call("GET", `/projects/${project.id}`)).body.secrets_set).toEqual(["deploy_key"]);
+  });
+
+  it("writes a project and its secrets in one transaction: none is left unguarded when the secrets fail", async () => {
+    const own = await startApi();
+    try {
+      // the secrets cannot be written: the project must not be created either
+      await sql`DROP TABLE project_secrets`.execute(own.store.kysely);
+      const repo = gitRepo();
+      const res = await own.call("POST", "/projects", {
+        name: "guarded",
+        git_url: repo,
+        local_path: repo,
+        secrets: { api_token: "t" },
+      });
+      expect(res.status).toBe(500);
+      expect((await own.call("GET", "/projects")).body).toEqual([]);
+    } finally {
+      await own.close();
+    }
   });
 
   it("asks for X-Project-Token on a project's routes when it has an api_token secret", async () => {
@@ -352,6 +380,30 @@ describe("actions", () => {
     const events = (await call("GET", `/protocols/${task.id}/events`)).body;
     expect(events[0]).toMatchObject({ event_type: "planning_enqueued" });
     await api.queue.cancel(plan.id);
+  });
+
+  it("pauses a planned run before it starts (resume starts it), but not a planning one", async () => {
+    const { run } = await api.newRun(["echo one"]);
+    expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body.protocol.status).toBe("paused");
+    await api.drain();
+    expect(await statuses(run.id)).toEqual(["pending"]);
+    expect((await call("POST", `/protocols/${run.id}/actions/resume`)).body.protocol.status).toBe("running");
+    await api.drain();
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
+
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "p", git_url: repo, local_path: repo })).body;
+    const planning = (
+      await call("POST", `/projects/${project.id}/protocols`, { protocol_name: "x", description: "a task" })
+    ).body;
+    const started = await call("POST", `/protocols/${planning.id}/actions/start`);
+    expect(started.body.protocol.status).toBe("planning");
+    expect(await call("POST", `/protocols/${planning.id}/actions/pause`)).toMatchObject({
+      status: 409,
+      body: { detail: expect.stringContaining("is planning, which cannot be paused") },
+    });
+    await api.queue.cancel(started.body.job.id);
+    await call("POST", `/protocols/${planning.id}/actions/cancel`);
   });
 
   it("cancels idempotently, cancelling the pending steps with the run", async () => {

@@ -153,6 +153,11 @@ async function protocolAction(tx: StoreOps, run: ProtocolRun, action: (typeof PR
     case "resume":
       return resume(tx, run);
     case "pause":
+      // the planner writes the spec and cannot be held halfway: a planning run is cancelled or waited for
+      if (run.status === "planning")
+        throw new ConflictError(
+          `protocol run ${run.id} is planning, which cannot be paused; pause it once it is planned, or cancel it`,
+        );
       return {
         run: await tx.transitionProtocol(
           run.id,
@@ -252,7 +257,8 @@ export function actionRoutes(app: FastifyInstance, ctx: ServerContext): void {
       summary: `Protocol action: ${PROTOCOL_ACTIONS.join(", ")}`,
       description:
         "start: a planned run is queued (a pending run without a spec is planned from its description first; " +
-        "a paused run resumes). pause: the engine call under way stops within a second. resume: a paused run " +
+        "a paused run resumes). pause: a planned or running run is held (the engine call under way stops " +
+        "within a second); a planning run cannot be paused. resume: a paused run " +
         "runs again. cancel: idempotent; pending and needs_qa steps are cancelled. run_next_step: the first " +
         "pending, blocked or failed step runs alone, then the run pauses. retry_latest: the last failed or " +
         "blocked step goes back to pending (retries + 1) and the run continues. open_pr: queued.",

@@ -131,15 +131,20 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
       responses: { 200: ProjectOut },
     },
     async ({ body }) => {
-      const project = await store.createProject({
-        name: body.name,
-        gitUrl: body.git_url,
-        localPath: body.local_path ? existingDir("local_path", body.local_path) : null,
-        baseBranch: body.base_branch,
-        ciProvider: body.ci_provider ?? null,
-        defaultModels: body.default_models ?? {},
+      const localPath = body.local_path ? existingDir("local_path", body.local_path) : null;
+      // the project and its secrets together or not at all: a project must never exist unguarded
+      const project = await store.transaction(async (tx) => {
+        const created = await tx.createProject({
+          name: body.name,
+          gitUrl: body.git_url,
+          localPath,
+          baseBranch: body.base_branch,
+          ciProvider: body.ci_provider ?? null,
+          defaultModels: body.default_models ?? {},
+        });
+        if (body.secrets) await ctx.secrets.set(created.id, body.secrets, tx.kysely);
+        return created;
       });
-      if (body.secrets) await ctx.secrets.set(project.id, body.secrets);
       return (await withSecrets([project]))[0];
     },
   );
