@@ -15,7 +15,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { settingsFor } from "../config/engine-settings.js";
+import { assertKnownEngineSettings, settingsFor } from "../config/engine-settings.js";
 import { withProjectDefaults } from "../config/load-config.js";
 import type { EngineRequest, TokenUsage } from "../engines/engine-port.js";
 import { checkpoint } from "../git/checkpoints.js";
@@ -165,6 +165,7 @@ async function planInto(
   const base = existing.baseBranch;
   await baseStart(repo, base);
   const config = withProjectDefaults(deps.configFor(repo), project.defaultModels);
+  assertKnownEngineSettings(config, deps.registry);
   const earlier = recordedChoice(existing);
   const choice: PlanningChoice = {
     engine: input.engine ?? earlier.engine ?? config.engine,

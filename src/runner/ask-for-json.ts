@@ -78,9 +78,20 @@ function repairPrompt(q: JsonQuestion<unknown>, errors: SpecError[], previous: s
   ].join("\n");
 }
 
+/** Engines without structured output see the schema in the prompt itself. */
+function withSchema(q: JsonQuestion<unknown>): EngineRequest {
+  const { request } = q;
+  if (q.engine.capabilities.structuredOutput || !request.outputSchema) return request;
+  return {
+    ...request,
+    prompt: `${request.prompt}\n\nAnswer with ONLY one JSON object that follows this JSON Schema:\n${JSON.stringify(request.outputSchema)}`,
+  };
+}
+
 export async function askForJson<T>(q: JsonQuestion<T>): Promise<JsonAnswer<T>> {
   const attempts: JsonAttempt[] = [];
-  let request = q.request;
+  const first = withSchema(q as JsonQuestion<unknown>);
+  let request = first;
   for (let ask = 1; ; ask++) {
     let call: EngineCall;
     for (let retry = 1; ; retry++) {
@@ -108,6 +119,6 @@ export async function askForJson<T>(q: JsonQuestion<T>): Promise<JsonAnswer<T>> 
     const session = q.engine.capabilities.resume ? call.result.sessionId : undefined;
     request = session
       ? { ...q.request, prompt: repair, resumeSessionId: session }
-      : { ...q.request, prompt: `${q.request.prompt}\n\n---\n\n${repair}` };
+      : { ...first, prompt: `${first.prompt}\n\n---\n\n${repair}` };
   }
 }

@@ -3,6 +3,7 @@
  * known, prompts and outputs resolvable inside their roots. Each error carries its JSON pointer.
  */
 import type { EngineRegistry } from "../engines/engine-registry.js";
+import { sandboxProblem } from "../engines/sandbox-problem.js";
 import { checkReferences } from "../spec/check-references.js";
 import type { SpecError } from "../spec/validate-spec.js";
 import { resolvePromptPath, resolveStep, StepResolutionError } from "./resolve-step.js";
@@ -24,6 +25,10 @@ export function validateRun(ctx: RunContext, registry: EngineRegistry): StepVali
     const engineId = engineIdFor(ctx, stepId);
     if (!registry.has(engineId)) {
       push(`/steps/${index}/engine_id`, `unknown engine "${engineId}" (known: ${known.join(", ")})`);
+    } else {
+      // a mode the engine would not enforce is refused, not run unconfined
+      const problem = sandboxProblem(registry.get(engineId), spec.sandbox ?? undefined);
+      if (problem) push(`/steps/${index}/sandbox`, problem);
     }
     try {
       const promptRequired = registry.has(engineId)

@@ -523,6 +523,30 @@ describe("triggers an agent asks for", () => {
   });
 });
 
+describe("settings and modes an engine cannot honour", () => {
+  it("refuses a sandbox the step's engine does not enforce, before anything runs", async () => {
+    const r = await runSpec(s, { steps: [shellStep("a", "echo a > a.txt", { sandbox: "read-only" })] });
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("spec_validation_error")[0]!.metadata).toMatchObject({
+      pointer: "/steps/0/sandbox",
+      error: expect.stringMatching(/engine "shell" has no sandbox/),
+    });
+    expect(existsSync(join(s.repo, "a.txt"))).toBe(false);
+  });
+
+  it("blocks a run whose config names an engine that does not exist", async () => {
+    writeFileSync(
+      join(s.repo, "tasksgodzilla.config.json"),
+      JSON.stringify({ engines: { codx: { binary: "/x" } } }),
+    );
+    const r = await runSpec(s, { steps: [shellStep("a", "echo a > a.txt")] });
+    expect(r.run.status).toBe("blocked");
+    expect(r.of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "config_invalid" });
+    expect(r.of("protocol_blocked")[0]!.message).toMatch(/unknown engines? "codx"/);
+    expect(existsSync(join(s.repo, "a.txt"))).toBe(false);
+  });
+});
+
 describe("a run whose folder is gone", () => {
   it("blocks once, saying the worktree no longer exists, and runs nothing", async () => {
     const run = await create({ steps: [shellStep("a", "echo a")] });
