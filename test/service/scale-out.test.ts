@@ -1,8 +1,9 @@
 /**
- * Scale-out with real processes on Postgres + Redis: a server and two workers run three protocols
- * at once under an engine cap of 1 (checked from the steps' own timestamps) across a server
- * restart; a worker killed with SIGKILL mid-step loses its jobs to another after the lease, and each
- * step is run again or failed by its declared crash policy.
+ * Scale-out with real processes on Postgres + Redis: a server and two workers (two jobs each) run
+ * three protocols at once under an engine cap of 1 (checked from the steps' own timestamps) across a
+ * server restart; a worker killed with SIGKILL mid-step loses its jobs to another after the lease,
+ * its engines are killed by the runner that takes over, and each step is run again or failed by its
+ * declared crash policy.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -97,11 +98,12 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     await deleteRedisKeys(REDIS_URL, prefix);
   });
 
-  it("runs three protocols on two workers with never two shell calls at once, across a server restart", {
+  it("runs three protocols at once on two workers with never two shell calls at once, across a server restart", {
     timeout: 120_000,
   }, async () => {
     let server = await startServer();
-    const workers = [await startWorker(5), await startWorker(5)];
+    // four job slots for three runs: all three are in flight together, held to one shell call by the cap
+    const workers = [await startWorker(5, 2), await startWorker(5, 2)];
     const repo = gitRepo();
     const timeline = join(repo, "calls.log");
     const project = await api("POST", "/projects", { name: "scale", git_url: repo, local_path: repo });
@@ -140,6 +142,24 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     const workerPids = workers.map((w) => w.child.pid);
     expect(new Set(spans.map((s) => s.worker))).toEqual(new Set(workerPids));
     for (const w of workers) expect(logLines(w, "job completed").length).toBeGreaterThanOrEqual(1);
+    // the three runs were in flight at once: three of their jobs active together, from the workers' logs
+    const edges = workers.flatMap((w) => [
+      ...logLines(w, "job started")
+        .filter((l) => l.kind === "execute_protocol")
+        .map((l) => ({ at: Number(l.time), by: 1 })),
+      ...["job completed", "job handed back", "run busy; job handed back"].flatMap((msg) =>
+        logLines(w, msg)
+          .filter((l) => l.kind === "execute_protocol")
+          .map((l) => ({ at: Number(l.time), by: -1 })),
+      ),
+    ]);
+    let active = 0;
+    let most = 0;
+    for (const e of edges.sort((a, b) => a.at - b.at || a.by - b.by)) {
+      active += e.by;
+      most = Math.max(most, active);
+    }
+    expect(most).toBe(3);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/tasksgodzilla_step_duration_seconds_count 6/);
     for (const w of workers) await w.stop();
@@ -181,15 +201,12 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     ).toEqual(["start rerun 1", "start strict 1"]);
     await victim.stop("SIGKILL");
     const orphans = lines().map((l) => Number(l.split(" ")[4]));
-    let rescuer: Proc;
-    try {
-      rescuer = start(["worker", "--lease-seconds", "3"], uncapped);
-      await waitStatus(rerun.id, "completed", 90_000);
-      await waitStatus(strict.id, "blocked", 90_000);
-    } finally {
-      // the dead worker's engines are nobody's to kill: they would run to their own timeout
-      for (const pgid of orphans) if (groupMembers(pgid).length) process.kill(-pgid, "SIGKILL");
-    }
+    expect(orphans.every((pgid) => groupMembers(pgid).length > 0)).toBe(true);
+    const rescuer = start(["worker", "--lease-seconds", "3"], uncapped);
+    await waitStatus(rerun.id, "completed", 90_000);
+    await waitStatus(strict.id, "blocked", 90_000);
+    // the runner that took over killed what the dead worker's engines left running
+    expect(orphans.map((pgid) => groupMembers(pgid).length)).toEqual([0, 0]);
     const written = lines().map((l) => l.split(" "));
     // exactly the executions expected: the killed ones, one re-run of the step that allows it, then the next step
     expect(written.map((w) => w.slice(0, 3).join(" ")).sort()).toEqual(
@@ -198,17 +215,23 @@ describe.skipIf(!pgUp)("server and workers on Postgres + Redis", () => {
     const ranIn = (label: string, n: string) => Number(written.find((w) => w[1] === label && w[2] === n)![3]);
     expect(ranIn("rerun", "1")).toBe(victim.child.pid);
     expect(ranIn("strict", "1")).toBe(victim.child.pid);
-    expect(ranIn("rerun", "2")).toBe(rescuer!.child.pid);
+    expect(ranIn("rerun", "2")).toBe(rescuer.child.pid);
 
-    const rerunTypes = (await events(rerun.id)).map((e) => e.event_type);
-    expect(rerunTypes.filter((t) => t === "step_recovered")).toHaveLength(1);
+    const rerunEvents = await events(rerun.id);
+    const rerunTypes = rerunEvents.map((e) => e.event_type);
+    expect(
+      rerunEvents.filter((e) => e.event_type === "step_recovered").map((e) => e.metadata.orphan_killed),
+    ).toEqual([true]);
     expect(rerunTypes.filter((t) => t === "step_started")).toHaveLength(3);
     expect(rerunTypes.filter((t) => t === "step_completed")).toHaveLength(2);
     expect(rerunTypes.filter((t) => t === "protocol_completed")).toHaveLength(1);
     const strictEvents = await events(strict.id);
     const strictTypes = strictEvents.map((e) => e.event_type);
     expect(strictTypes.filter((t) => t === "step_started")).toHaveLength(1);
-    expect(strictEvents.find((e) => e.event_type === "step_failed")?.metadata.reason).toBe("crashed");
+    expect(strictEvents.find((e) => e.event_type === "step_failed")?.metadata).toMatchObject({
+      reason: "crashed",
+      orphan_killed: true,
+    });
     expect(strictEvents.find((e) => e.event_type === "protocol_blocked")?.metadata.reason).toBe("crashed");
   });
 });
