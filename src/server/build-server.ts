@@ -21,6 +21,8 @@ import { type RouteDoc, routeDocOf, type ServerContext } from "./server-context.
 import { endStreamsOnClose } from "./sse.js";
 
 export interface ServerOptions extends Omit<ServerContext, "metrics" | "ci" | "secrets" | "routes"> {
+  /** The process's metrics (its worker counts its jobs in them); default a new set. */
+  metrics?: Metrics;
   apiToken?: string | undefined;
   ci?: Partial<ServerContext["ci"]>;
   /** What /queues reports as its backend; default the embedded queue on the store's database. */
@@ -73,7 +75,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   });
   const ctx: ServerContext = {
     ...opts,
-    metrics: new Metrics(),
+    metrics: opts.metrics ?? new Metrics(),
     secrets: new ProjectSecrets(opts.store),
     ci: { autoQa: opts.ci?.autoQa ?? false, blockOnFailure: opts.ci?.blockOnFailure ?? true },
     routes: [],

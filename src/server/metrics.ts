@@ -1,12 +1,15 @@
 /**
- * Prometheus text metrics. Kept in process: requests and webhook outcomes. Read at scrape time from
- * the store and the queue, so they cover every worker wherever it runs: runs and steps by status,
- * tokens, step and QA duration histograms, QA verdicts, queue depth and processed jobs. The original
- * TasksGodzilla's metric names are exposed too, so existing dashboards keep working.
+ * Prometheus text metrics. Kept in process: requests, webhook outcomes, and the jobs this process's
+ * own worker ran (`jobs_processed_total`, `jobs_duration_seconds`). Read from the store and the
+ * queue, so they cover every worker wherever it runs: runs and steps by status, tokens, queue depth;
+ * and from the event ledger — only the events added since the previous scrape, added to totals kept
+ * here — step and QA duration histograms and QA verdicts. The original TasksGodzilla's metric names
+ * are exposed too, so existing dashboards keep working.
  */
 import { type RawBuilder, sql } from "kysely";
-import type { JobQueue, JobState } from "../queue/job-queue.js";
+import type { JobQueue } from "../queue/job-queue.js";
 import type { KyselyStore } from "../store/kysely-store.js";
+import type { JobOutcome } from "../worker/job-worker.js";
 
 type Labels = Record<string, string | number>;
 
@@ -17,8 +20,23 @@ const labelText = (l: Labels) => {
 
 /** Upper bounds (seconds) of request duration buckets. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** Upper bounds (seconds) of step and QA duration buckets: agent calls take seconds to an hour. */
+/** Upper bounds (seconds) of step, QA and job duration buckets: agent calls take seconds to an hour. */
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
+
+const emptySeries = (labels: Labels, bounds: number[]): HistogramSeries => ({
+  labels,
+  buckets: bounds.map(() => 0),
+  sum: 0,
+  count: 0,
+});
+
+function addTo(series: HistogramSeries, bounds: number[], seconds: number): void {
+  bounds.forEach((b, i) => {
+    if (seconds <= b) series.buckets[i]! += 1;
+  });
+  series.sum += seconds;
+  series.count += 1;
+}
 
 interface Series {
   labels: Labels;
@@ -32,16 +50,35 @@ interface HistogramSeries {
   count: number;
 }
 
-/** The jobs the queue holds in a finished state, in the original's status terms. */
-const PROCESSED: Partial<Record<JobState, string>> = {
-  completed: "completed",
-  failed: "retried",
-  dead: "failed",
+interface Histogram {
+  help: string;
+  bounds: number[];
+  series: Map<string, HistogramSeries>;
+}
+
+/** Counters of the process, with their help text. */
+const COUNTER_HELP: Record<string, string> = {
+  tasksgodzilla_http_requests_total: "HTTP requests by method, route and status.",
+  requests_total: "HTTP requests (the original's name).",
+  tasksgodzilla_webhooks_total: "Webhook deliveries by provider and outcome.",
+  webhooks_total: "Webhook deliveries by provider and outcome (the original's name).",
+  jobs_processed_total:
+    "Jobs this process's worker finished, by kind and outcome: completed, retried, failed.",
 };
+
+/** Ledger events read per query while catching up with the ledger. */
+const LEDGER_BATCH = 5000;
 
 export class Metrics {
   private readonly counters = new Map<string, Map<string, Series>>();
-  private readonly histograms = new Map<string, Map<string, HistogramSeries>>();
+  private readonly histograms = new Map<string, Histogram>();
+  /** Totals over the ledger up to `cursor` (an event id): each scrape reads only what came after. */
+  private readonly ledger = {
+    cursor: 0,
+    durations: new Map<string, HistogramSeries>(),
+    verdicts: new Map<string, number>(),
+  };
+  private reading: Promise<void> = Promise.resolve();
 
   inc(name: string, labels: Labels, by = 1): void {
     const series = this.counters.get(name) ?? new Map<string, Series>();
@@ -52,24 +89,81 @@ export class Metrics {
     series.set(key, cur);
   }
 
-  observe(name: string, labels: Labels, seconds: number): void {
-    const series = this.histograms.get(name) ?? new Map<string, HistogramSeries>();
-    this.histograms.set(name, series);
+  observe(name: string, labels: Labels, seconds: number, help: string, bounds = REQUEST_BUCKETS): void {
+    const h = this.histograms.get(name) ?? { help, bounds, series: new Map<string, HistogramSeries>() };
+    this.histograms.set(name, h);
     const key = labelText(labels);
-    const cur = series.get(key) ?? { labels, buckets: REQUEST_BUCKETS.map(() => 0), sum: 0, count: 0 };
-    REQUEST_BUCKETS.forEach((b, i) => {
-      if (seconds <= b) cur.buckets[i]! += 1;
-    });
-    cur.sum += seconds;
-    cur.count += 1;
-    series.set(key, cur);
+    const cur = h.series.get(key) ?? emptySeries(labels, h.bounds);
+    addTo(cur, h.bounds, seconds);
+    h.series.set(key, cur);
+  }
+
+  /** A job this process's worker finished: the original's jobs_processed_total and jobs_duration_seconds. */
+  job(kind: string, outcome: JobOutcome, seconds: number): void {
+    this.inc("jobs_processed_total", { job_type: kind, status: outcome });
+    this.observe(
+      "jobs_duration_seconds",
+      { job_type: kind, status: outcome },
+      seconds,
+      "Time of the jobs this process's worker finished, by kind and outcome.",
+      DURATION_BUCKETS,
+    );
   }
 
   /** One HTTP request: the project's own counter and the original's two metrics. */
   request(method: string, route: string, status: number, seconds: number): void {
     this.inc("tasksgodzilla_http_requests_total", { method, route, status });
     this.inc("requests_total", {});
-    this.observe("requests_duration_seconds", { path: route, method, status }, seconds);
+    this.observe(
+      "requests_duration_seconds",
+      { path: route, method, status },
+      seconds,
+      "HTTP request duration by route, method and status.",
+    );
+  }
+
+  /**
+   * Adds the ledger's step and QA durations and QA verdicts written since the last read (events
+   * are numbered in commit order, so a cursor misses none). One read at a time.
+   */
+  private readLedger(store: KyselyStore): Promise<void> {
+    const field = (path: string): RawBuilder<unknown> =>
+      store.dialect === "postgres"
+        ? sql`(metadata::json->>${sql.lit(path)})`
+        : sql`json_extract(metadata, ${sql.lit(`$.${path}`)})`;
+    const read = async () => {
+      for (;;) {
+        const rows = await store.kysely
+          .selectFrom("events")
+          .select([
+            "id",
+            "event_type",
+            sql<string | number | null>`${field("duration_ms")}`.as("duration_ms"),
+            sql<string | null>`${field("verdict")}`.as("verdict"),
+          ])
+          .where("id", ">", this.ledger.cursor)
+          .where("event_type", "in", ["step_completed", "qa_verdict"])
+          .orderBy("id")
+          .limit(LEDGER_BATCH)
+          .execute();
+        for (const r of rows) {
+          this.ledger.cursor = Number(r.id);
+          const ms = r.duration_ms === null ? Number.NaN : Number(r.duration_ms);
+          if (Number.isFinite(ms)) {
+            const cur = this.ledger.durations.get(r.event_type) ?? emptySeries({}, DURATION_BUCKETS);
+            addTo(cur, DURATION_BUCKETS, ms / 1000);
+            this.ledger.durations.set(r.event_type, cur);
+          }
+          if (r.event_type === "qa_verdict") {
+            const verdict = String(r.verdict ?? "unknown");
+            this.ledger.verdicts.set(verdict, (this.ledger.verdicts.get(verdict) ?? 0) + 1);
+          }
+        }
+        if (rows.length < LEDGER_BATCH) return;
+      }
+    };
+    this.reading = this.reading.then(read, read);
+    return this.reading;
   }
 
   /** One webhook delivery and what came of it (received, unauthorized, blocked, completed …). */
@@ -97,10 +191,6 @@ export class Metrics {
       }
     };
     const db = store.kysely;
-    const field = (path: string): RawBuilder<unknown> =>
-      store.dialect === "postgres"
-        ? sql`(metadata::json->>${sql.lit(path)})`
-        : sql`json_extract(metadata, ${sql.lit(`$.${path}`)})`;
 
     for (const [table, name, help] of [
       ["protocol_runs", "tasksgodzilla_protocol_runs", "Protocol runs by status."],
@@ -147,48 +237,21 @@ export class Metrics {
       [...byPhaseModel.values()],
     );
 
-    // durations from the ledger: what workers recorded, wherever they ran
-    const real = sql.raw(store.dialect === "postgres" ? "DOUBLE PRECISION" : "REAL");
-    const duration = sql<number>`CAST(${field("duration_ms")} AS ${real})`;
-    const durations = await db
-      .selectFrom("events")
-      .select([
-        "event_type",
-        sql<string>`COUNT(${duration})`.as("n"),
-        sql<string>`SUM(${duration})`.as("sum"),
-        ...DURATION_BUCKETS.map((b, i) =>
-          sql<string>`SUM(CASE WHEN ${duration} <= ${sql.lit(b * 1000)} THEN 1 ELSE 0 END)`.as(`b${i}`),
-        ),
-      ])
-      .where("event_type", "in", ["step_completed", "qa_verdict"])
-      .groupBy("event_type")
-      .execute();
+    // durations and verdicts from the ledger: what workers recorded, wherever they ran
+    await this.readLedger(store);
     for (const [type, name, help] of [
       ["step_completed", "tasksgodzilla_step_duration_seconds", "Engine time of executed steps."],
       ["qa_verdict", "tasksgodzilla_qa_duration_seconds", "Time of QA checks and QA agents."],
     ] as const) {
-      const row = durations.find((d) => d.event_type === type) as Record<string, unknown> | undefined;
       histogram(name, help, DURATION_BUCKETS, [
-        {
-          labels: {},
-          buckets: DURATION_BUCKETS.map((_, i) => Number(row?.[`b${i}`] ?? 0)),
-          sum: Number(row?.sum ?? 0) / 1000,
-          count: Number(row?.n ?? 0),
-        },
+        this.ledger.durations.get(type) ?? emptySeries({}, DURATION_BUCKETS),
       ]);
     }
-
-    const verdicts = await db
-      .selectFrom("events")
-      .select([sql<string>`${field("verdict")}`.as("verdict"), sql<string>`COUNT(*)`.as("n")])
-      .where("event_type", "=", "qa_verdict")
-      .groupBy(sql`${field("verdict")}`)
-      .execute();
     family(
       "qa_verdict_total",
       "counter",
       "QA verdicts (pass, fail, error).",
-      verdicts.map((v) => ({ labels: { verdict: String(v.verdict ?? "unknown") }, value: Number(v.n) })),
+      [...this.ledger.verdicts].map(([verdict, value]) => ({ labels: { verdict }, value })),
     );
 
     const counts = await queue.counts();
@@ -198,29 +261,9 @@ export class Metrics {
       "Jobs by state.",
       Object.entries(counts).map(([state, n]) => ({ labels: { state }, value: n })),
     );
-    const processed = new Map<string, Series>();
-    for (const job of await queue.list({
-      states: Object.keys(PROCESSED) as JobState[],
-      limit: 1000,
-    })) {
-      const labels = { job_type: job.kind, status: PROCESSED[job.state] ?? job.state };
-      const cur = processed.get(labelText(labels)) ?? { labels, value: 0 };
-      cur.value += 1;
-      processed.set(labelText(labels), cur);
-    }
-    family(
-      "jobs_processed_total",
-      "counter",
-      "Finished jobs the queue still holds (the newest 1000), by kind and outcome: completed, retried, failed.",
-      [...processed.values()],
-    );
-
     for (const [name, series] of this.counters)
-      family(name, "counter", name.replaceAll("_", " "), [...series.values()]);
-    for (const [name, series] of this.histograms)
-      histogram(name, "HTTP request duration by route, method and status.", REQUEST_BUCKETS, [
-        ...series.values(),
-      ]);
+      family(name, "counter", COUNTER_HELP[name] ?? name.replaceAll("_", " "), [...series.values()]);
+    for (const [name, h] of this.histograms) histogram(name, h.help, h.bounds, [...h.series.values()]);
     return `${lines.join("\n")}\n`;
   }
 }

@@ -12,6 +12,7 @@ import type { KyselyStore } from "../store/kysely-store.js";
 import { type HandlerOptions, jobHandlers } from "../worker/job-handlers.js";
 import { JobWorker } from "../worker/job-worker.js";
 import { buildServer, SECRET_HEADERS } from "./build-server.js";
+import { Metrics } from "./metrics.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -41,7 +42,9 @@ export async function startServer(
     );
   }
   const queueBackend = opts.env.TASKSGODZILLA_REDIS_URL ? "bullmq-redis" : `embedded-${opts.store.dialect}`;
+  const metrics = new Metrics();
   const app = buildServer({
+    metrics,
     store: opts.store,
     queue: opts.queue,
     queueBackend,
@@ -77,6 +80,7 @@ export async function startServer(
         handlers: jobHandlers(opts.deps, opts.handlerOptions),
         workerId: `${hostname()}:${process.pid}:server`,
         logger: app.log,
+        onFinished: (job, outcome, seconds) => metrics.job(job.kind, outcome, seconds),
       })
     : undefined;
   worker?.start();

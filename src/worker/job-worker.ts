@@ -32,7 +32,12 @@ export interface WorkerOptions {
   /** Jobs run at once by this worker. */
   concurrency?: number;
   logger?: WorkerLogger;
+  /** Told of each job this worker finished and what came of it (metrics); hand-backs are not finishes. */
+  onFinished?: (job: ClaimedJob, outcome: JobOutcome, seconds: number) => void;
 }
+
+/** What a finished job came to: done, failed with a retry to come, or failed for good (dead). */
+export type JobOutcome = "completed" | "retried" | "failed";
 
 /** A queue call after the job ran (complete, fail, release): retried through connection trouble while the lease holds. */
 const SETTLE_RETRY_MS = 500;
@@ -160,8 +165,9 @@ export class JobWorker {
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
       await handler(job, controller.signal, (reason) => controller.abort(reason));
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
-      await this.settle(job, () => this.opts.queue.complete(job.id, job.leaseToken));
+      if ((await this.settle(job, () => this.opts.queue.complete(job.id, job.leaseToken))) === "lost") return;
       this.log("info", "job completed", { ...fields, duration_ms: Date.now() - started });
+      this.opts.onFinished?.(job, "completed", (Date.now() - started) / 1000);
     } catch (err) {
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
       if (err instanceof HandoffError) return await this.handBack(job, err);
@@ -177,10 +183,15 @@ export class JobWorker {
       const outcome = await this.settle(job, () =>
         this.opts.queue.fail(job.id, job.leaseToken, { message: errorMessage(err), retryable }),
       );
+      if (outcome === "lost") return;
       if (outcome === "retrying")
         this.log("warn", "job failed; retrying with backoff", { ...fields, error: errorMessage(err) });
-      else if (outcome === "dead")
-        this.log("error", "job failed; dead-lettered", { ...fields, retryable, error: errorMessage(err) });
+      else this.log("error", "job failed; dead-lettered", { ...fields, retryable, error: errorMessage(err) });
+      this.opts.onFinished?.(
+        job,
+        outcome === "retrying" ? "retried" : "failed",
+        (Date.now() - started) / 1000,
+      );
     } finally {
       stopBeat();
       this.controllers.delete(controller);

@@ -10,6 +10,7 @@ import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { buildServer, type ServerOptions } from "../../src/server/build-server.js";
+import { Metrics } from "../../src/server/metrics.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
@@ -71,7 +72,9 @@ export async function startApi(
     checkReplies: true,
     ...extra,
   });
-  const app = buildServer(options({ apiToken: TOKEN, webhookToken: HOOK, ...opts }));
+  // the server's metrics count what its workers finish, as `tgz server`'s own worker does
+  const metrics = new Metrics();
+  const app = buildServer(options({ apiToken: TOKEN, webhookToken: HOOK, metrics, ...opts }));
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
 
   const call: Api["call"] = async (method, path, body, headers = {}) => {
@@ -104,6 +107,7 @@ export async function startApi(
       }),
       workerId: id,
       pollMs: 50,
+      onFinished: (job, outcome, seconds) => metrics.job(job.kind, outcome, seconds),
     });
 
   return {

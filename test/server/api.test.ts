@@ -792,7 +792,7 @@ describe("queues, imports and audits", () => {
 });
 
 describe("metrics", () => {
-  it("exposes the original's metric names, duration histograms with buckets, and the project's own", async () => {
+  it("expose the original's metric names, duration histograms with buckets, and the project's own", async () => {
     const { run } = await api.newRun();
     await call("POST", `/protocols/${run.id}/actions/start`);
     await api.drain();
@@ -820,5 +820,47 @@ describe("metrics", () => {
     expect(value('tasksgodzilla_protocol_runs{status="completed"}')).toBeGreaterThan(0);
     expect(text).toMatch(/^tasksgodzilla_tokens_total\{engine="shell",model="",phase="exec"\} \d+/m);
     expect(text).toMatch(/^tasksgodzilla_queue_jobs\{state="waiting"\} \d+/m);
+  });
+
+  it("count jobs monotonically as the worker finishes them, and read each ledger event once", async () => {
+    const own = await startApi();
+    try {
+      const scrape = async () => (await own.call("GET", "/metrics")).body as string;
+      const value = (text: string, series: string) =>
+        Number(
+          text
+            .split("\n")
+            .find((l) => l.startsWith(`${series} `))
+            ?.split(" ")
+            .pop() ?? Number.NaN,
+        );
+      const processed = 'jobs_processed_total{job_type="execute_protocol",status="completed"}';
+      const timed = 'jobs_duration_seconds_count{job_type="execute_protocol",status="completed"}';
+      const steps = "tasksgodzilla_step_duration_seconds";
+      const runOnce = async () => {
+        const { run } = await own.newRun(["echo one"]);
+        await own.call("POST", `/protocols/${run.id}/actions/start`);
+        await own.drain();
+      };
+      await runOnce();
+      const first = await scrape();
+      expect([value(first, processed), value(first, timed), value(first, `${steps}_count`)]).toEqual([
+        1, 1, 1,
+      ]);
+      // the queue forgets its finished jobs, and an old event changes behind the ledger's back: the
+      // counter stays, and the ledger's figures are not read again
+      await sql`DELETE FROM jobs`.execute(own.store.kysely);
+      await sql`UPDATE events SET metadata = ${JSON.stringify({ duration_ms: 3_600_000 })}
+        WHERE event_type = 'step_completed'`.execute(own.store.kysely);
+      const second = await scrape();
+      expect(value(second, processed)).toBe(1);
+      expect(value(second, `${steps}_sum`)).toBe(value(first, `${steps}_sum`));
+      await runOnce();
+      const third = await scrape();
+      expect([value(third, processed), value(third, `${steps}_count`)]).toEqual([2, 2]);
+      expect(value(third, `${steps}_sum`)).toBeLessThan(60);
+    } finally {
+      await own.close();
+    }
   });
 });

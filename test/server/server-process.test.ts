@@ -70,6 +70,38 @@ describe("tgz server", () => {
     expect(server.child.exitCode).not.toBe(0);
   });
 
+  it("counts the jobs its own worker finishes in /metrics", { timeout: 60_000 }, async () => {
+    const server = tgzProcess(["server", "--port", "0"], env());
+    procs.push(server);
+    const base = (await server.waitFor(/API on (http:\/\/\S+)/))[1]!;
+    const post = async (path: string, body?: unknown) =>
+      (
+        await fetch(`${base}${path}`, {
+          method: "POST",
+          ...(body ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}),
+        })
+      ).json() as Promise<{ id: number }>;
+    const repo = gitRepo();
+    const project = await post("/projects", { name: "p", git_url: repo, local_path: repo });
+    const run = await post(`/projects/${project.id}/protocols`, {
+      protocol_name: "m",
+      spec: { steps: [{ id: "a", engine_id: "shell", inputs: { command: "true" }, qa: { policy: "skip" } }] },
+    });
+    await post(`/protocols/${run.id}/actions/start`);
+    const series = 'jobs_processed_total{job_type="execute_protocol",status="completed"} 1';
+    const end = Date.now() + 30_000;
+    let metrics = "";
+    while (!metrics.includes(series) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 200));
+      metrics = await (await fetch(`${base}/metrics`)).text();
+    }
+    expect(metrics).toContain(series);
+    expect(metrics).toContain(
+      'jobs_duration_seconds_count{job_type="execute_protocol",status="completed"} 1',
+    );
+    await server.stop("SIGTERM");
+  });
+
   it("logs JSON lines only, and no token or secret, whatever the requests carry", {
     timeout: 60_000,
   }, async () => {
