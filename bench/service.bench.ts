@@ -7,7 +7,9 @@
  *   appends events to the store the server reads.
  * - Queue throughput: steps per second of `replay` steps (QA skipped) through the job queue, run by
  *   1, 2 and 4 `tgz worker` processes, on SQLite (embedded queue) and on Postgres + BullMQ, after
- *   a warm-up round (excluded), over rounds lasting BENCH_QUEUE_SECONDS (default 6) in all.
+ *   a warm-up round (excluded), over rounds lasting BENCH_QUEUE_SECONDS (default 6) in all; twice:
+ *   with one execute_protocol job per 40-step run, and with one execute_step job per step, each
+ *   asked for with run_next_step through `tgz server` (the run pauses after each step).
  * Prints a table at the end.
  */
 import { randomUUID } from "node:crypto";
@@ -233,26 +235,68 @@ async function round(b: Backend, runs: number, steps: number): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
+/**
+ * Runs `runs` runs of `steps` steps one step at a time, as a client clicking run_next_step does:
+ * each step is an execute_step job of its own, the run paused after it; returns the seconds taken.
+ */
+async function stepRound(b: Backend, base: string, runs: number, steps: number): Promise<number> {
+  const ids: number[] = [];
+  for (let i = 0; i < runs; i++) ids.push((await newRun(b.store, steps)).id);
+  const t0 = performance.now();
+  await Promise.all(
+    ids.map(async (id) => {
+      for (let n = 1; n <= steps; n++) {
+        const res = await fetch(`${base}/protocols/${id}/actions/run_next_step`, { method: "POST" });
+        if (!res.ok) throw new Error(`run_next_step of run ${id}: HTTP ${res.status} ${await res.text()}`);
+        const after = n === steps ? "completed" : "paused";
+        while ((await b.store.getProtocolRun(id)).status !== after) await sleep(10);
+      }
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
+/** Measured rounds until they have lasted long enough to smooth out start-up and polling. */
+async function measure(
+  label: string,
+  runs: number,
+  oneRound: (steps: number) => Promise<number>,
+): Promise<void> {
+  await oneRound(10); // warm-up (excluded): workers connected, code paths hot
+  let steps = 0;
+  let seconds = 0;
+  while (seconds < QUEUE_ROUND_SECONDS) {
+    seconds += await oneRound(STEPS_PER_RUN);
+    steps += runs * STEPS_PER_RUN;
+  }
+  report(
+    label,
+    `${(steps / seconds).toFixed(0)} steps/s (${steps} steps, ${runs} runs at a time, ${seconds.toFixed(1)} s)`,
+  );
+}
+
 async function queueFigures(open: () => Promise<Backend>, workers: number) {
   const b = await open();
   const procs = Array.from({ length: workers }, () => tgzProcess(["worker", "--concurrency", "1"], b.env));
+  // the API that queues the per-step jobs; its own worker stays off, the workers above do the work
+  const server = tgzProcess(["server", "--port", "0", "--no-worker"], {
+    ...b.env,
+    TASKSGODZILLA_API_TOKEN: "",
+  });
   try {
     await Promise.all(procs.map((p) => started(p, /worker started/)));
+    const base = (await started(server, /API on (http:\/\/\S+)/))[1]!;
+    server.child.stdout!.removeAllListeners("data").resume();
     const runs = 4 * workers;
-    await round(b, runs, 10); // warm-up (excluded): workers connected, code paths hot
-    // measured rounds until they have lasted long enough to smooth out start-up and polling
-    let steps = 0;
-    let seconds = 0;
-    while (seconds < QUEUE_ROUND_SECONDS) {
-      seconds += await round(b, runs, STEPS_PER_RUN);
-      steps += runs * STEPS_PER_RUN;
-    }
-    report(
-      `queue ${b.label}, ${workers} worker process(es)`,
-      `${(steps / seconds).toFixed(0)} steps/s (${steps} steps, ${runs} runs at a time, ${seconds.toFixed(1)} s)`,
+    const label = `queue ${b.label}, ${workers} worker process(es)`;
+    await measure(`${label}, one execute_protocol job per ${STEPS_PER_RUN}-step run`, runs, (steps) =>
+      round(b, runs, steps),
+    );
+    await measure(`${label}, one execute_step job per step (run_next_step)`, runs, (steps) =>
+      stepRound(b, base, runs, steps),
     );
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
+    await Promise.all([...procs, server].map((p) => p.stop()));
     await b.close();
   }
 }
