@@ -283,6 +283,8 @@ async function planInto(
     maxOutputBytes: config.maxOutputBytes,
     settings,
   };
+  // planning is an engine call like any other: it waits for a slot of the engine's cap
+  const release = deps.engineGate ? await deps.engineGate(engineId, signal) : undefined;
   const answer = await askForJson({
     engine,
     request,
@@ -295,7 +297,7 @@ async function planInto(
       roots: [protocolRoot],
     }),
     retries: config.engineRetries,
-  });
+  }).finally(() => release?.());
   const usage = await recordCalls(deps, run, engineId, model, answer.attempts);
   const callMeta = {
     engine_id: engineId,

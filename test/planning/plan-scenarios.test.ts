@@ -12,13 +12,14 @@ import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/gi
 import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
 import type { ClaimedJob, JobQueue } from "../../src/queue/job-queue.js";
-import { StoreQueue } from "../../src/queue/store-queue.js";
+import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
 import { askForJson } from "../../src/runner/ask-for-json.js";
 import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
 import { isInside } from "../../src/shared/paths.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
+import { engineGate } from "../../src/worker/engine-gate.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
@@ -506,5 +507,35 @@ describe("the planning schema", () => {
       steps: [{ slug: "a", title: "A", kind: "work", prompt: "p", engine: null, model: null, qa: null }],
     });
     expect(parsed.steps[0]).toEqual({ slug: "a", title: "A", kind: "work", prompt: "p" });
+  });
+});
+
+describe("planning under an engine cap", () => {
+  it("waits for a slot of the planning engine's cap like a step's call does", async () => {
+    const { store, deps } = await setup();
+    const slots = new ConcurrencySlots((store as KyselyStore).kysely);
+    const gate = engineGate(slots, { replay: 1 }, { holder: "planner", onLost: () => {} });
+    const held = await engineGate(
+      slots,
+      { replay: 1 },
+      { holder: "someone", onLost: () => {} },
+    )("replay", new AbortController().signal);
+    const repo = gitRepo();
+    let done = false;
+    const planning = planProtocol(
+      { ...deps, engineGate: gate },
+      { task: "Add a greeter", repoDir: repo, engine: "replay", inputs: { final: JSON.stringify(PLAN) } },
+    ).then((r) => {
+      done = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    expect(done).toBe(false);
+    await held();
+    expect((await planning).status).toBe("planned");
+    expect(await (store as KyselyStore).kysely.selectFrom("concurrency_slots").selectAll().execute()).toEqual(
+      [],
+    );
+    await store.close();
   });
 });
