@@ -76,6 +76,8 @@ export class ProtocolRunner {
       const now = await store.getProtocolRun(runId);
       if (now.status === "completed" || now.status === "cancelled") return now;
       if (RESUMABLE.includes(now.status) && !resume) return now;
+      // first: a run never planned says how to plan it, whether or not its worktree is left
+      const ctx = await loadRunContext(this.deps, runId);
       try {
         requireWorktree(now);
       } catch (err) {
@@ -84,7 +86,6 @@ export class ProtocolRunner {
         if (!canMoveProtocol(now.status, "blocked")) throw err;
         return blockRun(store, runId, err.message, { reason: "worktree_gone", worktree: now.worktreePath });
       }
-      const ctx = await loadRunContext(this.deps, runId);
       const scope: RunScope = {
         deps: this.deps,
         store,
