@@ -44,9 +44,15 @@ export interface OpenedPr {
   existed: boolean;
 }
 
-async function cliLoggedIn(binary: string, cwd: string): Promise<boolean> {
+/** Logged in to the repository's own host: a login to github.com says nothing about an enterprise host. */
+async function cliLoggedIn(
+  binary: string,
+  host: string,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): Promise<boolean> {
   try {
-    await exec(binary, ["auth", "status"], { cwd, timeout: 15_000 });
+    await exec(binary, ["auth", "status", "--hostname", host], { cwd, env, timeout: 15_000 });
     return true;
   } catch {
     return false;
@@ -91,13 +97,13 @@ const cliError = (err: unknown) =>
   (err as { stderr?: string }).stderr?.trim() || (err as Error).message || "no output";
 
 /** The open request of the branch, as `gh pr view` / `glab mr view` print it in JSON. */
-async function viewViaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
+async function viewViaCli(target: PrTarget, pr: PrRequest, cwd: string, cli: CliRoute): Promise<OpenedPr> {
   const args =
     target.provider === "github"
       ? ["pr", "view", pr.head, "--repo", cliRepo(target), "--json", "url,number"]
       : ["mr", "view", pr.head, "--repo", cliRepo(target), "--output", "json"];
   try {
-    const { stdout } = await exec(binary, args, { cwd, timeout: 60_000 });
+    const { stdout } = await exec(cli.binary, args, { cwd, env: cli.env, timeout: 60_000 });
     const found = JSON.parse(stdout) as { url?: string; number?: number; web_url?: string; iid?: number };
     const url = found.url ?? found.web_url;
     if (!url) throw new Error(`no URL in ${stdout.slice(0, 200)}`);
@@ -105,19 +111,19 @@ async function viewViaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: 
   } catch (err) {
     throw new PullRequestError(
       null,
-      `${binary} says the request exists but cannot show it: ${cliError(err)}`,
+      `${cli.binary} says the request exists but cannot show it: ${cliError(err)}`,
     );
   }
 }
 
-async function viaCli(target: PrTarget, pr: PrRequest, cwd: string, binary: string): Promise<OpenedPr> {
+async function viaCli(target: PrTarget, pr: PrRequest, cwd: string, cli: CliRoute): Promise<OpenedPr> {
   try {
-    const { stdout } = await exec(binary, cliArgs(target, pr), { cwd, timeout: 60_000 });
+    const { stdout } = await exec(cli.binary, cliArgs(target, pr), { cwd, env: cli.env, timeout: 60_000 });
     return { ...parseCliOutput(stdout), via: "cli", existed: false };
   } catch (err) {
     // an open request of the same branch is the answer, as on the REST path
-    if (/already exists/i.test(cliError(err))) return viewViaCli(target, pr, cwd, binary);
-    throw new PullRequestError(null, `${binary} could not open the request: ${cliError(err)}`);
+    if (/already exists/i.test(cliError(err))) return viewViaCli(target, pr, cwd, cli);
+    throw new PullRequestError(null, `${cli.binary} could not open the request: ${cliError(err)}`);
   }
 }
 
@@ -218,7 +224,14 @@ async function gitlabApi(target: PrTarget, pr: PrRequest, token: string): Promis
 }
 
 /** How a request is opened: through the logged-in `gh`/`glab`, or the REST API with a token. */
-export type PrRoute = { via: "cli"; binary: string } | { via: "api"; token: string };
+export type PrRoute = CliRoute | { via: "api"; token: string };
+
+/** The CLI runs with the environment the route was chosen in (its login, config dir and CA bundle). */
+interface CliRoute {
+  via: "cli";
+  binary: string;
+  env: NodeJS.ProcessEnv;
+}
 
 const VIA = ["auto", "cli", "api"];
 
@@ -234,8 +247,8 @@ export async function choosePrRoute(target: PrTarget, cwd: string, env: NodeJS.P
   const cli = findBinary(name, env.PATH);
   if (via === "cli" && !cli)
     throw new PullRequestError(null, `TASKSGODZILLA_PR_VIA=cli but ${name} is not installed (not on PATH)`);
-  if (via !== "api" && cli && (via === "cli" || (await cliLoggedIn(cli, cwd))))
-    return { via: "cli", binary: cli };
+  if (via !== "api" && cli && (via === "cli" || (await cliLoggedIn(cli, target.host, cwd, env))))
+    return { via: "cli", binary: cli, env };
   const token = target.provider === "github" ? env.GITHUB_TOKEN || env.GH_TOKEN : env.GITLAB_TOKEN;
   if (!token)
     throw new MissingTokenError(
@@ -251,7 +264,7 @@ export function openPullRequest(
   cwd: string,
   route: PrRoute,
 ): Promise<OpenedPr> {
-  if (route.via === "cli") return viaCli(target, pr, cwd, route.binary);
+  if (route.via === "cli") return viaCli(target, pr, cwd, route);
   return target.provider === "github"
     ? githubApi(target, pr, route.token)
     : gitlabApi(target, pr, route.token);

@@ -23,7 +23,9 @@ export function parseRemote(url: string): { host: string; path: string } | undef
   try {
     const u = new URL(url);
     if (!u.hostname) return undefined;
-    return { host: u.hostname, path: u.pathname.replace(/^\/+/, "").replace(/\.git\/?$/, "") };
+    // an https remote's port is the web server's (a self-hosted instance may serve on one); an ssh one's is not
+    const host = u.protocol.startsWith("http") ? u.host : u.hostname;
+    return { host, path: u.pathname.replace(/^\/+/, "").replace(/\.git\/?$/, "") };
   } catch {
     return undefined;
   }

@@ -12,6 +12,7 @@ import { isInside } from "../../src/shared/paths.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo } from "../scenario/harness.js";
+import { ghPresent, localGitHub } from "../support/local-github.js";
 
 const BIN = join(import.meta.dirname, "../../dist/cli/main.js");
 const exec = promisify(execFile);
@@ -386,6 +387,44 @@ describe("tgz pr", () => {
     expect(events.stdout).toContain('"pr_opened"');
     expect(events.stdout).not.toContain("tok-secret-1");
   });
+
+  it.skipIf(!ghPresent)(
+    "opens the PR through the real gh logged in to the remote's host, and says it is already open the second time",
+    async () => {
+      const { repo, bare, run } = await plannedRepo();
+      await giveSteps(run.run_id, [{ engine_id: "replay", inputs: { final: "done" } }]);
+      expect((await tgz({}, "run", String(run.run_id))).code).toBe(0);
+      const gh = await localGitHub();
+      try {
+        gh.login();
+        // the remote is the host's URL; pushes go to the local bare repository
+        const url = `https://${gh.host}/acme/demo.git`;
+        git(repo, "remote", "set-url", "origin", url);
+        git(repo, "config", `url.${bare}.pushInsteadOf`, url);
+        const env = { ...gh.env, TASKSGODZILLA_PR_PROVIDER: "github", GITHUB_TOKEN: "" };
+        const first = await tgz(env, "pr", String(run.run_id));
+        expect(first, first.stderr).toMatchObject({
+          code: 0,
+          stdout: `Opened: https://${gh.host}/acme/demo/pull/1\n`,
+        });
+        expect(gh.pulls).toEqual([
+          expect.objectContaining({
+            headRefName: run.protocol_name,
+            baseRefName: "main",
+            title: `${run.protocol_name}: Greeter`,
+            body: expect.stringContaining("| `01-write` | completed |"),
+          }),
+        ]);
+        expect(git(bare, "rev-parse", run.protocol_name)).toBe(git(run.worktree, "rev-parse", "HEAD"));
+        const again = await tgz(env, "pr", String(run.run_id), "--json");
+        expect(again.code, again.stderr).toBe(0);
+        expect(JSON.parse(again.stdout)).toMatchObject({ via: "cli", existed: true, number: 1 });
+        expect(gh.pulls).toHaveLength(1);
+      } finally {
+        await gh.close();
+      }
+    },
+  );
 
   it("opens a GitLab MR through the REST API, returns the open one on 409, and fails clearly without a token", async () => {
     const { run } = await plannedRepo();

@@ -4,7 +4,7 @@
  * action, and follows the event stream across a server restart (resuming with Last-Event-ID) without
  * showing an event twice.
  */
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,21 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gitRepo } from "../scenario/harness.js";
 import { shellSpec } from "../server/api-harness.js";
 import { type Proc, tgzProcess } from "../service/process-harness.js";
+import { systemToolPresent } from "../support/system-tool.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "console-token-5e1d7a";
 /** Where the page's picture goes (test-results/ is not committed). */
 const SCREENSHOT = join(import.meta.dirname, "../../test-results/console.png");
 
-/** In CI Chromium must be there; elsewhere its absence skips these tests, said so by name. */
-function chromiumPresent(): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  if (process.env.CI === "true")
-    throw new Error(`${CHROMIUM} is missing: the web console tests need Debian's chromium package`);
-  console.log(`skipped: the web console tests (${CHROMIUM} is not installed; apt-get install chromium)`);
-  return false;
-}
-const present = chromiumPresent();
+const present = systemToolPresent(CHROMIUM, "the web console tests", "chromium");
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 /**
- * What a PR/MR request is made of: the gh/glab arguments (those CLIs are not installed here, so the
- * argument building is checked as a function, and the CLI path through stand-in scripts), what they
- * print, the REST calls against a local endpoint, and the body.
+ * What a PR/MR request is made of: the gh/glab arguments, the real `gh` against a local
+ * GitHub-like host, what the CLIs print, the REST calls against a local endpoint, and the body.
+ * `glab` has no package for this platform here, so its path goes through a stand-in script.
  */
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -20,15 +20,17 @@ import {
 import { prBody } from "../../src/pr/pr-body.js";
 import { resolvePrTarget } from "../../src/pr/pr-target.js";
 import { InvalidInputError } from "../../src/shared/errors.js";
+import { GH, ghPresent, localGitHub } from "../support/local-github.js";
 
 const github = { provider: "github" as const, repository: "acme/demo", host: "github.com", apiUrl: "" };
 const gitlab = { provider: "gitlab" as const, repository: "group/sub/demo", host: "gitlab.com", apiUrl: "" };
 
 /**
- * A stand-in `gh`/`glab` on PATH: logged in, appends each argv to `calls`, and answers `create`
- * with `created` (a URL) or, when `exists`, the CLIs' "already exists" error; `view` with `view`.
+ * A stand-in `glab` on PATH: logged in, appends each argv to `calls`, and answers `create` with
+ * `created` (a URL) or, when `exists`, glab's "already exists" error; `view` with `view`.
  */
-function fakeCli(name: "gh" | "glab", answers: { created?: string; exists?: string; view?: unknown }) {
+function standInGlab(answers: { created?: string; exists?: string; view?: unknown }) {
+  const name = "glab";
   const dir = mkdtempSync(join(tmpdir(), `tgz-${name}-`));
   const calls = join(dir, "calls");
   writeFileSync(join(dir, "view.json"), JSON.stringify(answers.view ?? {}));
@@ -118,6 +120,16 @@ describe("pull requests through gh and glab", () => {
     // the repository named for CI (a fork's upstream) is the one the request goes to
     const upstream = resolvePrTarget("git@github.com:me/demo.git", { GITHUB_REPOSITORY: "acme/demo" });
     expect(cliArgs(upstream, pr).slice(2, 4)).toEqual(["--repo", "acme/demo"]);
+    // an https remote's port belongs to the web host; an ssh remote's does not
+    expect(
+      resolvePrTarget("https://git.corp:8443/acme/demo.git", { TASKSGODZILLA_PR_PROVIDER: "github" }),
+    ).toEqual({
+      provider: "github",
+      repository: "acme/demo",
+      host: "git.corp:8443",
+      apiUrl: "https://git.corp:8443/api/v3",
+    });
+    expect(resolvePrTarget("ssh://git@github.com:22/acme/demo.git", {}).host).toBe("github.com");
   });
 
   it("reads the URL and number from what the CLIs print last", () => {
@@ -134,39 +146,73 @@ describe("pull requests through gh and glab", () => {
     expect(parseCliOutput("done")).toEqual({ url: "done", number: null });
   });
 
-  it("opens through a logged-in gh, and returns the open request when gh says it already exists", async () => {
-    const created = fakeCli("gh", { created: "https://github.com/acme/demo/pull/12" });
-    const route = await choosePrRoute(github, process.cwd(), created.env);
-    expect(route).toMatchObject({ via: "cli" });
-    expect(await openPullRequest(github, pr, process.cwd(), route)).toEqual({
-      url: "https://github.com/acme/demo/pull/12",
-      number: 12,
-      via: "cli",
-      existed: false,
-    });
-    expect(created.calls()[1]).toMatch(/^pr create --repo acme\/demo --title/);
+  it.skipIf(!ghPresent)(
+    "opens through the real gh logged in to the repository's host, and returns the open request when gh says it already exists",
+    async () => {
+      const gh = await localGitHub();
+      try {
+        gh.login();
+        const target = { ...github, host: gh.host };
+        const route = await choosePrRoute(target, process.cwd(), { PATH: "/usr/bin:/bin", ...gh.env });
+        expect(route).toMatchObject({ via: "cli", binary: GH });
+        expect(await openPullRequest(target, pr, process.cwd(), route)).toEqual({
+          url: `https://${gh.host}/acme/demo/pull/1`,
+          number: 1,
+          via: "cli",
+          existed: false,
+        });
+        expect(gh.pulls).toEqual([
+          expect.objectContaining({
+            title: pr.title,
+            body: pr.body,
+            headRefName: "0003-x",
+            baseRefName: "main",
+          }),
+        ]);
+        expect(await openPullRequest(target, pr, process.cwd(), route)).toEqual({
+          url: `https://${gh.host}/acme/demo/pull/1`,
+          number: 1,
+          via: "cli",
+          existed: true,
+        });
+        expect(gh.pulls).toHaveLength(1);
+        expect(gh.operations.filter((op) => op === "PullRequestCreate")).toHaveLength(1);
+      } finally {
+        await gh.close();
+      }
+    },
+  );
 
-    const exists = fakeCli("gh", {
-      exists: 'a pull request for branch "0003-x" into branch "main" already exists:',
-      view: { url: "https://github.com/acme/demo/pull/12", number: 12 },
-    });
-    const again = await openPullRequest(
-      github,
-      pr,
-      process.cwd(),
-      await choosePrRoute(github, ".", exists.env),
-    );
-    expect(again).toEqual({
-      url: "https://github.com/acme/demo/pull/12",
-      number: 12,
-      via: "cli",
-      existed: true,
-    });
-    expect(exists.calls().at(-1)).toBe("pr view 0003-x --repo acme/demo --json url,number");
-  });
+  it.skipIf(!ghPresent)(
+    "does not use a gh logged in to another host: the token goes to the REST API instead",
+    async () => {
+      const gh = await localGitHub();
+      try {
+        gh.login();
+        expect(
+          await choosePrRoute(github, process.cwd(), { ...process.env, ...gh.env, GITHUB_TOKEN: "t" }),
+        ).toEqual({
+          via: "api",
+          token: "t",
+        });
+        // asked for by name, gh is used all the same, and says what is wrong
+        const forced = await choosePrRoute(github, process.cwd(), {
+          ...process.env,
+          ...gh.env,
+          TASKSGODZILLA_PR_VIA: "cli",
+        });
+        const wrongHost = { ...github, host: "127.0.0.1:9" };
+        await expect(openPullRequest(wrongHost, pr, process.cwd(), forced)).rejects.toThrow(
+          new RegExp(`^${GH} could not open the request: `),
+        );
+      } finally {
+        await gh.close();
+      }
+    },
+  );
 
   it("returns the open merge request when glab says it already exists", async () => {
-    const exists = fakeCli("glab", {
+    const exists = standInGlab({
       exists: "Another open merge request already exists for this source branch: !4",
       view: { web_url: "https://gitlab.com/group/sub/demo/-/merge_requests/4", iid: 4 },
     });
