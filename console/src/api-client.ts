@@ -2,7 +2,15 @@
  * The API on the console's own origin. The bearer token lives in this browser's localStorage and is
  * sent as `Authorization: Bearer`; the page itself never contains it.
  */
-import type { ActionReply, ApiEvent, Project, ProtocolRun, SpecReply, StepRun } from "./api-types.js";
+import type {
+  ActionReply,
+  ApiEvent,
+  Project,
+  ProtocolRun,
+  RunUsage,
+  SpecReply,
+  StepRun,
+} from "./api-types.js";
 
 const TOKEN_KEY = "tasksgodzilla.apiToken";
 
@@ -61,6 +69,7 @@ export const api = {
   run: (runId: number) => call<ProtocolRun>("GET", `/protocols/${runId}`),
   steps: (runId: number) => call<StepRun[]>("GET", `/protocols/${runId}/steps`),
   spec: (runId: number) => call<SpecReply>("GET", `/protocols/${runId}/spec`),
+  usage: (runId: number) => call<RunUsage>("GET", `/protocols/${runId}/usage`),
   /** The newest event id: where a stream of what happens from now on starts. */
   latestEventId: async () => (await call<ApiEvent[]>("GET", "/events?limit=1"))[0]?.id ?? 0,
   protocolAction: (runId: number, action: string) =>

@@ -39,6 +39,23 @@ export interface StepRun {
   updated_at: string;
 }
 
+export interface Usage {
+  input: number;
+  cached_input: number;
+  output: number;
+  reasoning: number;
+  total: number;
+  calls: number;
+  estimated_calls: number;
+}
+
+export interface RunUsage {
+  protocol_run_id: number;
+  total: Usage;
+  by_phase: { plan: Usage; exec: Usage; qa: Usage };
+  steps: { step_run_id: number; step_name: string; status: string; usage: Usage }[];
+}
+
 export interface ApiEvent {
   id: number;
   protocol_run_id: number;

@@ -33,6 +33,14 @@ export function eventTokens(metadata: Record<string, unknown>): string {
   const counted = calls.filter((u) => typeof u.total === "number");
   if (counted.length === 0) return "";
   const total = counted.reduce((n, u) => n + (u.total as number), 0);
+  return tokenCount(
+    total,
+    counted.some((u) => u.estimated === true),
+  );
+}
+
+/** A token figure, short past 10k; `~` when any of it was estimated. */
+export function tokenCount(total: number, estimated: boolean): string {
   const text = total >= 10_000 ? `${(total / 1000).toFixed(1)}k` : String(total);
-  return counted.some((u) => u.estimated === true) ? `~${text}` : text;
+  return estimated ? `~${text}` : text;
 }

@@ -1,5 +1,5 @@
 /**
- * One protocol run: its header (status, spec hash), the action buttons its status allows, its steps,
+ * One protocol run: its header (status, spec hash, tokens), the action buttons its status allows, its steps,
  * and the live event log. The log follows the run's event stream from the first event; each event
  * also refreshes the run and its steps (coalesced), so the page shows the store as it is.
  */
@@ -11,10 +11,10 @@ import {
   stepActionAllowed,
 } from "./allowed-actions.js";
 import { api } from "./api-client.js";
-import type { ActionReply, ApiEvent, ProtocolRun, StepRun } from "./api-types.js";
+import type { ActionReply, ApiEvent, ProtocolRun, RunUsage, StepRun } from "./api-types.js";
 import { coalesced } from "./coalesce.js";
 import { h } from "./dom.js";
-import { badge, clock, dateTime, eventTokens } from "./format.js";
+import { badge, clock, dateTime, eventTokens, tokenCount } from "./format.js";
 import { followEvents, type StreamState } from "./sse-reader.js";
 
 const STREAM_TEXT: Record<StreamState, string> = {
@@ -28,6 +28,7 @@ export class RunView {
   private runId: number | undefined;
   private run: ProtocolRun | undefined;
   private steps: StepRun[] = [];
+  private usage: RunUsage | undefined;
   private stopStream: (() => void) | undefined;
   private busy = false;
   private events = 0;
@@ -66,6 +67,7 @@ export class RunView {
     this.runId = runId;
     this.run = undefined;
     this.steps = [];
+    this.usage = undefined;
     this.events = 0;
     this.eventCount.textContent = "0";
     this.eventRows.replaceChildren();
@@ -91,7 +93,7 @@ export class RunView {
           h(
             "tr",
             {},
-            ...["#", "step", "status", "engine", "model", "summary", "retries", ""].map((c) =>
+            ...["#", "step", "status", "engine", "model", "summary", "retries", "tokens", ""].map((c) =>
               h("th", {}, c),
             ),
           ),
@@ -125,10 +127,11 @@ export class RunView {
     const id = this.runId;
     if (id === undefined) return;
     try {
-      const [run, steps] = await Promise.all([api.run(id), api.steps(id)]);
+      const [run, steps, usage] = await Promise.all([api.run(id), api.steps(id), api.usage(id)]);
       if (id !== this.runId) return;
       this.run = run;
       this.steps = steps;
+      this.usage = usage;
       this.render();
     } catch (err) {
       if (id === this.runId) this.say("error", err);
@@ -155,6 +158,8 @@ export class RunView {
           hash ? h("code", { id: "spec-hash", title: hash }, hash.slice(0, 16)) : "none",
           run.spec_validation_status ? ` (${run.spec_validation_status})` : "",
         ),
+        h("dt", {}, "tokens"),
+        h("dd", { id: "run-tokens" }, this.usageText()),
         h("dt", {}, "base branch"),
         h("dd", {}, run.base_branch),
         run.worktree_path ? [h("dt", {}, "worktree"), h("dd", {}, h("code", {}, run.worktree_path))] : null,
@@ -187,6 +192,7 @@ export class RunView {
           h("td", {}, step.model ?? ""),
           h("td", { class: "summary" }, step.summary ?? ""),
           h("td", {}, step.retries),
+          h("td", { class: "tokens" }, this.stepTokens(step.id)),
           h(
             "td",
             { class: "step-actions" },
@@ -208,6 +214,19 @@ export class RunView {
     );
     for (const cell of this.eventRows.querySelectorAll<HTMLElement>("td[data-step-id]:empty"))
       cell.textContent = this.stepName(Number(cell.dataset.stepId));
+  }
+
+  /** The run's tokens in all, with its calls and how many were estimated. */
+  private usageText(): string {
+    const total = this.usage?.total;
+    if (!total) return "";
+    const estimated = total.estimated_calls > 0 ? `, ${total.estimated_calls} estimated` : "";
+    return `${tokenCount(total.total, total.estimated_calls > 0)} (${total.calls} call(s)${estimated})`;
+  }
+
+  private stepTokens(stepId: number): string {
+    const usage = this.usage?.steps.find((s) => s.step_run_id === stepId)?.usage;
+    return usage && usage.calls > 0 ? tokenCount(usage.total, usage.estimated_calls > 0) : "";
   }
 
   private stepName(stepId: number): string {

@@ -1,5 +1,5 @@
 /** Plain-text rendering shared by the CLI commands. */
-import type { Event, ProtocolRun, StepRun, UsageTotals } from "../store/types.js";
+import type { Event, ProtocolRun, StepRun } from "../store/types.js";
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
@@ -53,17 +53,4 @@ export function stepsJson(steps: StepRun[]) {
     summary: s.summary,
     runtime_state: s.runtimeState,
   }));
-}
-
-/** Token totals in the snake_case every JSON output uses. */
-export function usageJson(u: UsageTotals) {
-  return {
-    input: u.input,
-    cached_input: u.cachedInput,
-    output: u.output,
-    reasoning: u.reasoning,
-    total: u.total,
-    calls: u.calls,
-    estimated_calls: u.estimatedCalls,
-  };
 }

@@ -89,6 +89,36 @@ export const StepRunOut = named(
   }),
 );
 
+export const UsageOut = named(
+  "Usage",
+  z.object({
+    input: z.number().int(),
+    cached_input: z.number().int().describe("Part of `input` served from the provider's cache."),
+    output: z.number().int(),
+    reasoning: z.number().int().describe("Part of `output` spent on reasoning."),
+    total: z.number().int().describe("Tokens charged: input + output."),
+    calls: z.number().int().describe("Engine calls counted."),
+    estimated_calls: z.number().int().describe("Calls whose engine reported no usage: tokens estimated."),
+  }),
+);
+
+export const RunUsageOut = named(
+  "RunUsage",
+  z.object({
+    protocol_run_id: z.number().int(),
+    total: UsageOut,
+    by_phase: z.object({ plan: UsageOut, exec: UsageOut, qa: UsageOut }),
+    steps: z.array(
+      z.object({
+        step_run_id: z.number().int(),
+        step_name: z.string(),
+        status: z.enum(STEP_STATUSES),
+        usage: UsageOut.describe("The step's own calls and its QA's, every attempt."),
+      }),
+    ),
+  }),
+);
+
 export const EventOut = named(
   "Event",
   z.object({

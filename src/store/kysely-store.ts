@@ -463,6 +463,7 @@ export class KyselyOps implements StoreOps {
     if (scope.projectId !== undefined) q = q.where("project_id", "=", scope.projectId);
     if (scope.protocolRunId !== undefined) q = q.where("protocol_run_id", "=", scope.protocolRunId);
     if (scope.stepRunId !== undefined) q = q.where("step_run_id", "=", scope.stepRunId);
+    if (scope.phase !== undefined) q = q.where("phase", "=", scope.phase);
     const r = await q.executeTakeFirstOrThrow();
     // Postgres returns SUM/COUNT of integers as bigint strings
     const n = (v: string | number | null) => Number(v ?? 0);

@@ -168,6 +168,7 @@ export interface UsageScope {
   projectId?: number;
   protocolRunId?: number;
   stepRunId?: number;
+  phase?: UsagePhase;
 }
 
 /** Charged tokens (input + output) and the reported/estimated split. */

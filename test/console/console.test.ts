@@ -4,7 +4,7 @@
  * action, and follows the event stream across a server restart (resuming with Last-Event-ID) without
  * showing an event twice.
  */
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,9 +84,32 @@ describe.skipIf(!present)(
       await startServer();
       const repo = gitRepo();
       const project = await call("POST", "/projects", { name: "demo", git_url: repo, local_path: repo });
+      // the first step is an agent's replayed call with its usage, so the page has tokens to show
+      const recording = join(dir, "s0.jsonl");
+      writeFileSync(
+        recording,
+        [
+          { type: "usage", usage: { input: 1200, output: 34 } },
+          { type: "final", text: "one" },
+        ]
+          .map((e) => JSON.stringify(e))
+          .join("\n"),
+      );
+      const [, second] = shellSpec("echo one", "sleep 1 && echo two").steps;
       const run = await call("POST", `/projects/${project.body.id}/protocols`, {
         protocol_name: "readme",
-        spec: shellSpec("echo one", "sleep 1 && echo two"),
+        spec: {
+          steps: [
+            {
+              id: "s0",
+              engine_id: "replay",
+              prompt_ref: "README.md",
+              inputs: { recording },
+              qa: { policy: "skip" },
+            },
+            second,
+          ],
+        },
       });
       expect(run.body.status).toBe("planned");
       runId = run.body.id;
@@ -197,6 +220,16 @@ describe.skipIf(!present)(
         { timeout: 10_000 },
       );
       expect(await page.textContent(".run-head .badge")).toBe("completed");
+      // what it cost: the run's tokens and the step's, as the API counts them
+      await page.waitForFunction(() =>
+        document.querySelector("#run-tokens")?.textContent?.startsWith("1234"),
+      );
+      expect(await page.textContent("#run-tokens")).toBe("1234 (2 call(s))");
+      expect(await page.textContent("#steps tr[data-step-id] td.tokens")).toBe("1234");
+      expect((await call("GET", `/protocols/${runId}/usage`)).body.total).toMatchObject({
+        total: 1234,
+        calls: 2,
+      });
       const types = await page.$$eval("#events tr", (rows) =>
         rows.map((r) => (r as HTMLElement).dataset.type),
       );

@@ -1,6 +1,6 @@
 /** The HTTP API over real HTTP on a real SQLite store and the embedded queue, with real workers. */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
@@ -325,6 +325,89 @@ describe("projects and protocol runs", () => {
       ),
     });
     expect(await snapshot(run.body.id)).toEqual(before);
+  });
+});
+
+describe("usage", () => {
+  it("reports the tokens a run used in all, by phase and by step, QA included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tgz-usage-"));
+    const recording = (name: string, usage: Record<string, number>, final: string) => {
+      const file = join(dir, `${name}.jsonl`);
+      writeFileSync(
+        file,
+        [
+          { type: "usage", usage },
+          { type: "final", text: final },
+        ]
+          .map((e) => JSON.stringify(e))
+          .join("\n"),
+      );
+      return file;
+    };
+    const step = (id: string, usage: Record<string, number>, qa: Record<string, unknown>) => ({
+      id,
+      engine_id: "replay",
+      // the scratch repository's README is the prompt: replay does not read it
+      prompt_ref: "README.md",
+      inputs: { recording: recording(id, usage, "done") },
+      qa,
+    });
+    const verdict = JSON.stringify({ verdict: "pass", summary: "fine" });
+    const { run } = await api.newRun([], {
+      spec: {
+        steps: [
+          step("a", { input: 100, cachedInput: 40, output: 20 }, { policy: "skip" }),
+          step(
+            "b",
+            { input: 7, output: 3, reasoning: 2 },
+            {
+              policy: "full",
+              engine_id: "replay",
+              inputs: { recording: recording("qa", { input: 30, output: 5 }, verdict) },
+            },
+          ),
+        ],
+      },
+    });
+    await call("POST", `/protocols/${run.id}/actions/start`);
+    await api.drain();
+    expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
+    const usage = (n: Partial<Record<string, number>>) => ({
+      input: 0,
+      cached_input: 0,
+      output: 0,
+      reasoning: 0,
+      total: 0,
+      calls: 0,
+      estimated_calls: 0,
+      ...n,
+    });
+    const reply = await call("GET", `/protocols/${run.id}/usage`);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      protocol_run_id: run.id,
+      total: usage({ input: 137, cached_input: 40, output: 28, reasoning: 2, total: 165, calls: 3 }),
+      by_phase: {
+        plan: usage({}),
+        exec: usage({ input: 107, cached_input: 40, output: 23, reasoning: 2, total: 130, calls: 2 }),
+        qa: usage({ input: 30, output: 5, total: 35, calls: 1 }),
+      },
+      steps: [
+        {
+          step_run_id: expect.any(Number),
+          step_name: "a",
+          status: "completed",
+          usage: usage({ input: 100, cached_input: 40, output: 20, total: 120, calls: 1 }),
+        },
+        {
+          step_run_id: expect.any(Number),
+          step_name: "b",
+          status: "completed",
+          usage: usage({ input: 37, output: 8, reasoning: 2, total: 45, calls: 2 }),
+        },
+      ],
+    });
+    expect((await call("GET", "/protocols/999999/usage")).status).toBe(404);
   });
 });
 

@@ -53,6 +53,7 @@ describe("OpenAPI", () => {
         "GET /protocols/{id}/spec",
         "POST /protocols/{id}/actions/{action}",
         "GET /protocols/{id}/steps",
+        "GET /protocols/{id}/usage",
         "POST /steps/{id}/actions/{action}",
         "GET /protocols/{id}/events",
         "GET /events",

@@ -1,7 +1,8 @@
 /** Read-only views of the store: `status`, `steps`, `events`. */
 import { eventOut } from "../../server/api-shapes.js";
+import { usageJson } from "../../store/usage-json.js";
 import type { AppContext } from "../app-context.js";
-import { eventLine, runLine, stepsJson, stepsTable, table, usageJson } from "../format.js";
+import { eventLine, runLine, stepsJson, stepsTable, table } from "../format.js";
 import { parseRunId } from "../run-id.js";
 
 const print = (text: string) => process.stdout.write(`${text}\n`);

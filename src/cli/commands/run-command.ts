@@ -1,8 +1,9 @@
 /** `tgz run SPEC --repo DIR` creates and runs a protocol; `tgz run RUN_ID` continues an existing one. */
 import { ProtocolRunner } from "../../runner/protocol-runner.js";
 import { createRunFromSpec } from "../../services/create-run.js";
+import { usageJson } from "../../store/usage-json.js";
 import type { AppContext } from "../app-context.js";
-import { runLine, stepsJson, stepsTable, usageJson } from "../format.js";
+import { runLine, stepsJson, stepsTable } from "../format.js";
 import { ProgressView } from "../progress-view.js";
 
 export interface RunCommandOptions {

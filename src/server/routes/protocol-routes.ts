@@ -1,7 +1,9 @@
-/** One protocol run, its frozen spec and its steps. */
+/** One protocol run, its frozen spec, its steps and the tokens it used. */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { ProtocolRunOut, protocolOut, StepRunOut, stepOut } from "../api-shapes.js";
+import type { UsageScope } from "../../store/types.js";
+import { usageJson } from "../../store/usage-json.js";
+import { ProtocolRunOut, protocolOut, RunUsageOut, StepRunOut, stepOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import { IdParam, route, type ServerContext } from "../server-context.js";
 
@@ -52,6 +54,39 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
         validation_status: meta?.status ?? "missing",
         validation_errors: meta?.errors ?? [],
         validated_at: meta?.validated_at ?? null,
+      };
+    },
+  );
+  route(
+    app,
+    ctx,
+    {
+      ...common,
+      url: "/protocols/{id}/usage",
+      summary: "Tokens the run used: in all, by phase (plan, exec, qa) and by step",
+      responses: { 200: RunUsageOut },
+    },
+    async ({ params }, req) => {
+      const run = await accessibleRun(req, params.id);
+      const sum = async (scope: Omit<UsageScope, "protocolRunId">) =>
+        usageJson(await store.sumUsage({ protocolRunId: run.id, ...scope }));
+      const steps = await store.listStepRuns(run.id);
+      return {
+        protocol_run_id: run.id,
+        total: await sum({}),
+        by_phase: {
+          plan: await sum({ phase: "plan" }),
+          exec: await sum({ phase: "exec" }),
+          qa: await sum({ phase: "qa" }),
+        },
+        steps: await Promise.all(
+          steps.map(async (s) => ({
+            step_run_id: s.id,
+            step_name: s.stepName,
+            status: s.status,
+            usage: await sum({ stepRunId: s.id }),
+          })),
+        ),
       };
     },
   );
