@@ -200,7 +200,10 @@ program
   )
   .option("--repo <dir>", "repository whose tasksgodzilla.config.* engine settings apply", process.cwd())
   .option("--json", "JSON output")
-  .action(withStore((app, opts: { json?: boolean; repo?: string }) => enginesCommand(app, opts)));
+  // no store: the doctor must answer even when the database is what is broken
+  .action(async (opts: { json?: boolean; repo?: string }) => {
+    exitCode = await enginesCommand(opts);
+  });
 
 const spec = program.command("spec").description("ProtocolSpec tools");
 spec

@@ -164,6 +164,20 @@ describe("tgz CLI", () => {
     expect(tgz("doctor", "--repo", repo).stdout).toMatch(
       /\n {2}gemini: binary "\/nonexistent\/gemini" not found\n\s+fix:/,
     );
+    // the doctor needs no database: it answers with the one configured down
+    const noDb = spawnSync("node", [BIN, "doctor", "--repo", repo], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        TASKSGODZILLA_DATA_DIR: dataDir,
+        TASKSGODZILLA_DB_URL: "postgres://127.0.0.1:1/none",
+      },
+      timeout: 60_000,
+    });
+    expect(noDb).toMatchObject({
+      status: 1,
+      stdout: expect.stringMatching(/gemini: binary "\/nonexistent\/gemini" not found/),
+    });
     writeFileSync(join(repo, "tasksgodzilla.config.json"), JSON.stringify({ engines: { codx: {} } }));
     expect(tgz("doctor", "--repo", repo)).toMatchObject({
       code: 2,

@@ -1,16 +1,15 @@
 /** `tgz engines` (alias `tgz doctor`): every registered engine and its preflight with the repo's settings. */
 import { assertKnownEngineSettings, settingsFor } from "../../config/engine-settings.js";
-import type { AppContext } from "../app-context.js";
+import { loadConfig } from "../../config/load-config.js";
+import { createDefaultRegistry } from "../../engines/builtin-engines.js";
 import { table } from "../format.js";
 
-export async function enginesCommand(
-  app: AppContext,
-  opts: { json?: boolean; repo?: string },
-): Promise<number> {
-  const config = app.configFor(opts.repo ?? process.cwd(), process.env);
-  assertKnownEngineSettings(config, app.registry);
+export async function enginesCommand(opts: { json?: boolean; repo?: string }): Promise<number> {
+  const config = loadConfig(opts.repo ?? process.cwd(), process.env);
+  const registry = createDefaultRegistry();
+  assertKnownEngineSettings(config, registry);
   const rows = await Promise.all(
-    app.registry.list().map(async (e) => ({
+    registry.list().map(async (e) => ({
       id: e.id,
       kind: e.kind,
       capabilities: e.capabilities,
