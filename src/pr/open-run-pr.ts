@@ -62,16 +62,14 @@ export async function openRunPullRequest(
       limit: 100_000,
     });
     const usage = await store.sumUsage({ protocolRunId: runId });
-    const stepsSummary = await Promise.all(
-      steps.map(async (s) => ({
-        id: s.stepName,
-        status: s.status,
-        verdict:
-          (verdicts.filter((e) => e.stepRunId === s.id).at(-1)?.metadata.verdict as string | undefined) ??
-          null,
-        tokens: (await store.sumUsage({ stepRunId: s.id })).total,
-      })),
-    );
+    const byStep = await store.sumUsageByStep(runId);
+    const stepsSummary = steps.map((s) => ({
+      id: s.stepName,
+      status: s.status,
+      verdict:
+        (verdicts.filter((e) => e.stepRunId === s.id).at(-1)?.metadata.verdict as string | undefined) ?? null,
+      tokens: byStep.get(s.id)?.total ?? 0,
+    }));
     const meta = (run.templateConfig.protocol_spec?.metadata ?? {}) as { title?: string };
     const title = meta.title ?? run.description ?? run.protocolName;
     const body = prBody({

@@ -2,7 +2,7 @@
  * The Store on Kysely, one implementation for SQLite and Postgres. Every status change and its event
  * are written in one transaction; a conditional UPDATE makes concurrent movers lose with a typed error.
  */
-import { type Kysely, sql } from "kysely";
+import { type ExpressionBuilder, type Kysely, sql } from "kysely";
 import { NotFoundError } from "../shared/errors.js";
 import type { Database } from "./db-schema.js";
 import { toEvent, toProject, toProtocolRun, toStepRun } from "./row-mappers.js";
@@ -450,33 +450,53 @@ export class KyselyOps implements StoreOps {
   }
 
   async sumUsage(scope: UsageScope): Promise<UsageTotals> {
-    let q = this.db
-      .selectFrom("token_usage")
-      .select((eb) => [
-        eb.fn.sum<string | number | null>("input_tokens").as("input"),
-        eb.fn.sum<string | number | null>("cached_input_tokens").as("cached"),
-        eb.fn.sum<string | number | null>("output_tokens").as("output"),
-        eb.fn.sum<string | number | null>("reasoning_tokens").as("reasoning"),
-        eb.fn.sum<string | number | null>("estimated").as("estimated"),
-        eb.fn.countAll<string | number>().as("calls"),
-      ]);
+    let q = this.db.selectFrom("token_usage").select(usageSums);
     if (scope.projectId !== undefined) q = q.where("project_id", "=", scope.projectId);
     if (scope.protocolRunId !== undefined) q = q.where("protocol_run_id", "=", scope.protocolRunId);
     if (scope.stepRunId !== undefined) q = q.where("step_run_id", "=", scope.stepRunId);
     if (scope.phase !== undefined) q = q.where("phase", "=", scope.phase);
-    const r = await q.executeTakeFirstOrThrow();
-    // Postgres returns SUM/COUNT of integers as bigint strings
-    const n = (v: string | number | null) => Number(v ?? 0);
-    return {
-      input: n(r.input),
-      cachedInput: n(r.cached),
-      output: n(r.output),
-      reasoning: n(r.reasoning),
-      total: n(r.input) + n(r.output),
-      estimatedCalls: n(r.estimated),
-      calls: n(r.calls),
-    };
+    return usageTotals(await q.executeTakeFirstOrThrow());
   }
+
+  async sumUsageByStep(protocolRunId: number): Promise<Map<number, UsageTotals>> {
+    const rows = await this.db
+      .selectFrom("token_usage")
+      .select((eb) => ["step_run_id", ...usageSums(eb)])
+      .where("protocol_run_id", "=", protocolRunId)
+      .where("step_run_id", "is not", null)
+      .groupBy("step_run_id")
+      .execute();
+    return new Map(rows.map((r) => [Number(r.step_run_id), usageTotals(r)]));
+  }
+}
+
+/** The sums behind UsageTotals, for one select. */
+const usageSums = (eb: ExpressionBuilder<Database, "token_usage">) => [
+  eb.fn.sum<string | number | null>("input_tokens").as("input"),
+  eb.fn.sum<string | number | null>("cached_input_tokens").as("cached"),
+  eb.fn.sum<string | number | null>("output_tokens").as("output"),
+  eb.fn.sum<string | number | null>("reasoning_tokens").as("reasoning"),
+  eb.fn.sum<string | number | null>("estimated").as("estimated"),
+  eb.fn.countAll<string | number>().as("calls"),
+];
+
+type UsageRow = Record<
+  "input" | "cached" | "output" | "reasoning" | "estimated" | "calls",
+  string | number | null
+>;
+
+function usageTotals(r: UsageRow): UsageTotals {
+  // Postgres returns SUM/COUNT of integers as bigint strings
+  const n = (v: string | number | null) => Number(v ?? 0);
+  return {
+    input: n(r.input),
+    cachedInput: n(r.cached),
+    output: n(r.output),
+    reasoning: n(r.reasoning),
+    total: n(r.input) + n(r.output),
+    estimatedCalls: n(r.estimated),
+    calls: n(r.calls),
+  };
 }
 
 function stepPatch(patch: StepRunPatch) {

@@ -236,6 +236,8 @@ export interface StoreOps {
 
   recordUsage(input: UsageRecord): Promise<void>;
   sumUsage(scope: UsageScope): Promise<UsageTotals>;
+  /** A run's totals per step run, in one query; steps without calls are absent. */
+  sumUsageByStep(protocolRunId: number): Promise<Map<number, UsageTotals>>;
 }
 
 export interface Store extends StoreOps {

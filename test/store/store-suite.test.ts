@@ -270,7 +270,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
         ]);
       });
 
-    it("sums token usage per step, run and project, counting estimated calls", async () => {
+    it("sums token usage per step, run, project and phase, counting estimated calls, also for every step at once", async () => {
       const a = await seed();
       const b = await store.createProtocolRun({ projectId: a.project.id, protocolName: "0002-other" });
       await store.recordUsage({
@@ -316,6 +316,14 @@ for (const backend of ["sqlite", "postgres"] as const) {
       expect((await store.sumUsage({ protocolRunId: a.run.id })).total).toBe(175);
       expect((await store.sumUsage({ projectId: a.project.id })).total).toBe(1176);
       expect(await store.sumUsage({ stepRunId: 999_999 })).toMatchObject({ total: 0, calls: 0 });
+      expect((await store.sumUsage({ protocolRunId: a.run.id, phase: "qa" })).total).toBe(55);
+      expect((await store.sumUsage({ protocolRunId: b.id, phase: "exec" })).calls).toBe(0);
+      // per step in one query: the same totals, and a run's planning call belongs to no step
+      const byStep = await store.sumUsageByStep(a.run.id);
+      expect([...byStep.keys()].sort()).toEqual([a.steps[0]!.id, a.steps[1]!.id].sort());
+      expect(byStep.get(a.steps[0]!.id)).toEqual(await store.sumUsage({ stepRunId: a.steps[0]!.id }));
+      expect(byStep.get(a.steps[1]!.id)).toMatchObject({ total: 10, calls: 1, estimatedCalls: 0 });
+      expect((await store.sumUsageByStep(b.id)).size).toBe(0);
     });
   });
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { UsageScope } from "../../store/types.js";
-import { usageJson } from "../../store/usage-json.js";
+import { NO_USAGE, usageJson } from "../../store/usage-json.js";
 import { ProtocolRunOut, protocolOut, RunUsageOut, StepRunOut, stepOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
 import { IdParam, route, type ServerContext } from "../server-context.js";
@@ -71,6 +71,7 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const sum = async (scope: Omit<UsageScope, "protocolRunId">) =>
         usageJson(await store.sumUsage({ protocolRunId: run.id, ...scope }));
       const steps = await store.listStepRuns(run.id);
+      const byStep = await store.sumUsageByStep(run.id);
       return {
         protocol_run_id: run.id,
         total: await sum({}),
@@ -79,14 +80,12 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
           exec: await sum({ phase: "exec" }),
           qa: await sum({ phase: "qa" }),
         },
-        steps: await Promise.all(
-          steps.map(async (s) => ({
-            step_run_id: s.id,
-            step_name: s.stepName,
-            status: s.status,
-            usage: await sum({ stepRunId: s.id }),
-          })),
-        ),
+        steps: steps.map((s) => ({
+          step_run_id: s.id,
+          step_name: s.stepName,
+          status: s.status,
+          usage: usageJson(byStep.get(s.id) ?? NO_USAGE),
+        })),
       };
     },
   );
