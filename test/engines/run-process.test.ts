@@ -125,6 +125,11 @@ describe("runProcess", () => {
 
   it.each([
     ["in pieces", "echo short; head -c 5000 /dev/zero | tr '\\0' x; echo; echo after"],
+    // pieces each under the limit, the line past twice the limit: still one line dropped
+    [
+      "in small pieces",
+      "echo short; for i in 1 2 3 4 5 6; do head -c 800 /dev/zero | tr '\\0' x; sleep 0.05; done; echo; echo after",
+    ],
     // one write: the whole line arrives in a single chunk
     ["at once", "printf 'short\\n%s\\nafter\\n' \"$(head -c 5000 /dev/zero | tr '\\0' x)\""],
   ])("drops a line longer than the line limit that arrives %s, and counts it", async (_how, script) => {

@@ -158,15 +158,25 @@ class LineQueue {
   constructor(private readonly maxLine: number) {}
 
   push(text: string): void {
-    const parts = (this.partial + text).split("\n");
-    this.partial = parts.pop() ?? "";
-    if (this.skipping && parts.length > 0) {
-      parts.shift();
+    let rest = text;
+    if (this.skipping) {
+      // the rest of a line already counted: nothing of it is kept, up to its end
+      const end = rest.indexOf("\n");
+      if (end < 0) return;
+      rest = rest.slice(end + 1);
       this.skipping = false;
     }
-    for (const line of parts) {
-      if (line.length > this.maxLine) this.dropped++;
-      else this.emit(line);
+    // only the new chunk is searched for line ends: a long line is not scanned again per chunk
+    if (!rest.includes("\n")) {
+      this.partial += rest;
+    } else {
+      const parts = rest.split("\n");
+      parts[0] = this.partial + parts[0];
+      this.partial = parts.pop() ?? "";
+      for (const line of parts) {
+        if (line.length > this.maxLine) this.dropped++;
+        else this.emit(line);
+      }
     }
     if (this.partial.length > this.maxLine) {
       this.partial = "";
