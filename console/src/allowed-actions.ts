@@ -34,7 +34,7 @@ export function protocolActionAllowed(action: ProtocolAction, run: ProtocolRun, 
     case "start":
       return ["pending", "planned", "paused"].includes(run.status);
     case "pause":
-      return run.status === "running";
+      return run.status === "planned" || run.status === "running";
     case "resume":
       return run.status === "paused";
     case "cancel":

@@ -82,7 +82,9 @@ describe("tgz CLI", () => {
     expect(lines.length).toBeGreaterThan(600);
     const events = lines.map((l) => JSON.parse(l) as { id: number; event_type: string });
     expect(events.at(-1)!.event_type).toBe("protocol_completed");
-    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+    const ids = events.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(events.filter((e) => e.event_type === "step_started")).toHaveLength(220);
   });
 

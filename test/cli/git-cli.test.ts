@@ -542,50 +542,19 @@ describe("tgz pr", () => {
 describe("tgz plan", () => {
   it("Ctrl-C stops the planner: the run ends blocked with an event, no plan written, its worktree prunable", async () => {
     const repo = gitRepo();
-    const slow = recording([
-      ...Array.from({ length: 20 }, (_, i) => ({ type: "message", text: `thinking ${i}` })),
-      { type: "final", text: JSON.stringify(PLAN) },
-    ]);
-    const child = spawn(
-      "node",
-      [
-        BIN,
-        "plan",
-        "Add a greeter",
-        "--repo",
-        repo,
-        "--engine",
-        "replay",
-        "--input",
-        `recording=${slow}`,
-        "--input",
-        "delay_ms=300",
-      ],
-      { env: { ...process.env, TASKSGODZILLA_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr.on("data", (c) => (stderr += c));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const plan = await slowPlan(repo);
+    plan.child.kill("SIGINT");
+    expect(await plan.exited).toBe(1);
+    expect(plan.stderr()).toMatch(/planning was interrupted/);
     const s = await store();
-    const project = async () =>
-      (await s.listProjects()).find((p) => p.localPath === git(repo, "rev-parse", "--show-toplevel"));
-    for (let i = 0; i < 100; i++) {
-      const p = await project();
-      const runs = p ? await s.listProtocolRuns(p.id) : [];
-      if (runs.some((r) => r.status === "planning")) break;
-      await sleep(100);
-    }
-    child.kill("SIGINT");
-    expect(await exited).toBe(1);
-    expect(stderr).toMatch(/planning was interrupted/);
-    const [run] = await s.listProtocolRuns((await project())!.id);
+    const run = await s.getProtocolRun(plan.runId);
     await s.close();
-    expect(run!.status).toBe("blocked");
-    const events = await tgz({}, "events", String(run!.id), "--json");
+    expect(run.status).toBe("blocked");
+    const events = await tgz({}, "events", String(run.id), "--json");
     expect(events.stdout).toMatch(/"planning_failed"[\s\S]*"interrupted"/);
-    expect(existsSync(join(run!.protocolRoot!, "plan.md"))).toBe(false);
+    expect(existsSync(join(run.protocolRoot!, "plan.md"))).toBe(false);
     expect((await tgz({}, "worktree", "prune", "--repo", repo, "--force")).code).toBe(0);
-    expect(existsSync(run!.worktreePath!)).toBe(false);
+    expect(existsSync(run.worktreePath!)).toBe(false);
   });
 });
 

@@ -5,14 +5,13 @@
  * showing an event twice.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gitRepo } from "../scenario/harness.js";
 import { shellSpec } from "../server/api-harness.js";
-import { type Proc, tgzProcess } from "../service/process-harness.js";
+import { freePort, type Proc, tgzProcess } from "../service/process-harness.js";
 import { systemToolPresent } from "../support/system-tool.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -21,17 +20,6 @@ const TOKEN = "console-token-5e1d7a";
 const SCREENSHOT = join(import.meta.dirname, "../../test-results/console.png");
 
 const present = systemToolPresent(CHROMIUM, "the web console tests", "chromium");
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 describe.skipIf(!present)(
   `web console in Chromium${present ? "" : ` (skipped: ${CHROMIUM} missing)`}`,
@@ -200,7 +188,7 @@ describe.skipIf(!present)(
         await page.$$eval("#steps tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.status)),
       ).toEqual(["pending", "pending"]);
       expect(await page.isEnabled('#run-actions [data-action="start"]')).toBe(true);
-      expect(await page.isDisabled('#run-actions [data-action="pause"]')).toBe(true);
+      expect(await page.isEnabled('#run-actions [data-action="pause"]')).toBe(true);
       expect(await page.isDisabled('#run-actions [data-action="resume"]')).toBe(true);
       const hash = (await call("GET", `/protocols/${runId}`)).body.spec_hash as string;
       expect(await page.getAttribute("#spec-hash", "title")).toBe(hash);

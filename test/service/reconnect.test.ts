@@ -18,6 +18,7 @@ import type { Store } from "../../src/store/types.js";
 import { gitRepo } from "../scenario/harness.js";
 import { PG_URL, postgresReachable } from "../store/store-backends.js";
 import {
+  freePort,
   logLines,
   type Proc,
   pgSchema,
@@ -60,7 +61,7 @@ describe.skipIf(!redisServerBinary || !pgUp)("worker processes across a Redis re
   it("reconnect, and the runs whose jobs were waiting or active all complete, each step once", {
     timeout: 120_000,
   }, async () => {
-    const redis = redisServer(16_379 + (process.pid % 1000));
+    const redis = redisServer(await freePort());
     cleanups.push(() => redis.kill());
     await redis.start();
     const { schema, store } = await sharedStore(`reconn_${process.pid}_${Date.now()}`);
