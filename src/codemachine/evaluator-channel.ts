@@ -14,7 +14,7 @@ export const HEAP_LIMIT_MB = 256;
 /** All the evaluator's memory (heap, ArrayBuffers, code): its data segment limit. */
 export const MEMORY_LIMIT_MB = 512;
 /** Output read from the evaluator in all; exports are small data. */
-export const OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024;
+const OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024;
 /** Starting a Node process is not counted against a file, but it may not take for ever either. */
 const STARTUP_LIMIT_MS = 20_000;
 /** Slack over a file's own limit before the process is killed (its in-process limit fires first). */

@@ -104,7 +104,7 @@ export function branchExists(repo: string, branch: string): Promise<boolean> {
 }
 
 /** The remote whose branches stand in for missing local ones, and whose base a merged branch is judged against. */
-export const BASE_REMOTE = "origin";
+const BASE_REMOTE = "origin";
 
 /** The base branch as refs that exist: the local branch and/or its remote-tracking branch `origin/<base>`. */
 export async function baseRefs(repo: string, base: string): Promise<string[]> {

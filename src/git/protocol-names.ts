@@ -34,7 +34,7 @@ export function protocolName(n: number, short: string): string {
 }
 
 /** The number a protocol name starts with (`0007-x` → 7, `10000-x` → 10000), else 0. */
-export function protocolNumberOf(name: string): number {
+function protocolNumberOf(name: string): number {
   const m = /^(\d{4,})-/.exec(name);
   return m ? Number(m[1]) : 0;
 }

@@ -41,7 +41,8 @@ import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, StoreOps } from "../store/types.js";
 import { planningJsonSchema, planValidator } from "./plan-schema.js";
-import { specFromProtocolFolder, TRANSCRIPTS_DIR, writePlanArtifacts } from "./protocol-folder.js";
+import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
+import { specFromProtocolFolder, writePlanArtifacts } from "./protocol-folder.js";
 
 export const PLANNING_PROMPT = "protocol-new.prompt.md";
 

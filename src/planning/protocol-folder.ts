@@ -7,14 +7,13 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { sanitizeBranchName } from "../git/protocol-names.js";
+import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import type { QaPolicy } from "../spec/schema.js";
 import type { PlannedStep, PlanOutput } from "./plan-schema.js";
 
 /** `01-<slug>.md` … `99-…`, then `100-…`: two digits at least, ordered by number. */
 const STEP_FILE = /^(\d{2,})-[a-z0-9-]+\.md$/;
 const HEADER = /^<!-- tasksgodzilla-step (\{.*\}) -->\n/;
-/** The folder of the protocol folder that holds the engine transcripts. */
-export const TRANSCRIPTS_DIR = "logs";
 
 interface StepHeader {
   title: string;

@@ -16,6 +16,7 @@ import type {
 import { identify } from "../engines/process/process-identity.js";
 import { snapshotTree } from "../git/worktree-changes.js";
 import { fileSafeName } from "../shared/file-names.js";
+import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import { UnsafePathError, writeFileInside } from "../shared/safe-write.js";
 import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
@@ -157,7 +158,7 @@ export function callSetup(ctx: RunContext, step: StepRun, attempt: number): Call
     transcript: (phase, n) =>
       join(
         ctx.roots.protocolRoot,
-        "logs",
+        TRANSCRIPTS_DIR,
         `${fileSafeName(step.stepName)}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
       ),
   };

@@ -169,9 +169,11 @@ export class ProtocolRunner {
     const attempt = Number(step.runtimeState.attempts ?? 0);
     // a transcript of its own: QA run again never writes over the first QA's evidence
     const setup = callSetup(ctx, step, attempt);
+    // one stamp for the whole QA run, so its repair retry sits beside its first call
+    const stamp = Date.now();
     const again = {
       ...setup,
-      transcript: (phase: string, n: number) => setup.transcript(`${phase}-again-${Date.now()}`, n),
+      transcript: (phase: string, n: number) => setup.transcript(`${phase}-again-${stamp}`, n),
     };
     return qaPhase(scope, step, resolved, output, again, TOP_FRAME, null);
   }
@@ -190,6 +192,14 @@ export class ProtocolRunner {
     const run = await store.getProtocolRun(ctx.run.id);
     const steps = await store.listStepRuns(run.id);
     const crashedOut: string[] = [];
+    // the dead runner's engines are killed before the write lock is taken: a /proc scan and a kill
+    // neither need the lock nor can be rolled back
+    const orphansKilled = new Map<number, boolean>();
+    for (const s of steps) {
+      const orphan = s.runtimeState.engine_process as ProcessIdentity | undefined;
+      if (s.id !== keep && (s.status === "running" || s.status === "needs_qa"))
+        orphansKilled.set(s.id, orphan ? killOrphan(orphan) : false);
+    }
     await store.transaction(async (tx) => {
       if (run.status !== "running") {
         const resumed = RESUMABLE.includes(run.status);
@@ -208,8 +218,7 @@ export class ProtocolRunner {
       for (const s of steps) {
         if (s.id === keep) continue;
         if (s.status === "running" || s.status === "needs_qa") {
-          const orphan = s.runtimeState.engine_process as ProcessIdentity | undefined;
-          const orphanKilled = orphan ? killOrphan(orphan) : false;
+          const orphanKilled = orphansKilled.get(s.id) ?? false;
           const crashes = Number(s.runtimeState.crashes ?? 0) + 1;
           const limit = ctx.steps.get(s.stepName)?.spec.retry?.crashes ?? DEFAULT_CRASH_RETRIES;
           const { engine_process: _gone, ...kept } = s.runtimeState;
@@ -363,9 +372,9 @@ export class ProtocolRunner {
               { eventType: EVENT.stepFailed, message: `Step ${step.stepName} failed: ${message}`, metadata },
               { patch: { summary: message.slice(0, 500) } },
             );
-          const run = await tx.getProtocolRun(scope.ctx.run.id);
-          if (canMoveProtocol(run.status, "blocked"))
-            await blockRun(tx, run.id, `Step ${step.stepName} failed: ${message}`, {
+          const runId = scope.ctx.run.id;
+          if (canMoveProtocol(await tx.getProtocolStatus(runId), "blocked"))
+            await blockRun(tx, runId, `Step ${step.stepName} failed: ${message}`, {
               ...metadata,
               step: step.stepName,
             });

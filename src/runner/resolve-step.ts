@@ -8,6 +8,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { TasksGodzillaError } from "../shared/errors.js";
 import { fileSafeName } from "../shared/file-names.js";
 import { isInside } from "../shared/paths.js";
+import { FROZEN_SPEC_FILE, TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import type { StepSpec } from "../spec/schema.js";
 import { builtinValues, placeholderValues, usedNames } from "./placeholders.js";
 
@@ -80,7 +81,7 @@ export function resolvePromptPath(ref: string, roots: ResolveRoots, pointer: str
 }
 
 /** The run's own records in its protocol folder: no step output may write over them. */
-const RESERVED_OUTPUTS = ["protocol-spec.json", "logs", ".gitignore"];
+const RESERVED_OUTPUTS = [FROZEN_SPEC_FILE, TRANSCRIPTS_DIR, ".gitignore"];
 
 function resolveOutputPath(path: string, roots: ResolveRoots, pointer: string): string {
   const abs = isAbsolute(path) ? resolve(path) : resolve(roots.protocolRoot, path);
@@ -90,7 +91,7 @@ function resolveOutputPath(path: string, roots: ResolveRoots, pointer: string): 
   if (existsSync(abs) && statSync(abs).isDirectory())
     throw new StepResolutionError(pointer, `output path "${path}" is a folder, not a file`);
   const reserved = RESERVED_OUTPUTS.find((r) => isInside(join(roots.protocolRoot, r), abs));
-  if (reserved || resolve(abs) === resolve(roots.protocolRoot))
+  if (reserved || abs === resolve(roots.protocolRoot))
     throw new StepResolutionError(
       pointer,
       `output path "${path}" would overwrite the run's own records (${reserved ?? "the protocol folder"})`,

@@ -49,7 +49,7 @@ export async function interruptStep(
   if (leaseLost(scope.signal)) return;
   await scope.store.transaction(async (tx) => {
     // the step of a cancelled run ends cancelled with it; otherwise it runs again on resume
-    const cancelled = (await tx.getProtocolRun(scope.ctx.run.id)).status === "cancelled";
+    const cancelled = (await tx.getProtocolStatus(scope.ctx.run.id)) === "cancelled";
     try {
       await tx.transitionStep(
         step.id,
@@ -332,8 +332,8 @@ export async function fireTriggers(
   const own = await store.getStepRun(stepRunId);
   const { policies } = ctx.steps.get(own.stepName)!;
   if (extra.length === 0 && !policies.some((p) => p.behavior === "trigger")) return "continue";
+  const step = own;
   const steps = await store.listStepRuns(ctx.run.id);
-  const step = steps.find((s) => s.id === stepRunId)!;
   const triggerCounts = counts(step.runtimeState, "trigger_counts");
   const chain = [...frame.chain, step.stepName];
   // a policy may name its target by the agent it runs; the chain and the rows know steps by id

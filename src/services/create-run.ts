@@ -15,6 +15,7 @@ import {
 } from "../git/protocol-names.js";
 import { InvalidInputError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
+import { FROZEN_SPEC_FILE } from "../shared/protocol-files.js";
 import { specHash } from "../spec/canonical-hash.js";
 import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
 import { type SpecError, validateSpec } from "../spec/validate-spec.js";
@@ -22,9 +23,6 @@ import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject, projectWorkspace } from "./project-service.js";
 import { copySpecFolder } from "./spec-folder.js";
-
-/** The frozen copy of the spec inside the protocol folder. */
-export const FROZEN_SPEC_FILE = "protocol-spec.json";
 
 export class SpecFileError extends InvalidInputError {}
 

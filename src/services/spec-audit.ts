@@ -7,11 +7,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EffectiveConfig } from "../config/load-config.js";
 import { specFromProtocolFolder, stepFiles } from "../planning/protocol-folder.js";
+import { FROZEN_SPEC_FILE } from "../shared/protocol-files.js";
 import { specHash } from "../spec/canonical-hash.js";
 import { validateSpec } from "../spec/validate-spec.js";
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, SpecMeta, Store } from "../store/types.js";
-import { FROZEN_SPEC_FILE, stepRowsFromSpec } from "./create-run.js";
+import { stepRowsFromSpec } from "./create-run.js";
 
 export type AuditStatus = "ok" | "invalid" | "missing" | "backfilled" | "unrecoverable";
 

@@ -52,12 +52,6 @@ export class KyselyOps implements StoreOps {
   ) {}
 
   /**
-   * Runs `fn` in a transaction, joining the current one when already inside it. Write transactions
-   * take the database's write lock first: on SQLite `BEGIN IMMEDIATE` (a deferred BEGIN cannot wait
-   * for another process's writer and fails with SQLITE_BUSY), on Postgres an advisory lock, so event
-   * ids are handed out in commit order and a reader's `afterId` cursor never skips a late commit.
-   */
-  /**
    * The query builder (inside a transaction, the transaction's), for components that keep their own
    * tables in the same database: the job queue, project secrets.
    */
@@ -65,6 +59,12 @@ export class KyselyOps implements StoreOps {
     return this.db;
   }
 
+  /**
+   * Runs `fn` in a transaction, joining the current one when already inside it. Write transactions
+   * take the database's write lock first: on SQLite `BEGIN IMMEDIATE` (a deferred BEGIN cannot wait
+   * for another process's writer and fails with SQLITE_BUSY), on Postgres an advisory lock, so event
+   * ids are handed out in commit order and a reader's `afterId` cursor never skips a late commit.
+   */
   protected atomically<T>(fn: (ops: KyselyOps) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
     if (this.dialect === "sqlite") {

@@ -79,10 +79,12 @@ function build(rule: Rule, message: string): EngineFailure {
   });
 }
 
+const byStatus = (status: number | undefined): Rule | undefined =>
+  status === undefined ? undefined : RULES.find((r) => r.status?.includes(status));
+
 /** The rule one text decides: the status it states first, its words only when that status says nothing. */
-function ruleOf(text: string, status = statusIn(text)): Rule | undefined {
-  const byStatus = status === undefined ? undefined : RULES.find((r) => r.status?.includes(status));
-  return byStatus ?? RULES.find((r) => r.text.test(text));
+function ruleOf(text: string): Rule | undefined {
+  return byStatus(statusIn(text)) ?? RULES.find((r) => r.text.test(text));
 }
 
 /**
@@ -95,7 +97,7 @@ export function classifyFailure(
   status?: number,
   evidence: (string | undefined)[] = [message],
 ): EngineFailure {
-  let rule = status === undefined ? undefined : RULES.find((r) => r.status?.includes(status));
+  let rule = byStatus(status);
   for (const text of evidence) rule ??= text ? ruleOf(text) : undefined;
   return rule ? build(rule, message) : failure("crash", message);
 }

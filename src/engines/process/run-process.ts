@@ -76,7 +76,7 @@ function isExecutable(path: string): boolean {
  * A single line is held whole until it ends, whatever the output cap: a CLI's events (Claude Code's
  * first one lists every tool) must be parsed even under a small cap. This bounds what one line may take.
  */
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 export function findBinary(name: string, pathEnv: string | undefined = process.env.PATH): string | undefined {
   if (name.includes("/")) {

@@ -70,16 +70,18 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const run = await accessibleRun(req, params.id);
       const sum = async (scope: Omit<UsageScope, "protocolRunId">) =>
         usageJson(await store.sumUsage({ protocolRunId: run.id, ...scope }));
-      const steps = await store.listStepRuns(run.id);
-      const byStep = await store.sumUsageByStep(run.id);
+      const [steps, byStep, total, plan, exec, qa] = await Promise.all([
+        store.listStepStates(run.id),
+        store.sumUsageByStep(run.id),
+        sum({}),
+        sum({ phase: "plan" }),
+        sum({ phase: "exec" }),
+        sum({ phase: "qa" }),
+      ]);
       return {
         protocol_run_id: run.id,
-        total: await sum({}),
-        by_phase: {
-          plan: await sum({ phase: "plan" }),
-          exec: await sum({ phase: "exec" }),
-          qa: await sum({ phase: "qa" }),
-        },
+        total,
+        by_phase: { plan, exec, qa },
         steps: steps.map((s) => ({
           step_run_id: s.id,
           step_name: s.stepName,
