@@ -39,8 +39,11 @@ function protocolNumberOf(name: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Protocol folders in `dir/.protocols/`, and the local and remote-tracking branches of its repository. */
-async function namesInCheckout(dir: string): Promise<string[]> {
+/**
+ * Protocol folders in `dir/.protocols/`, and the local and remote-tracking branches of its repository.
+ * Read before the write transaction that numbers a run: a folder listing and a git call need no lock.
+ */
+export async function namesInCheckout(dir: string): Promise<string[]> {
   const names: string[] = [];
   const folder = join(dir, PROTOCOLS_DIR);
   if (existsSync(folder)) names.push(...readdirSync(folder));
@@ -61,19 +64,18 @@ async function namesInCheckout(dir: string): Promise<string[]> {
 }
 
 /**
- * One past the highest number taken in the project: by a run (its name or its branch), a protocol
- * folder in `dir`, or a local or remote-tracking branch of `dir`'s repository (a teammate's pushed
- * `0007-x` counts too). Call it inside the write transaction that inserts the run: writers take
- * turns, so concurrent creators never share a number.
+ * One past the highest number taken in the project: by a run (its name or its branch), or among
+ * `inCheckout` (namesInCheckout: protocol folders, local and remote-tracking branches, so a
+ * teammate's pushed `0007-x` counts too). Call it inside the write transaction that inserts the
+ * run: writers take turns on the runs, so concurrent creators never share a number.
  */
 export async function nextProtocolNumber(
   tx: Pick<StoreOps, "listProtocolRuns">,
   projectId: number,
-  dir: string | null,
+  inCheckout: string[],
 ): Promise<number> {
   const names = (await tx.listProtocolRuns(projectId)).flatMap((r) => [r.protocolName, runBranch(r)]);
-  if (dir) names.push(...(await namesInCheckout(dir)));
-  return Math.max(0, ...names.map(protocolNumberOf)) + 1;
+  return Math.max(0, ...[...names, ...inCheckout].map(protocolNumberOf)) + 1;
 }
 
 /** The branch a planned run works on (recorded at planning), else its protocol name. */

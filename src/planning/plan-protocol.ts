@@ -20,7 +20,13 @@ import { withProjectDefaults } from "../config/load-config.js";
 import type { EngineRequest, TokenUsage } from "../engines/engine-port.js";
 import { checkpoint } from "../git/checkpoints.js";
 import { branchExists, repoRoot } from "../git/git-command.js";
-import { NUMBERED_NAME, nextProtocolNumber, PROTOCOLS_DIR, protocolName } from "../git/protocol-names.js";
+import {
+  NUMBERED_NAME,
+  namesInCheckout,
+  nextProtocolNumber,
+  PROTOCOLS_DIR,
+  protocolName,
+} from "../git/protocol-names.js";
 import { protocolWorktreeOf } from "../git/run-worktree.js";
 import {
   baseStart,
@@ -38,10 +44,10 @@ import { estimatedUsage, totalTokens } from "../runner/token-estimate.js";
 import { freezeSpec } from "../services/create-run.js";
 import { ensureProject } from "../services/project-service.js";
 import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
+import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, StoreOps } from "../store/types.js";
 import { planningJsonSchema, planValidator } from "./plan-schema.js";
-import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import { specFromProtocolFolder, writePlanArtifacts } from "./protocol-folder.js";
 
 export const PLANNING_PROMPT = "protocol-new.prompt.md";
@@ -94,8 +100,12 @@ async function newRun(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> 
   const project = await ensureProject(deps.store, repo);
   const base = input.base ?? project.baseBranch;
   await baseStart(repo, base);
+  const inCheckout = await namesInCheckout(repo);
   return deps.store.transaction(async (tx) => {
-    const name = protocolName(await nextProtocolNumber(tx, project.id, repo), input.name ?? shortName(task));
+    const name = protocolName(
+      await nextProtocolNumber(tx, project.id, inCheckout),
+      input.name ?? shortName(task),
+    );
     const run = await tx.createProtocolRun({
       projectId: project.id,
       protocolName: name,
@@ -116,20 +126,22 @@ async function newRun(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> 
 
 /**
  * The branch a run is planned on: the one an earlier attempt recorded, its name when that is
- * numbered already (an API run named `0007-x`), else the next number. Call inside the write
- * transaction that records it.
+ * numbered already (an API run named `0007-x`) and no branch has it, else the next number. Call
+ * inside the write transaction that records it, with what the repository holds read before it.
  */
 async function branchFor(
   tx: StoreOps,
   run: ProtocolRun,
-  repo: string,
+  repo: { inCheckout: string[]; nameIsBranch: boolean },
   short: string | undefined,
 ): Promise<string> {
   const recorded = run.templateConfig.branch;
   if (typeof recorded === "string") return recorded;
-  if (NUMBERED_NAME.test(run.protocolName) && !(await branchExists(repo, run.protocolName)))
-    return run.protocolName;
-  return protocolName(await nextProtocolNumber(tx, run.projectId, repo), short ?? run.protocolName);
+  if (NUMBERED_NAME.test(run.protocolName) && !repo.nameIsBranch) return run.protocolName;
+  return protocolName(
+    await nextProtocolNumber(tx, run.projectId, repo.inCheckout),
+    short ?? run.protocolName,
+  );
 }
 
 export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
@@ -178,8 +190,12 @@ async function planInto(
   // an earlier attempt for this run left a worktree without a plan: start again from the base
   const leftover = protocolWorktreeOf(existing, config.dataDir);
   if (leftover) await removeWorktree(repo, leftover.path, leftover.branch, true);
+  const inRepo = {
+    inCheckout: await namesInCheckout(repo),
+    nameIsBranch: await branchExists(repo, existing.protocolName),
+  };
   const named = await deps.store.transaction(async (tx) => {
-    const branch = await branchFor(tx, existing, repo, input.name);
+    const branch = await branchFor(tx, existing, inRepo, input.name);
     return tx.updateProtocolRun(existing.id, {
       description: existing.description ?? task,
       templateConfig: { ...existing.templateConfig, task, branch, planning: { ...choice } },

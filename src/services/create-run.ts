@@ -8,6 +8,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
 import {
   NUMBERED_NAME,
+  namesInCheckout,
   nextProtocolNumber,
   protocolName as numberedName,
   PROTOCOLS_DIR,
@@ -103,12 +104,13 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
     );
   // a run that could not be created leaves no folder behind to be mistaken for one
   let createdFolder: string | null = null;
+  const inCheckout = !givenName && workspace ? await namesInCheckout(workspace) : [];
   const run = await store
     .transaction(async (tx) => {
       // numbered inside the write transaction, so concurrent creators take turns and never share a number
       const protocolName =
         givenName ??
-        numberedName(await nextProtocolNumber(tx, project.id, workspace), slugify(baseName, 40, "protocol"));
+        numberedName(await nextProtocolNumber(tx, project.id, inCheckout), slugify(baseName, 40, "protocol"));
       const protocolRoot =
         input.protocolRoot ?? (workspace ? join(workspace, PROTOCOLS_DIR, protocolName) : null);
       if (protocolRoot) {

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
 import { basename, isAbsolute } from "node:path";
 import { InvalidInputError } from "../shared/errors.js";
-import type { Project, StoreOps } from "../store/types.js";
+import type { Project, Store } from "../store/types.js";
 
 function currentBranch(repoDir: string): string {
   try {
@@ -19,21 +19,22 @@ function currentBranch(repoDir: string): string {
   }
 }
 
-export async function ensureProject(store: StoreOps, repoDir: string): Promise<Project> {
+export async function ensureProject(store: Store, repoDir: string): Promise<Project> {
   let path: string;
   try {
     path = realpathSync(repoDir);
   } catch {
     throw new InvalidInputError(`repository folder ${repoDir} does not exist`);
   }
-  const existing = await store.findProjectByPath(path);
-  if (existing) return existing;
-  return store.createProject({
-    name: basename(path),
-    gitUrl: path,
-    localPath: path,
-    baseBranch: currentBranch(path),
-  });
+  const found = await store.findProjectByPath(path);
+  if (found) return found;
+  const baseBranch = currentBranch(path);
+  // looked up again under the write lock: two first runs of one repository register it once
+  return store.transaction(
+    async (tx) =>
+      (await tx.findProjectByPath(path)) ??
+      tx.createProject({ name: basename(path), gitUrl: path, localPath: path, baseBranch }),
+  );
 }
 
 /**

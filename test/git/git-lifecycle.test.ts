@@ -15,7 +15,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkpoint, diffOf, restoreTo } from "../../src/git/checkpoints.js";
 import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/git-command.js";
-import { nextProtocolNumber, protocolName, sanitizeBranchName } from "../../src/git/protocol-names.js";
+import {
+  namesInCheckout,
+  nextProtocolNumber,
+  protocolName,
+  sanitizeBranchName,
+} from "../../src/git/protocol-names.js";
 import { protocolWorktreeOf } from "../../src/git/run-worktree.js";
 import {
   createProtocolWorktree,
@@ -52,7 +57,7 @@ describe("protocol names", () => {
     const project = await store.createProject({ name: "p", gitUrl: repo, localPath: repo });
     return {
       store,
-      next: () => nextProtocolNumber(store, project.id, repo),
+      next: async () => nextProtocolNumber(store, project.id, await namesInCheckout(repo)),
       run: (protocolName: string, branch?: string) =>
         store.createProtocolRun({
           projectId: project.id,

@@ -28,6 +28,9 @@ for (const backend of ["sqlite", "postgres"] as const) {
       const numbers = created.map((c) => c.run.protocolName.slice(0, 4)).sort();
       expect(numbers).toEqual(["0008", "0009", "0010", "0011", "0012", "0013"]);
       expect(new Set(created.map((c) => c.run.protocolRoot)).size).toBe(6);
+      // the repository is registered once, however many of its first runs race
+      expect(new Set(created.map((c) => c.run.projectId)).size).toBe(1);
+      expect(await store.listProjects()).toHaveLength(1);
       await expect(
         createRunFromSpec(store, { repoDir: repo, spec, name: created[0]!.run.protocolName }),
       ).rejects.toBeInstanceOf(DuplicateNameError);
