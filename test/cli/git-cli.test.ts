@@ -1,8 +1,6 @@
 /** tgz plan, run, worktree, diff, pr and spec audit, as a user runs them, on temp repositories. */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +11,7 @@ import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo } from "../scenario/harness.js";
 import { ghPresent, localGitHub } from "../support/local-github.js";
+import { recordingApi } from "../support/recording-api.js";
 
 const BIN = join(import.meta.dirname, "../../dist/cli/main.js");
 const exec = promisify(execFile);
@@ -40,36 +39,6 @@ const PLAN = {
   context: "none",
   steps: [{ slug: "write", title: "Write greet.sh", kind: "work", prompt: "Create greet.sh." }],
 };
-
-/** A local REST endpoint that records the calls it gets and answers like GitHub or GitLab. */
-async function recordingApi(reply: (method: string) => { status: number; body: unknown }) {
-  const calls: {
-    method: string;
-    url: string;
-    headers: IncomingMessage["headers"];
-    body: Record<string, unknown>;
-  }[] = [];
-  const server = createServer((req, res) => {
-    let raw = "";
-    req.on("data", (c) => (raw += c));
-    req.on("end", () => {
-      calls.push({
-        method: req.method ?? "",
-        url: req.url ?? "",
-        headers: req.headers,
-        body: raw ? JSON.parse(raw) : {},
-      });
-      const r = reply(req.method ?? "");
-      res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    calls,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => server.close(),
-  };
-}
 
 function recording(events: unknown[]): string {
   const file = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "events.jsonl");

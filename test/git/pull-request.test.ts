@@ -4,8 +4,6 @@
  * `glab` has no package for this platform here, so its path goes through a stand-in script.
  */
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -21,6 +19,7 @@ import { prBody } from "../../src/pr/pr-body.js";
 import { resolvePrTarget } from "../../src/pr/pr-target.js";
 import { InvalidInputError } from "../../src/shared/errors.js";
 import { GH, ghPresent, localGitHub } from "../support/local-github.js";
+import { recordingApi } from "../support/recording-api.js";
 
 const github = { provider: "github" as const, repository: "acme/demo", host: "github.com", apiUrl: "" };
 const gitlab = { provider: "gitlab" as const, repository: "group/sub/demo", host: "gitlab.com", apiUrl: "" };
@@ -30,12 +29,11 @@ const gitlab = { provider: "gitlab" as const, repository: "group/sub/demo", host
  * `created` (a URL) or, when `exists`, glab's "already exists" error; `view` with `view`.
  */
 function standInGlab(answers: { created?: string; exists?: string; view?: unknown }) {
-  const name = "glab";
-  const dir = mkdtempSync(join(tmpdir(), `tgz-${name}-`));
+  const dir = mkdtempSync(join(tmpdir(), "tgz-glab-"));
   const calls = join(dir, "calls");
   writeFileSync(join(dir, "view.json"), JSON.stringify(answers.view ?? {}));
   writeFileSync(
-    join(dir, name),
+    join(dir, "glab"),
     [
       "#!/bin/sh",
       `printf '%s\\n' "$*" >> '${calls}'`,
@@ -45,30 +43,16 @@ function standInGlab(answers: { created?: string; exists?: string; view?: unknow
       "esac",
     ].join("\n"),
   );
-  chmodSync(join(dir, name), 0o755);
+  chmodSync(join(dir, "glab"), 0o755);
   return {
     env: { PATH: `${dir}:/usr/bin:/bin` },
     calls: () => readFileSync(calls, "utf8").trim().split("\n"),
   };
 }
 
-/** A local REST endpoint that answers each call in turn and records them. */
-async function restApi(replies: { status: number; body: unknown }[]) {
-  const calls: { method: string; url: string }[] = [];
-  const server = createServer((req, res) => {
-    req.resume().on("end", () => {
-      calls.push({ method: req.method ?? "", url: req.url ?? "" });
-      const r = replies[calls.length - 1] ?? { status: 500, body: {} };
-      res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    calls,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => server.close(),
-  };
-}
+/** A local REST endpoint that answers each call in turn (then 500) and records them. */
+const restApi = (replies: { status: number; body: unknown }[]) =>
+  recordingApi((_method, i) => replies[i] ?? { status: 500, body: {} });
 
 const pr = {
   title: "0003-x: Greeter",
@@ -281,7 +265,7 @@ describe("pull requests through the GitHub REST API", () => {
       via: "api",
       existed: true,
     });
-    expect(api.calls).toEqual([
+    expect(api.calls.map(({ method, url }) => ({ method, url }))).toEqual([
       { method: "POST", url: "/repos/acme/demo/pulls" },
       { method: "GET", url: "/repos/acme/demo/pulls?head=acme%3A0003-x&state=open" },
     ]);

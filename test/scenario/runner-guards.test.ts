@@ -4,7 +4,16 @@
  * QA-only runs, trigger-only steps, change detection per step, and engines checked up front.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -128,7 +137,6 @@ describe("writes an agent could redirect", () => {
   it("fails the step, without a crash, when its directive folder is a symlink out of the worktree", async () => {
     const outside = mkdtempSync(join(tmpdir(), "tgz-dir-"));
     mkdirSync(join(s.repo, ".codemachine"), { recursive: true });
-    const { symlinkSync } = await import("node:fs");
     symlinkSync(outside, join(s.repo, ".codemachine", "memory"));
     const r = await runSpec(s, {
       steps: [shellStep("a", "echo a", { directive: { file: ".codemachine/memory/directive.json" } })],
@@ -454,7 +462,6 @@ describe("directive files and placeholders an agent tampered with", () => {
     const outside = mkdtempSync(join(tmpdir(), "tgz-secret-"));
     writeFileSync(join(outside, "secret.md"), "TOP SECRET");
     mkdirSync(join(s.repo, "notes"));
-    const { symlinkSync } = await import("node:fs");
     symlinkSync(join(outside, "secret.md"), join(s.repo, "notes", "x.md"));
     const r = await runSpec(
       s,
@@ -550,7 +557,6 @@ describe("settings and modes an engine cannot honour", () => {
 describe("a run whose folder is gone", () => {
   it("blocks once, saying the worktree no longer exists, and runs nothing", async () => {
     const run = await create({ steps: [shellStep("a", "echo a")] });
-    const { rmSync } = await import("node:fs");
     rmSync(s.repo, { recursive: true, force: true });
     const r = await runnerFor(s).run(run.id);
     expect(r.status).toBe("blocked");
@@ -574,13 +580,14 @@ describe("resuming a run whose finished steps changed", () => {
       { "a.md": "the prompt" },
     );
     expect(r.status).toEqual({ a: "completed", b: "failed" });
-    const { rmSync } = await import("node:fs");
     rmSync(join(r.run.protocolRoot!, "a.md"));
     const again = await runnerFor(s).run(r.run.id, { resume: true });
     expect(again.status).toBe("blocked");
     const seen = await inspect(s.store, r.run.id);
     expect(seen.status).toEqual({ a: "completed", b: "failed" });
     expect(seen.of("spec_validation_error")).toHaveLength(0);
+    // the resume got past validation: b ran again (a, b, then b once more)
+    expect(seen.of("step_started")).toHaveLength(3);
   });
 });
 

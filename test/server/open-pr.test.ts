@@ -4,8 +4,6 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { createServer, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,38 +11,32 @@ import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { gitRepo } from "../scenario/harness.js";
+import { recordingApi } from "../support/recording-api.js";
 import { type Api, startApi } from "./api-harness.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "tgz-open-pr-"));
-const calls: { method: string; url: string; headers: IncomingMessage["headers"]; body: any }[] = [];
-const github = createServer((req, res) => {
-  let raw = "";
-  req.on("data", (c) => (raw += c));
-  req.on("end", () => {
-    calls.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: JSON.parse(raw) });
-    res
-      .writeHead(201, { "content-type": "application/json" })
-      .end(JSON.stringify({ html_url: "https://github.example/acme/demo/pull/9", number: 9 }));
-  });
-});
+let github: Awaited<ReturnType<typeof recordingApi>>;
 let api: Api;
 
 beforeAll(async () => {
-  await new Promise<void>((resolve) => github.listen(0, "127.0.0.1", resolve));
+  github = await recordingApi(() => ({
+    status: 201,
+    body: { html_url: "https://github.example/acme/demo/pull/9", number: 9 },
+  }));
   // what the worker's open_pr job reads: where the run's worktree is, and how to open the PR
   Object.assign(process.env, {
     TASKSGODZILLA_DATA_DIR: dataDir,
     TASKSGODZILLA_PR_PROVIDER: "github",
     TASKSGODZILLA_PR_VIA: "api",
     GITHUB_REPOSITORY: "acme/demo",
-    GITHUB_API_URL: `http://127.0.0.1:${(github.address() as AddressInfo).port}`,
+    GITHUB_API_URL: github.url,
     GITHUB_TOKEN: "pr-token-never-shown",
   });
   api = await startApi();
 });
 afterAll(async () => {
   await api.close();
-  github.close();
+  await github.close();
 });
 
 describe("POST /protocols/{id}/actions/open_pr", () => {
@@ -78,8 +70,8 @@ describe("POST /protocols/{id}/actions/open_pr", () => {
     ).toEqual(["open_pr"]);
     await api.drain();
 
-    expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({
+    expect(github.calls).toHaveLength(1);
+    expect(github.calls[0]).toMatchObject({
       method: "POST",
       url: "/repos/acme/demo/pulls",
       headers: { authorization: "Bearer pr-token-never-shown" },

@@ -345,14 +345,8 @@ describe("what CI results do", () => {
     ).toMatchObject({ outcome: "merged", action: "ignored" });
     expect((await runOf(gl.id)).status).toBe("planned");
     const { run: paused } = await api.newRun();
-    await api.store.transitionProtocol(paused.id, "running", {
-      eventType: "step_status_changed",
-      message: "x",
-    });
-    await api.store.transitionProtocol(paused.id, "paused", {
-      eventType: "step_status_changed",
-      message: "x",
-    });
+    await api.store.transitionProtocol(paused.id, "running", { eventType: "protocol_started", message: "x" });
+    await api.store.transitionProtocol(paused.id, "paused", { eventType: "paused", message: "x" });
     expect(
       (
         await gitlab({
