@@ -5,9 +5,9 @@
  * long as the user's file is unchanged. Digests of what was copied are kept in `seeded.json`.
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { writeIfChanged } from "./write-if-changed.js";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { copyIntoPlace, writeIfChanged } from "./write-if-changed.js";
 
 export interface SeedFile {
   /** Path under the user's home folder. */
@@ -35,8 +35,7 @@ export function seedHome(home: string, stateDir: string, userHome: string, files
     const to = join(home, f.to);
     const digest = createHash("sha256").update(readFileSync(from)).digest("hex");
     if (existsSync(to) && record[f.to] === digest) continue;
-    mkdirSync(dirname(to), { recursive: true });
-    copyFileSync(from, to); // keeps the source's mode: credentials stay private
+    copyIntoPlace(from, to);
     record[f.to] = digest;
     copied.push(f.to);
   }
