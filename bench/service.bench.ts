@@ -106,7 +106,7 @@ async function sseDelivery(base: string, store: KyselyStore, runId: number) {
   const EVENTS = 10_000;
   const last = (await store.listEvents({ protocolRunId: runId, newestFirst: true, limit: 1 }))[0]!.id;
   const received = Array.from({ length: SUBSCRIBERS }, () => 0);
-  const connected: Promise<void>[] = [];
+  let connected = 0;
   const done = Promise.all(
     received.map(async (_, i) => {
       const c = new AbortController();
@@ -114,7 +114,7 @@ async function sseDelivery(base: string, store: KyselyStore, runId: number) {
         headers: { "last-event-id": String(last) },
         signal: c.signal,
       });
-      connected.push(Promise.resolve());
+      connected++;
       const reader = res.body!.getReader();
       const decoder = new TextDecoder();
       let buffered = "";
@@ -129,7 +129,7 @@ async function sseDelivery(base: string, store: KyselyStore, runId: number) {
       c.abort();
     }),
   );
-  while (connected.length < SUBSCRIBERS) await sleep(20);
+  while (connected < SUBSCRIBERS) await sleep(20);
   const t0 = performance.now();
   for (let i = 0; i < EVENTS; i++)
     await store.appendEvent({ protocolRunId: runId, eventType: "directive", message: `t${i}` });
