@@ -1,5 +1,5 @@
 /**
- * Imported CodeMachine packages run end to end on the one runner: the example workspace and small
+ * Imported CodeMachine packages run end to end on the one runner: the project's fixtures and small
  * packages, imported as `tgz import codemachine` does, their agents played by `prompt-shell` (the
  * ```sh blocks of each rendered prompt, run in the worktree). Loops, limits, triggers, pauses,
  * execute-once, crash recovery and QA, with the decisions recorded as events.
@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ImportOptions, importCodemachine } from "../../src/codemachine/import-codemachine.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
-import { EXAMPLE } from "../codemachine/packages.js";
+import { LOCAL_PACKAGE } from "../codemachine/packages.js";
 import {
   inspect,
   registryWithPromptShell,
@@ -100,9 +100,9 @@ const loopBehavior = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** The example workspace in the repository, its prompts given the scripts their prose describes. */
-function exampleInRepo(): string {
-  cpSync(EXAMPLE, s.repo, { recursive: true });
+/** The local-package fixture in the repository, its prompts given the scripts their prose describes. */
+function localPackageInRepo(): string {
+  cpSync(LOCAL_PACKAGE, s.repo, { recursive: true });
   const prompts = join(s.repo, ".codemachine/prompts");
   const append = (file: string, script: string) =>
     writeFileSync(join(prompts, file), readFileSync(join(prompts, file), "utf8") + sh(script));
@@ -135,14 +135,14 @@ function exampleInRepo(): string {
 }
 
 describe("imported CodeMachine workflows on the runner", () => {
-  it("example workspace: plan → build → check loops twice, then stops; plan runs once", async () => {
-    const { run } = await importRun(exampleInRepo());
+  it("a 0.8 local package: plan → build → check loops twice, then stops; plan runs once", async () => {
+    const { run } = await importRun(localPackageInRepo());
     const r = await runToStop(run.id);
     expect(r.run.status).toBe("completed");
     expect(logLines()).toEqual(["plan", "build", "check", "build", "check", "build", "check"]);
     // the specification arrived through {specifications}
     expect(readFileSync(join(s.repo, "spec-seen.md"), "utf8")).toBe(
-      `${readFileSync(join(EXAMPLE, ".codemachine/inputs/specifications.md"), "utf8")}\n`,
+      `${readFileSync(join(LOCAL_PACKAGE, ".codemachine/inputs/specifications.md"), "utf8")}\n`,
     );
     const loops = r.of("loop_decision");
     expect(
@@ -161,8 +161,8 @@ describe("imported CodeMachine workflows on the runner", () => {
     expect(existsSync(join(run.protocolRoot!, "codemachine/agents/qa.md"))).toBe(true);
   });
 
-  it("the legacy layout of the example loops through the module twin", async () => {
-    exampleInRepo();
+  it("the legacy layout of the local package loops through the module twin", async () => {
+    localPackageInRepo();
     rmSync(join(s.repo, ".codemachine/.codemachine.json"));
     rmSync(join(s.repo, ".codemachine/templates"), { recursive: true });
     const { run } = await importRun(s.repo);
