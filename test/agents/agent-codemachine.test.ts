@@ -144,6 +144,12 @@ describe.skipIf(!available(codex) || !available(claude))(
         "loop_decision:check",
       ]);
       expect(r.of("loop_decision").map((e) => e.metadata.decision)).toEqual(["loop", "stop"]);
+      // a 0.8 package: the directive file is directive.json, the one the checker writes
+      expect(
+        new Set(
+          r.of("directive").map((e) => (e.metadata.directive as { file: string }).file.slice(repo.length)),
+        ),
+      ).toEqual(new Set(["/.codemachine/memory/directive.json"]));
       expect(r.of("loop_decision")[0]!.metadata).toMatchObject({
         reason: "directive:loop",
         target_step: "build",
