@@ -108,13 +108,13 @@ describe("a 0.8 workflow in the stock layout (no codemachine.json)", () => {
 
   it("copies the package placeholder files a prompt uses, a glob's in CodeMachine's order", async () => {
     const { files, spec } = await imp(STOCK_08, { repoDir: repo(), track: "lean", conditions: ["has_ui"] });
-    expect(files["codemachine/package/prompts/shared/house-style.md"]).toMatch(/^Small commits\./);
+    expect(files["codemachine/package/prompts/common/house-style.md"]).toMatch(/^Small commits\./);
     expect(Object.keys(files).filter((f) => f.includes("checklists"))).toEqual([
-      "codemachine/package/prompts/shared/checklists/accessibility.md",
-      "codemachine/package/prompts/shared/checklists/Layout.md",
+      "codemachine/package/prompts/common/checklists/accessibility.md",
+      "codemachine/package/prompts/common/checklists/Layout.md",
     ]);
     expect(spec.placeholders).toMatchObject({
-      checklists: { file: "codemachine/package/prompts/shared/checklists/*.md", from: "protocol" },
+      checklists: { file: "codemachine/package/prompts/common/checklists/*.md", from: "protocol" },
       plan__optional: { file: ".codemachine/artifacts/plan.md", from: "workspace", optional: true },
     });
   });

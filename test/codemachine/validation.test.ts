@@ -311,12 +311,12 @@ describe("placeholder files are contained and bounded at import, whether a promp
       withPlaceholders("{ packageDir: { style: '/etc/passwd' } }"),
       `module.exports.packageDir: style: "/etc/passwd" is outside the package`,
     );
-    const dir = withPlaceholders("{ packageDir: { style: 'shared/style.md' } }");
-    mkdirSync(join(dir, "shared"));
-    symlinkSync("/etc/hostname", join(dir, "shared/style.md"));
+    const dir = withPlaceholders("{ packageDir: { style: 'common/style.md' } }");
+    mkdirSync(join(dir, "common"));
+    symlinkSync("/etc/hostname", join(dir, "common/style.md"));
     await refused(
       dir,
-      `module.exports.packageDir: style: "shared/style.md" is outside the package (through a symlink)`,
+      `module.exports.packageDir: style: "common/style.md" is outside the package (through a symlink)`,
     );
   });
 
