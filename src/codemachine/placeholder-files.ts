@@ -56,7 +56,7 @@ function checkEntry(
   root: string,
   asker: Asker,
 ): PlaceholderFile {
-  const field = name;
+  const field = name; // errors read "module.exports.userDir: spec: …"
   const where = kind === "userDir" ? "the repository" : "the package";
   if (kind === "userDir" && isAbsolute(path))
     throw refuse(

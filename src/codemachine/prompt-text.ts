@@ -16,8 +16,6 @@ import { type Asker, checkFileCount, checkFileSize, type ReadBudget, refuse } fr
 import type { PlaceholderFile } from "./placeholder-files.js";
 import type { Selection } from "./select-steps.js";
 
-export type { Asker } from "./import-limits.js";
-
 /** Where package files are looked for, and the budget they are read within. */
 export interface PackageFiles {
   pkg: PackageLocation;
