@@ -8,7 +8,7 @@
  */
 import type { QaPolicy } from "../spec/schema.js";
 import type { Catalog } from "./catalog.js";
-import type { DialectChoice } from "./dialect.js";
+import type { Dialect, DialectChoice } from "./dialect.js";
 import type { PackageLocation } from "./find-package.js";
 import { ReadBudget } from "./import-limits.js";
 import type { PlaceholderFile } from "./placeholder-files.js";
@@ -33,7 +33,7 @@ const DEFAULT_LOOP_LIMIT = 3;
 /** How a prompt names the agent a trigger directive runs (also in example text: only catalog agents count). */
 const TRIGGER_MENTION = /["']?triggerAgentId["']?\s*:\s*["']([A-Za-z0-9_.-]+)["']/g;
 
-function directiveFor(dialect: DialectChoice["dialect"]) {
+function directiveFor(dialect: Dialect) {
   const directive = ".codemachine/memory/directive.json";
   const behavior = ".codemachine/memory/behavior.json";
   return dialect === "0.8"
@@ -59,12 +59,7 @@ function stepIds(steps: ModuleStep[]): string[] {
 }
 
 /** The step a module's loop rewinds to: `steps` back, counting dividers in the 0.7 dialect. */
-function loopTarget(
-  entries: WorkflowEntry[],
-  moduleEntry: number,
-  back: number,
-  dialect: DialectChoice["dialect"],
-): number {
+function loopTarget(entries: WorkflowEntry[], moduleEntry: number, back: number, dialect: Dialect): number {
   const isStep = (e: WorkflowEntry | undefined) => e?.type === "module";
   if (dialect === "0.7") {
     let i = Math.max(0, moduleEntry - back);
