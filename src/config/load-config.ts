@@ -11,6 +11,7 @@ import type { EngineSettings } from "../engines/engine-port.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
+import { type TelemetrySettings, telemetrySettings } from "../telemetry/telemetry-settings.js";
 import { ConfigFile } from "./config-schema.js";
 import { dataDir } from "./data-paths.js";
 import { engineHomeRoot, engineSettings } from "./engine-settings.js";
@@ -52,6 +53,8 @@ export interface EffectiveConfig {
   };
   /** Price table files and inline prices laid over the shipped table (see src/cost/price-table.ts). */
   prices: PriceSettings;
+  /** Where run traces go: the file's `telemetry` over the OTEL_* variables; off without an endpoint. */
+  telemetry: TelemetrySettings;
   /** Built-in: 1200 s per engine call. */
   timeoutSeconds: number;
   /** Built-in: 3. */
@@ -250,6 +253,7 @@ export function loadConfig(
       timeZone: pick("budgets.time_zone", file.budgets?.time_zone, envTimeZone(env), "UTC"),
     },
     prices: priceSettings(file, configFile, env),
+    telemetry: telemetrySettings(file.telemetry, env),
     timeoutSeconds: pick(
       "timeout_seconds",
       file.timeout_seconds,
