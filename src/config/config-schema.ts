@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { isTimeZone } from "../cost/budget-day.js";
 import { PricesConfig } from "../cost/price-schema.js";
+import { NotificationsConfig } from "../notify/notify-config.js";
 import { BUDGET_MODES, QA_POLICIES, SANDBOX_MODES } from "../spec/schema.js";
 import { TelemetryConfig } from "../telemetry/telemetry-settings.js";
 
@@ -65,6 +66,7 @@ export const ConfigFile = z.strictObject({
     .optional(),
   prices: PricesConfig.optional(),
   telemetry: TelemetryConfig.optional(),
+  notifications: NotificationsConfig.optional(),
   timeout_seconds: z.number().positive().optional(),
   max_inline_trigger_depth: z.number().int().min(0).optional(),
   max_output_bytes: z.number().int().positive().optional(),

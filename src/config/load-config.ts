@@ -8,6 +8,7 @@ import YAML from "yaml";
 import { isTimeZone } from "../cost/budget-day.js";
 import type { PriceSettings } from "../cost/price-table.js";
 import type { EngineSettings } from "../engines/engine-port.js";
+import type { NotificationsConfig } from "../notify/notify-config.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
@@ -55,6 +56,8 @@ export interface EffectiveConfig {
   prices: PriceSettings;
   /** Where run traces go: the file's `telemetry` over the OTEL_* variables; off without an endpoint. */
   telemetry: TelemetrySettings;
+  /** The project's outgoing webhooks (the file's `notifications`); none built in. */
+  notifications: NotificationsConfig;
   /** Built-in: 1200 s per engine call. */
   timeoutSeconds: number;
   /** Built-in: 3. */
@@ -254,6 +257,7 @@ export function loadConfig(
     },
     prices: priceSettings(file, configFile, env),
     telemetry: telemetrySettings(file.telemetry, env),
+    notifications: file.notifications ?? { webhooks: [] },
     timeoutSeconds: pick(
       "timeout_seconds",
       file.timeout_seconds,

@@ -208,3 +208,32 @@ describe("money budgets and prices", () => {
     );
   });
 });
+
+describe("telemetry", () => {
+  it("takes the file's telemetry section over the OTEL_* variables, and refuses an endpoint that is not http(s)", () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" };
+    expect(loadConfig(repo(), env).telemetry).toEqual({
+      tracesUrl: "http://127.0.0.1:4318/v1/traces",
+      headers: {},
+      serviceName: "tasksgodzilla",
+    });
+    const c = loadConfig(
+      repo([
+        "tasksgodzilla.config.yaml",
+        "telemetry:\n  endpoint: https://otel.example.com\n  service_name: tgz-ci\n",
+      ]),
+      env,
+    );
+    expect(c.telemetry).toMatchObject({
+      tracesUrl: "https://otel.example.com/v1/traces",
+      serviceName: "tgz-ci",
+    });
+    expect(
+      loadConfig(repo(["tasksgodzilla.config.yaml", "telemetry:\n  enabled: false\n"]), env).telemetry
+        .tracesUrl,
+    ).toBeUndefined();
+    expect(() =>
+      loadConfig(repo(["tasksgodzilla.config.yaml", "telemetry:\n  endpoint: grpc://c:4317\n"]), {}),
+    ).toThrow(/\/telemetry\/endpoint/);
+  });
+});
