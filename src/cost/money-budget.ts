@@ -4,8 +4,10 @@
  * caller brings what each scope spent (from the store, the one ledger across workers) and this call's
  * cost — its prompt's estimate before it, the usage streamed so far during it, its final usage after.
  */
+
+import type { EffectiveConfig } from "../config/load-config.js";
 import type { TokenUsage } from "../engines/engine-port.js";
-import type { BudgetMode } from "../spec/schema.js";
+import type { BudgetMode, BudgetSpec } from "../spec/schema.js";
 import {
   type CallUsage,
   type CostTotal,
@@ -72,6 +74,28 @@ export interface MoneyCheck {
   checkpoint: MoneyCheckpoint;
   /** Unknown costs count as $0 instead of breaching a limit (`budgets.allow_unknown_cost`). */
   allowUnknown: boolean;
+}
+
+/**
+ * The money limits that hold for a step: its own `budget.max_usd` (else the project's per-step limit)
+ * in its own mode (else the run's), the run's `budget.max_usd` (else the project's per-run limit) in
+ * the run's mode (else the project's), and the project's limits in the project's mode.
+ */
+export function moneyLimitsFor(
+  budgets: EffectiveConfig["budgets"],
+  protocol: BudgetSpec | null | undefined,
+  step: BudgetSpec | null | undefined,
+): MoneyLimits {
+  const protocolMode = protocol?.mode ?? budgets.mode;
+  const limit = (usd: number | null | undefined, mode: BudgetMode) =>
+    usd == null ? undefined : { usd, mode };
+  const limits: MoneyLimits = {
+    step: limit(step?.max_usd ?? budgets.maxUsdPerStep, step?.mode ?? protocolMode),
+    protocol: limit(protocol?.max_usd ?? budgets.maxUsdPerProtocol, protocolMode),
+    project: limit(budgets.maxUsdPerProject, budgets.mode),
+    project_day: limit(budgets.maxUsdPerProjectPerDay, budgets.mode),
+  };
+  return Object.fromEntries(Object.entries(limits).filter(([, l]) => l)) as MoneyLimits;
 }
 
 /** Scopes whose money limit is on (mode not `off`): the only ones whose spend is worth reading. */

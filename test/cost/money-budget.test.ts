@@ -1,5 +1,6 @@
 /** Money budget decisions: before a call, at each usage figure during it, after it; and the cap's day. */
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load-config.js";
 import { budgetDay, isTimeZone } from "../../src/cost/budget-day.js";
 import { type CostTotal, NO_COST } from "../../src/cost/call-cost.js";
 import {
@@ -8,6 +9,7 @@ import {
   type MoneyCheck,
   type MoneyLimits,
   type MoneySpent,
+  moneyLimitsFor,
 } from "../../src/cost/money-budget.js";
 import { PriceTable } from "../../src/cost/price-table.js";
 import type { TokenUsage } from "../../src/engines/engine-port.js";
@@ -159,6 +161,44 @@ describe("money budget decisions", () => {
       });
       expect(checkMoney(check({ call: unknownCall }))).toEqual({ action: "allow", partial: false });
     });
+  });
+});
+
+describe("the limits that hold for a step", () => {
+  const budgets = {
+    ...loadConfig(undefined, {}).budgets,
+    mode: "strict" as const,
+    maxUsdPerStep: 1,
+    maxUsdPerProtocol: 10,
+    maxUsdPerProject: 100,
+    maxUsdPerProjectPerDay: 20,
+  };
+
+  it("are the project's, in the project's mode, when the spec sets none", () => {
+    expect(moneyLimitsFor(budgets, null, undefined)).toEqual({
+      step: strict(1),
+      protocol: strict(10),
+      project: strict(100),
+      project_day: strict(20),
+    });
+  });
+
+  it("take the spec's max_usd and modes: a step's own, the run's for the step and the run", () => {
+    const limits = moneyLimitsFor(budgets, { max_usd: 5, mode: "warn" }, { max_usd: 0.25, mode: "off" });
+    expect(limits).toEqual({
+      step: { usd: 0.25, mode: "off" },
+      protocol: warn(5),
+      project: strict(100),
+      project_day: strict(20),
+    });
+    // a step without a mode of its own takes the run's
+    expect(moneyLimitsFor(budgets, { mode: "warn" }, {}).step).toEqual(warn(1));
+  });
+
+  it("leave out the scopes without a limit", () => {
+    const none = loadConfig(undefined, {}).budgets;
+    expect(moneyLimitsFor(none, null, null)).toEqual({});
+    expect(moneyLimitsFor(none, { max_usd: 3 }, null)).toEqual({ protocol: strict(3) });
   });
 });
 
