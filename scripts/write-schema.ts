@@ -1,5 +1,6 @@
 /** Regenerates the published JSON Schemas in schemas/ from their zod sources (`npm run schema`). */
 import { writeFileSync } from "node:fs";
+import { priceTableJsonSchema } from "../src/cost/price-schema.js";
 import { planningJsonSchema } from "../src/planning/plan-schema.js";
 import { protocolSpecJsonSchema } from "../src/spec/json-schema.js";
 
@@ -8,3 +9,4 @@ const write = (name: string, schema: unknown) =>
 
 write("protocol-spec.schema.json", protocolSpecJsonSchema());
 write("protocol-planning.schema.json", planningJsonSchema());
+write("model-prices.schema.json", priceTableJsonSchema());

@@ -1,6 +1,10 @@
 /** The project config file (`tasksgodzilla.config.{json,yaml,yml}`), snake_case like the spec. */
 import { z } from "zod";
+import { isTimeZone } from "../cost/budget-day.js";
+import { PricesConfig } from "../cost/price-schema.js";
+import { NotificationsConfig } from "../notify/notify-config.js";
 import { BUDGET_MODES, QA_POLICIES, SANDBOX_MODES } from "../spec/schema.js";
+import { TelemetryConfig } from "../telemetry/telemetry-settings.js";
 
 export const EngineSettingsFile = z.strictObject({
   binary: z.string().optional().describe("Binary path or name (default: found on PATH)."),
@@ -37,8 +41,32 @@ export const ConfigFile = z.strictObject({
       max_tokens_per_step: z.number().int().positive().optional(),
       max_tokens_per_protocol: z.number().int().positive().optional(),
       max_tokens_per_project: z.number().int().positive().optional(),
+      max_usd_per_step: z.number().positive().optional().describe("USD a step's calls may cost in all."),
+      max_usd_per_protocol: z.number().positive().optional().describe("USD a run's calls may cost in all."),
+      max_usd_per_project: z
+        .number()
+        .positive()
+        .optional()
+        .describe("USD a project's calls may cost in all."),
+      max_usd_per_project_per_day: z
+        .number()
+        .positive()
+        .optional()
+        .describe("USD a project's calls may cost in one day (see time_zone), across runs and workers."),
+      allow_unknown_cost: z
+        .boolean()
+        .optional()
+        .describe("Let calls of models without a price run under a strict money budget, counted as $0."),
+      time_zone: z
+        .string()
+        .refine(isTimeZone, { message: "not a time zone name (e.g. UTC, Europe/Paris)" })
+        .optional()
+        .describe("The time zone of the daily cap's day (default UTC)."),
     })
     .optional(),
+  prices: PricesConfig.optional(),
+  telemetry: TelemetryConfig.optional(),
+  notifications: NotificationsConfig.optional(),
   timeout_seconds: z.number().positive().optional(),
   max_inline_trigger_depth: z.number().int().min(0).optional(),
   max_output_bytes: z.number().int().positive().optional(),

@@ -3,12 +3,16 @@
  * config file > TASKSGODZILLA_* environment > built-in defaults.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import YAML from "yaml";
+import { isTimeZone } from "../cost/budget-day.js";
+import type { PriceSettings } from "../cost/price-table.js";
 import type { EngineSettings } from "../engines/engine-port.js";
+import type { NotificationsConfig } from "../notify/notify-config.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { BudgetMode, QaPolicy } from "../spec/schema.js";
 import { jsonPointer } from "../spec/validate-spec.js";
+import { type TelemetrySettings, telemetrySettings } from "../telemetry/telemetry-settings.js";
 import { ConfigFile } from "./config-schema.js";
 import { dataDir } from "./data-paths.js";
 import { engineHomeRoot, engineSettings } from "./engine-settings.js";
@@ -38,7 +42,22 @@ export interface EffectiveConfig {
     maxTokensPerStep?: number | undefined;
     maxTokensPerProtocol?: number | undefined;
     maxTokensPerProject?: number | undefined;
+    /** Money limits in USD; none built in. */
+    maxUsdPerStep?: number | undefined;
+    maxUsdPerProtocol?: number | undefined;
+    maxUsdPerProject?: number | undefined;
+    maxUsdPerProjectPerDay?: number | undefined;
+    /** Built-in: false. A model without a price blocks a call under a strict money budget. */
+    allowUnknownCost: boolean;
+    /** Built-in: UTC. The time zone of the daily cap's day. */
+    timeZone: string;
   };
+  /** Price table files and inline prices laid over the shipped table (see src/cost/price-table.ts). */
+  prices: PriceSettings;
+  /** Where run traces go: the file's `telemetry` over the OTEL_* variables; off without an endpoint. */
+  telemetry: TelemetrySettings;
+  /** The project's outgoing webhooks (the file's `notifications`); none built in. */
+  notifications: NotificationsConfig;
   /** Built-in: 1200 s per engine call. */
   timeoutSeconds: number;
   /** Built-in: 3. */
@@ -111,6 +130,7 @@ function envNumber(
 }
 
 const COUNT = { integer: true, positive: false };
+const USD = { integer: false, positive: true };
 const POSITIVE_COUNT = { integer: true, positive: true };
 
 function envEnum<T extends string>(
@@ -207,7 +227,37 @@ export function loadConfig(
         file.budgets?.max_tokens_per_project,
         envNumber(env, "TASKSGODZILLA_MAX_TOKENS_PER_PROJECT", POSITIVE_COUNT),
       ),
+      maxUsdPerStep: opt(
+        "budgets.max_usd_per_step",
+        file.budgets?.max_usd_per_step,
+        envNumber(env, "TASKSGODZILLA_MAX_USD_PER_STEP", USD),
+      ),
+      maxUsdPerProtocol: opt(
+        "budgets.max_usd_per_protocol",
+        file.budgets?.max_usd_per_protocol,
+        envNumber(env, "TASKSGODZILLA_MAX_USD_PER_PROTOCOL", USD),
+      ),
+      maxUsdPerProject: opt(
+        "budgets.max_usd_per_project",
+        file.budgets?.max_usd_per_project,
+        envNumber(env, "TASKSGODZILLA_MAX_USD_PER_PROJECT", USD),
+      ),
+      maxUsdPerProjectPerDay: opt(
+        "budgets.max_usd_per_project_per_day",
+        file.budgets?.max_usd_per_project_per_day,
+        envNumber(env, "TASKSGODZILLA_MAX_USD_PER_PROJECT_PER_DAY", USD),
+      ),
+      allowUnknownCost: pick(
+        "budgets.allow_unknown_cost",
+        file.budgets?.allow_unknown_cost,
+        envBool(env, "TASKSGODZILLA_ALLOW_UNKNOWN_COST"),
+        false,
+      ),
+      timeZone: pick("budgets.time_zone", file.budgets?.time_zone, envTimeZone(env), "UTC"),
     },
+    prices: priceSettings(file, configFile, env),
+    telemetry: telemetrySettings(file.telemetry, env),
+    notifications: file.notifications ?? { webhooks: [] },
     timeoutSeconds: pick(
       "timeout_seconds",
       file.timeout_seconds,
@@ -244,6 +294,31 @@ export function loadConfig(
     sources,
     configFile,
   };
+}
+
+function envTimeZone(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.TASKSGODZILLA_BUDGET_TIME_ZONE;
+  if (v === undefined || v === "") return undefined;
+  if (!isTimeZone(v))
+    throw new ConfigError(
+      `TASKSGODZILLA_BUDGET_TIME_ZONE=${v}: not a time zone name (e.g. UTC, Europe/Paris)`,
+    );
+  return v;
+}
+
+/**
+ * Price tables over the shipped one: the user's (TASKSGODZILLA_PRICES_FILE, relative to the working
+ * directory), then the project's (`prices.file`, relative to the repository), then inline prices.
+ */
+function priceSettings(
+  file: ConfigFile,
+  configFile: string | undefined,
+  env: NodeJS.ProcessEnv,
+): PriceSettings {
+  const files: string[] = [];
+  if (env.TASKSGODZILLA_PRICES_FILE) files.push(resolve(env.TASKSGODZILLA_PRICES_FILE));
+  if (file.prices?.file) files.push(resolve(configFile ? dirname(configFile) : ".", file.prices.file));
+  return { files, models: file.prices?.models ?? {} };
 }
 
 function envBool(env: NodeJS.ProcessEnv, key: string): boolean | undefined {

@@ -37,12 +37,14 @@ export interface EngineCapabilities {
 
 /**
  * Token usage normalised across engines. `input` counts every prompt token including cached ones;
- * `cachedInput` is the cached part of it. `reasoning` is informational (already inside `output` for
- * engines that bill it as output).
+ * `cachedInput` is the part read from the prompt cache, `cacheWrite` the part written to it. `output`
+ * counts every output token; `reasoning` is the thinking part of it, for engines that report it apart.
  */
 export interface TokenUsage {
   input: number;
   cachedInput: number;
+  /** Prompt tokens written to the provider's prompt cache (billed at a premium by Anthropic); unset: none reported. */
+  cacheWrite?: number | undefined;
   output: number;
   reasoning: number;
   /** True when the figure is a tokenizer estimate rather than what the engine reported. */
@@ -103,8 +105,13 @@ export type EngineEvent =
   | { type: "started"; pid?: number | undefined; sessionId?: string | undefined }
   | { type: "message"; text: string }
   | { type: "tool"; name: string; detail?: string | undefined }
-  | { type: "usage"; usage: TokenUsage }
-  | { type: "final"; text: string }
+  /**
+   * Tokens used since the previous usage event (the call's usage is their sum), with the model that
+   * used them when the engine names it.
+   */
+  | { type: "usage"; usage: TokenUsage; model?: string | undefined }
+  /** The final message, with the model the engine reports (and the one asked for, when that differs). */
+  | { type: "final"; text: string; model?: string | undefined; requestedModel?: string | undefined }
   /** What the process wrote to stderr, kept in the transcript as evidence. */
   | { type: "stderr"; text: string }
   | { type: "error"; error: EngineFailure };
@@ -114,6 +121,19 @@ export interface EngineResult {
   finalMessage: string;
   /** Real usage when the engine reported it; undefined when it reported nothing. */
   usage?: TokenUsage | undefined;
+  /**
+   * The model the engine reports having used: the provider's answer when the CLI passes it on, else
+   * the model the CLI says it sent. Undefined when the engine names none (cost then falls back to the
+   * model asked for).
+   */
+  model?: string | undefined;
+  /** The model asked for, set only when it differs from `model` (an alias resolved, a model swapped). */
+  requestedModel?: string | undefined;
+  /**
+   * Each model's part of `usage`, when the engine reports usage per model and the call used more than
+   * one (a Claude Code subagent on another model, Gemini CLI's router).
+   */
+  usageByModel?: Record<string, TokenUsage> | undefined;
   sessionId?: string | undefined;
   exitCode: number | null;
   /** Set when `ok` is false. */

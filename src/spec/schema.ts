@@ -33,9 +33,14 @@ export const BudgetSpec = z
       .positive()
       .nullish()
       .describe("Token limit (input + output, cumulative). Unset or null: no limit."),
+    max_usd: z
+      .number()
+      .positive()
+      .nullish()
+      .describe("Money limit in USD (priced usage, cumulative). Unset or null: no limit."),
     mode: z.enum(BUDGET_MODES).nullish().describe("strict refuses/stops, warn records only, off ignores."),
   })
-  .describe("A token budget.");
+  .describe("A token and money budget.");
 
 export const PolicySpec = z
   .looseObject({

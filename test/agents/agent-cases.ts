@@ -23,6 +23,13 @@ export interface AgentCase {
   unknownSessionId: string;
   /** The CLI reports thinking tokens on their own (Claude Code counts them as plain output). */
   reportsReasoning: boolean;
+  /** The CLI's API reports the prompt tokens written to the cache (only Anthropic's Messages API does). */
+  reportsCacheWrites: boolean;
+  /**
+   * The model the adapter records, from the model the CLI sent and the one the server answered with:
+   * the answer where the CLI passes it on, else the model the CLI says it ran.
+   */
+  reportedModel(sent: string, answered: string): string;
   /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
   retriesServerErrorsForever: boolean;
   /** The model a request asks for. */
@@ -74,6 +81,9 @@ export const AGENT_CASES: AgentCase[] = [
     shellTool: (command) => ({ name: "exec_command", args: { cmd: command, yield_time_ms: 600_000 } }),
     unknownSessionId: "01a2333d-0000-7000-8000-000000000000",
     reportsReasoning: true,
+    reportsCacheWrites: false,
+    // Codex keeps the model it sent in its session record, never the one the server answered with
+    reportedModel: (sent) => sent,
     retriesServerErrorsForever: false,
     modelIn: (req) => req.body.model,
     extraArgs: {
@@ -104,6 +114,8 @@ export const AGENT_CASES: AgentCase[] = [
     shellTool: (command) => ({ name: "Bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     reportsReasoning: false,
+    reportsCacheWrites: true,
+    reportedModel: (_sent, answered) => answered,
     retriesServerErrorsForever: false,
     modelIn: (req) => req.body.model,
     extraArgs: {
@@ -128,6 +140,9 @@ export const AGENT_CASES: AgentCase[] = [
     shellTool: (command) => ({ name: "bash", args: { command, description: "run it", timeout: 600_000 } }),
     unknownSessionId: "ses_0123456789abcdefABCDEFghij",
     reportsReasoning: true,
+    reportsCacheWrites: false,
+    // opencode names no model in its stream; its session record names the provider/model it ran
+    reportedModel: (sent) => `fake/${sent}`,
     retriesServerErrorsForever: true,
     modelIn: (req) => req.body.model,
     extraArgs: {
@@ -155,6 +170,8 @@ export const AGENT_CASES: AgentCase[] = [
     shellTool: (command) => ({ name: "run_shell_command", args: { command, description: "run it" } }),
     unknownSessionId: "4b1c7f1e-1111-4222-8333-944444444444",
     reportsReasoning: true,
+    reportsCacheWrites: false,
+    reportedModel: (_sent, answered) => answered,
     retriesServerErrorsForever: true,
     modelIn: (req) => /\/models\/([^:]+):/.exec(req.path)?.[1],
     extraArgs: {

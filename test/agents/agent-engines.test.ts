@@ -24,7 +24,12 @@ import { findBinary } from "../../src/engines/process/run-process.js";
 import { driveEngine } from "../support/drive-engine.js";
 import { waitGroupGone } from "../support/processes.js";
 import { AGENT_CASES, available, skippedBecause } from "./agent-cases.js";
-import { FakeModelServer, type ModelRequest, type Reply } from "./fake-model-server.js";
+import {
+  FakeModelServer,
+  type FakeServerOptions,
+  type ModelRequest,
+  type Reply,
+} from "./fake-model-server.js";
 
 const registry = createDefaultRegistry();
 
@@ -111,9 +116,10 @@ for (const c of AGENT_CASES) {
       script: (req: ModelRequest, cwd: string) => Reply,
       request: Partial<EngineRequest> = {},
       settingsOver: Partial<EngineSettings> = {},
+      serverOptions: FakeServerOptions = {},
     ) {
       const cwd = mkdtempSync(join(tmpdir(), `tgz-${c.engineId}-work-`));
-      server = await FakeModelServer.start((req) => script(req, cwd));
+      server = await FakeModelServer.start((req) => script(req, cwd), serverOptions);
       const settings = { ...c.settings(server.url), ...settingsOver };
       const engine = registry.get(c.engineId);
       const run = (extra: Partial<EngineRequest> = {}) =>
@@ -163,6 +169,7 @@ for (const c of AGENT_CASES) {
       expect(result.usage).toEqual({
         input: 111,
         cachedInput: 33,
+        ...(c.reportsCacheWrites ? { cacheWrite: 5 } : {}),
         output: 22,
         reasoning: c.reportsReasoning ? 7 : 0,
         estimated: false,
@@ -170,7 +177,13 @@ for (const c of AGENT_CASES) {
       expect(result.sessionId).toEqual(expect.any(String));
       expect(result.sessionRestarted).toBeUndefined();
       expect(events.some((e) => e.type === "started" && e.sessionId === result.sessionId)).toBe(true);
-      expect(events.at(-1)).toEqual({ type: "final", text: "Hello from the fake model." });
+      const model = c.reportedModel(c.model, c.model);
+      expect(events.at(-1)).toEqual({
+        type: "final",
+        text: "Hello from the fake model.",
+        model,
+        requestedModel: model === c.model ? undefined : c.model,
+      });
       expect(server!.requests[0]!.text).toContain("say hello");
     });
 
@@ -200,6 +213,30 @@ for (const c of AGENT_CASES) {
       expect(result.usage).toMatchObject(both);
       // the usage events are per call or per step, so the transcript adds up to what is charged
       expect(usageSum(events)).toEqual(both);
+    });
+
+    it("records the model the provider answered with (or the CLI says it ran) on every usage event, the final event and the result", async () => {
+      // a real provider answers an alias with the dated snapshot it resolved to
+      const answeredBy = (asked: string) => `${asked}-20261120`;
+      const { result, events } = await call(
+        (req, dir) =>
+          req.toolResults === 0
+            ? { text: "Writing it.", tool: c.writeTool(join(dir, "out.txt"), "x") }
+            : { text: "Done." },
+        {},
+        {},
+        { answeredBy },
+      );
+      const sent = String(c.modelIn(server!.requests[0]!));
+      const model = c.reportedModel(sent, answeredBy(sent));
+      // the model asked for is said beside it only when they differ
+      const requestedModel = model === c.model ? undefined : c.model;
+      expect(result).toMatchObject({ ok: true, model, requestedModel });
+      expect(result.usageByModel).toBeUndefined();
+      const usageEvents = events.filter((e) => e.type === "usage");
+      expect(usageEvents.length).toBeGreaterThan(0);
+      expect(usageEvents.map((e) => e.model)).toEqual(usageEvents.map(() => model));
+      expect(events.at(-1)).toMatchObject({ type: "final", model, requestedModel });
     });
 
     it("keeps a read-only agent (QA's and planning's mode) from writing its worktree", async () => {
@@ -361,6 +398,18 @@ for (const c of AGENT_CASES) {
         });
       });
 
+      it("records the model its config chose when the step names none, from Codex's session record", async () => {
+        const { result, events } = await call(
+          () => ({ text: "configured" }),
+          { model: undefined },
+          { args: ["-c", 'model="gpt-5.4"'] },
+        );
+        expect(server!.requests[0]!.body.model).toBe("gpt-5.4");
+        expect(result).toMatchObject({ ok: true, model: "gpt-5.4" });
+        expect(result.requestedModel).toBeUndefined();
+        expect(events.find((e) => e.type === "usage")).toMatchObject({ model: "gpt-5.4" });
+      });
+
       it("charges a resumed call only its own tokens, in the result and in its usage event", async () => {
         const first = await call(() => ({ text: "one" }));
         const second = await first.run({ prompt: "again", resumeSessionId: first.result.sessionId });
@@ -426,6 +475,60 @@ for (const c of AGENT_CASES) {
         });
         expect(server!.requests.map((r) => r.body.stream ?? "absent")).toEqual([true, "absent"]);
         expect(server!.probes).toContainEqual({ method: "HEAD", path: "/" });
+      });
+
+      it("records the model each part of the call ran on: the main model the API answered with, and a subagent's", async () => {
+        const answeredBy = (asked: string) => `${asked}-20261120`;
+        const subagent = { input: 50, output: 10, cached: 0 };
+        const main = { input: 200, output: 20, cached: 100, cacheWrite: 10 };
+        const { result, events } = await call(
+          (req) => {
+            if (String(req.body.model).includes("haiku")) return { text: "Subagent done.", usage: subagent };
+            return req.toolResults === 0
+              ? {
+                  tool: {
+                    name: "Task",
+                    args: {
+                      description: "check",
+                      prompt: "Say done.",
+                      subagent_type: "general-purpose",
+                      model: "haiku",
+                    },
+                  },
+                  usage: main,
+                }
+              : { text: "DONE", usage: main };
+          },
+          { model: "claude-opus-4-1" },
+          {},
+          { answeredBy },
+        );
+        const sentMain = String(server!.requests[0]!.body.model);
+        const sentSub = String(
+          server!.requests.find((r) => String(r.body.model).includes("haiku"))!.body.model,
+        );
+        expect(result).toMatchObject({
+          ok: true,
+          model: answeredBy(sentMain),
+          requestedModel: "claude-opus-4-1",
+        });
+        // Claude Code's per-model figures name the models it sent; the main one is named as the API answered
+        expect(result.usageByModel).toEqual({
+          [answeredBy(sentMain)]: {
+            input: 400,
+            cachedInput: 200,
+            cacheWrite: 20,
+            output: 40,
+            reasoning: 0,
+            estimated: false,
+          },
+          [sentSub]: { input: 50, cachedInput: 0, output: 10, reasoning: 0, estimated: false },
+        });
+        expect(result.usage).toMatchObject({ input: 450, cachedInput: 200, cacheWrite: 20, output: 50 });
+        expect(events.filter((e) => e.type === "usage").map((e) => e.model)).toEqual([
+          answeredBy(sentMain),
+          sentSub,
+        ]);
       });
     }
 

@@ -56,6 +56,15 @@ export interface Probe {
 
 export type Script = (req: ModelRequest) => Reply;
 
+export interface FakeServerOptions {
+  /**
+   * The model a reply says answered, from the one the request asked for: a real provider answers an
+   * alias with the dated snapshot it resolved (`claude-opus-4-1` → `claude-opus-4-1-20250805`) and may
+   * route a request to another model altogether. Unset: the model asked for.
+   */
+  answeredBy?: (asked: string) => string;
+}
+
 const DEFAULT_USAGE: Usage = { input: 111, output: 22, cached: 33 };
 
 function countToolResults(api: Api, body: Record<string, unknown>): number {
@@ -101,7 +110,7 @@ function sse(res: ServerResponse, chunks: unknown[], named = false): void {
 let seq = 0;
 const id = (p: string) => `${p}_${++seq}`;
 
-function responsesReply(res: ServerResponse, reply: Answer): void {
+function responsesReply(res: ServerResponse, reply: Answer, model: string): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const items: unknown[] = [];
   if (reply.text)
@@ -121,12 +130,13 @@ function responsesReply(res: ServerResponse, reply: Answer): void {
     });
   const rid = id("resp");
   sse(res, [
-    { type: "response.created", response: { id: rid } },
+    { type: "response.created", response: { id: rid, model } },
     ...items.map((item) => ({ type: "response.output_item.done", item })),
     {
       type: "response.completed",
       response: {
         id: rid,
+        model,
         usage: {
           input_tokens: u.input,
           input_tokens_details: { cached_tokens: u.cached ?? 0 },
@@ -257,7 +267,7 @@ function chatReply(res: ServerResponse, reply: Answer, model: string): void {
   sse(res, chunks);
 }
 
-function geminiReply(res: ServerResponse, reply: Answer): void {
+function geminiReply(res: ServerResponse, reply: Answer, model: string): void {
   const u = reply.usage ?? DEFAULT_USAGE;
   const parts: unknown[] = [];
   if (reply.text) parts.push({ text: reply.text });
@@ -272,7 +282,7 @@ function geminiReply(res: ServerResponse, reply: Answer): void {
         totalTokenCount: u.input + u.output,
         cachedContentTokenCount: u.cached ?? 0,
       },
-      modelVersion: "fake",
+      modelVersion: model,
       responseId: id("r"),
     },
   ]);
@@ -324,12 +334,12 @@ export class FakeModelServer {
     readonly url: string,
   ) {}
 
-  static async start(script: Script): Promise<FakeModelServer> {
+  static async start(script: Script, options: FakeServerOptions = {}): Promise<FakeModelServer> {
     let self: FakeModelServer | undefined;
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => self!.handle(req, res, Buffer.concat(chunks).toString("utf8"), script));
+      req.on("end", () => self!.handle(req, res, Buffer.concat(chunks).toString("utf8"), script, options));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     self = new FakeModelServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -341,7 +351,13 @@ export class FakeModelServer {
     return this.requests.filter((r) => r.api === api);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse, raw: string, script: Script): void {
+  private handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: string,
+    script: Script,
+    options: FakeServerOptions,
+  ): void {
     const path = req.url ?? "/";
     const api = apiOf(req.method ?? "GET", path);
     if (!api) {
@@ -358,7 +374,14 @@ export class FakeModelServer {
       res.writeHead(400).end();
       return;
     }
-    const model = typeof body.model === "string" ? body.model : "fake";
+    // Gemini names the model in the path, the others in the body
+    const asked =
+      api === "gemini"
+        ? (/\/models\/([^:]+):/.exec(path)?.[1] ?? "fake")
+        : typeof body.model === "string"
+          ? body.model
+          : "fake";
+    const model = options.answeredBy?.(asked) ?? asked;
     const request: ModelRequest = {
       api,
       method: req.method ?? "POST",
@@ -404,10 +427,10 @@ export class FakeModelServer {
       sse(res, truncatedStart(api, model), api === "messages");
       return;
     }
-    if (api === "responses") responsesReply(res, reply);
+    if (api === "responses") responsesReply(res, reply, model);
     else if (api === "messages") messagesReply(res, reply, body.stream === true, model);
     else if (api === "chat") chatReply(res, reply, model);
-    else geminiReply(res, reply);
+    else geminiReply(res, reply, model);
   }
 
   close(): Promise<void> {

@@ -126,3 +126,114 @@ describe("engine settings", () => {
     );
   });
 });
+
+describe("money budgets and prices", () => {
+  it("reads money limits, the unknown-cost setting and the daily cap's time zone: file over env over defaults", () => {
+    const defaults = loadConfig(repo(), {});
+    expect(defaults.budgets).toMatchObject({ allowUnknownCost: false, timeZone: "UTC" });
+    expect(defaults.budgets.maxUsdPerStep).toBeUndefined();
+    expect(defaults.prices).toEqual({ files: [], models: {} });
+    const env = {
+      TASKSGODZILLA_MAX_USD_PER_STEP: "0.5",
+      TASKSGODZILLA_MAX_USD_PER_PROJECT_PER_DAY: "20",
+      TASKSGODZILLA_ALLOW_UNKNOWN_COST: "true",
+      TASKSGODZILLA_BUDGET_TIME_ZONE: "Europe/Paris",
+    };
+    expect(loadConfig(repo(), env).budgets).toMatchObject({
+      maxUsdPerStep: 0.5,
+      maxUsdPerProjectPerDay: 20,
+      allowUnknownCost: true,
+      timeZone: "Europe/Paris",
+    });
+    const file = [
+      "budgets:",
+      "  mode: warn",
+      "  max_usd_per_step: 1.25",
+      "  max_usd_per_protocol: 10",
+      "  max_usd_per_project: 500",
+      "  max_usd_per_project_per_day: 40",
+      "  allow_unknown_cost: false",
+      "  time_zone: America/New_York",
+    ].join("\n");
+    const c = loadConfig(repo(["tasksgodzilla.config.yaml", file]), env);
+    expect(c.budgets).toMatchObject({
+      mode: "warn",
+      maxUsdPerStep: 1.25,
+      maxUsdPerProtocol: 10,
+      maxUsdPerProject: 500,
+      maxUsdPerProjectPerDay: 40,
+      allowUnknownCost: false,
+      timeZone: "America/New_York",
+    });
+    expect(c.sources).toMatchObject({
+      "budgets.max_usd_per_step": "file",
+      "budgets.allow_unknown_cost": "file",
+    });
+  });
+
+  it("lays the user's price file, then the project's (relative to the repository), then inline prices", () => {
+    const dir = repo([
+      "tasksgodzilla.config.yaml",
+      "prices:\n  file: prices/team.json\n  models:\n    local-coder: { input: 0, output: 0, aliases: [coder] }\n",
+    ]);
+    const c = loadConfig(dir, { TASKSGODZILLA_PRICES_FILE: "/etc/tgz/prices.json" });
+    expect(c.prices).toEqual({
+      files: ["/etc/tgz/prices.json", join(dir, "prices", "team.json")],
+      models: { "local-coder": { input: 0, output: 0, aliases: ["coder"] } },
+    });
+  });
+
+  it("rejects bad money and price settings with the field that is wrong", () => {
+    const bad = (yaml: string) => () => loadConfig(repo(["tasksgodzilla.config.yaml", yaml]), {});
+    expect(bad("budgets:\n  max_usd_per_step: -1\n")).toThrow(/\/budgets\/max_usd_per_step: .*>0/);
+    expect(bad("budgets:\n  time_zone: Mars/Olympus\n")).toThrow(
+      /\/budgets\/time_zone: not a time zone name \(e\.g\. UTC, Europe\/Paris\)/,
+    );
+    expect(bad("prices:\n  models:\n    x: { input: -2, output: 1 }\n")).toThrow(
+      /\/prices\/models\/x\/input: .*>=0/,
+    );
+    expect(bad("prices:\n  models:\n    x: { input: 1 }\n")).toThrow(/\/prices\/models\/x\/output/);
+    expect(bad("prices:\n  models:\n    x: { input: 1, output: 2, cached: 1 }\n")).toThrow(
+      /\/prices\/models\/x: .*"cached"/,
+    );
+    expect(bad("prices:\n  table: x.json\n")).toThrow(/\/prices: .*"table"/);
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_MAX_USD_PER_PROTOCOL: "free" })).toThrow(
+      /TASKSGODZILLA_MAX_USD_PER_PROTOCOL=free: expected a positive number/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_BUDGET_TIME_ZONE: "Nowhere" })).toThrow(
+      /TASKSGODZILLA_BUDGET_TIME_ZONE=Nowhere: not a time zone name/,
+    );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_ALLOW_UNKNOWN_COST: "sometimes" })).toThrow(
+      /TASKSGODZILLA_ALLOW_UNKNOWN_COST=sometimes: expected true or false/,
+    );
+  });
+});
+
+describe("telemetry", () => {
+  it("takes the file's telemetry section over the OTEL_* variables, and refuses an endpoint that is not http(s)", () => {
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" };
+    expect(loadConfig(repo(), env).telemetry).toEqual({
+      tracesUrl: "http://127.0.0.1:4318/v1/traces",
+      headers: {},
+      serviceName: "tasksgodzilla",
+    });
+    const c = loadConfig(
+      repo([
+        "tasksgodzilla.config.yaml",
+        "telemetry:\n  endpoint: https://otel.example.com\n  service_name: tgz-ci\n",
+      ]),
+      env,
+    );
+    expect(c.telemetry).toMatchObject({
+      tracesUrl: "https://otel.example.com/v1/traces",
+      serviceName: "tgz-ci",
+    });
+    expect(
+      loadConfig(repo(["tasksgodzilla.config.yaml", "telemetry:\n  enabled: false\n"]), env).telemetry
+        .tracesUrl,
+    ).toBeUndefined();
+    expect(() =>
+      loadConfig(repo(["tasksgodzilla.config.yaml", "telemetry:\n  endpoint: grpc://c:4317\n"]), {}),
+    ).toThrow(/\/telemetry\/endpoint/);
+  });
+});

@@ -100,6 +100,34 @@ describe("replay engine", () => {
     });
   });
 
+  it("replays the models a recorded call named: per model usage, the final event's model and the one asked for", async () => {
+    const file = write(
+      "models.jsonl",
+      [
+        {
+          type: "usage",
+          usage: { input: 100, cachedInput: 40, cacheWrite: 10, output: 20 },
+          model: "claude-opus-4-8",
+        },
+        { type: "usage", usage: { input: 30, output: 5 }, model: "claude-haiku-4-5" },
+        { type: "final", text: "done", model: "claude-opus-4-8", requestedModel: "claude-opus-4-1" },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join("\n"),
+    );
+    const { result } = await drive(replay, { recording: file });
+    expect(result).toMatchObject({
+      ok: true,
+      model: "claude-opus-4-8",
+      requestedModel: "claude-opus-4-1",
+      usage: { input: 130, cachedInput: 40, cacheWrite: 10, output: 25 },
+      usageByModel: {
+        "claude-opus-4-8": { input: 100, cachedInput: 40, cacheWrite: 10, output: 20 },
+        "claude-haiku-4-5": { input: 30, cachedInput: 0, output: 5 },
+      },
+    });
+  });
+
   it("reads JSON arrays and {events}, and inline finals", async () => {
     expect(
       (await drive(replay, { recording: write("a.json", JSON.stringify([{ type: "message", text: "hi" }])) }))

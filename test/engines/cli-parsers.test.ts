@@ -1,5 +1,5 @@
 /** The adapters' stream parsers against event streams the real CLIs printed (fixtures/agent-streams). */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,9 +13,9 @@ import type { EngineEvent, EngineRequest } from "../../src/engines/engine-port.j
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "agent-streams");
 
-function parse(adapter: CliAdapter, fixture: string, request: Partial<EngineRequest> = {}) {
+function parse(adapter: CliAdapter, fixture: string, request: Partial<EngineRequest> = {}, home?: string) {
   const dir = mkdtempSync(join(tmpdir(), "tgz-parse-"));
-  const ctx: CallContext = { settings: {}, home: dir, userHome: dir, scratch: dir, stateDir: dir };
+  const ctx: CallContext = { settings: {}, home: home ?? dir, userHome: dir, scratch: dir, stateDir: dir };
   const full: EngineRequest = {
     role: "exec",
     prompt: "p",
@@ -32,6 +32,8 @@ function parse(adapter: CliAdapter, fixture: string, request: Partial<EngineRequ
     events.push(...parser.event(JSON.parse(line) as Record<string, unknown>));
   return { summary: parser.summary(), events, ctx };
 }
+
+const usageModels = (events: EngineEvent[]) => events.flatMap((e) => (e.type === "usage" ? [e.model] : []));
 
 const kindOf = (s: { error?: { message: string; status?: number | undefined } | undefined }) =>
   s.error ? classifyFailure(s.error.message, s.error.status).kind : undefined;
@@ -52,6 +54,25 @@ describe("Codex stream parser", () => {
       "Wrote out.txt. DONE.",
     ]);
     expect(tools(events)).toEqual([expect.stringMatching(/^command: .*printf 'hello from codex tool/)]);
+  });
+
+  it("takes the model from the thread's rollout in the config home: the stream names none", () => {
+    const home = mkdtempSync(join(tmpdir(), "tgz-codex-home-"));
+    const { summary: without } = parse(codexAdapter, "codex-config-model.events.jsonl", {}, home);
+    expect(without.model).toBeUndefined();
+    const day = join(home, "sessions", "2026", "12", "07");
+    mkdirSync(day, { recursive: true });
+    copyFileSync(
+      join(FIXTURES, "codex-config-model.rollout.jsonl"),
+      join(day, "rollout-2026-12-07T22-48-47-01a252b2-0356-7ce1-831c-c5ffcfa3888c.jsonl"),
+    );
+    // run without -m: the model its config chose, which only the rollout records
+    const { summary, events } = parse(codexAdapter, "codex-config-model.events.jsonl", {}, home);
+    expect(summary).toMatchObject({
+      model: "gpt-5.4",
+      usage: { input: 100, cachedInput: 20, output: 30, reasoning: 10 },
+    });
+    expect(usageModels(events)).toEqual(["gpt-5.4"]);
   });
 
   it("reads an apply_patch file change", () => {
@@ -100,6 +121,38 @@ describe("Claude Code stream parser", () => {
       expect.stringMatching(/^Write: .*hello from claude Write/),
       expect.stringMatching(/^Bash: .*bash-ran/),
     ]);
+    expect(summary.model).toBe("claude-sonnet-4-5");
+    expect(summary.usageByModel).toBeUndefined();
+    expect(usageModels(events)).toEqual(["claude-sonnet-4-5"]);
+  });
+
+  it("names each model's part of a call: the main one as the API answered, a subagent's as it was sent", () => {
+    // asked for claude-opus-4-1; Claude Code sent claude-opus-4-8 (its init event says so), the API
+    // answered with a dated snapshot, and a Task subagent ran on Haiku
+    const { summary, events } = parse(claudeCodeAdapter, "claude-subagent-model.stream.jsonl", {
+      model: "claude-opus-4-1",
+    });
+    expect(summary.model).toBe("claude-opus-4-8-20261120");
+    expect(summary.usageByModel).toEqual({
+      "claude-opus-4-8-20261120": {
+        input: 311,
+        cachedInput: 133,
+        cacheWrite: 10,
+        output: 42,
+        reasoning: 0,
+        estimated: false,
+      },
+      "claude-haiku-4-5-20251001": { input: 50, cachedInput: 0, output: 10, reasoning: 0, estimated: false },
+    });
+    expect(summary.usage).toEqual({
+      input: 361,
+      cachedInput: 133,
+      cacheWrite: 10,
+      output: 52,
+      reasoning: 0,
+      estimated: false,
+    });
+    expect(usageModels(events)).toEqual(["claude-opus-4-8-20261120", "claude-haiku-4-5-20251001"]);
   });
 
   it.each([
@@ -141,14 +194,24 @@ describe("opencode stream parser", () => {
     expect(events.filter((e) => e.type === "usage")).toHaveLength(3);
   });
 
-  it("adds back the cache writes opencode takes out of input and the reasoning it takes out of output", () => {
-    const parser = opencodeAdapter.parser({} as EngineRequest, {} as CallContext);
+  it("names the provider/model it was run with, which its stream leaves out; none when it chose its default", () => {
+    const named = parse(opencodeAdapter, "opencode-tools.events.jsonl", {
+      model: "anthropic/claude-sonnet-4-5",
+    });
+    expect(named.summary.model).toBe("anthropic/claude-sonnet-4-5");
+    expect(usageModels(named.events)).toEqual(Array(3).fill("anthropic/claude-sonnet-4-5"));
+    expect(parse(opencodeAdapter, "opencode-tools.events.jsonl").summary.model).toBeUndefined();
+  });
+
+  it("adds back the cache writes opencode takes out of input (reporting them too) and the reasoning it takes out of output", () => {
+    const parser = opencodeAdapter.parser({} as EngineRequest, { settings: {} } as CallContext);
     // opencode's step tokens: input = prompt − cache reads − cache writes, output = completion − reasoning
     const tokens = { total: 160, input: 50, output: 15, reasoning: 10, cache: { read: 40, write: 20 } };
     parser.event({ type: "step_finish", sessionID: "ses_1", part: { type: "step-finish", tokens } });
     expect(parser.summary().usage).toEqual({
       input: 110,
       cachedInput: 40,
+      cacheWrite: 20,
       output: 25,
       reasoning: 10,
       estimated: false,
@@ -171,6 +234,18 @@ describe("Gemini stream parser", () => {
       usage: { input: 333, cachedInput: 99, output: 66 },
     });
     expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write_file", "run_shell_command"]);
+    // the stats are keyed by the model version the server answered with
+    expect(summary.model).toBe("fake");
+  });
+
+  it("names the model version the API answered with, not the one the CLI set out with", () => {
+    const { summary, events } = parse(geminiAdapter, "gemini-answered-model.stream.jsonl");
+    expect(summary).toMatchObject({
+      model: "gemini-2.5-pro-20261120",
+      usage: { input: 100, cachedInput: 20, output: 30, reasoning: 10 },
+    });
+    expect(summary.usageByModel).toBeUndefined();
+    expect(usageModels(events)).toEqual(["gemini-2.5-pro-20261120"]);
   });
 
   it("counts the thinking tokens the total holds beyond input and answer as reasoning, inside output", () => {

@@ -71,6 +71,18 @@ describe("ProtocolSpec schema", () => {
     expect(byPointer["/steps/1/timeout_seconds"]).toBe("must be at least 0");
   });
 
+  it("takes a money limit beside the token one, per step and per protocol, and refuses one that is not positive", () => {
+    const ok = validateSpec({
+      budget: { max_usd: 5, mode: "strict" },
+      steps: [{ id: "a", budget: { max_tokens: 1000, max_usd: 0.25, mode: "warn" } }],
+    });
+    expect(ok.errors).toEqual([]);
+    const bad = validateSpec({ budget: { max_usd: 0 }, steps: [{ id: "a", budget: { max_usd: "lots" } }] });
+    const byPointer = Object.fromEntries(bad.errors.map((e) => [e.pointer, e.message]));
+    expect(byPointer["/budget/max_usd"]).toMatch(/must be greater than 0/);
+    expect(byPointer["/steps/0/budget/max_usd"]).toMatch(/expected number/);
+  });
+
   it("requires at least one step and a steps array", () => {
     expect(validateSpec({ steps: [] }).errors).toEqual([
       { pointer: "/steps", message: "needs at least 1 item(s)" },

@@ -6,20 +6,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import type {
-  Engine,
-  EngineEvent,
-  EngineRequest,
-  EngineResult,
-  PreflightResult,
-  TokenUsage,
-} from "../engine-port.js";
+import type { Engine, EngineEvent, EngineRequest, EngineResult, PreflightResult } from "../engine-port.js";
 import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
 import { failedResult, failure } from "../engine-result.js";
+import { UsageTally } from "../token-usage.js";
 
 const Usage = z.object({
   input: z.number().int().nonnegative(),
   cachedInput: z.number().int().nonnegative().default(0),
+  cacheWrite: z.number().int().nonnegative().optional(),
   output: z.number().int().nonnegative(),
   reasoning: z.number().int().nonnegative().default(0),
   estimated: z.boolean().default(false),
@@ -29,8 +24,13 @@ const RecordedEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), pid: z.number().optional(), sessionId: z.string().optional() }),
   z.object({ type: z.literal("message"), text: z.string() }),
   z.object({ type: z.literal("tool"), name: z.string(), detail: z.string().optional() }),
-  z.object({ type: z.literal("usage"), usage: Usage }),
-  z.object({ type: z.literal("final"), text: z.string() }),
+  z.object({ type: z.literal("usage"), usage: Usage, model: z.string().optional() }),
+  z.object({
+    type: z.literal("final"),
+    text: z.string(),
+    model: z.string().optional(),
+    requestedModel: z.string().optional(),
+  }),
   z.object({
     type: z.literal("error"),
     error: z.object({
@@ -85,17 +85,6 @@ function loadRecording(file: string): EngineEvent[] {
   return text.split("\n").flatMap((line, i) => (line.trim() ? [parseLine(file, line, i + 1)] : []));
 }
 
-function addUsage(a: TokenUsage | undefined, b: TokenUsage): TokenUsage {
-  if (!a) return b;
-  return {
-    input: a.input + b.input,
-    cachedInput: a.cachedInput + b.cachedInput,
-    output: a.output + b.output,
-    reasoning: a.reasoning + b.reasoning,
-    estimated: a.estimated || b.estimated,
-  };
-}
-
 export class ReplayEngine implements Engine {
   readonly specificationVersion = ENGINE_SPECIFICATION_VERSION;
   readonly id = "replay";
@@ -136,13 +125,19 @@ export class ReplayEngine implements Engine {
 
     const delayMs = Number(request.inputs.delay_ms ?? 0);
     const deadline = started + request.timeoutMs;
-    let usage: TokenUsage | undefined;
+    const tally = new UsageTally();
     let sessionId: string | undefined;
-    let final: string | undefined;
+    let final: Extract<EngineEvent, { type: "final" }> | undefined;
     const messages: string[] = [];
+    const played = () => ({
+      usage: tally.usage,
+      usageByModel: tally.usageByModel,
+      model: final?.model ?? tally.model,
+      requestedModel: final?.requestedModel,
+      sessionId,
+    });
     for (const event of events) {
-      if (signal.aborted)
-        return failedResult(failure("aborted", "replay aborted"), done({ usage, sessionId }));
+      if (signal.aborted) return failedResult(failure("aborted", "replay aborted"), done(played()));
       if (delayMs > 0) {
         // a recording that plays longer than the step's timeout times out like a real engine
         const wait = Math.min(delayMs, deadline - Date.now());
@@ -150,22 +145,21 @@ export class ReplayEngine implements Engine {
         if (Date.now() >= deadline && !signal.aborted)
           return failedResult(
             failure("timeout", `replay timed out after ${Math.round(request.timeoutMs / 1000)} s`),
-            done({ usage, sessionId }),
+            done(played()),
           );
       }
       // a recorded pid names a process of another time: never pass it on as one of ours
       yield event.type === "started" ? { type: "started", sessionId: event.sessionId } : event;
-      if (event.type === "usage") usage = addUsage(usage, event.usage);
+      if (event.type === "usage") tally.add(event.usage, event.model);
       else if (event.type === "started") sessionId = event.sessionId ?? sessionId;
       else if (event.type === "message") messages.push(event.text);
-      else if (event.type === "final") final = event.text;
-      else if (event.type === "error") return failedResult(event.error, done({ usage, sessionId }));
+      else if (event.type === "final") final = event;
+      else if (event.type === "error") return failedResult(event.error, done(played()));
     }
     return {
       ok: true,
-      finalMessage: final ?? messages.join("\n"),
-      usage,
-      sessionId,
+      finalMessage: final?.text ?? messages.join("\n"),
+      ...played(),
       exitCode: 0,
       truncatedBytes: 0,
       ...done({}),

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import { UsageTally } from "../token-usage.js";
 import {
   AGENT_CAPABILITIES,
   brief,
@@ -22,30 +23,40 @@ const PERMISSION_MODE: Record<SandboxMode, string> = {
 };
 
 /**
- * The invocation's usage. `modelUsage` (per model, subagents included) is the complete figure: after a
- * fallback to the non-streaming API `usage` stays at zero while `modelUsage` counts the call.
- * Anthropic counts cache reads and writes apart from input tokens; the port's input includes them.
+ * The invocation's usage, per model. `modelUsage` (per model, subagents included) is the complete
+ * figure: after a fallback to the non-streaming API `usage` stays at zero while `modelUsage` counts
+ * the call. Anthropic counts cache reads and writes apart from input tokens; the port's input includes
+ * them. Thinking is billed as output and not counted apart.
  */
-function resultUsage(e: Record<string, unknown>): TokenUsage {
-  const perModel = Object.values(obj(e.modelUsage)).map(obj);
+function resultUsage(e: Record<string, unknown>): Map<string, TokenUsage> {
+  const perModel = Object.entries(obj(e.modelUsage)).map(([model, m]) => [model, obj(m)] as const);
   if (perModel.length > 0) {
-    const sum = (k: string) => perModel.reduce((n, m) => n + num(m[k]), 0);
-    const cached = sum("cacheReadInputTokens");
-    return usageOf(
-      sum("inputTokens") + cached + sum("cacheCreationInputTokens"),
-      cached,
-      sum("outputTokens"),
-      0,
+    return new Map(
+      perModel.map(([model, m]) => {
+        const cached = num(m.cacheReadInputTokens);
+        const written = num(m.cacheCreationInputTokens);
+        return [
+          model,
+          usageOf(num(m.inputTokens) + cached + written, cached, num(m.outputTokens), 0, written),
+        ];
+      }),
     );
   }
   const u = obj(e.usage);
   const cached = num(u.cache_read_input_tokens);
-  return usageOf(
-    num(u.input_tokens) + cached + num(u.cache_creation_input_tokens),
-    cached,
-    num(u.output_tokens),
-    0,
-  );
+  const written = num(u.cache_creation_input_tokens);
+  const usage = usageOf(num(u.input_tokens) + cached + written, cached, num(u.output_tokens), 0, written);
+  return new Map([["", usage]]);
+}
+
+/**
+ * The name the API answered with for a model Claude Code asked for: the answer names the dated
+ * snapshot an alias resolved to (`claude-opus-4-8` → `claude-opus-4-8-20251201`), Claude Code's own
+ * figures the name it sent.
+ */
+function answeredName(sent: string, answered: Set<string>): string {
+  const matches = [...answered].filter((a) => a === sent || a.startsWith(`${sent}-`));
+  return matches.length === 1 ? matches[0]! : sent;
 }
 
 export const claudeCodeAdapter: CliAdapter = {
@@ -81,15 +92,26 @@ export const claudeCodeAdapter: CliAdapter = {
   parser() {
     let sessionId: string | undefined;
     let final = "";
-    let usage: TokenUsage | undefined;
+    const tally = new UsageTally();
     let error: StreamSummary["error"];
+    /** The model Claude Code says it will use (an alias already resolved), then the API's answers. */
+    let initModel: string | undefined;
+    let mainModel: string | undefined;
+    const answered = new Set<string>();
     return {
       event(e): EngineEvent[] {
         if (e.type === "system" && e.subtype === "init") {
           sessionId = str(e.session_id);
+          initModel = str(e.model);
           return [{ type: "started", sessionId }];
         }
         if (e.type === "assistant") {
+          // "<synthetic>" marks a message Claude Code made up itself (an error shown as a reply)
+          const model = str(obj(e.message).model);
+          if (model && !model.startsWith("<")) {
+            answered.add(model);
+            if (e.parent_tool_use_id == null) mainModel = model;
+          }
           const out: EngineEvent[] = [];
           for (const block of list(obj(e.message).content).map(obj)) {
             if (block.type === "text" && str(block.text))
@@ -104,7 +126,13 @@ export const claudeCodeAdapter: CliAdapter = {
           // with --json-schema the answer arrives through the StructuredOutput tool, not as text
           final =
             e.structured_output !== undefined ? JSON.stringify(e.structured_output) : (str(e.result) ?? "");
-          usage = resultUsage(e);
+          const perModel = resultUsage(e);
+          const events: EngineEvent[] = [];
+          for (const [sent, usage] of perModel) {
+            const model = sent ? answeredName(sent, answered) : (mainModel ?? initModel);
+            tally.add(usage, model);
+            events.push({ type: "usage", usage, model });
+          }
           if (e.is_error === true) {
             const status = typeof e.api_error_status === "number" ? e.api_error_status : undefined;
             // errors before the first model call (an unknown session) come in `errors`, not `result`
@@ -114,11 +142,18 @@ export const claudeCodeAdapter: CliAdapter = {
               status,
             };
           }
-          return [{ type: "usage", usage }];
+          return events;
         }
         return [];
       },
-      summary: (): StreamSummary => ({ finalMessage: error ? "" : final, usage, sessionId, error }),
+      summary: (): StreamSummary => ({
+        finalMessage: error ? "" : final,
+        usage: tally.usage,
+        model: mainModel ?? tally.model ?? initModel,
+        usageByModel: tally.usageByModel,
+        sessionId,
+        error,
+      }),
     };
   },
 

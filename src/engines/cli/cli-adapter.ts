@@ -44,6 +44,10 @@ export interface Invocation {
 export interface StreamSummary {
   finalMessage: string;
   usage?: TokenUsage | undefined;
+  /** The model the CLI reports having used (see EngineResult.model). */
+  model?: string | undefined;
+  /** Each model's part of `usage`, when the CLI used more than one. */
+  usageByModel?: Record<string, TokenUsage> | undefined;
   sessionId?: string | undefined;
   /** The failure the stream reported, if any. */
   error?: { message: string; status?: number | undefined } | undefined;
@@ -105,8 +109,16 @@ export function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-export function usageOf(input: number, cachedInput: number, output: number, reasoning: number): TokenUsage {
-  return { input, cachedInput, output, reasoning, estimated: false };
+export function usageOf(
+  input: number,
+  cachedInput: number,
+  output: number,
+  reasoning: number,
+  cacheWrite = 0,
+): TokenUsage {
+  return cacheWrite > 0
+    ? { input, cachedInput, cacheWrite, output, reasoning, estimated: false }
+    : { input, cachedInput, output, reasoning, estimated: false };
 }
 
 /** A short, single-line rendering of a tool's input for events. */

@@ -187,7 +187,13 @@ export class CliEngine implements Engine {
       result = { ...result, sessionRestarted: { previousSessionId: stale, reason } };
     }
     result = { ...result, durationMs: Date.now() - started };
-    if (result.ok) yield { type: "final", text: result.finalMessage };
+    if (result.ok)
+      yield {
+        type: "final",
+        text: result.finalMessage,
+        model: result.model,
+        requestedModel: result.requestedModel,
+      };
     else if (result.error) yield { type: "error", error: result.error };
     return result;
   }
@@ -268,6 +274,10 @@ export class CliEngine implements Engine {
       const fields = {
         finalMessage: summary.finalMessage,
         usage: summary.usage,
+        model: summary.model,
+        // said beside the model used only when they differ
+        requestedModel: summary.model && summary.model !== request.model ? request.model : undefined,
+        usageByModel: summary.usageByModel,
         sessionId: summary.sessionId,
         exitCode: outcome.exitCode,
         truncatedBytes: outcome.truncatedBytes,

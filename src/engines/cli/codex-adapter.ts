@@ -1,10 +1,11 @@
 /** Codex CLI: `codex exec --json`, prompt on stdin, `-o` last message, `--output-schema`, `exec resume`. */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, EngineSettings, SandboxMode, TokenUsage } from "../engine-port.js";
 import {
   AGENT_CAPABILITIES,
   brief,
+  type CallContext,
   type CliAdapter,
   list,
   num,
@@ -13,6 +14,7 @@ import {
   str,
   usageOf,
 } from "./cli-adapter.js";
+import { lastLineContaining } from "./last-line.js";
 import { writeIfChanged } from "./write-if-changed.js";
 
 const SANDBOX: Record<SandboxMode, string> = {
@@ -88,6 +90,45 @@ function ledgerPath(stateDir: string, thread: string): string {
   return join(stateDir, `codex-usage-${thread.replace(/[^\w-]/g, "_")}.json`);
 }
 
+/** Names in `dir`, last first (the sessions tree is sessions/YYYY/MM/DD: newest first); none if it is gone. */
+function newestFirst(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort().reverse();
+  } catch {
+    return [];
+  }
+}
+
+/** The thread's rollout file: sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl under the config home. */
+function rolloutFile(codexHome: string, thread: string): string | undefined {
+  const sessions = join(codexHome, "sessions");
+  for (const year of newestFirst(sessions))
+    for (const month of newestFirst(join(sessions, year)))
+      for (const day of newestFirst(join(sessions, year, month))) {
+        const dir = join(sessions, year, month, day);
+        const name = newestFirst(dir).find((f) => f.startsWith("rollout-") && f.endsWith(`-${thread}.jsonl`));
+        if (name) return join(dir, name);
+      }
+  return undefined;
+}
+
+/**
+ * The model of the thread's latest turn, as Codex recorded it in its rollout: its `--json` stream
+ * names no model, and without `-m` the model is whatever its config or default chose. Codex does not
+ * keep the model name the server answered with, so this is the model it sent.
+ */
+function rolloutModel(ctx: CallContext, thread: string | undefined): string | undefined {
+  if (!thread) return undefined;
+  const file = rolloutFile(ctx.home ?? join(ctx.userHome, ".codex"), thread);
+  const line = file && lastLineContaining(file, '"type":"turn_context"');
+  if (!line) return undefined;
+  try {
+    return str(obj(obj(JSON.parse(line)).payload).model);
+  } catch {
+    return undefined;
+  }
+}
+
 function minus(a: TokenUsage, b: TokenUsage | undefined): TokenUsage {
   if (!b) return a;
   const d = (x: number, y: number) => Math.max(0, x - y);
@@ -96,6 +137,7 @@ function minus(a: TokenUsage, b: TokenUsage | undefined): TokenUsage {
     d(a.cachedInput, b.cachedInput),
     d(a.output, b.output),
     d(a.reasoning, b.reasoning),
+    d(a.cacheWrite ?? 0, b.cacheWrite ?? 0),
   );
 }
 
@@ -142,6 +184,7 @@ export const codexAdapter: CliAdapter = {
   parser(request, ctx) {
     let sessionId: string | undefined;
     let usage: TokenUsage | undefined;
+    let model: string | undefined;
     let failed: string | undefined;
     let notice: string | undefined;
     /** The thread's total before this call, when it continues an earlier one. */
@@ -182,11 +225,13 @@ export const codexAdapter: CliAdapter = {
               num(u.cached_input_tokens),
               num(u.output_tokens),
               num(u.reasoning_output_tokens),
+              num(u.cache_write_input_tokens),
             );
             // atomic: a resumed call in another run may read the ledger at the same moment
             if (sessionId) writeIfChanged(ledgerPath(ctx.stateDir, sessionId), JSON.stringify(total));
             usage = minus(total, before);
-            return [{ type: "usage", usage }];
+            model = rolloutModel(ctx, sessionId);
+            return [{ type: "usage", usage, model }];
           }
           case "turn.failed":
             // decides the call even after the agent spoke: a turn that failed midway is a failure
@@ -205,6 +250,7 @@ export const codexAdapter: CliAdapter = {
         return {
           finalMessage: "",
           usage,
+          model,
           sessionId,
           error: failed ? { message: failed } : undefined,
           notice,
@@ -215,7 +261,12 @@ export const codexAdapter: CliAdapter = {
 
   finish(summary, _request, ctx) {
     const file = join(ctx.scratch, "last-message.txt");
-    return { ...summary, finalMessage: existsSync(file) ? readFileSync(file, "utf8").trim() : "" };
+    return {
+      ...summary,
+      finalMessage: existsSync(file) ? readFileSync(file, "utf8").trim() : "",
+      // a turn that failed before completing still ran on a model
+      model: summary.model ?? rolloutModel(ctx, summary.sessionId),
+    };
   },
 
   credentials(env, ctx) {

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import { UsageTally } from "../token-usage.js";
 import { statusIn } from "./classify-failure.js";
 import {
   AGENT_CAPABILITIES,
@@ -121,13 +122,16 @@ export const geminiAdapter: CliAdapter = {
   parser() {
     let sessionId: string | undefined;
     let text: string[] = [];
-    let usage: TokenUsage | undefined;
+    const tally = new UsageTally();
+    /** The model the CLI set out with; the stats name the model versions that answered. */
+    let initModel: string | undefined;
     let error: StreamSummary["error"];
     return {
       event(e): EngineEvent[] {
         switch (e.type) {
           case "init":
             sessionId = str(e.session_id);
+            initModel = str(e.model);
             return [{ type: "started", sessionId }];
           case "message":
             if (e.role !== "assistant" || !str(e.content)) return [];
@@ -140,20 +144,38 @@ export const geminiAdapter: CliAdapter = {
             text = [];
             return [];
           case "result": {
-            usage = statsUsage(obj(e.stats));
+            const stats = obj(e.stats);
+            // per model version the API answered with; the totals alone when the stats name none
+            const models = Object.entries(obj(stats.models));
+            const perModel: [string | undefined, TokenUsage][] =
+              models.length > 0
+                ? models.map(([m, s]) => [m, statsUsage(obj(s))])
+                : [[initModel, statsUsage(stats)]];
+            const events: EngineEvent[] = [];
+            for (const [model, usage] of perModel) {
+              tally.add(usage, model);
+              events.push({ type: "usage", usage, model });
+            }
             if (e.status === "error") {
               const err = obj(e.error);
               const message = str(err.message) ?? "gemini reported an error";
               // API errors arrive as "[API Error: {json}]" text, the status inside when the server sent one
               error = { message, status: typeof err.code === "number" ? err.code : statusIn(message) };
             }
-            return [{ type: "usage", usage }];
+            return events;
           }
           default:
             return [];
         }
       },
-      summary: (): StreamSummary => ({ finalMessage: text.join(""), usage, sessionId, error }),
+      summary: (): StreamSummary => ({
+        finalMessage: text.join(""),
+        usage: tally.usage,
+        model: tally.model ?? initModel,
+        usageByModel: tally.usageByModel,
+        sessionId,
+        error,
+      }),
     };
   },
 

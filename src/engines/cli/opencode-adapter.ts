@@ -1,7 +1,8 @@
 /** opencode: `opencode run --format json`, prompt on stdin, `-s` to continue a session. */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { EngineEvent, SandboxMode, TokenUsage } from "../engine-port.js";
+import type { EngineEvent, EngineRequest, EngineSettings, SandboxMode, TokenUsage } from "../engine-port.js";
+import { addUsage } from "../token-usage.js";
 import {
   AGENT_CAPABILITIES,
   brief,
@@ -47,6 +48,17 @@ function providerConfig(baseUrl: string, provider: string, model: string) {
 }
 
 /**
+ * The `provider/model` id opencode is run with: with a base URL the model is the provider's, otherwise
+ * opencode's own id. Its JSON stream names no model; its session record names this one.
+ */
+function modelId(request: EngineRequest, s: EngineSettings): string | undefined {
+  const provider = s.provider ?? "tasksgodzilla";
+  return request.model && s.baseUrl && !request.model.includes("/")
+    ? `${provider}/${request.model}`
+    : request.model;
+}
+
+/**
  * opencode's embedded npm client looks up its plugin packages on the registry on a fresh home; a
  * closed loopback port makes that fail at once (the run goes on without them). An `npm_config_registry`
  * in the engine's `env` setting takes precedence.
@@ -88,11 +100,7 @@ export const opencodeAdapter: CliAdapter = {
   invocation(request, ctx) {
     const s = ctx.settings;
     const provider = s.provider ?? "tasksgodzilla";
-    // with a base URL the model is the provider's; otherwise opencode's own "provider/model" id
-    const model =
-      request.model && s.baseUrl && !request.model.includes("/")
-        ? `${provider}/${request.model}`
-        : request.model;
+    const model = modelId(request, s);
     if (s.baseUrl && !model)
       throw new EngineSetupError(
         "with base_url opencode needs a model (else it falls back to its default provider)",
@@ -117,7 +125,9 @@ export const opencodeAdapter: CliAdapter = {
     return { args, env, stdin: request.prompt };
   },
 
-  parser() {
+  parser(request, ctx) {
+    // without a model opencode picks its configured default, which it does not name: left unreported
+    const model = modelId(request, ctx.settings);
     let sessionId: string | undefined;
     let stepText: string[] = [];
     let final = "";
@@ -148,22 +158,17 @@ export const opencodeAdapter: CliAdapter = {
           const cache = obj(t.cache);
           const cached = num(cache.read);
           const reasoning = num(t.reasoning);
+          const written = num(cache.write);
           const step = usageOf(
-            num(t.input) + cached + num(cache.write),
+            num(t.input) + cached + written,
             cached,
             num(t.output) + reasoning,
             reasoning,
+            written,
           );
-          usage = usage
-            ? usageOf(
-                usage.input + step.input,
-                usage.cachedInput + step.cachedInput,
-                usage.output + step.output,
-                usage.reasoning + step.reasoning,
-              )
-            : step;
+          usage = addUsage(usage, step);
           if (stepText.length > 0) final = stepText.join("");
-          out.push({ type: "usage", usage: step });
+          out.push({ type: "usage", usage: step, model });
         } else if (e.type === "error") {
           const err = obj(e.error);
           const data = obj(err.data);
@@ -174,7 +179,13 @@ export const opencodeAdapter: CliAdapter = {
         }
         return out;
       },
-      summary: (): StreamSummary => ({ finalMessage: final || stepText.join(""), usage, sessionId, error }),
+      summary: (): StreamSummary => ({
+        finalMessage: final || stepText.join(""),
+        usage,
+        model: usage ? model : undefined,
+        sessionId,
+        error,
+      }),
     };
   },
 
