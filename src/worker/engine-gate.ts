@@ -7,9 +7,9 @@
  * crashed worker's slots free themselves when their lease lapses; a worker that loses one stops the call.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConcurrencySlots } from "../queue/store-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
+import type { SlotsRepository } from "../store/repositories.js";
 
 const PROVIDER = "provider:";
 
@@ -68,7 +68,7 @@ interface Cap {
  * before it expires), `onLost` aborts the job, so two calls never run under one slot.
  */
 export function engineGate(
-  slots: ConcurrencySlots,
+  slots: SlotsRepository,
   caps: Record<string, number>,
   opts: GateOptions,
 ): EngineGate {

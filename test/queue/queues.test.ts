@@ -8,9 +8,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../../src/queue/job-queue.js";
-import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
 import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/types.js";
 import { dropTestSchemas, freshStore, postgresReachable } from "../store/store-backends.js";
 import { queueConformance } from "./queue-conformance.js";
 import { deleteRedisKeys } from "./redis-keys.js";
@@ -33,17 +33,17 @@ const redisUp = await redisReachable();
 if (process.env.CI === "true" && (!pgUp || !redisUp))
   throw new Error("Postgres and Redis on 127.0.0.1 are required in CI");
 
-const stores = new Map<JobQueue, KyselyStore>();
+const stores = new Map<JobQueue, Store>();
 const storeQueue = async (backend: "sqlite" | "postgres") => {
-  const store = (await freshStore(backend)) as KyselyStore;
-  const queue = new StoreQueue(store.kysely, store.dialect);
+  const store = await freshStore(backend);
+  const queue = new StoreQueue(store);
   stores.set(queue, store);
   return queue;
 };
 /** A second handle on the same database, as another process would open. */
 const sameDatabase = async (q: JobQueue) => {
   const store = stores.get(q)!;
-  return new StoreQueue(store.kysely, store.dialect);
+  return new StoreQueue(store);
 };
 const redisPrefix = `tgz-test-${randomUUID()}`;
 afterAll(async () => {
@@ -62,8 +62,8 @@ queueConformance(
 
 describe("embedded queue history", () => {
   it("deletes completed and cancelled jobs past their age, dead ones later, open ones never", async () => {
-    const store = (await freshStore("sqlite")) as KyselyStore;
-    const q = new StoreQueue(store.kysely, store.dialect, {
+    const store = await freshStore("sqlite");
+    const q = new StoreQueue(store, {
       history: { finishedMs: 100, deadMs: 600, perKind: 1000 },
       pruneEveryMs: 0,
     });
@@ -93,7 +93,7 @@ describe("concurrency slots", () => {
   it("never hand out more than the cap across holders of two handles on one database, and reclaim lapsed slots", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "tgz-slots-")), "db.sqlite");
     const [a, b] = [await openStore({ sqlitePath: path }), await openStore({ sqlitePath: path })];
-    const [sa, sb] = [new ConcurrencySlots(a.kysely), new ConcurrencySlots(b.kysely)];
+    const [sa, sb] = [a.slots, b.slots];
     const tokens = await Promise.all([
       sa.acquire("engine:codex", 2, "w1", 60_000),
       sb.acquire("engine:codex", 2, "w2", 60_000),

@@ -6,12 +6,13 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
+import type { Store } from "../../src/store/types.js";
 import { EngineSlotLostError, engineGate, parseCaps } from "../../src/worker/engine-gate.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { scenario } from "../scenario/harness.js";
+import { rawDb } from "../store/raw-db.js";
 import { waitGone } from "../support/processes.js";
 import { capturedLogger, depsFor, shellRun, until } from "./worker-setup.js";
 
@@ -23,12 +24,12 @@ afterAll(async () => {
 async function store() {
   const s = await scenario();
   closers.push(() => s.close());
-  return { ...s, store: s.store as KyselyStore };
+  return s;
 }
 
 /** Another holder takes every slot over, as after a lapse. */
-const takeOver = (s: KyselyStore) =>
-  s.kysely.updateTable("concurrency_slots").set({ token: "someone-else" }).execute();
+const takeOver = (s: Store) =>
+  rawDb(s).updateTable("concurrency_slots").set({ token: "someone-else" }).execute();
 
 describe("engine and provider caps", () => {
   it("are read as engine=N and provider:name=N, with an error naming a part that is neither", () => {
@@ -39,13 +40,13 @@ describe("engine and provider caps", () => {
 
   it("hold engines of one provider to the provider's cap, wherever their own caps leave room", async () => {
     const { store: st } = await store();
-    const slots = new ConcurrencySlots(st.kysely);
+    const slots = st.slots;
     const providerOf = async (id: string) => (id === "local" ? undefined : "acme");
     const caps = { shell: 2, "provider:acme": 1 };
     const gate = (holder: string) => engineGate(slots, caps, { holder, onLost: () => {}, providerOf });
     const signal = new AbortController().signal;
     const held = () =>
-      st.kysely.selectFrom("concurrency_slots").select(["slot_key", "holder"]).orderBy("slot_key").execute();
+      rawDb(st).selectFrom("concurrency_slots").select(["slot_key", "holder"]).orderBy("slot_key").execute();
     const first = await gate("w1")("shell", signal);
     let second: (() => Promise<void>) | undefined;
     // shell has room (1 of 2), its provider has none
@@ -82,7 +83,7 @@ describe("engine and provider caps", () => {
       join(s.repo, "tasksgodzilla.config.json"),
       JSON.stringify({ engines: { shell: { provider: "acme" } } }),
     );
-    const queue = new StoreQueue(s.store.kysely, "sqlite");
+    const queue = new StoreQueue(s.store);
     const timeline = join(s.repo, "timeline");
     const step = (label: string) => ({
       id: label,
@@ -92,7 +93,7 @@ describe("engine and provider caps", () => {
       const run = await shellRun(s.store, s.repo, [step(`${name}-1`), step(`${name}-2`)], name);
       await queue.enqueue("execute_protocol", { protocol_run_id: run.id });
     }
-    const slots = new ConcurrencySlots(s.store.kysely);
+    const slots = s.store.slots;
     const workers = ["w1", "w2"].map(
       (holder) =>
         new JobWorker({
@@ -135,7 +136,7 @@ describe("engine gate", () => {
     const { store: st } = await store();
     const lost: Error[] = [];
     const gate = engineGate(
-      new ConcurrencySlots(st.kysely),
+      st.slots,
       { shell: 1 },
       {
         holder: "w1",
@@ -156,7 +157,7 @@ describe("engine gate", () => {
 
   it("rides out a renewal that fails once while the slot still holds", async () => {
     const { store: st } = await store();
-    const slots = new ConcurrencySlots(st.kysely);
+    const slots = st.slots;
     let failures = 1;
     const renew = slots.renew.bind(slots);
     slots.renew = (...args) =>
@@ -177,13 +178,13 @@ describe("engine gate", () => {
     timeout: 30_000,
   }, async () => {
     const s = await store();
-    const queue = new StoreQueue(s.store.kysely, "sqlite");
+    const queue = new StoreQueue(s.store);
     const pidFile = join(s.repo, "sleep.pid");
     const run = await shellRun(s.store, s.repo, [
       { id: "capped", command: `sleep 30 & echo $! > ${pidFile}; wait` },
     ]);
     await queue.enqueue("execute_protocol", { protocol_run_id: run.id });
-    const slots = new ConcurrencySlots(s.store.kysely);
+    const slots = s.store.slots;
     const log = capturedLogger();
     const worker = new JobWorker({
       queue,

@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { scenario } from "../scenario/harness.js";
@@ -22,8 +21,7 @@ afterAll(async () => {
 async function setup() {
   const s = await scenario();
   closers.push(() => s.close());
-  const store = s.store as KyselyStore;
-  return { ...s, store, queue: new StoreQueue(store.kysely, "sqlite") };
+  return { ...s, queue: new StoreQueue(s.store) };
 }
 
 describe("import jobs", () => {

@@ -12,7 +12,6 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import type { Store } from "../../src/store/types.js";
 import { gitRepo } from "../scenario/harness.js";
@@ -150,7 +149,7 @@ describe.skipIf(!pgUp)("a worker process whose Postgres goes away mid-step", () 
       { id: "a", command: step("a") },
       { id: "b", command: step("b") },
     ]);
-    const queue = new StoreQueue((store as KyselyStore).kysely, "postgres");
+    const queue = new StoreQueue(store);
     await queue.enqueue("execute_protocol", { protocol_run_id: run.id }, { backoffMs: 500 });
     // the embedded queue on Postgres: claims, heartbeats and the runner all lose their connections
     const worker = tgzProcess(["worker", "--lease-seconds", "6"], { TASKSGODZILLA_DB_URL: workerUrl });

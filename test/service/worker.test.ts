@@ -13,7 +13,6 @@ import type { JobQueue } from "../../src/queue/job-queue.js";
 import { LeaseLostError, WorkerStoppingError } from "../../src/queue/queue-errors.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { InvalidInputError } from "../../src/shared/errors.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
 import { blockRunOnDeadLetter } from "../../src/worker/dead-letter.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
@@ -34,8 +33,7 @@ afterAll(async () => {
 async function embedded() {
   const s = await scenario();
   cleanups.push(() => s.close());
-  const store = s.store as KyselyStore;
-  return { ...s, store, queue: new StoreQueue(store.kysely, "sqlite") as JobQueue };
+  return { ...s, queue: new StoreQueue(s.store) as JobQueue };
 }
 
 function worker(queue: JobQueue, handlers: Record<string, JobHandler>, extra: { leaseMs?: number } = {}) {
@@ -53,16 +51,16 @@ function worker(queue: JobQueue, handlers: Record<string, JobHandler>, extra: { 
 }
 
 describe.each([
-  ["embedded on SQLite", (_: KyselyStore): JobQueue | undefined => undefined],
+  ["embedded on SQLite", (): JobQueue | undefined => undefined],
   [
     "BullMQ on Redis",
-    (_: KyselyStore): JobQueue | undefined =>
+    (): JobQueue | undefined =>
       new BullmqQueue({ url: REDIS_URL, prefix: redisPrefix, stalledIntervalMs: 300 }),
   ],
 ])("a lost lease, %s", (_name, bullmq) => {
   it("kills the engine's process group and hands the step back", { timeout: 30_000 }, async () => {
     const s = await embedded();
-    const queue = bullmq(s.store) ?? s.queue;
+    const queue = bullmq() ?? s.queue;
     cleanups.push(() => queue.close());
     const pidFile = join(s.repo, "sleep.pid");
     const run = await shellRun(s.store, s.repo, [
