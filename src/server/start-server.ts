@@ -77,7 +77,7 @@ export async function startServer(
   const worker = opts.worker
     ? new JobWorker({
         queue: opts.queue,
-        handlers: jobHandlers(opts.deps, opts.handlerOptions),
+        handlers: jobHandlers(opts.deps, { ...opts.handlerOptions, logger: app.log }),
         workerId: `${hostname()}:${process.pid}:server`,
         logger: app.log,
         onFinished: (job, outcome, seconds) => metrics.job(job.kind, outcome, seconds),

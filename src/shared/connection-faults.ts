@@ -29,7 +29,7 @@ const PG_STATE = /^(08|53|57P0[123]$)/;
 
 /** pg, pg-pool and ioredis report a connection lost or never made with a message only. */
 const LOST_CONNECTION =
-  /Connection terminated|Connection is closed|terminating connection due to administrator command|socket hang up|Client has encountered a connection error|timeout exceeded when trying to connect|the database system is (shutting down|starting up)|Stream isn't writeable|Reached the max retries per request limit/i;
+  /Connection terminated|Connection is closed|terminating connection due to administrator command|socket hang up|Client has encountered a connection error|timeout exceeded when trying to connect|the database system is (shutting down|starting up)|Stream isn't writeable|Reached the max retries per request limit|Command timed out/i;
 
 export function isConnectionFault(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

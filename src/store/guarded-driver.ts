@@ -33,7 +33,9 @@ function translate(err: unknown, guard: Guard): unknown {
 
 async function guarded<T>(guard: Guard, call: () => Promise<T>): Promise<T> {
   try {
-    return await call();
+    const result = await call();
+    guard.outages.answered();
+    return result;
   } catch (err) {
     throw translate(err, guard);
   }

@@ -105,7 +105,7 @@ export async function workerCommand(
   const logger = pino({ base: { pid: process.pid, hostname: hostname() } });
   const worker = new JobWorker({
     queue,
-    handlers: jobHandlers(runnerDeps(app), handlerOptions(store, id)),
+    handlers: jobHandlers(runnerDeps(app), { ...handlerOptions(store, id), logger }),
     workerId: id,
     concurrency,
     leaseMs,
