@@ -147,9 +147,10 @@ export class JobWorker {
    * Heartbeats every third of the lease until the returned function is called. A lease taken away
    * while it was valid (the job was cancelled, or the queue gave it to another) aborts the job at
    * once. A failed beat is retried with backoff while the backend is away, for up to the outage
-   * budget; past it the job is aborted as if its lease were lost. A lease found lapsed after beats
-   * could not be made did not stop being this worker's for anything but the outage: the job runs
-   * on, fenced by its run's lease, and a second delivery of it finds the run held or done.
+   * budget; past it the job is aborted as if its lease were lost. A lease found gone after beats
+   * failed or hung (the queue was away: its lease lapsed, or Redis came back without the job) was
+   * lost to the outage, not taken away: the job runs on, fenced by its run's lease, and a second
+   * delivery of it finds the run held or done.
    */
   private heartbeat(job: ClaimedJob, controller: AbortController): () => void {
     const stop = new AbortController();
@@ -162,6 +163,7 @@ export class JobWorker {
       for (;;) {
         await clock.sleep(wait, signal);
         if (signal.aborted) return;
+        const began = clock.now();
         try {
           leaseUntil = await this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs);
           if (failingSince !== undefined)
@@ -174,7 +176,9 @@ export class JobWorker {
         } catch (err) {
           if (signal.aborted) return;
           if (err instanceof LeaseLostError) {
-            if (failingSince === undefined && clock.now() < leaseUntil) {
+            // a beat that waited for a reconnect counts as one the queue did not answer
+            const answered = failingSince === undefined && clock.now() - began < this.beatMs;
+            if (answered && clock.now() < leaseUntil) {
               this.log("warn", "lease lost; aborting the job", { job: job.id, error: err.message });
               controller.abort(err);
             } else {
