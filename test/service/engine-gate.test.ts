@@ -13,6 +13,7 @@ import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { scenario } from "../scenario/harness.js";
 import { rawDb } from "../store/raw-db.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { waitGone } from "../support/processes.js";
 import { capturedLogger, depsFor, shellRun, until } from "./worker-setup.js";
 
@@ -134,6 +135,7 @@ describe("engine and provider caps", () => {
 describe("engine gate", () => {
   it("reports a slot taken over while the call runs", async () => {
     const { store: st } = await store();
+    const clock = fakeClock();
     const lost: Error[] = [];
     const gate = engineGate(
       st.slots,
@@ -142,21 +144,25 @@ describe("engine gate", () => {
         holder: "w1",
         onLost: (e) => lost.push(e),
         slotLeaseMs: 600,
+        clock,
       },
     );
     const release = await gate("shell", new AbortController().signal);
-    await sleep(450);
+    // renewed at 200 and 400 ms
+    await clock.advance(450);
     expect(lost).toEqual([]);
     await takeOver(st);
+    await clock.advance(200);
     await until(() => lost.length, 2000, "slot loss reported");
     expect(lost[0]).toBeInstanceOf(EngineSlotLostError);
-    await sleep(500);
+    await clock.advance(1000);
     expect(lost).toHaveLength(1);
     await release();
   });
 
   it("rides out a renewal that fails once while the slot still holds", async () => {
     const { store: st } = await store();
+    const clock = fakeClock();
     const slots = st.slots;
     let failures = 1;
     const renew = slots.renew.bind(slots);
@@ -166,9 +172,9 @@ describe("engine gate", () => {
     const release = await engineGate(
       slots,
       { shell: 1 },
-      { holder: "w1", onLost: (e) => lost.push(e), slotLeaseMs: 600 },
+      { holder: "w1", onLost: (e) => lost.push(e), slotLeaseMs: 600, clock },
     )("shell", new AbortController().signal);
-    await sleep(1000);
+    for (let t = 0; t < 1000; t += 50) await clock.advance(50);
     expect(failures).toBeLessThan(0);
     expect(lost).toEqual([]);
     await release();
