@@ -14,7 +14,8 @@ import { errorMessage, infrastructureFailure, NotFoundError, TasksGodzillaError 
 import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, canMoveStep, DONE_STEP_STATUSES } from "../store/status.js";
 import type { ProtocolRun, StepRun, StepState } from "../store/types.js";
-import { callSetup, executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
+import { callSetup } from "./call-setup.js";
+import { executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
 import { qaPhase } from "./qa-phase.js";
 import { StepResolutionError } from "./resolve-step.js";
 import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
