@@ -6,11 +6,16 @@ import { isInside } from "../shared/paths.js";
 import type { QaPolicy } from "../spec/schema.js";
 import { validateSpec } from "../spec/validate-spec.js";
 import { configFiles, readCatalog } from "./catalog.js";
+import { decideDialect } from "./dialect.js";
 import { findPackage } from "./find-package.js";
 import { CodeMachineImportError } from "./import-errors.js";
+import { ReadBudget } from "./import-limits.js";
+import { checkPlaceholderFiles } from "./placeholder-files.js";
+import { promptFilesText } from "./prompt-text.js";
 import { legacyEntries, resolveWorkflow } from "./resolve-workflow.js";
 import { evaluatePackageFiles } from "./sandbox-eval.js";
-import { checkSelection, type Dialect, reportSessionFields, selectSteps } from "./select-steps.js";
+import { readSavedChoices } from "./saved-choices.js";
+import { checkSelection, reportSessionFields, selectSteps } from "./select-steps.js";
 import { toProtocolSpec } from "./to-protocol-spec.js";
 
 export interface ImportOptions {
@@ -19,7 +24,10 @@ export interface ImportOptions {
   qa?: QaPolicy | undefined;
   /** The repository the run works in (user placeholders and relative prompt paths resolve here). */
   repoDir: string;
-  /** The onboarding choices CodeMachine 0.8 asks for: a track and conditions. */
+  /**
+   * The onboarding choices CodeMachine 0.8 asks for: a track and conditions. Unset: those its
+   * onboarding saved for this workflow in the repository, else the first track and no conditions.
+   */
   track?: string | undefined;
   conditions?: string[] | undefined;
   /** CodeMachine engine name → TasksGodzilla engine id (e.g. cursor → claude-code). */
@@ -53,24 +61,34 @@ export async function importCodemachine(path: string, opts: ImportOptions): Prom
       );
   const values = await evaluatePackageFiles(files, pkg.root);
   const catalog = readCatalog(pkg, values);
+  // every path placeholders.js names is checked now, used or not
+  const placeholderFiles = checkPlaceholderFiles(catalog, pkg, opts.repoDir);
   const warnings: string[] = [];
   const workflow = pkg.workflowFile
     ? resolveWorkflow(pkg.workflowFile, values.get(pkg.workflowFile), catalog, pkg, warnings)
     : // the legacy layout has no workflow file: its main agents, in order, are the steps
       { template: { name: pkg.name }, entries: legacyEntries(catalog, pkg, warnings), dividers: undefined };
   const { template } = workflow;
-  const dialect: Dialect = workflow.dividers?.ui
-    ? "0.7"
-    : workflow.dividers?.separator || pkg.layout === "package"
-      ? "0.8"
-      : "0.7";
+  const dialect = decideDialect(pkg, workflow, catalog, () => {
+    const roots = { pkg, repoDir: opts.repoDir, budget: new ReadBudget(pkg.root) };
+    return workflow.entries.flatMap((e) => (e.type === "module" ? [promptFilesText(roots, e)] : []));
+  });
   const where = pkg.workflowFile ?? pkg.configDir;
-  const selection = checkSelection(template, dialect, where, opts);
-  const { entries, leftOut } = selectSteps(workflow.entries, dialect, selection, pkg, warnings);
-  reportSessionFields(template, entries, relative(pkg.root, where) || where, warnings);
+  const shownWhere = relative(pkg.root, where) || where;
+  const selection = checkSelection(
+    template,
+    dialect.dialect,
+    where,
+    opts,
+    () => readSavedChoices(opts.repoDir, pkg.workflowFile),
+    warnings,
+  );
+  const { entries, leftOut } = selectSteps(workflow.entries, dialect.dialect, selection, pkg, warnings);
+  reportSessionFields(template, entries, shownWhere, warnings);
   if (!entries.some((e) => e.type === "module"))
     throw new CodeMachineImportError(where, "no step is left to run for the chosen track and conditions");
-  const qa = opts.qa ?? loadConfig(opts.repoDir, opts.env ?? process.env).qa.policy;
+  const config = loadConfig(opts.repoDir, opts.env ?? process.env);
+  const qa = opts.qa ?? config.qa.policy;
   const out = toProtocolSpec({
     pkg,
     catalog,
@@ -79,7 +97,9 @@ export async function importCodemachine(path: string, opts: ImportOptions): Prom
     template,
     dialect,
     selection,
+    placeholderFiles,
     qa,
+    defaultEngine: config.engine,
     repoDir: opts.repoDir,
     engines: opts.engines ?? {},
     knownEngines: opts.knownEngines ?? createDefaultRegistry().ids(),

@@ -2,74 +2,82 @@
  * Prompt files of imported steps: an agent's promptPath file(s) joined as CodeMachine joins them, its
  * chained prompts (those the selected track and conditions show) appended, and CodeMachine
  * placeholders `{name}` / `{!name}` turned into the runner's `{{name}}`, with a spec placeholder that
- * reads the file when the step runs. Every file read stays inside the package or the repository.
+ * reads the file when the step runs. An undefined placeholder becomes empty in the 0.7 dialect and
+ * stays as written in 0.8, as each CodeMachine does. Every file read stays inside the package or the
+ * repository and within the import's limits.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative } from "node:path";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { isInside } from "../shared/paths.js";
 import type { Catalog, ChainedEntry } from "./catalog.js";
+import { BUILTINS_08, type Dialect, PLACEHOLDER, STATIC_BUILTINS } from "./dialect.js";
 import type { PackageLocation } from "./find-package.js";
-import { CodeMachineImportError } from "./import-errors.js";
-import type { Dialect, Selection } from "./select-steps.js";
+import { type Asker, checkFileCount, checkFileSize, type ReadBudget, refuse } from "./import-limits.js";
+import type { PlaceholderFile } from "./placeholder-files.js";
+import type { Selection } from "./select-steps.js";
 
-const PLACEHOLDER = /\{(!)?([a-zA-Z_][a-zA-Z0-9_]*)\}/g;
-/** CodeMachine 0.8's built-ins that the runner provides under the same names; they win over placeholders.js. */
-const STATIC_BUILTINS = new Set(["date", "datetime", "timestamp", "user_name"]);
-const BUILTINS_08 = [...STATIC_BUILTINS, "project_name", "selected_track", "selected_conditions"];
-
-export interface PromptContext {
+/** Where package files are looked for, and the budget they are read within. */
+export interface PackageFiles {
   pkg: PackageLocation;
-  catalog: Catalog;
   repoDir: string;
+  budget: ReadBudget;
+}
+
+export interface PromptContext extends PackageFiles {
+  catalog: Catalog;
   dialect: Dialect;
   selection: Selection;
+  /** placeholders.js entries, checked at import (placeholder-files.ts). */
+  placeholderFiles: Map<string, PlaceholderFile>;
   /** Files to write into the protocol folder, by relative path. */
   files: Record<string, string>;
   placeholders: Record<string, unknown>;
   warnings: string[];
 }
 
-/** Who asks for a file, for messages: the file and entry at fault and the field naming it. */
-export interface Asker {
-  file: string;
-  where: string;
+/** `found`, the file named `path`, if it lies inside the package or the repository, symlinks resolved. */
+function readable(roots: PackageFiles, found: string, path: string, asker: Asker, field: string): string {
+  if (!isInside(roots.pkg.root, found) && !isInside(roots.repoDir, found))
+    throw refuse(
+      asker,
+      field,
+      `"${path}" is outside the package and the repository; package files may only read inside them`,
+    );
+  return found;
 }
 
 /**
  * A file a package names, found as CodeMachine 0.8 finds it (package root, then its prompts folder,
  * then the repository); it must lie inside the package or the repository, symlinks resolved.
  */
-export function packageFile(ctx: PromptContext, path: string, asker: Asker, field: string): string {
+export function packageFile(roots: PackageFiles, path: string, asker: Asker, field: string): string {
   const candidates = isAbsolute(path)
     ? [path]
     : [
-        join(ctx.pkg.root, path),
-        join(ctx.pkg.promptsDir, path.replace(/^(templates\/)?prompts\//, "")),
-        join(ctx.pkg.promptsDir, path),
-        join(ctx.repoDir, path),
+        join(roots.pkg.root, path),
+        join(roots.pkg.promptsDir, path.replace(/^(templates\/)?prompts\//, "")),
+        join(roots.pkg.promptsDir, path),
+        join(roots.repoDir, path),
       ];
   const found = candidates.find((c) => existsSync(c));
   if (!found)
-    throw new CodeMachineImportError(
-      asker.file,
-      `${asker.where}: ${field}: "${path}" not found (looked in the package ${ctx.pkg.root} and the repository ${ctx.repoDir})`,
+    throw refuse(
+      asker,
+      field,
+      `"${path}" not found (looked in the package ${roots.pkg.root} and the repository ${roots.repoDir})`,
     );
-  return readable(ctx, found, path, asker, field);
+  return readable(roots, found, path, asker, field);
 }
 
-/** `found`, the file named `path`, if it lies inside the package or the repository, symlinks resolved. */
-function readable(ctx: PromptContext, found: string, path: string, asker: Asker, field: string): string {
-  if (!isInside(ctx.pkg.root, found) && !isInside(ctx.repoDir, found))
-    throw new CodeMachineImportError(
-      asker.file,
-      `${asker.where}: ${field}: "${path}" is outside the package and the repository; package files may only read inside them`,
-    );
-  return found;
-}
-
-/** The regular files among `names` in `dir` (symlinks followed; a dangling one is no file). */
-function regularFiles(dir: string, names: string[]): string[] {
-  return names.filter((f) => statSync(join(dir, f), { throwIfNoEntry: false })?.isFile());
+/** The step's promptPath file(s), joined with a blank line as CodeMachine joins them. */
+export function promptFilesText(
+  roots: PackageFiles,
+  step: Asker & { promptPath: string | string[] },
+): string {
+  const paths = Array.isArray(step.promptPath) ? step.promptPath : [step.promptPath];
+  return paths
+    .map((p) => roots.budget.read(packageFile(roots, p, step, "promptPath"), step, "promptPath"))
+    .join("\n\n");
 }
 
 /** As CodeMachine's chained prompts: every condition (and one of conditionsAny) selected, the track among tracks. */
@@ -82,103 +90,109 @@ function chainedShown(entry: ChainedEntry, selection: Selection): boolean {
 }
 
 /** A chained prompt entry: a file, or a folder of `.md` files in name order, each inside the package or the repository. */
-function chainedFiles(ctx: PromptContext, entry: ChainedEntry, asker: Asker): string[] {
-  const found = packageFile(ctx, entry.path, asker, "chainedPromptsPath");
+function chainedFiles(roots: PackageFiles, entry: ChainedEntry, asker: Asker): string[] {
+  const field = "chainedPromptsPath";
+  const found = packageFile(roots, entry.path, asker, field);
   if (!statSync(found).isDirectory()) return [found];
-  return regularFiles(
-    found,
-    readdirSync(found).filter((f) => f.endsWith(".md")),
-  )
+  const names = readdirSync(found).filter((f) => f.endsWith(".md"));
+  checkFileCount(names.length, entry.path, asker, field, "holds");
+  const files = names
+    .filter((f) => statSync(join(found, f), { throwIfNoEntry: false })?.isFile())
     .sort()
-    .map((f) => readable(ctx, join(found, f), join(entry.path, f), asker, "chainedPromptsPath"));
+    .map((f) => readable(roots, join(found, f), join(entry.path, f), asker, field));
+  checkFileSize(files, entry.path, asker, field, "holds");
+  return files;
+}
+
+const FRONTMATTER = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/;
+
+/** A chained prompt as CodeMachine sends it: without its frontmatter, labelled by its `description`. */
+function followUp(n: number, file: string, text: string): string {
+  const m = FRONTMATTER.exec(text);
+  const description = m?.[1]
+    ?.split("\n")
+    .map((line) => /^description:\s*(.*?)\s*$/.exec(line)?.[1])
+    .find((v) => v !== undefined)
+    ?.replace(/^(["'])(.*)\1$/, "$2");
+  const body = (m ? text.slice(m[0].length) : text).trim();
+  return `\n\n---\n\n## Follow-up ${n} (${basename(file)})${description ? `: ${description}` : ""}\n\n${body}`;
 }
 
 function undefinedWarning(ctx: PromptContext, name: string): string {
   if (ctx.dialect === "0.7" && BUILTINS_08.includes(name))
-    return "is a built-in only from CodeMachine 0.8, this workflow speaks 0.7, and config/placeholders.js does not define it";
-  if (name === "selected_track") return "has no value: no track was chosen (--track)";
+    return "is a built-in only from CodeMachine 0.8, this workflow is read as 0.7, and config/placeholders.js does not define it";
+  if (name === "selected_track") return "has no value: the workflow offers no tracks";
   if (name === "selected_conditions") return "has no value: no condition was chosen (--condition)";
   return "is not defined in config/placeholders.js";
 }
 
-/** The placeholder key for `{name}` / `{!name}` (optional uses get a key of their own), as 0.7 or 0.8 resolves it. */
-function placeholderKey(
+/** The value of a 0.8 built-in the runner does not provide itself, from the choices; undefined when there is none. */
+function chosenValue(ctx: PromptContext, name: string): string | undefined {
+  if (name === "selected_track") return ctx.selection.track;
+  if (name === "selected_conditions" && ctx.selection.conditions.length)
+    return ctx.selection.conditions.join(", ");
+  return undefined;
+}
+
+/** A package placeholder's files copied into the protocol folder, so the run does not depend on where the package is. */
+function copyPackageFiles(ctx: PromptContext, entry: PlaceholderFile, optional: boolean): string {
+  const asker = { file: join(ctx.pkg.configDir, "placeholders.js"), where: "module.exports.packageDir" };
+  const copied = join("codemachine", "package", relative(ctx.pkg.root, resolve(ctx.pkg.root, entry.path)));
+  if (!entry.glob && entry.files.length === 0 && !optional)
+    throw refuse(asker, entry.name, `package file "${entry.path}" not found`);
+  for (const f of entry.files)
+    ctx.files[entry.glob ? join(dirname(copied), basename(f)) : copied] = ctx.budget.read(
+      f,
+      asker,
+      entry.name,
+    );
+  return copied;
+}
+
+/** What `{name}` / `{!name}` becomes: a runner placeholder, kept as written (0.8) or nothing (0.7). */
+function convertPlaceholder(
   ctx: PromptContext,
+  whole: string,
   name: string,
   optional: boolean,
   asker: Asker,
-): string | undefined {
-  const user = ctx.catalog.placeholders.userDir[name];
-  const pkgFile = ctx.catalog.placeholders.packageDir[name];
-  const defined = user !== undefined || pkgFile !== undefined;
+) {
+  const entry = ctx.placeholderFiles.get(name);
   if (ctx.dialect === "0.8") {
+    // 0.8 resolves its built-ins before placeholders.js
     if (STATIC_BUILTINS.has(name)) {
-      if (defined)
+      if (entry)
         ctx.warnings.push(
           `config/placeholders.js: ${name} is shadowed by CodeMachine 0.8's built-in {${name}}, as in CodeMachine`,
         );
-      return name;
+      return `{{${name}}}`;
     }
-    const chosen =
-      name === "selected_track"
-        ? ctx.selection.track
-        : name === "selected_conditions" && ctx.selection.conditions.length
-          ? ctx.selection.conditions.join(", ")
-          : undefined;
+    const chosen = chosenValue(ctx, name);
     if (chosen !== undefined) {
       ctx.placeholders[name] = chosen;
-      return name;
+      return `{{${name}}}`;
     }
-    if (name === "project_name" && !defined) return name;
+    if (name === "project_name" && !entry) return `{{${name}}}`;
   }
-  if (!defined) {
+  if (!entry) {
+    const at = `${relative(ctx.pkg.root, asker.file) || asker.file}: ${asker.where}`;
+    const shown = `{${optional ? "!" : ""}${name}}`;
     ctx.warnings.push(
-      `${relative(ctx.pkg.root, asker.file) || asker.file}: ${asker.where}: placeholder {${optional ? "!" : ""}${name}} ${undefinedWarning(ctx, name)}; it becomes empty (as in CodeMachine)`,
+      ctx.dialect === "0.8"
+        ? `${at}: placeholder ${shown} ${undefinedWarning(ctx, name)}; it stays as written, as CodeMachine 0.8 leaves a placeholder it cannot resolve`
+        : `${at}: placeholder ${shown} ${undefinedWarning(ctx, name)}; it becomes empty, as CodeMachine 0.7 empties an undefined placeholder`,
     );
-    return undefined;
+    return ctx.dialect === "0.8" ? whole : "";
   }
+  // optional uses get a key of their own: a missing file is then no error
   const key = optional ? `${name}__optional` : name;
-  if (user !== undefined) {
-    ctx.placeholders[key] = { file: user, from: "workspace", ...(optional ? { optional: true } : {}) };
-    return key;
-  }
-  // package files travel with the protocol folder, so the run does not depend on the package location
-  const copied = join("codemachine", "package", pkgFile!);
-  const source = join(ctx.pkg.root, pkgFile!);
-  const where = { file: join(ctx.pkg.configDir, "placeholders.js"), where: "module.exports.packageDir" };
-  const inPackage = (file: string, shown: string) => {
-    if (!isInside(ctx.pkg.root, file))
-      throw new CodeMachineImportError(
-        where.file,
-        `${where.where}: ${name}: "${shown}" is outside the package`,
-      );
-    return file;
+  const file = entry.kind === "userDir" ? entry.path : copyPackageFiles(ctx, entry, optional);
+  ctx.placeholders[key] = {
+    file,
+    from: entry.kind === "userDir" ? "workspace" : "protocol",
+    ...(optional ? { optional: true } : {}),
   };
-  inPackage(source, pkgFile!);
-  if (!pkgFile!.includes("*")) {
-    if (existsSync(source)) ctx.files[copied] = readFileSync(source, "utf8");
-    else if (!optional)
-      throw new CodeMachineImportError(
-        where.file,
-        `${where.where}: ${name}: package file "${pkgFile}" not found`,
-      );
-  } else if (existsSync(dirname(source))) {
-    const dir = dirname(source);
-    const matches = readdirSync(dir).filter((f) => f.endsWith(basename(pkgFile!).slice(1)));
-    for (const f of regularFiles(dir, matches)) {
-      const file = inPackage(join(dir, f), join(dirname(pkgFile!), f));
-      ctx.files[join(dirname(copied), f)] = readFileSync(file, "utf8");
-    }
-  }
-  ctx.placeholders[key] = { file: copied, from: "protocol", ...(optional ? { optional: true } : {}) };
-  return key;
-}
-
-function convertPlaceholders(ctx: PromptContext, text: string, asker: Asker): string {
-  return text.replace(PLACEHOLDER, (_whole, bang: string | undefined, name: string) => {
-    const key = placeholderKey(ctx, name, Boolean(bang), asker);
-    return key ? `{{${key}}}` : "";
-  });
+  return `{{${key}}}`;
 }
 
 /** The text of one step's prompt: its files joined with a blank line, then its chained prompts. */
@@ -186,13 +200,12 @@ export function stepPromptText(
   ctx: PromptContext,
   step: Asker & { promptPath: string | string[]; chainedPromptsPath: ChainedEntry[] },
 ): string {
-  const paths = Array.isArray(step.promptPath) ? step.promptPath : [step.promptPath];
-  const parts = paths.map((p) => readFileSync(packageFile(ctx, p, step, "promptPath"), "utf8"));
   const chained = step.chainedPromptsPath
     .filter((c) => chainedShown(c, ctx.selection))
     .flatMap((c) => chainedFiles(ctx, c, step));
-  const follow = chained.map(
-    (f, i) => `\n\n---\n\n## Follow-up ${i + 1} (${basename(f)})\n\n${readFileSync(f, "utf8")}`,
+  const follow = chained.map((f, i) => followUp(i + 1, f, ctx.budget.read(f, step, "chainedPromptsPath")));
+  const text = promptFilesText(ctx, step) + follow.join("");
+  return text.replace(PLACEHOLDER, (whole, bang: string | undefined, name: string) =>
+    convertPlaceholder(ctx, whole, name, Boolean(bang), step),
   );
-  return convertPlaceholders(ctx, parts.join("\n\n") + follow.join(""), step);
 }

@@ -1,17 +1,20 @@
 /**
  * A CodeMachine workflow as one ProtocolSpec: a step per visible workflow step in order (dividers
- * dropped, but counted for loopSteps in the 0.7 dialect), engine and model from the step or its agent,
+ * dropped, but counted for loopSteps in the 0.7 dialect), engine and model from the step or its agent
+ * (the project's default engine when neither names one),
  * a loop policy per looping module (fired by the agent's `loop` directive), the directive file on
  * every step, trigger-only steps for the catalog agents a trigger can name, the sub-agents in each
  * prompt, and the same outputs layout as planned protocols plus `aux.codemachine`.
  */
-import { readFileSync } from "node:fs";
 import type { QaPolicy } from "../spec/schema.js";
 import type { Catalog } from "./catalog.js";
+import type { Dialect, DialectChoice } from "./dialect.js";
 import type { PackageLocation } from "./find-package.js";
+import { ReadBudget } from "./import-limits.js";
+import type { PlaceholderFile } from "./placeholder-files.js";
 import { type PromptContext, packageFile, stepPromptText } from "./prompt-text.js";
 import { agentStep, type ModuleStep, type WorkflowEntry } from "./resolve-workflow.js";
-import type { Dialect, LeftOut, Selection } from "./select-steps.js";
+import type { LeftOut, Selection } from "./select-steps.js";
 
 /** CodeMachine engine names → our engine ids; others are kept (and named by preflight) unless mapped. */
 const ENGINE_IDS: Record<string, string> = {
@@ -27,7 +30,7 @@ const ENGINE_IDS: Record<string, string> = {
  */
 const DEFAULT_LOOP_LIMIT = 3;
 
-/** How a prompt names the agent its trigger directive runs. */
+/** How a prompt names the agent a trigger directive runs (also in example text: only catalog agents count). */
 const TRIGGER_MENTION = /["']?triggerAgentId["']?\s*:\s*["']([A-Za-z0-9_.-]+)["']/g;
 
 function directiveFor(dialect: Dialect) {
@@ -74,9 +77,12 @@ export interface SpecInput {
   entries: WorkflowEntry[];
   leftOut: LeftOut[];
   template: Record<string, unknown>;
-  dialect: Dialect;
+  dialect: DialectChoice;
   selection: Selection;
+  placeholderFiles: Map<string, PlaceholderFile>;
   qa: QaPolicy;
+  /** The project's default engine: what a step whose agent names none runs on. */
+  defaultEngine: string;
   repoDir: string;
   /** CodeMachine engine name → engine id, over ENGINE_IDS. */
   engines: Record<string, string>;
@@ -84,20 +90,21 @@ export interface SpecInput {
   warnings: string[];
 }
 
-/** Catalog agents a trigger can name that are not steps: module trigger behaviours and prompts' triggerAgentId. */
+/**
+ * Catalog agents a trigger can name that are not steps: those module trigger behaviours name, and
+ * those a prompt's `"triggerAgentId": "x"` names when x is an agent (other names are example text).
+ */
 function triggerTargets(input: SpecInput, steps: ModuleStep[], prompts: string[]): ModuleStep[] {
-  const named = new Set(steps.flatMap((s) => s.triggers));
-  for (const text of prompts) for (const m of text.matchAll(TRIGGER_MENTION)) named.add(m[1]!);
-  const inWorkflow = new Set(steps.map((s) => s.agentId));
   const { catalog } = input;
+  const agents = [...catalog.main.filter((a) => a.type !== "folder"), ...catalog.modules, ...catalog.sub];
+  const named = new Set(steps.flatMap((s) => s.triggers));
+  for (const text of prompts)
+    for (const m of text.matchAll(TRIGGER_MENTION)) if (agents.some((a) => a.id === m[1])) named.add(m[1]!);
+  const inWorkflow = new Set(steps.map((s) => s.agentId));
   return [...named]
     .filter((id) => !inWorkflow.has(id))
     .flatMap((id) => {
-      const agent = [
-        ...catalog.main.filter((a) => a.type !== "folder"),
-        ...catalog.modules,
-        ...catalog.sub,
-      ].find((a) => a.id === id);
+      const agent = agents.find((a) => a.id === id);
       if (!agent || (agent.promptPath === undefined && agent.mirrorPath === undefined)) {
         input.warnings.push(
           `a trigger names agent "${id}", which ${agent ? "has no prompt" : "is not in the catalog"}; a trigger directive naming it blocks the run`,
@@ -129,7 +136,7 @@ function mirrorSubAgents(input: SpecInput, ctx: PromptContext): SubAgent[] {
     const asker = { file: agent.file, where: `module.exports[${agent.index}] (agent ${id})` };
     // without a mirrorPath the file starts empty: a main agent writes the prompt ("dynamic" sub-agent)
     ctx.files[file] = agent.mirrorPath
-      ? readFileSync(packageFile(ctx, agent.mirrorPath, asker, "mirrorPath"), "utf8")
+      ? ctx.budget.read(packageFile(ctx, agent.mirrorPath, asker, "mirrorPath"), asker, "mirrorPath")
       : "";
     return [
       {
@@ -161,13 +168,16 @@ function subAgentSection(agents: SubAgent[]): string {
 }
 
 export function toProtocolSpec(input: SpecInput) {
-  const { entries, dialect } = input;
+  const { entries } = input;
+  const { dialect } = input.dialect;
   const ctx: PromptContext = {
     pkg: input.pkg,
     catalog: input.catalog,
     repoDir: input.repoDir,
+    budget: new ReadBudget(input.pkg.root),
     dialect,
     selection: input.selection,
+    placeholderFiles: input.placeholderFiles,
     files: {},
     placeholders: {},
     warnings: input.warnings,
@@ -187,8 +197,12 @@ export function toProtocolSpec(input: SpecInput) {
     ctx.files[`prompts/${id}.md`] = texts[i]! + subAgentSection(visibleTo);
     const mapped = step.engine
       ? (input.engines[step.engine] ?? ENGINE_IDS[step.engine] ?? step.engine)
-      : undefined;
-    if (mapped && !input.knownEngines.includes(mapped))
+      : input.defaultEngine;
+    if (!step.engine)
+      input.warnings.push(
+        `step ${id}: agent "${step.agentId}" names no engine (nor does the step); it runs on ${mapped}, the project's default engine (CodeMachine would take its first authenticated engine)`,
+      );
+    if (step.engine && !input.knownEngines.includes(mapped))
       input.warnings.push(
         `step ${id}: engine "${step.engine}" has no TasksGodzilla engine, so preflight blocks the whole run before any step runs; map it with --engine ${step.engine}=<engine> (engines: ${input.knownEngines.join(", ")})`,
       );
@@ -220,7 +234,7 @@ export function toProtocolSpec(input: SpecInput) {
       name: step.agentName,
       agent_id: step.agentId,
       ...(isTriggerOnly ? { trigger_only: true } : {}),
-      ...(mapped ? { engine_id: mapped } : {}),
+      engine_id: mapped,
       ...(step.model ? { model: step.model } : {}),
       ...(step.modelReasoningEffort ? { reasoning_effort: step.modelReasoningEffort } : {}),
       prompt_ref: `prompts/${id}.md`,
@@ -252,6 +266,7 @@ export function toProtocolSpec(input: SpecInput) {
         version: input.pkg.version,
         layout: input.pkg.layout,
         dialect,
+        dialect_reason: input.dialect.reason,
         workflow: input.pkg.workflowFile,
         qa: input.qa,
         selected_track: input.selection.track ?? null,

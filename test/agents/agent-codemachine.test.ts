@@ -1,5 +1,6 @@
 /**
- * The example CodeMachine workflow imported and run end to end on the real Claude Code and Codex CLIs:
+ * A CodeMachine 0.8 local package (the project's fixture) imported and run end to end on the real
+ * Claude Code and Codex CLIs:
  * plan → build → check, the checker's loop directive sends it back to build once, then stop; full QA
  * on every imported step.
  */
@@ -10,15 +11,17 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open-store.js";
+import { LOCAL_PACKAGE } from "../codemachine/packages.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
 import { AGENT_CASES, available } from "./agent-cases.js";
 import { FakeModelServer, type ModelRequest, type Reply } from "./fake-model-server.js";
 
 const BIN = join(import.meta.dirname, "../../dist/cli/main.js");
-const EXAMPLE = join(import.meta.dirname, "../../../shared/reference/codemachine/example-workspace/my-app");
 const codex = AGENT_CASES.find((c) => c.engineId === "codex")!;
 const claude = AGENT_CASES.find((c) => c.engineId === "claude-code")!;
 const exec = promisify(execFile);
+/** How the fixture's plan prompt introduces the planner. */
+const PLANNER = "You turn a specification into a plan";
 
 /**
  * Tool results since the agent's prompt: where this turn is. A re-run of a step may continue the
@@ -46,7 +49,7 @@ describe.skipIf(!available(codex) || !available(claude))(
 
     it("loops once on the checker's directive, then stops, with full QA on every step", async () => {
       const repo = gitRepo();
-      cpSync(EXAMPLE, repo, { recursive: true });
+      cpSync(LOCAL_PACKAGE, repo, { recursive: true });
       const verdict = { verdict: "pass", summary: "looks right", findings: [] };
       let checks = 0;
       const newTurn = (req: ModelRequest) => req.toolResults === 0;
@@ -63,7 +66,7 @@ describe.skipIf(!available(codex) || !available(claude))(
           return newTurn(req)
             ? { tool: { name: "StructuredOutput", args: verdict } }
             : { text: "Verdict given." };
-        if (req.text.includes("You are the Planner")) {
+        if (req.text.includes(PLANNER)) {
           if (!newTurn(req)) return { text: "Done." };
           return {
             text: "Planning.",
@@ -141,6 +144,12 @@ describe.skipIf(!available(codex) || !available(claude))(
         "loop_decision:check",
       ]);
       expect(r.of("loop_decision").map((e) => e.metadata.decision)).toEqual(["loop", "stop"]);
+      // a 0.8 package: the directive file is directive.json, the one the checker writes
+      expect(
+        new Set(
+          r.of("directive").map((e) => (e.metadata.directive as { file: string }).file.slice(repo.length)),
+        ),
+      ).toEqual(new Set(["/.codemachine/memory/directive.json"]));
       expect(r.of("loop_decision")[0]!.metadata).toMatchObject({
         reason: "directive:loop",
         target_step: "build",
@@ -159,7 +168,7 @@ describe.skipIf(!available(codex) || !available(claude))(
       };
       expect(existsSync(checkOutputs.aux.codemachine)).toBe(true);
       // the plan prompt got the specification inlined from the workspace
-      const planRequest = server.of("messages").find((q) => q.text.includes("You are the Planner"))!;
+      const planRequest = server.of("messages").find((q) => q.text.includes(PLANNER))!;
       expect(planRequest.text).toContain(
         readFileSync(join(repo, ".codemachine/inputs/specifications.md"), "utf8")
           .split("\n")[0]!

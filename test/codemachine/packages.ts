@@ -1,4 +1,7 @@
-/** CodeMachine packages for import tests: small ones written on the spot, and a copy of the example workspace. */
+/**
+ * CodeMachine packages for import tests: small ones written on the spot, and copies of the packages in
+ * test/fixtures/codemachine (a 0.8 local package, a 0.8 stock-layout workflow, a 0.7 root).
+ */
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -7,10 +10,13 @@ import { type ImportOptions, importCodemachine } from "../../src/codemachine/imp
 import { CodeMachineImportError } from "../../src/codemachine/import-errors.js";
 import { validateSpec } from "../../src/spec/validate-spec.js";
 
-export const EXAMPLE = join(
-  import.meta.dirname,
-  "../../../shared/reference/codemachine/example-workspace/my-app",
-);
+const FIXTURES = join(import.meta.dirname, "../fixtures/codemachine");
+/** A project whose `.codemachine/` is a 0.8 local package (`.codemachine.json`): plan → build → check loop. */
+export const LOCAL_PACKAGE = join(FIXTURES, "local-package");
+/** A 0.8 workflow in the stock layout (config/ + templates/workflows/, no manifest): tracks, conditions, chained prompts. */
+export const STOCK_08 = join(FIXTURES, "stock-08");
+/** A 0.7 package root: resolveUI, resolveFolder, a loop counting dividers, notCompletedFallback. */
+export const STOCK_07 = join(FIXTURES, "stock-07");
 
 export type Spec = {
   steps: Record<string, any>[];
@@ -30,10 +36,10 @@ export function pkg(files: Record<string, string>): string {
   return writeTree(mkdtempSync(join(tmpdir(), "tgz-cm-")), files);
 }
 
-/** The example workspace copied into a fresh folder (it is both the repository and the package). */
-export function exampleCopy(): string {
-  const dir = mkdtempSync(join(tmpdir(), "tgz-cm-example-"));
-  cpSync(EXAMPLE, dir, { recursive: true });
+/** A fixture copied into a fresh folder (the local package is both the repository and the package). */
+export function exampleCopy(fixture = LOCAL_PACKAGE): string {
+  const dir = mkdtempSync(join(tmpdir(), "tgz-cm-fixture-"));
+  cpSync(fixture, dir, { recursive: true });
   return dir;
 }
 

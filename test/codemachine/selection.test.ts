@@ -1,11 +1,13 @@
 /**
- * CodeMachine 0.8's onboarding choices at import: the track and conditions decide which steps (and
- * chained prompts) a run has, and loopSteps counts only the visible steps; fields the runner cannot
- * honour are refused or reported, never dropped silently.
+ * CodeMachine 0.8's onboarding choices at import: the track and conditions (chosen, saved by
+ * CodeMachine, or preselected) decide which steps (and chained prompts) a run has, and loopSteps
+ * counts only the visible steps; choices the onboarding would not allow are refused; fields the
+ * runner cannot honour are reported, never dropped silently.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { imp, importError, pkg } from "./packages.js";
+import { exampleCopy, imp, importError, pkg, STOCK_08 } from "./packages.js";
 
 const tracked = () =>
   pkg({
@@ -45,11 +47,14 @@ const tracked = () =>
   });
 
 describe("tracks and conditions", () => {
-  it("asks for a track when the workflow offers tracks, and checks the choices", async () => {
+  it("takes the first track without --track, as CodeMachine's onboarding preselects it, and checks the choices", async () => {
     const dir = tracked();
     const flow = join(dir, "templates/workflows/w.workflow.js");
-    expect(await importError(dir)).toBe(
-      `${flow}: the workflow asks for a track "How deep?": choose one with --track (tracks: quick, full)`,
+    const first = await imp(dir);
+    expect(first.spec.metadata.codemachine.selected_track).toBe("quick");
+    expect(first.spec.steps.map((s) => s.id)).toEqual(["a", "b", "gate"]);
+    expect(first.warnings).toContain(
+      'no track chosen: track quick, the first answer to "How deep?" (quick, full), which CodeMachine\'s onboarding preselects; choose another with --track',
     );
     expect(await importError(dir, { track: "slow" })).toBe(
       `${flow}: --track slow: not a track of the workflow (tracks: quick, full)`,
@@ -116,6 +121,85 @@ describe("tracks and conditions", () => {
   });
 });
 
+describe("the onboarding's rules and saved answers (the 0.8 stock-layout fixture)", () => {
+  const flow = join(STOCK_08, "templates/workflows/ship-feature.workflow.js");
+  const repo = () => pkg({});
+
+  it("refuses conditions the onboarding would not offer together", async () => {
+    expect(await importError(STOCK_08, { repoDir: repo(), track: "lean", conditions: ["prior_art"] })).toBe(
+      `${flow}: --condition prior_art: the question "Look at prior art first?" (research) is asked only for track(s) thorough, not for track lean`,
+    );
+    expect(await importError(STOCK_08, { repoDir: repo(), track: "lean", conditions: ["rest"] })).toBe(
+      `${flow}: --condition rest: the question "Which API style?" (surface.children.has_api) is asked only when condition has_api is chosen`,
+    );
+    expect(
+      await importError(STOCK_08, {
+        repoDir: repo(),
+        track: "lean",
+        conditions: ["has_api", "rest", "graphql"],
+      }),
+    ).toBe(
+      `${flow}: --condition rest, graphql: the question "Which API style?" (surface.children.has_api) takes one answer (it has no multiSelect: true)`,
+    );
+    // a multiSelect question takes several answers, and a child question its parent's
+    const ok = await imp(STOCK_08, {
+      repoDir: repo(),
+      track: "thorough",
+      conditions: ["has_ui", "has_api", "rest"],
+    });
+    expect(ok.spec.metadata.codemachine.selected_conditions).toEqual(["has_ui", "has_api", "rest"]);
+  });
+
+  it("takes the track and conditions CodeMachine's onboarding saved for this workflow in the repository", async () => {
+    const dir = repo();
+    mkdirSync(join(dir, ".codemachine"));
+    const state = join(dir, ".codemachine/template.json");
+    const save = (value: unknown) => writeFileSync(state, JSON.stringify(value));
+    save({
+      activeTemplate: "ship-feature.workflow.js",
+      selectedTrack: "thorough",
+      selectedConditions: ["has_ui"],
+    });
+    const saved = await imp(STOCK_08, { repoDir: dir });
+    expect(saved.spec.steps.map((s) => s.id)).toEqual([
+      "planner",
+      "ui-builder",
+      "builder",
+      "reviewer",
+      "gate",
+    ]);
+    expect(saved.warnings).toContain(
+      "track thorough and conditions has_ui, as chosen in CodeMachine's onboarding for this workflow (.codemachine/template.json); --track / --condition choose otherwise",
+    );
+    // flags win over the saved answers
+    const flagged = await imp(STOCK_08, { repoDir: dir, track: "lean" });
+    expect(flagged.spec.metadata.codemachine).toMatchObject({
+      selected_track: "lean",
+      selected_conditions: [],
+    });
+    // answers saved for another workflow are not this one's
+    save({ activeTemplate: "other.workflow.js", selectedTrack: "thorough" });
+    expect((await imp(STOCK_08, { repoDir: dir })).spec.metadata.codemachine.selected_track).toBe("lean");
+    // saved answers the workflow does not offer, and a broken file, are refused with the file named
+    save({ activeTemplate: "ship-feature.workflow.js", selectedTrack: "huge" });
+    expect(await importError(STOCK_08, { repoDir: dir })).toBe(
+      `${state}: selectedTrack huge: not a track of the workflow (tracks: lean, thorough)`,
+    );
+    writeFileSync(state, "{ not json");
+    expect(await importError(STOCK_08, { repoDir: dir })).toMatch(
+      new RegExp(
+        `^${state}: is not valid JSON \\(.*\\); fix or remove it, or choose with --track / --condition$`,
+      ),
+    );
+  });
+
+  it("does not read saved answers for a workflow that asks nothing", async () => {
+    const dir = exampleCopy();
+    writeFileSync(join(dir, ".codemachine/template.json"), "{ not json");
+    expect((await imp(dir)).spec.steps.map((s) => s.id)).toEqual(["plan", "build", "check"]);
+  });
+});
+
 describe("step fields that cannot be decided at import", () => {
   const files = (steps: string, divider: string) => ({
     "config/main.agents.js":
@@ -144,7 +228,7 @@ describe("step fields that cannot be decided at import", () => {
     const dir = pkg({
       "codemachine.json": JSON.stringify({ name: "p", version: "1.0.0" }),
       "config/main.agents.js":
-        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md' }, { id: 'boss', name: 'Boss', role: 'controller', promptPath: 'prompts/a.md' }];",
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md', engine: 'codex' }, { id: 'boss', name: 'Boss', role: 'controller', promptPath: 'prompts/a.md' }];",
       "templates/workflows/w.workflow.js": `export default { name: 'w', autonomousMode: 'never', specification: true,
   controller: controller('boss'), steps: [resolveStep('a', { interactive: true })] };`,
       "prompts/a.md": "a",
@@ -232,16 +316,11 @@ describe("step fields that cannot be decided at import", () => {
     );
   });
 
-  it("reports conditionsAny on a step (CodeMachine applies it to chained prompts only) and tracks in 0.7", async () => {
+  it("reports conditionsAny on a step: CodeMachine applies it to chained prompts only", async () => {
     const eight = await imp(pkg(files("resolveStep('a', { conditionsAny: ['x'] })", "separator('x')")));
     expect(eight.spec.steps.map((s) => s.id)).toEqual(["a"]);
     expect(eight.warnings.join("\n")).toMatch(
       /steps\[1\] \(resolveStep 'a'\): conditionsAny is ignored on steps/,
-    );
-    const seven = await imp(pkg(files("resolveStep('a', { tracks: ['full'] })", "resolveUI('x')")));
-    expect(seven.spec.steps.map((s) => s.id)).toEqual(["a"]);
-    expect(seven.warnings.join("\n")).toMatch(
-      /tracks is ignored: CodeMachine 0\.7 has no tracks or conditions/,
     );
   });
 });

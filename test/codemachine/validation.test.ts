@@ -2,10 +2,11 @@
  * Packages that cannot be imported: every error names the file, the entry (step index and agent) and
  * the field, with what was expected; and no path a package names may lead outside it or the repository.
  */
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { importError, pkg, rootWith } from "./packages.js";
+import { IMPORT_LIMITS } from "../../src/codemachine/import-limits.js";
+import { imp, importError, pkg, rootWith, writeTree } from "./packages.js";
 
 const AGENTS = `module.exports = [
   { id: 'a', name: 'A', promptPath: 'prompts/a.md' },
@@ -226,7 +227,7 @@ describe("paths stay inside the package or the repository", () => {
     });
     symlinkSync(join(outside, "secret.md"), join(dir, "extra/1.md"));
     expect(await importError(dir)).toBe(
-      `${join(dir, "config/placeholders.js")}: module.exports.packageDir: notes: "extra/1.md" is outside the package`,
+      `${join(dir, "config/placeholders.js")}: module.exports.packageDir: notes: "extra/1.md" is outside the package (through a symlink)`,
     );
   });
 
@@ -264,6 +265,135 @@ describe("paths stay inside the package or the repository", () => {
     mkdirSync(join(dir, "prompts/templates"), { recursive: true });
     expect(await importError(dir)).toMatch(
       /resolveFolder '\.\.\/\.\.\/\.\.'\): folder prompts\/templates\/\.\.\/\.\.\/\.\.\/ not found in the package/,
+    );
+  });
+});
+
+describe("placeholder files are contained and bounded at import, whether a prompt uses them or not", () => {
+  const PLACEHOLDERS = "config/placeholders.js";
+  const withPlaceholders = (value: string, files: Record<string, string> = {}) =>
+    rootWith({ [PLACEHOLDERS]: `module.exports = ${value};`, ...files });
+  const refused = async (dir: string, message: string, repoDir = pkg({})) =>
+    expect(await importError(dir, { repoDir })).toBe(`${join(dir, PLACEHOLDERS)}: ${message}`);
+
+  it("refuses a userDir file by absolute path, by .. and through a symlink in the repository", async () => {
+    await refused(
+      withPlaceholders("{ userDir: { spec: '/etc/passwd' } }"),
+      `module.exports.userDir: spec: "/etc/passwd" is an absolute path; userDir files are read in the run's worktree, so name them relative to the repository`,
+    );
+    await refused(
+      withPlaceholders("{ userDir: { spec: '../../../etc/passwd' } }"),
+      `module.exports.userDir: spec: "../../../etc/passwd" is outside the repository`,
+    );
+    const repo = pkg({ "docs/ok.md": "fine" });
+    symlinkSync("/etc", join(repo, "docs/etc"));
+    await refused(
+      withPlaceholders("{ userDir: { spec: 'docs/etc/passwd' } }"),
+      `module.exports.userDir: spec: "docs/etc/passwd" is outside the repository (through a symlink)`,
+      repo,
+    );
+    // a glob's folder, and one file of it, leading out
+    await refused(
+      withPlaceholders("{ userDir: { notes: 'docs/etc/*.conf' } }"),
+      `module.exports.userDir: notes: "docs/etc/*.conf" is outside the repository (through a symlink)`,
+      repo,
+    );
+    symlinkSync("/etc/hostname", join(repo, "docs/host.md"));
+    await refused(
+      withPlaceholders("{ userDir: { notes: 'docs/*.md' } }"),
+      `module.exports.userDir: notes: "docs/host.md" is outside the repository (through a symlink)`,
+      repo,
+    );
+  });
+
+  it("refuses a packageDir file by absolute path and through a symlink", async () => {
+    await refused(
+      withPlaceholders("{ packageDir: { style: '/etc/passwd' } }"),
+      `module.exports.packageDir: style: "/etc/passwd" is outside the package`,
+    );
+    const dir = withPlaceholders("{ packageDir: { style: 'common/style.md' } }");
+    mkdirSync(join(dir, "common"));
+    symlinkSync("/etc/hostname", join(dir, "common/style.md"));
+    await refused(
+      dir,
+      `module.exports.packageDir: style: "common/style.md" is outside the package (through a symlink)`,
+    );
+  });
+
+  it("refuses a glob that matches more files than one entry may bring in, before reading them", async () => {
+    const many = Object.fromEntries(
+      Array.from({ length: IMPORT_LIMITS.files + 1 }, (_, i) => [`notes/${i}.md`, "x"]),
+    );
+    await refused(
+      withPlaceholders("{ packageDir: { notes: 'notes/*.md' } }", many),
+      `module.exports.packageDir: notes: "notes/*.md" matches ${IMPORT_LIMITS.files + 1} files, more than the ${IMPORT_LIMITS.files} one entry may bring in; name fewer files`,
+    );
+    await refused(
+      withPlaceholders("{ userDir: { notes: 'notes/*.md' } }"),
+      `module.exports.userDir: notes: "notes/*.md" matches ${IMPORT_LIMITS.files + 1} files, more than the ${IMPORT_LIMITS.files} one entry may bring in; name fewer files`,
+      writeTree(pkg({}), many),
+    );
+    // the limit itself is fine
+    const enough = Object.fromEntries(
+      Array.from({ length: IMPORT_LIMITS.files }, (_, i) => [`notes/${i}.md`, "x"]),
+    );
+    const { files } = await imp(
+      withPlaceholders("{ packageDir: { notes: 'notes/*.md' } }", { ...enough, "prompts/a.md": "{notes}" }),
+    );
+    expect(Object.keys(files).filter((f) => f.startsWith("codemachine/package/notes/"))).toHaveLength(
+      IMPORT_LIMITS.files,
+    );
+  });
+
+  it("refuses a glob whose files are bigger together than one entry may bring in", async () => {
+    const third = Math.ceil(IMPORT_LIMITS.bytes / 3) + 1;
+    const dir = withPlaceholders("{ packageDir: { notes: 'notes/*.md' } }");
+    mkdirSync(join(dir, "notes"));
+    for (const n of [1, 2, 3]) writeFileSync(join(dir, `notes/${n}.md`), Buffer.alloc(third, 97));
+    await refused(
+      dir,
+      `module.exports.packageDir: notes: "notes/*.md" matches ${((3 * third) / 1024 / 1024).toFixed(1)} MB of files, more than the 8.0 MB one entry may bring in`,
+    );
+  });
+
+  it("refuses a glob it cannot read as CodeMachine and the runner do (dir/*.ext)", async () => {
+    await refused(
+      withPlaceholders("{ packageDir: { briefs: 'briefs/brief-*.md' } }"),
+      `module.exports.packageDir: briefs: "briefs/brief-*.md": only "dir/*.ext" globs are supported (every file of one folder whose name ends in .ext)`,
+    );
+  });
+});
+
+describe("package files are bounded at import", () => {
+  it("refuses a prompt file bigger than a package file may be", async () => {
+    const dir = rootWith({});
+    writeFileSync(join(dir, "prompts/a.md"), Buffer.alloc(IMPORT_LIMITS.bytes + 1024 * 1024, 97));
+    expect(await importError(dir)).toBe(
+      `${join(dir, WORKFLOW)}: steps[0] (resolveStep 'a'): promptPath: "prompts/a.md" is 9.0 MB, more than the 8.0 MB a package file may have`,
+    );
+  });
+
+  it("refuses an import that reads more than it may in all", async () => {
+    const steps = Math.floor(IMPORT_LIMITS.totalBytes / (IMPORT_LIMITS.bytes - 1)) + 1;
+    const dir = rootWith({
+      [WORKFLOW]: `export default { name: 'w', steps: [${"resolveStep('a'), ".repeat(steps)}] };`,
+    });
+    writeFileSync(join(dir, "prompts/a.md"), Buffer.alloc(IMPORT_LIMITS.bytes - 1, 97));
+    expect(await importError(dir)).toBe(
+      `${join(dir, WORKFLOW)}: steps[${steps - 1}] (resolveStep 'a'): promptPath: reading "prompts/a.md" brings the files this import reads to more than 64.0 MB`,
+    );
+  });
+
+  it("refuses a chained-prompts folder holding more files than one entry may bring in", async () => {
+    const dir = rootWith({
+      "config/main.agents.js":
+        "module.exports = [{ id: 'a', name: 'A', promptPath: 'prompts/a.md', chainedPromptsPath: ['prompts/chain'] }];",
+      ...Object.fromEntries(
+        Array.from({ length: IMPORT_LIMITS.files + 1 }, (_, i) => [`prompts/chain/${i}.md`, "x"]),
+      ),
+    });
+    expect(await importError(dir)).toBe(
+      `${join(dir, WORKFLOW)}: steps[0] (resolveStep 'a'): chainedPromptsPath: "prompts/chain" holds ${IMPORT_LIMITS.files + 1} files, more than the ${IMPORT_LIMITS.files} one entry may bring in; name fewer files`,
     );
   });
 });

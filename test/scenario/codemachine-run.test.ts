@@ -1,5 +1,5 @@
 /**
- * Imported CodeMachine packages run end to end on the one runner: the example workspace and small
+ * Imported CodeMachine packages run end to end on the one runner: the project's fixtures and small
  * packages, imported as `tgz import codemachine` does, their agents played by `prompt-shell` (the
  * ```sh blocks of each rendered prompt, run in the worktree). Loops, limits, triggers, pauses,
  * execute-once, crash recovery and QA, with the decisions recorded as events.
@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ImportOptions, importCodemachine } from "../../src/codemachine/import-codemachine.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
-import { EXAMPLE } from "../codemachine/packages.js";
+import { LOCAL_PACKAGE, STOCK_07, STOCK_08 } from "../codemachine/packages.js";
 import {
   inspect,
   registryWithPromptShell,
@@ -100,9 +100,9 @@ const loopBehavior = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** The example workspace in the repository, its prompts given the scripts their prose describes. */
-function exampleInRepo(): string {
-  cpSync(EXAMPLE, s.repo, { recursive: true });
+/** The local-package fixture in the repository, its prompts given the scripts their prose describes. */
+function localPackageInRepo(): string {
+  cpSync(LOCAL_PACKAGE, s.repo, { recursive: true });
   const prompts = join(s.repo, ".codemachine/prompts");
   const append = (file: string, script: string) =>
     writeFileSync(join(prompts, file), readFileSync(join(prompts, file), "utf8") + sh(script));
@@ -135,14 +135,14 @@ function exampleInRepo(): string {
 }
 
 describe("imported CodeMachine workflows on the runner", () => {
-  it("example workspace: plan → build → check loops twice, then stops; plan runs once", async () => {
-    const { run } = await importRun(exampleInRepo());
+  it("a 0.8 local package: plan → build → check loops twice, then stops; plan runs once", async () => {
+    const { run } = await importRun(localPackageInRepo());
     const r = await runToStop(run.id);
     expect(r.run.status).toBe("completed");
     expect(logLines()).toEqual(["plan", "build", "check", "build", "check", "build", "check"]);
     // the specification arrived through {specifications}
     expect(readFileSync(join(s.repo, "spec-seen.md"), "utf8")).toBe(
-      `${readFileSync(join(EXAMPLE, ".codemachine/inputs/specifications.md"), "utf8")}\n`,
+      `${readFileSync(join(LOCAL_PACKAGE, ".codemachine/inputs/specifications.md"), "utf8")}\n`,
     );
     const loops = r.of("loop_decision");
     expect(
@@ -158,11 +158,11 @@ describe("imported CodeMachine workflows on the runner", () => {
     ]);
     // outputs where planned protocols put them, plus the CodeMachine copy per step
     expect(existsSync(join(run.protocolRoot!, "aux/codemachine/check.md"))).toBe(true);
-    expect(existsSync(join(run.protocolRoot!, "codemachine/agents/qa.md"))).toBe(true);
+    expect(existsSync(join(run.protocolRoot!, "codemachine/agents/tester.md"))).toBe(true);
   });
 
-  it("the legacy layout of the example loops through the module twin", async () => {
-    exampleInRepo();
+  it("the legacy layout of the local package loops through the module twin", async () => {
+    localPackageInRepo();
     rmSync(join(s.repo, ".codemachine/.codemachine.json"));
     rmSync(join(s.repo, ".codemachine/templates"), { recursive: true });
     const { run } = await importRun(s.repo);
@@ -391,6 +391,158 @@ describe("imported CodeMachine workflows on the runner", () => {
     expect(
       checkLoops.filter((e) => e.metadata.decision === "loop").map((e) => e.metadata.iterations),
     ).toEqual([1, 1]);
+  });
+});
+
+/**
+ * A fixture package copied next to the scenario, the ```sh script of each named prompt file appended
+ * to it; the repository gets `repoFiles`.
+ */
+function fixtureWithScripts(
+  fixture: string,
+  scripts: Record<string, string>,
+  repoFiles: Record<string, string>,
+) {
+  const dir = join(dirname(s.specDir), `pkg-${Math.random().toString(36).slice(2)}`);
+  cpSync(fixture, dir, { recursive: true });
+  for (const [file, script] of Object.entries(scripts))
+    writeFileSync(join(dir, file), readFileSync(join(dir, file), "utf8") + sh(script));
+  writeFiles(s.repo, repoFiles);
+  return dir;
+}
+
+/** Every file the run's directive events were read from. */
+const directiveFiles = (r: Awaited<ReturnType<typeof runToStop>>) => [
+  ...new Set(
+    r.of("directive").map((e) => (e.metadata.directive as { file: string }).file.slice(s.repo.length + 1)),
+  ),
+];
+
+describe("CodeMachine's own kinds of workflow on the runner", () => {
+  const markDone = `sed -i '0,/- \\[ \\]/s//- [x]/' .codemachine/artifacts/plan.md`;
+  /** The 0.8 stock-layout fixture, its agents given scripts; the reviewer names no engine. */
+  const stock08 = () =>
+    fixtureWithScripts(
+      STOCK_08,
+      {
+        "prompts/scout.md": log("scout"),
+        "prompts/planner/task.md": [
+          "cat > planner-saw.txt <<'X'",
+          "{project_name}|{selected_track}|{selected_conditions}|{date}|{workflow_name}",
+          "X",
+          "mkdir -p .codemachine/artifacts",
+          "printf -- '- [ ] one\\n- [ ] two\\n' > .codemachine/artifacts/plan.md",
+          log("planner"),
+        ].join("\n"),
+        "prompts/ui-builder.md": log("ui-builder"),
+        "prompts/builder.md": [markDone, log("builder")].join("\n"),
+        "prompts/reviewer.md": log("reviewer"),
+        "prompts/gate.md": [
+          log("gate"),
+          "if grep -q -- '- \\[ \\]' .codemachine/artifacts/plan.md",
+          `then ${say('{"action":"loop","reason":"items open"}')}`,
+          `else ${say('{"action":"stop","reason":"plan done"}')}`,
+          "fi",
+        ].join("\n"),
+      },
+      { ".codemachine/inputs/brief.md": "Add dark mode." },
+    );
+  const defaultEngine = () => ({ env: { ...s.env, TASKSGODZILLA_DEFAULT_ENGINE: "prompt-shell" } });
+
+  it("a 0.8 stock-layout workflow without --track runs the first track's steps, fills built-ins, keeps an undefined placeholder, loops on directive.json", async () => {
+    const { run, imported } = await importRun(stock08(), defaultEngine());
+    expect(imported.spec.metadata).toMatchObject({ codemachine: { dialect: "0.8", selected_track: "lean" } });
+    const r = await runToStop(run.id);
+    expect(r.run.status).toBe("completed");
+    // the loop goes two visible steps back, to the planner, which ran once (executeOnce)
+    expect(logLines()).toEqual(["planner", "builder", "gate", "builder", "gate"]);
+    expect(readFileSync(join(s.repo, "planner-saw.txt"), "utf8")).toMatch(
+      /^[^{|]+\|lean\|\{selected_conditions\}\|\d{4}-\d\d-\d\d\|\{workflow_name\}\n$/,
+    );
+    expect(r.of("loop_decision").map((e) => [e.metadata.decision, e.metadata.target_step])).toEqual([
+      ["loop", "planner"],
+      ["stop", undefined],
+    ]);
+    expect(directiveFiles(r)).toEqual([".codemachine/memory/directive.json"]);
+  });
+
+  it("a 0.8 stock-layout workflow on the track and conditions chosen runs their steps, the reviewer on the default engine", async () => {
+    const { run, imported } = await importRun(stock08(), {
+      ...defaultEngine(),
+      track: "thorough",
+      conditions: ["has_ui", "prior_art"],
+    });
+    expect(imported.warnings).toContain(
+      'step reviewer: agent "reviewer" names no engine (nor does the step); it runs on prompt-shell, the project\'s default engine (CodeMachine would take its first authenticated engine)',
+    );
+    const r = await runToStop(run.id);
+    expect(r.run.status).toBe("completed");
+    expect(logLines()).toEqual([
+      "scout",
+      "planner",
+      "ui-builder",
+      "builder",
+      "reviewer",
+      "gate",
+      "builder",
+      "reviewer",
+      "gate",
+    ]);
+    expect(readFileSync(join(s.repo, "planner-saw.txt"), "utf8")).toMatch(/\|thorough\|has_ui, prior_art\|/);
+  });
+
+  it("a 0.7 root empties an undefined placeholder, counts dividers for loopSteps, and loops on behavior.json", async () => {
+    const dir = fixtureWithScripts(
+      STOCK_07,
+      {
+        "prompts/init.md": log("init"),
+        "prompts/architect.md": [
+          "cat > architect-saw.txt <<'X'",
+          "[{release_codename}]",
+          "X",
+          "mkdir -p .codemachine/artifacts",
+          "echo 'one module' > .codemachine/artifacts/architecture.md",
+          "printf -- '- [ ] one\\n- [ ] two\\n' > .codemachine/artifacts/plan.md",
+          log("architect"),
+        ].join("\n"),
+        "prompts/coder.md": [markDone, log("coder")].join("\n"),
+        "prompts/runtime-prep.md": log("runtime-prep"),
+        "prompts/templates/docs/1-readme.md": log("readme"),
+        "prompts/templates/docs/2-changelog.md": log("changelog"),
+        "prompts/git-commit.md": log("git-commit"),
+        "prompts/task-check.md": [
+          log("task-check"),
+          "mkdir -p .codemachine/memory",
+          "if grep -q -- '- \\[ \\]' .codemachine/artifacts/plan.md",
+          `then echo '{"action":"loop"}' > .codemachine/memory/behavior.json`,
+          `else echo '{"action":"stop"}' > .codemachine/memory/behavior.json`,
+          "fi",
+        ].join("\n"),
+      },
+      { ".codemachine/inputs/specifications.md": "A to-do app." },
+    );
+    const { run, imported } = await importRun(dir);
+    expect(imported.spec.metadata).toMatchObject({ codemachine: { dialect: "0.7" } });
+    const r = await runToStop(run.id);
+    expect(r.run.status).toBe("completed");
+    expect(readFileSync(join(s.repo, "architect-saw.txt"), "utf8")).toBe("[]\n");
+    // six entries back from task-check, dividers counted, is coder; runtime-prep is skipped while looping
+    expect(logLines()).toEqual([
+      "init",
+      "architect",
+      "coder",
+      "runtime-prep",
+      "readme",
+      "changelog",
+      "git-commit",
+      "task-check",
+      "coder",
+      "readme",
+      "changelog",
+      "git-commit",
+      "task-check",
+    ]);
+    expect(directiveFiles(r)).toEqual([".codemachine/memory/behavior.json"]);
   });
 });
 

@@ -3,16 +3,15 @@
  * an import fills one run; and the reconciler queues again the runs whose job the queue lost.
  */
 import { cpSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
+import { LOCAL_PACKAGE } from "../codemachine/packages.js";
 import { scenario } from "../scenario/harness.js";
 import { depsFor, shellRun } from "./worker-setup.js";
 
-const EXAMPLE = join(import.meta.dirname, "../../../shared/reference/codemachine/example-workspace/my-app");
 const closers: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
   for (const c of closers) await c();
@@ -27,7 +26,7 @@ async function setup() {
 describe("import jobs", () => {
   it("create and fill one run however often the job is delivered", async () => {
     const s = await setup();
-    cpSync(EXAMPLE, s.repo, { recursive: true });
+    cpSync(LOCAL_PACKAGE, s.repo, { recursive: true });
     await s.queue.enqueue("import", { path: s.repo, repo: s.repo, name: "imported" });
     const job = (await s.queue.claim("w", 5000))!;
     const handlers = jobHandlers(depsFor(s.store));
@@ -50,7 +49,7 @@ describe("import jobs", () => {
 
   it("fill the run the API created for them once", async () => {
     const s = await setup();
-    cpSync(EXAMPLE, s.repo, { recursive: true });
+    cpSync(LOCAL_PACKAGE, s.repo, { recursive: true });
     const { run } = await createRunFromSpec(s.store, { repoDir: s.repo, unplanned: true, name: "queued" });
     await s.queue.enqueue("import", { path: s.repo, repo: s.repo, protocol_run_id: run.id });
     const job = (await s.queue.claim("w", 5000))!;
