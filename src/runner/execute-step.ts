@@ -12,7 +12,7 @@ import type {
   PreflightResult,
   TokenUsage,
 } from "../engines/engine-port.js";
-import { identify } from "../engines/process/process-identity.js";
+import { identify } from "../engines/processes.js";
 import { snapshotTree } from "../git/worktree-changes.js";
 import { UnsafePathError, writeFileInside } from "../shared/safe-write.js";
 import { EVENT } from "../store/event-types.js";

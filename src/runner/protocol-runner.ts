@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { assertKnownEngineSettings, UnknownEngineSettingsError } from "../config/engine-settings.js";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
-import { killOrphan, type ProcessIdentity } from "../engines/process/process-identity.js";
+import { killOrphan, type ProcessIdentity } from "../engines/processes.js";
 import { requireWorktree, WorktreeGoneError } from "../git/run-worktree.js";
 import { errorMessage, infrastructureFailure, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";

@@ -3,7 +3,6 @@
  * reads, engine concurrency slots and the embedded job queue's rows. Nothing outside `src/store/`
  * sees their tables; the queue and the worker build their semantics on these methods.
  */
-import type { Json } from "./types.js";
 
 /** Per-project secrets: stored beside the project, never returned by the API (only their names). */
 export interface SecretsRepository {
@@ -60,7 +59,7 @@ export type JobRowState = "waiting" | "delayed" | "active" | "completed" | "dead
 export interface JobRow {
   id: number;
   kind: string;
-  payload: Json;
+  payload: Record<string, unknown>;
   state: JobRowState;
   priority: number;
   runAt: string;
@@ -79,7 +78,7 @@ export interface JobRow {
 
 export interface NewJobRow {
   kind: string;
-  payload: Json;
+  payload: Record<string, unknown>;
   priority: number;
   delayMs: number;
   maxAttempts: number;

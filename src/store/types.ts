@@ -1,6 +1,6 @@
 /** Row shapes and the Store contract shared by the SQLite and Postgres implementations. */
-import type { TokenUsage } from "../engines/engine-port.js";
 import type { Clock } from "../shared/clock.js";
+import type { TokenUsage } from "../shared/token-usage.js";
 import type { EventType } from "./event-types.js";
 import type { JobsRepository, SecretsRepository, SlotsRepository, StatsRepository } from "./repositories.js";
 import type { ProtocolStatus, StepStatus } from "./status.js";
