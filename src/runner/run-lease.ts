@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Clock } from "../shared/clock.js";
-import { infrastructureFailure, TasksGodzillaError } from "../shared/errors.js";
+import { HandoffError, infrastructureFailure } from "../shared/errors.js";
 import { type Fence, OUTAGE_BUDGET_MS, rideOutages, storeUnder } from "../store/ride-outages.js";
 import { RunBusyError } from "../store/store-errors.js";
 import type { Store } from "../store/types.js";
@@ -23,8 +23,11 @@ import type { Store } from "../store/types.js";
 export const RUN_LEASE_TTL_MS = 15_000;
 const TICK_MS = 1_000;
 
-/** The abort reason when this runner no longer holds the run: it must stop without writing. */
-export class RunLeaseLostError extends TasksGodzillaError {
+/**
+ * The abort reason when this runner no longer holds the run: it must stop without writing. The run
+ * is another runner's now, so its job is handed back (a second delivery finds the run held or done).
+ */
+export class RunLeaseLostError extends HandoffError {
   readonly code = "run_lease_lost";
   constructor(runId: number) {
     super(`the lease on run ${runId} was lost; another runner may hold it now`);

@@ -68,8 +68,8 @@ export class JobWorker {
   );
   private readonly running = new Set<Promise<void>>();
   private readonly controllers = new Set<AbortController>();
-  /** Jobs stopped by an outage in a row, for their backoff. */
-  private readonly outages = new Map<string, number>();
+  /** Jobs this worker saw stopped by an outage in a row (any job finishing ends the streak): their backoff. */
+  private outageStreak = 0;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly opts: WorkerOptions) {}
@@ -160,6 +160,7 @@ export class JobWorker {
       let leaseUntil = job.leaseExpiresAt;
       let failingSince: number | undefined;
       let wait = this.beatMs;
+      let retry = RETRY_MS;
       for (;;) {
         await clock.sleep(wait, signal);
         if (signal.aborted) return;
@@ -173,6 +174,7 @@ export class JobWorker {
             });
           failingSince = undefined;
           wait = this.beatMs;
+          retry = RETRY_MS;
         } catch (err) {
           if (signal.aborted) return;
           if (err instanceof LeaseLostError) {
@@ -211,7 +213,8 @@ export class JobWorker {
             error: errorMessage(err),
             failing_ms: clock.now() - failingSince,
           });
-          wait = wait === this.beatMs ? RETRY_MS : Math.min(MAX_RETRY_MS, wait * 2);
+          wait = retry;
+          retry = Math.min(MAX_RETRY_MS, retry * 2);
         }
       }
     })();
@@ -231,7 +234,7 @@ export class JobWorker {
       await handler(job, controller.signal, (reason) => controller.abort(reason));
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
       if ((await this.settle(job, () => this.opts.queue.complete(job.id, job.leaseToken))) === "lost") return;
-      this.outages.delete(job.id);
+      this.outageStreak = 0;
       this.log("info", "job completed", { ...fields, duration_ms: this.clock.now() - started });
       this.opts.onFinished?.(job, "completed", (this.clock.now() - started) / 1000);
     } catch (err) {
@@ -248,9 +251,7 @@ export class JobWorker {
       const outage = infrastructureFailure(err);
       if (outage) {
         // the work is fine, its backend was away: tried again later, the attempt not used up
-        const n = this.outages.get(job.id) ?? 0;
-        this.outages.set(job.id, n + 1);
-        const delayMs = Math.min(MAX_OUTAGE_BACKOFF_MS, OUTAGE_BACKOFF_MS * 2 ** n);
+        const delayMs = Math.min(MAX_OUTAGE_BACKOFF_MS, OUTAGE_BACKOFF_MS * 2 ** this.outageStreak++);
         this.log("warn", "job stopped by an outage; handed back", {
           ...fields,
           backend: outage.backend,
@@ -262,7 +263,7 @@ export class JobWorker {
         );
         return;
       }
-      this.outages.delete(job.id);
+      this.outageStreak = 0;
       const retryable = isTransientError(err);
       const outcome = await this.settle(job, () =>
         this.opts.queue.fail(job.id, job.leaseToken, { message: errorMessage(err), retryable }),
