@@ -4,9 +4,14 @@
  * waits for it and writes once; a run's hold keeps its lease through an outage longer than the
  * lease (and gives it up only past the outage budget); after an outage no lapsed lease, slot or
  * job lease is taken over until the grace has passed, so holders renew first; and a holder whose
- * lease was taken meanwhile writes nothing. Leases and retries run on fake time.
+ * lease was taken meanwhile writes nothing. Leases and retries run on fake time. A SQLite file
+ * locked past its busy timeout is the same kind of failure.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { holdRun, RunLeaseLostError } from "../../src/runner/run-lease.js";
@@ -187,5 +192,27 @@ describe.skipIf(!ownPostgresAvailable)("a database outage", () => {
     expect(await a.store.listEvents({ protocolRunId: run.id })).toEqual([]);
     await taker.release();
     await hold.release();
+  });
+});
+
+describe("a SQLite file locked by another writer", () => {
+  it("fails a write with StoreUnavailableError once the busy timeout has passed", {
+    timeout: 30_000,
+  }, async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "tgz-busy-")), "db.sqlite");
+    const store = await openStore({ sqlitePath: path });
+    stores.push(store);
+    // another process's writer that does not let go
+    const other = new BetterSqlite3(path);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      const err = await store.createProject({ name: "p", gitUrl: "/x" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toContain(`the database at ${path} is locked by another writer`);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    expect((await store.createProject({ name: "p", gitUrl: "/x" })).name).toBe("p");
   });
 });
