@@ -23,8 +23,8 @@ import { BullmqQueue } from "../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../src/queue/job-queue.js";
 import { StoreQueue } from "../src/queue/store-queue.js";
 import { createRunFromSpec } from "../src/services/create-run.js";
-import type { KyselyStore } from "../src/store/kysely-store.js";
 import { openStore } from "../src/store/open-store.js";
+import type { Store } from "../src/store/types.js";
 import { deleteRedisKeys } from "../test/queue/redis-keys.js";
 import { type Proc, tgzProcess } from "../test/service/process-harness.js";
 
@@ -63,7 +63,7 @@ function specFile(steps: number): string {
   return join(dir, "protocol.json");
 }
 
-async function newRun(store: KyselyStore, steps: number) {
+async function newRun(store: Store, steps: number) {
   const repo = tmp("repo");
   mkdirSync(repo, { recursive: true });
   return (await createRunFromSpec(store, { repoDir: repo, specPath: specFile(steps) })).run;
@@ -101,7 +101,7 @@ async function load(agent: Agent, url: URL, clients: number, seconds: number): P
   return latencies;
 }
 
-async function sseDelivery(base: string, store: KyselyStore, runId: number) {
+async function sseDelivery(base: string, store: Store, runId: number) {
   const SUBSCRIBERS = 50;
   const EVENTS = 10_000;
   const last = (await store.listEvents({ protocolRunId: runId, newestFirst: true, limit: 1 }))[0]!.id;
@@ -176,7 +176,7 @@ async function apiFigures() {
 
 interface Backend {
   label: string;
-  store: KyselyStore;
+  store: Store;
   queue: JobQueue;
   env: NodeJS.ProcessEnv;
   close(): Promise<void>;
@@ -188,7 +188,7 @@ async function sqliteBackend(): Promise<Backend> {
   return {
     label: "SQLite, embedded queue",
     store,
-    queue: new StoreQueue(store.kysely, "sqlite"),
+    queue: new StoreQueue(store),
     env: { TASKSGODZILLA_DB_PATH: dbPath },
     close: () => store.close(),
   };

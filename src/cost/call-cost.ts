@@ -3,7 +3,7 @@
  * and totals that say when a part of them is unknown. A model without a price has cost `unknown`,
  * never 0, and every total holding one is `partial`.
  */
-import type { TokenUsage } from "../engines/engine-port.js";
+import type { TokenUsage } from "../shared/token-usage.js";
 import type { PriceMatch, PriceTable } from "./price-table.js";
 
 const PER_MILLION = 1_000_000;

@@ -5,8 +5,7 @@
  * cost — its prompt's estimate before it, the usage streamed so far during it, its final usage after.
  */
 
-import type { EffectiveConfig } from "../config/load-config.js";
-import type { TokenUsage } from "../engines/engine-port.js";
+import type { TokenUsage } from "../shared/token-usage.js";
 import type { BudgetMode, BudgetSpec } from "../spec/schema.js";
 import {
   type CallUsage,
@@ -76,13 +75,22 @@ export interface MoneyCheck {
   allowUnknown: boolean;
 }
 
+/** The project's money settings (the config's `budgets`), as far as money limits read them. */
+export interface MoneyBudgetSettings {
+  mode: BudgetMode;
+  maxUsdPerStep?: number | undefined;
+  maxUsdPerProtocol?: number | undefined;
+  maxUsdPerProject?: number | undefined;
+  maxUsdPerProjectPerDay?: number | undefined;
+}
+
 /**
  * The money limits that hold for a step: its own `budget.max_usd` (else the project's per-step limit)
  * in its own mode (else the run's), the run's `budget.max_usd` (else the project's per-run limit) in
  * the run's mode (else the project's), and the project's limits in the project's mode.
  */
 export function moneyLimitsFor(
-  budgets: EffectiveConfig["budgets"],
+  budgets: MoneyBudgetSettings,
   protocol: BudgetSpec | null | undefined,
   step: BudgetSpec | null | undefined,
 ): MoneyLimits {

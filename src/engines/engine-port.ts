@@ -3,6 +3,8 @@
  * The runner only ever talks to engines through it, so nothing outside src/engines/ knows engine ids.
  */
 
+import type { TokenUsage } from "../shared/token-usage.js";
+
 /** Bumped when the shape of this interface changes, so adapters can be checked for compatibility. */
 export const ENGINE_SPECIFICATION_VERSION = "v1" as const;
 
@@ -35,21 +37,8 @@ export interface EngineCapabilities {
   emptyOutputAllowed?: boolean;
 }
 
-/**
- * Token usage normalised across engines. `input` counts every prompt token including cached ones;
- * `cachedInput` is the part read from the prompt cache, `cacheWrite` the part written to it. `output`
- * counts every output token; `reasoning` is the thinking part of it, for engines that report it apart.
- */
-export interface TokenUsage {
-  input: number;
-  cachedInput: number;
-  /** Prompt tokens written to the provider's prompt cache (billed at a premium by Anthropic); unset: none reported. */
-  cacheWrite?: number | undefined;
-  output: number;
-  reasoning: number;
-  /** True when the figure is a tokenizer estimate rather than what the engine reported. */
-  estimated: boolean;
-}
+// what engines report and the store records: its own module, below both
+export type { TokenUsage };
 
 /**
  * Per-engine settings from the project config (`engines.<id>` in tasksgodzilla.config.*): where the

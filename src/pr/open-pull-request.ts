@@ -5,7 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { findBinary } from "../engines/process/run-process.js";
+import { findBinary } from "../engines/processes.js";
 import { InvalidInputError, TasksGodzillaError } from "../shared/errors.js";
 import type { PrTarget } from "./pr-target.js";
 

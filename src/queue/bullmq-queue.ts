@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Job, type JobType, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { isConnectionFault } from "../shared/connection-faults.js";
 import { errorMessage } from "../shared/errors.js";
 import type { Json } from "../store/types.js";
 import {
@@ -152,19 +153,21 @@ export class BullmqQueue implements JobQueue {
         c.once("ready", done).once("error", done);
       });
     }
-    const unavailable = (why: string, cause?: unknown) =>
-      new QueueUnavailableError(
-        `the job queue's Redis at ${redisPlace(this.opts.url)} is not reachable (${why}); try again when it is back`,
-        cause === undefined ? undefined : { cause },
-      );
-    if (c.status !== "ready") throw unavailable(c.status);
+    if (c.status !== "ready") throw this.unavailable(c.status);
     try {
       return await call();
     } catch (err) {
-      if (c.status !== "ready" || /timed out|writeable|Connection is closed/i.test(errorMessage(err)))
-        throw unavailable(errorMessage(err), err);
+      if (c.status !== "ready" || isConnectionFault(err)) throw this.unavailable(errorMessage(err), err);
       throw err;
     }
+  }
+
+  /** Redis away, named (never with a password). */
+  private unavailable(why: string, cause?: unknown): QueueUnavailableError {
+    return new QueueUnavailableError(
+      `the job queue's Redis at ${redisPlace(this.opts.url)} is not reachable (${why}); try again when it is back`,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   private get prefix() {
@@ -337,12 +340,13 @@ export class BullmqQueue implements JobQueue {
     return job;
   }
 
-  /** Runs a lock-checked BullMQ call: a lost lock is LeaseLostError, connection trouble passes through. */
+  /** Runs a lock-checked BullMQ call: a lost lock is LeaseLostError, Redis away QueueUnavailableError. */
   private async owned<T>(jobId: string, token: string, call: (job: Job) => Promise<T>): Promise<T> {
     const job = this.held(jobId, token);
     try {
       return await call(job);
     } catch (err) {
+      if (isConnectionFault(err)) throw this.unavailable(errorMessage(err), err);
       if (!isLeaseError(err)) throw err;
       this.claimed.delete(`${jobId}#${token}`);
       throw new LeaseLostError(jobId);

@@ -1,5 +1,5 @@
 /** Queue failures callers decide on by class. */
-import { HandoffError, TasksGodzillaError } from "../shared/errors.js";
+import { HandoffError, InfrastructureError } from "../shared/errors.js";
 
 /** The lease token is no longer the job's: it expired and another worker took it, or it was cancelled. */
 export class LeaseLostError extends HandoffError {
@@ -18,7 +18,7 @@ export class WorkerStoppingError extends HandoffError {
 }
 
 /** The queue's backend (Redis) does not answer: the call failed fast, and may succeed later. */
-export class QueueUnavailableError extends TasksGodzillaError {
+export class QueueUnavailableError extends InfrastructureError {
   readonly code = "queue_unavailable";
-  override readonly retryable = true;
+  readonly backend = "queue";
 }

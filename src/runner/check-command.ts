@@ -1,6 +1,6 @@
 /** A QA check command: bash in the worktree, pass on exit 0. Never throws; the reason goes in the output. */
 
-import { runProcess } from "../engines/process/run-process.js";
+import { runProcess } from "../engines/processes.js";
 import { errorMessage } from "../shared/errors.js";
 
 export interface CheckCommandResult {

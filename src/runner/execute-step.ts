@@ -4,7 +4,6 @@
  * agent's directive, then hand over to QA. Every state change is written with its event.
  */
 
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type {
   Engine,
@@ -13,21 +12,19 @@ import type {
   PreflightResult,
   TokenUsage,
 } from "../engines/engine-port.js";
-import { identify } from "../engines/process/process-identity.js";
+import { identify } from "../engines/processes.js";
 import { snapshotTree } from "../git/worktree-changes.js";
-import { fileSafeName } from "../shared/file-names.js";
-import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import { UnsafePathError, writeFileInside } from "../shared/safe-write.js";
 import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
 import { retryDelayMs } from "./ask-for-json.js";
 import { charge, checkBudget } from "./budget-guard.js";
 import { callEngine } from "./call-engine.js";
+import { type CallSetup, callSetup } from "./call-setup.js";
 import { DirectiveError, type ReadDirective, readDirective, resetDirective } from "./directives.js";
 import { modelFor } from "./models.js";
 import { qaPhase } from "./qa-phase.js";
 import { type ResolvedStep, resolveStep, StepResolutionError } from "./resolve-step.js";
-import type { RunContext } from "./run-context.js";
 import {
   engineSettings,
   eventBase,
@@ -40,14 +37,6 @@ import { checkpointExecFailure, checkpointsEnabled, stepBaseCommit } from "./ste
 import { blockRun, failStep, interruptStep } from "./step-outcomes.js";
 import { estimatedUsage, estimateTokens } from "./token-estimate.js";
 import { engineIdFor } from "./validate-run.js";
-
-/** How a call to a step's engine is made: shared by the exec call and the QA agent. */
-export interface CallSetup {
-  timeoutMs: number;
-  env: Record<string, string>;
-  /** Transcript file of a call: phase, attempt number within the phase. */
-  transcript: (phase: string, n: number) => string;
-}
 
 function sessionOf(state: Json, engineId: string): string | undefined {
   // a session belongs to the engine that made it: another engine (or a changed spec) starts afresh
@@ -143,25 +132,6 @@ export function resolveFor(scope: RunScope, step: StepRun, engine: Engine): Reso
     placeholders: scope.ctx.spec.placeholders,
     projectName: scope.ctx.project.name,
   });
-}
-
-export function callSetup(ctx: RunContext, step: StepRun, attempt: number): CallSetup {
-  const spec = ctx.steps.get(step.stepName)!.spec;
-  return {
-    // 0 means "not set", as in the original's specs
-    timeoutMs: (spec.timeout_seconds || spec.exec_timeout_seconds || ctx.config.timeoutSeconds) * 1000,
-    env: {
-      TASKSGODZILLA_RUN_ID: String(ctx.run.id),
-      TASKSGODZILLA_STEP_ID: step.stepName,
-      TASKSGODZILLA_PROTOCOL_DIR: ctx.roots.protocolRoot,
-    },
-    transcript: (phase, n) =>
-      join(
-        ctx.roots.protocolRoot,
-        TRANSCRIPTS_DIR,
-        `${fileSafeName(step.stepName)}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
-      ),
-  };
 }
 
 interface ExecResult {

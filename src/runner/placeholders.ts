@@ -7,7 +7,7 @@ import { userInfo } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { isInside } from "../shared/paths.js";
 import { FilePlaceholder } from "../spec/schema.js";
-import { StepResolutionError } from "./resolve-step.js";
+import { StepResolutionError } from "./step-resolution-error.js";
 
 export interface PlaceholderRoots {
   workspace: string;

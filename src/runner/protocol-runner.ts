@@ -8,13 +8,14 @@
 import { readFileSync } from "node:fs";
 import { assertKnownEngineSettings, UnknownEngineSettingsError } from "../config/engine-settings.js";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
-import { killOrphan, type ProcessIdentity } from "../engines/process/process-identity.js";
+import { killOrphan, type ProcessIdentity } from "../engines/processes.js";
 import { requireWorktree, WorktreeGoneError } from "../git/run-worktree.js";
-import { errorMessage, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
+import { errorMessage, infrastructureFailure, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
 import { canMoveProtocol, canMoveStep, DONE_STEP_STATUSES } from "../store/status.js";
 import type { ProtocolRun, StepRun, StepState } from "../store/types.js";
-import { callSetup, executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
+import { callSetup } from "./call-setup.js";
+import { executeStep, failOnSpec, failUnavailable, resolveFor } from "./execute-step.js";
 import { qaPhase } from "./qa-phase.js";
 import { StepResolutionError } from "./resolve-step.js";
 import { loadRunContext, type RunContext, type RunnerDeps } from "./run-context.js";
@@ -71,24 +72,27 @@ export class ProtocolRunner {
     if (RESUMABLE.includes(stored.status) && !resume) return stored;
 
     const hold = await holdRun(store, runId, opts.signal);
+    // from here on the run's work waits out database outages, and writes only while it holds the run
+    const held = hold.store;
+    const deps = { ...this.deps, store: held };
     try {
       // another runner may have moved the run on while this one waited for it
-      const now = await store.getProtocolRun(runId);
+      const now = await held.getProtocolRun(runId);
       if (now.status === "completed" || now.status === "cancelled") return now;
       if (RESUMABLE.includes(now.status) && !resume) return now;
       // first: a run never planned says how to plan it, whether or not its worktree is left
-      const ctx = await loadRunContext(this.deps, runId);
+      const ctx = await loadRunContext(deps, runId);
       try {
         requireWorktree(now);
       } catch (err) {
         if (!(err instanceof WorktreeGoneError)) throw err;
         // said once, on the run: nothing can run in a folder that is gone
         if (!canMoveProtocol(now.status, "blocked")) throw err;
-        return blockRun(store, runId, err.message, { reason: "worktree_gone", worktree: now.worktreePath });
+        return blockRun(held, runId, err.message, { reason: "worktree_gone", worktree: now.worktreePath });
       }
       const scope: RunScope = {
-        deps: this.deps,
-        store,
+        deps,
+        store: held,
         ctx,
         signal: hold.signal,
         runStep: (id, frame) => this.guarded(scope, id, () => executeStep(scope, id, frame)),
@@ -97,9 +101,9 @@ export class ProtocolRunner {
       // QA alone keeps its step as it is: its outputs are what gets checked
       const keep = opts.only?.qaOnly ? opts.only.stepRunId : undefined;
       if ((await this.start(scope, stored.leaseOwner, { retryFailed: resume, keep })) === "stop")
-        return store.getProtocolRun(runId);
+        return held.getProtocolRun(runId);
       if ((await this.checkBeforeRunning(scope, opts.only?.stepRunId)) === "stop")
-        return store.getProtocolRun(runId);
+        return held.getProtocolRun(runId);
       return opts.only ? await this.runOne(scope, opts.only) : await this.runAll(scope);
     } finally {
       await hold.release();
@@ -345,7 +349,8 @@ export class ProtocolRunner {
   /**
    * The runner's own failures (a file system error, a git call that failed, a bug) are the step's
    * outcome too: it fails with the error and the run blocks, instead of a run left `running` with no
-   * word of why. Only when even that cannot be written (the database is gone) does the error go up.
+   * word of why. An outage of the database goes up instead, as does an error when even the failure
+   * cannot be written.
    */
   private async guarded(
     scope: RunScope,
@@ -356,6 +361,9 @@ export class ProtocolRunner {
       return await fn();
     } catch (err) {
       if (leaseLost(scope.signal) || handedOff(scope.signal)) return "stop";
+      // the database away for longer than the store waits is not the step's failure: it goes up,
+      // and the job is tried again once the database is back
+      if (infrastructureFailure(err)) throw err;
       try {
         await scope.store.transaction(async (tx) => {
           const step = await tx.getStepRun(stepRunId);

@@ -7,8 +7,8 @@
 import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
 import { charge, checkBudget } from "./budget-guard.js";
+import type { CallSetup } from "./call-setup.js";
 import type { ReadDirective } from "./directives.js";
-import type { CallSetup } from "./execute-step.js";
 import { modelFor } from "./models.js";
 import { type QaOutcome, runQa } from "./qa-check.js";
 import type { ResolvedStep } from "./resolve-step.js";

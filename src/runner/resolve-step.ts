@@ -5,12 +5,15 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { TasksGodzillaError } from "../shared/errors.js";
 import { fileSafeName } from "../shared/file-names.js";
 import { isInside } from "../shared/paths.js";
 import { FROZEN_SPEC_FILE, TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import type { StepSpec } from "../spec/schema.js";
 import { builtinValues, placeholderValues, usedNames } from "./placeholders.js";
+import { StepResolutionError } from "./step-resolution-error.js";
+
+// kept importable from here, where it is raised
+export { StepResolutionError };
 
 export interface ResolveRoots {
   /** The step's working tree. */
@@ -38,17 +41,6 @@ export interface ResolvedStep {
   inputs: Record<string, unknown>;
   /** The QA agent's inputs (`qa.inputs`), rendered the same way. */
   qaInputs: Record<string, unknown>;
-}
-
-/** A resolution failure with the JSON pointer of the offending spec field. */
-export class StepResolutionError extends TasksGodzillaError {
-  readonly code = "spec_validation_error";
-  constructor(
-    readonly pointer: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export function contentVersion(templateId: string, content: string | Buffer): string {

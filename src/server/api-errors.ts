@@ -2,13 +2,19 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ZodError } from "zod";
 import { CodeMachineImportError } from "../codemachine/import-errors.js";
-import { QueueUnavailableError } from "../queue/queue-errors.js";
-import { InvalidInputError, NotFoundError, TasksGodzillaError } from "../shared/errors.js";
+import {
+  InfrastructureError,
+  InvalidInputError,
+  infrastructureFailure,
+  NotFoundError,
+  TasksGodzillaError,
+} from "../shared/errors.js";
 import { DuplicateNameError, IllegalTransitionError, StatusConflictError } from "../store/store-errors.js";
 
 /** The reply of a route whose work goes through the job queue, when its Redis is away. */
 export const QUEUE_UNAVAILABLE = {
-  description: "The job queue (Redis) is not reachable: the call fails fast (`queue_unavailable`)",
+  description:
+    "The job queue (Redis) is not reachable: the call fails fast (`queue_unavailable`); or the database is not (`database_unavailable`)",
 };
 
 /** The request is valid but the state of the run, step or project does not allow it. */
@@ -42,7 +48,7 @@ function statusOf(err: unknown): number {
   if (err instanceof ForbiddenError) return 403;
   if (err instanceof NotFoundError) return 404;
   if (err instanceof UnsupportedMediaTypeError) return 415;
-  if (err instanceof QueueUnavailableError) return 503;
+  if (err instanceof InfrastructureError) return 503;
   if (
     err instanceof ConflictError ||
     err instanceof IllegalTransitionError ||
@@ -55,7 +61,9 @@ function statusOf(err: unknown): number {
   return 500;
 }
 
-export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+export function errorHandler(thrown: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  // a backend that is away answers 503 however deep the route wrapped its error
+  const err = infrastructureFailure(thrown) ?? thrown;
   const status = statusOf(err);
   if (err instanceof ZodError) {
     void reply.status(400).send({

@@ -48,7 +48,7 @@ export async function requireProjectAccess(
 /** The guarded projects whose token the request does not carry: what lists across projects leave out. */
 export async function projectsHiddenFrom(secrets: ProjectSecrets, req: FastifyRequest): Promise<number[]> {
   const given = projectTokenOf(req);
-  return [...(await secrets.projectTokens())]
+  return [...(await secrets.byName(PROJECT_TOKEN_SECRET))]
     .filter(([, token]) => guards(token) && (given === undefined || !safeEqual(given, token)))
     .map(([id]) => id);
 }

@@ -9,7 +9,6 @@ import { errorHandler, UnauthorizedError, UnsupportedMediaTypeError } from "./ap
 import { ErrorOut } from "./api-shapes.js";
 import { bearerMatches } from "./auth.js";
 import { Metrics } from "./metrics.js";
-import { ProjectSecrets } from "./project-secrets.js";
 import { actionRoutes } from "./routes/action-routes.js";
 import { consoleRoutes } from "./routes/console-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
@@ -76,7 +75,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx: ServerContext = {
     ...opts,
     metrics: opts.metrics ?? new Metrics(),
-    secrets: new ProjectSecrets(opts.store),
+    secrets: opts.store.secrets,
     ci: { autoQa: opts.ci?.autoQa ?? false, blockOnFailure: opts.ci?.blockOnFailure ?? true },
     routes: [],
   };

@@ -6,9 +6,8 @@
  * here — step and QA duration histograms and QA verdicts. The original TasksGodzilla's metric names
  * are exposed too, so existing dashboards keep working.
  */
-import { type RawBuilder, sql } from "kysely";
 import type { JobQueue } from "../queue/job-queue.js";
-import type { KyselyStore } from "../store/kysely-store.js";
+import type { Store } from "../store/types.js";
 import type { JobOutcome } from "../worker/job-worker.js";
 
 type Labels = Record<string, string | number>;
@@ -126,40 +125,23 @@ export class Metrics {
    * Adds the ledger's step and QA durations and QA verdicts written since the last read (events
    * are numbered in commit order, so a cursor misses none). One read at a time.
    */
-  private readLedger(store: KyselyStore): Promise<void> {
-    const field = (path: string): RawBuilder<unknown> =>
-      store.dialect === "postgres"
-        ? sql`(metadata::json->>${sql.lit(path)})`
-        : sql`json_extract(metadata, ${sql.lit(`$.${path}`)})`;
+  private readLedger(store: Store): Promise<void> {
     const read = async () => {
       for (;;) {
-        const rows = await store.kysely
-          .selectFrom("events")
-          .select([
-            "id",
-            "event_type",
-            sql<string | number | null>`${field("duration_ms")}`.as("duration_ms"),
-            sql<string | null>`${field("verdict")}`.as("verdict"),
-          ])
-          .where("id", ">", this.ledger.cursor)
-          .where("event_type", "in", ["step_completed", "qa_verdict"])
-          .orderBy("id")
-          .limit(LEDGER_BATCH)
-          .execute();
-        for (const r of rows) {
-          this.ledger.cursor = Number(r.id);
-          const ms = r.duration_ms === null ? Number.NaN : Number(r.duration_ms);
-          if (Number.isFinite(ms)) {
-            const cur = this.ledger.durations.get(r.event_type) ?? emptySeries({}, DURATION_BUCKETS);
-            addTo(cur, DURATION_BUCKETS, ms / 1000);
-            this.ledger.durations.set(r.event_type, cur);
+        const figures = await store.stats.ledgerFigures(this.ledger.cursor, LEDGER_BATCH);
+        for (const f of figures) {
+          this.ledger.cursor = f.id;
+          if (f.durationMs !== null) {
+            const cur = this.ledger.durations.get(f.eventType) ?? emptySeries({}, DURATION_BUCKETS);
+            addTo(cur, DURATION_BUCKETS, f.durationMs / 1000);
+            this.ledger.durations.set(f.eventType, cur);
           }
-          if (r.event_type === "qa_verdict") {
-            const verdict = String(r.verdict ?? "unknown");
+          if (f.eventType === "qa_verdict") {
+            const verdict = f.verdict ?? "unknown";
             this.ledger.verdicts.set(verdict, (this.ledger.verdicts.get(verdict) ?? 0) + 1);
           }
         }
-        if (rows.length < LEDGER_BATCH) return;
+        if (figures.length < LEDGER_BATCH) return;
       }
     };
     this.reading = this.reading.then(read, read);
@@ -172,7 +154,7 @@ export class Metrics {
     this.inc("webhooks_total", { provider, status });
   }
 
-  async render(store: KyselyStore, queue: JobQueue): Promise<string> {
+  async render(store: Store, queue: JobQueue): Promise<string> {
     const lines: string[] = [];
     const family = (name: string, type: string, help: string, rows: Series[]) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -190,44 +172,33 @@ export class Metrics {
         );
       }
     };
-    const db = store.kysely;
-
-    for (const [table, name, help] of [
-      ["protocol_runs", "tasksgodzilla_protocol_runs", "Protocol runs by status."],
-      ["step_runs", "tasksgodzilla_step_runs", "Step runs by status."],
+    for (const [counts, name, help] of [
+      [await store.stats.runsByStatus(), "tasksgodzilla_protocol_runs", "Protocol runs by status."],
+      [await store.stats.stepsByStatus(), "tasksgodzilla_step_runs", "Step runs by status."],
     ] as const) {
-      const rows = await db
-        .selectFrom(table)
-        .select((eb) => ["status", eb.fn.countAll<string>().as("n")])
-        .groupBy("status")
-        .execute();
       family(
         name,
         "gauge",
         help,
-        rows.map((r) => ({ labels: { status: r.status }, value: Number(r.n) })),
+        [...counts].map(([status, value]) => ({ labels: { status }, value })),
       );
     }
 
-    const tokens = await db
-      .selectFrom("token_usage")
-      .select(["engine_id", "model", "phase", sql<string>`SUM(input_tokens + output_tokens)`.as("n")])
-      .groupBy(["engine_id", "model", "phase"])
-      .execute();
+    const tokens = await store.stats.tokensCharged();
     family(
       "tasksgodzilla_tokens_total",
       "counter",
       "Tokens charged (input + output) by engine, model and phase.",
       tokens.map((r) => ({
-        labels: { engine: r.engine_id, model: r.model ?? "", phase: r.phase },
-        value: Number(r.n),
+        labels: { engine: r.engineId, model: r.model ?? "", phase: r.phase },
+        value: r.tokens,
       })),
     );
     const byPhaseModel = new Map<string, Series>();
     for (const r of tokens) {
       const labels = { phase: r.phase, model: r.model ?? "" };
       const cur = byPhaseModel.get(labelText(labels)) ?? { labels, value: 0 };
-      cur.value += Number(r.n);
+      cur.value += r.tokens;
       byPhaseModel.set(labelText(labels), cur);
     }
     family(

@@ -1,15 +1,14 @@
 /** The committed OpenAPI file (docs/openapi.json): the document of a server built with no listener. */
 import { loadConfig } from "../config/load-config.js";
 import { StoreQueue } from "../queue/store-queue.js";
-import type { KyselyStore } from "../store/kysely-store.js";
 import { openStore } from "../store/open-store.js";
 import { buildServer } from "./build-server.js";
 
 export async function openApiText(): Promise<string> {
-  const store = (await openStore({ sqlitePath: ":memory:" })) as KyselyStore;
+  const store = await openStore({ sqlitePath: ":memory:" });
   const app = buildServer({
     store,
-    queue: new StoreQueue(store.kysely, store.dialect),
+    queue: new StoreQueue(store),
     configFor: (d) => loadConfig(d, {}),
   });
   try {

@@ -146,6 +146,12 @@ function responses(doc: RouteDoc, schemas: SchemaCollector): Record<string, Json
     ...(doc.params ? { 404: "Not found (names what)" } : {}),
     ...(doc.body ? { 413: "Body too large", 415: "Unsupported media type" } : {}),
     500: "Internal error (no details; see the server log)",
+    // every route behind auth reads the store
+    ...(doc.auth !== "none"
+      ? {
+          503: "A backend does not answer: the database (`database_unavailable`) or, for work that is queued, the job queue's Redis (`queue_unavailable`); `detail` names which and where",
+        }
+      : {}),
   };
   const out: Record<string, JsonSchema> = {};
   for (const [status, r] of Object.entries(doc.responses)) {

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { EffectiveConfig } from "../config/load-config.js";
 import type { JobQueue } from "../queue/job-queue.js";
-import type { KyselyStore } from "../store/kysely-store.js";
+import type { Store } from "../store/types.js";
 import type { Metrics } from "./metrics.js";
 import type { ProjectSecrets } from "./project-secrets.js";
 
@@ -18,7 +18,7 @@ export interface CiSettings {
 }
 
 export interface ServerContext {
-  store: KyselyStore;
+  store: Store;
   queue: JobQueue;
   metrics: Metrics;
   secrets: ProjectSecrets;

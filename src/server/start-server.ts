@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { InvalidInputError } from "../shared/errors.js";
-import type { KyselyStore } from "../store/kysely-store.js";
+import type { Store } from "../store/types.js";
 import { type HandlerOptions, jobHandlers } from "../worker/job-handlers.js";
 import { JobWorker } from "../worker/job-worker.js";
 import { buildServer, SECRET_HEADERS } from "./build-server.js";
@@ -19,7 +19,7 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 export interface StartServerOptions {
   host: string;
   port: number;
-  store: KyselyStore;
+  store: Store;
   queue: JobQueue;
   deps: RunnerDeps;
   env: NodeJS.ProcessEnv;
@@ -77,7 +77,7 @@ export async function startServer(
   const worker = opts.worker
     ? new JobWorker({
         queue: opts.queue,
-        handlers: jobHandlers(opts.deps, opts.handlerOptions),
+        handlers: jobHandlers(opts.deps, { ...opts.handlerOptions, logger: app.log }),
         workerId: `${hostname()}:${process.pid}:server`,
         logger: app.log,
         onFinished: (job, outcome, seconds) => metrics.job(job.kind, outcome, seconds),

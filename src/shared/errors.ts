@@ -45,6 +45,26 @@ export abstract class HandoffError extends TasksGodzillaError {
   override readonly retryable = true;
 }
 
+/**
+ * A backend the work depends on (the database, the queue's Redis) cannot be reached or is too busy
+ * to answer: nothing is wrong with the work itself, and the same call succeeds once it is back. The
+ * store and the queue adapters turn their drivers' connection failures into these (the one place
+ * that decides what counts as infrastructure); the API answers 503, the worker retries the job
+ * without using up an attempt, and the runner's and worker's leases ride it out.
+ */
+export abstract class InfrastructureError extends TasksGodzillaError {
+  override readonly retryable = true;
+  /** What is away, for messages and for /health: "database", "queue". */
+  abstract readonly backend: string;
+}
+
+/** The infrastructure failure in `err` or its causes, if any. */
+export function infrastructureFailure(err: unknown): InfrastructureError | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++)
+    if (e instanceof InfrastructureError) return e;
+  return undefined;
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -102,6 +102,13 @@ export interface ConcurrencySlotsTable {
   expires_at: string;
 }
 
+export interface ProjectSecretsTable {
+  project_id: number;
+  name: string;
+  /** The value as JSON. */
+  value: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   protocol_runs: ProtocolRunsTable;
@@ -110,4 +117,5 @@ export interface Database {
   token_usage: TokenUsageTable;
   jobs: JobsTable;
   concurrency_slots: ConcurrencySlotsTable;
+  project_secrets: ProjectSecretsTable;
 }

@@ -3,11 +3,22 @@
  * are written in one transaction; a conditional UPDATE makes concurrent movers lose with a typed error.
  */
 import { type ExpressionBuilder, type Kysely, sql } from "kysely";
+import type { Clock } from "../shared/clock.js";
 import { NotFoundError } from "../shared/errors.js";
 import type { Database } from "./db-schema.js";
+import { JobRows } from "./job-rows.js";
+import type { OutageWatch } from "./outage-watch.js";
 import { toEvent, toProject, toProtocolRun, toStepRun } from "./row-mappers.js";
+import { SecretRows } from "./secret-rows.js";
+import { SlotRows } from "./slot-rows.js";
+import { StatsQueries } from "./stats-queries.js";
 import { canMoveProtocol, canMoveStep, type ProtocolStatus, type StepStatus } from "./status.js";
-import { DuplicateNameError, IllegalTransitionError, StatusConflictError } from "./store-errors.js";
+import {
+  DuplicateNameError,
+  IllegalTransitionError,
+  isUniqueViolation,
+  StatusConflictError,
+} from "./store-errors.js";
 import type {
   Event,
   EventInput,
@@ -28,7 +39,6 @@ import type {
   UsageTotals,
 } from "./types.js";
 
-const now = () => new Date().toISOString();
 const json = (value: unknown) => JSON.stringify(value ?? {});
 
 /** Project id and spec hash per run: every event needs both, and neither changes often. */
@@ -36,27 +46,41 @@ type RunKeys = Map<number, { projectId: number; specHash: string | null }>;
 
 type Dialect = Store["dialect"];
 
-/** A unique-index violation, as each driver reports it. */
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE";
+/** What every handle on one database shares, in a transaction or not. */
+export interface StoreContext {
+  dialect: Dialect;
+  clock: Clock;
+  outages: OutageWatch;
+  runKeys: RunKeys;
 }
 
 /** The store's operations, in a transaction or not. */
 export class KyselyOps implements StoreOps {
+  readonly secrets: SecretRows;
+
   constructor(
     protected readonly db: Kysely<Database>,
-    protected readonly runKeys: RunKeys,
-    readonly dialect: Dialect,
+    protected readonly context: StoreContext,
     private readonly inTransaction = false,
-  ) {}
+  ) {
+    this.secrets = new SecretRows(db);
+  }
 
-  /**
-   * The query builder (inside a transaction, the transaction's), for components that keep their own
-   * tables in the same database: the job queue, project secrets.
-   */
-  get kysely(): Kysely<Database> {
-    return this.db;
+  get dialect(): Dialect {
+    return this.context.dialect;
+  }
+
+  private get runKeys(): RunKeys {
+    return this.context.runKeys;
+  }
+
+  private now(): string {
+    return new Date(this.context.clock.now()).toISOString();
+  }
+
+  /** The ISO time `ms` from now. */
+  private after(ms: number): string {
+    return new Date(this.context.clock.now() + ms).toISOString();
   }
 
   /**
@@ -71,7 +95,7 @@ export class KyselyOps implements StoreOps {
       return this.db.connection().execute(async (conn) => {
         await sql`BEGIN IMMEDIATE`.execute(conn);
         try {
-          const result = await fn(new KyselyOps(conn, this.runKeys, this.dialect, true));
+          const result = await fn(new KyselyOps(conn, this.context, true));
           await sql`COMMIT`.execute(conn);
           return result;
         } catch (err) {
@@ -84,12 +108,12 @@ export class KyselyOps implements StoreOps {
       await sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':tasksgodzilla-writes'))`.execute(
         trx,
       );
-      return fn(new KyselyOps(trx, this.runKeys, this.dialect, true));
+      return fn(new KyselyOps(trx, this.context, true));
     });
   }
 
   async createProject(input: NewProject): Promise<Project> {
-    const t = now();
+    const t = this.now();
     const row = await this.db
       .insertInto("projects")
       .values({
@@ -128,7 +152,7 @@ export class KyselyOps implements StoreOps {
   }
 
   async createProtocolRun(input: NewProtocolRun): Promise<ProtocolRun> {
-    const t = now();
+    const t = this.now();
     const row = await this.db
       .insertInto("protocol_runs")
       .values({
@@ -153,16 +177,15 @@ export class KyselyOps implements StoreOps {
   }
 
   async acquireRunLease(id: number, owner: string, ttlMs: number): Promise<ProtocolRun> {
-    const t = new Date();
     const row = await this.db
       .updateTable("protocol_runs")
-      .set({ lease_owner: owner, lease_expires_at: new Date(t.getTime() + ttlMs).toISOString() })
+      .set({ lease_owner: owner, lease_expires_at: this.after(ttlMs) })
       .where("id", "=", id)
       .where((eb) =>
         eb.or([
           eb("lease_owner", "is", null),
           eb("lease_owner", "=", owner),
-          eb("lease_expires_at", "<", t.toISOString()),
+          eb("lease_expires_at", "<", this.context.outages.lapsedBefore()),
         ]),
       )
       .returningAll()
@@ -173,7 +196,7 @@ export class KyselyOps implements StoreOps {
   async renewRunLease(id: number, owner: string, ttlMs: number): Promise<boolean> {
     const r = await this.db
       .updateTable("protocol_runs")
-      .set({ lease_expires_at: new Date(Date.now() + ttlMs).toISOString() })
+      .set({ lease_expires_at: this.after(ttlMs) })
       .where("id", "=", id)
       .where("lease_owner", "=", owner)
       .executeTakeFirst();
@@ -195,7 +218,12 @@ export class KyselyOps implements StoreOps {
       .selectFrom("protocol_runs")
       .selectAll()
       .where("status", "in", statuses)
-      .where((eb) => eb.or([eb("lease_owner", "is", null), eb("lease_expires_at", "<", now())]))
+      .where((eb) =>
+        eb.or([
+          eb("lease_owner", "is", null),
+          eb("lease_expires_at", "<", this.context.outages.lapsedBefore()),
+        ]),
+      )
       .orderBy("id")
       .execute();
     return rows.map(toProtocolRun);
@@ -234,7 +262,7 @@ export class KyselyOps implements StoreOps {
         ...(patch.templateSource !== undefined && {
           template_source: patch.templateSource === null ? null : json(patch.templateSource),
         }),
-        updated_at: now(),
+        updated_at: this.now(),
       })
       .where("id", "=", id)
       .returningAll()
@@ -258,7 +286,7 @@ export class KyselyOps implements StoreOps {
       if (!canMoveProtocol(from, to)) throw new IllegalTransitionError("protocol", id, from, to);
       const row = await ops.db
         .updateTable("protocol_runs")
-        .set({ status: to, updated_at: now() })
+        .set({ status: to, updated_at: this.now() })
         .where("id", "=", id)
         .where("status", "=", from)
         .returningAll()
@@ -271,7 +299,7 @@ export class KyselyOps implements StoreOps {
 
   async createStepRuns(protocolRunId: number, steps: NewStepRun[]): Promise<StepRun[]> {
     if (steps.length === 0) return [];
-    const t = now();
+    const t = this.now();
     const rows = await this.db
       .insertInto("step_runs")
       .values(
@@ -338,7 +366,7 @@ export class KyselyOps implements StoreOps {
   async updateStepRun(id: number, patch: StepRunPatch): Promise<StepRun> {
     const row = await this.db
       .updateTable("step_runs")
-      .set(stepPatch(patch))
+      .set(stepPatch(patch, this.now()))
       .where("id", "=", id)
       .returningAll()
       .executeTakeFirst();
@@ -360,7 +388,7 @@ export class KyselyOps implements StoreOps {
       if (!canMoveStep(from, to)) throw new IllegalTransitionError("step", id, from, to);
       const row = await ops.db
         .updateTable("step_runs")
-        .set({ ...stepPatch(opts.patch ?? {}), status: to })
+        .set({ ...stepPatch(opts.patch ?? {}, this.now()), status: to })
         .where("id", "=", id)
         .where("status", "=", from)
         .returningAll()
@@ -404,7 +432,7 @@ export class KyselyOps implements StoreOps {
         message: input.message,
         metadata: json(input.metadata),
         spec_hash: input.specHash === undefined ? keys.specHash : input.specHash,
-        created_at: now(),
+        created_at: this.now(),
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -444,7 +472,7 @@ export class KyselyOps implements StoreOps {
         output_tokens: input.usage.output,
         reasoning_tokens: input.usage.reasoning,
         estimated: input.usage.estimated ? 1 : 0,
-        created_at: now(),
+        created_at: this.now(),
       })
       .execute();
   }
@@ -499,23 +527,34 @@ function usageTotals(r: UsageRow): UsageTotals {
   };
 }
 
-function stepPatch(patch: StepRunPatch) {
+function stepPatch(patch: StepRunPatch, now: string) {
   return {
     ...(patch.retries !== undefined && { retries: patch.retries }),
     ...(patch.model !== undefined && { model: patch.model }),
     ...(patch.engineId !== undefined && { engine_id: patch.engineId }),
     ...(patch.runtimeState !== undefined && { runtime_state: json(patch.runtimeState) }),
     ...(patch.summary !== undefined && { summary: patch.summary }),
-    updated_at: now(),
+    updated_at: now,
   };
 }
 
 export class KyselyStore extends KyselyOps implements Store {
-  constructor(db: Kysely<Database>, dialect: Dialect) {
-    super(db, new Map(), dialect);
+  readonly stats: StatsQueries;
+  readonly slots: SlotRows;
+  readonly jobs: JobRows;
+
+  constructor(db: Kysely<Database>, context: Omit<StoreContext, "runKeys">) {
+    super(db, { ...context, runKeys: new Map() });
+    this.stats = new StatsQueries(db, context.dialect);
+    this.slots = new SlotRows(db, context.clock, context.outages);
+    this.jobs = new JobRows(db, context.dialect, context.clock, context.outages);
   }
 
-  /** Runs `fn` in one transaction; its `kysely` writes the tables kept beside the store's in it too. */
+  get clock(): Clock {
+    return this.context.clock;
+  }
+
+  /** Runs `fn` in one transaction: everything it writes through `tx` commits or rolls back together. */
   transaction<T>(fn: (tx: KyselyOps) => Promise<T>): Promise<T> {
     return this.atomically(fn);
   }

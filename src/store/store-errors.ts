@@ -1,5 +1,5 @@
 /** Typed errors of the store: callers tell an illegal move from a lost race by class, not by message. */
-import { TasksGodzillaError } from "../shared/errors.js";
+import { InfrastructureError, TasksGodzillaError } from "../shared/errors.js";
 
 /** The status machine does not allow this move (a bug or a stale request; never retried). */
 export class IllegalTransitionError extends TasksGodzillaError {
@@ -15,6 +15,23 @@ export class StatusConflictError extends TasksGodzillaError {
   override readonly retryable = true;
   constructor(kind: "protocol" | "step", id: number, expected: string, actual: string) {
     super(`${kind} run ${id} is ${actual}, expected ${expected}`);
+  }
+}
+
+/**
+ * The database does not answer (down, restarting, refusing connections) or stays locked past its
+ * busy timeout. Raised by the store for its driver's connection failures; the same call succeeds
+ * once the database is back.
+ */
+export class StoreUnavailableError extends InfrastructureError {
+  readonly code = "database_unavailable";
+  readonly backend = "database";
+  constructor(where: string, cause: unknown, busy = false) {
+    const why = (cause instanceof Error ? cause.message : String(cause)) || "connection failed";
+    super(
+      `the database at ${where} is ${busy ? "locked by another writer" : "not reachable"} (${why}); try again when it is back`,
+      { cause },
+    );
   }
 }
 
@@ -48,4 +65,10 @@ export class RunBusyError extends TasksGodzillaError {
   ) {
     super(`run ${runId} is being executed by ${owner}; try again in ${Math.ceil(retryAfterMs / 1000)} s`);
   }
+}
+
+/** A unique-index violation, as each driver reports it. */
+export function isUniqueViolation(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE";
 }

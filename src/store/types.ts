@@ -1,6 +1,8 @@
 /** Row shapes and the Store contract shared by the SQLite and Postgres implementations. */
-import type { TokenUsage } from "../engines/engine-port.js";
+import type { Clock } from "../shared/clock.js";
+import type { TokenUsage } from "../shared/token-usage.js";
 import type { EventType } from "./event-types.js";
+import type { JobsRepository, SecretsRepository, SlotsRepository, StatsRepository } from "./repositories.js";
 import type { ProtocolStatus, StepStatus } from "./status.js";
 
 export type Json = Record<string, unknown>;
@@ -184,6 +186,9 @@ export interface UsageTotals {
 
 /** Everything the services and the runner read and write. Every method is usable inside a transaction. */
 export interface StoreOps {
+  /** Per-project secrets (written with their project in one transaction). */
+  readonly secrets: SecretsRepository;
+
   createProject(input: NewProject): Promise<Project>;
   getProject(id: number): Promise<Project>;
   findProjectByPath(localPath: string): Promise<Project | undefined>;
@@ -240,8 +245,20 @@ export interface StoreOps {
   sumUsageByStep(protocolRunId: number): Promise<Map<number, UsageTotals>>;
 }
 
+/**
+ * The store port: the only way to the database. Every error it raises because the database is away
+ * is a StoreUnavailableError (an InfrastructureError).
+ */
 export interface Store extends StoreOps {
   readonly dialect: "sqlite" | "postgres";
+  /** The time every timestamp and lease of this store is measured by; what builds on it shares it. */
+  readonly clock: Clock;
+  /** The figures /metrics reads. */
+  readonly stats: StatsRepository;
+  /** Engine concurrency slots shared by every process on the database. */
+  readonly slots: SlotsRepository;
+  /** The embedded job queue's rows. */
+  readonly jobs: JobsRepository;
   /** Runs `fn` in one transaction; everything it writes commits or rolls back together. */
   transaction<T>(fn: (tx: StoreOps) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -4,8 +4,8 @@
  * cost, verdict).
  */
 import type { CostTotal } from "../cost/call-cost.js";
-import type { TokenUsage } from "../engines/engine-port.js";
-import type { SpanAttributes } from "./run-trace.js";
+import type { TokenUsage } from "../shared/token-usage.js";
+import type { SpanAttributes } from "./trace-model.js";
 
 /** `gen_ai.system` of the engines whose provider is fixed. */
 const ENGINE_SYSTEM: Record<string, string> = {

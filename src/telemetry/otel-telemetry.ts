@@ -21,6 +21,7 @@ import {
   RandomIdGenerator,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
+import type { TelemetrySettings } from "./telemetry-settings.js";
 import {
   type LogFields,
   type RunTrace,
@@ -29,8 +30,7 @@ import {
   type SpanAttributes,
   type Telemetry,
   type TraceSpan,
-} from "./run-trace.js";
-import type { TelemetrySettings } from "./telemetry-settings.js";
+} from "./trace-model.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }

@@ -44,7 +44,7 @@ export function blockRunOnDeadLetter(store: Store, logger?: WorkerLogger): DeadL
           const heldByLiveRunner =
             run.leaseOwner !== null &&
             run.leaseExpiresAt !== null &&
-            Date.parse(run.leaseExpiresAt) > Date.now();
+            Date.parse(run.leaseExpiresAt) > store.clock.now();
           if (!BLOCKABLE.has(run.status) || heldByLiveRunner) return false;
           await tx.transitionProtocol(
             runId,

@@ -6,10 +6,11 @@
  * waits until it holds a slot of every cap that applies and renews them while it runs, so a
  * crashed worker's slots free themselves when their lease lapses; a worker that loses one stops the call.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import type { ConcurrencySlots } from "../queue/store-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
-import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
+import { type Clock, systemClock } from "../shared/clock.js";
+import { errorMessage, HandoffError, InvalidInputError, infrastructureFailure } from "../shared/errors.js";
+import type { SlotsRepository } from "../store/repositories.js";
+import { OUTAGE_BUDGET_MS } from "../store/ride-outages.js";
 
 const PROVIDER = "provider:";
 
@@ -32,6 +33,8 @@ export function parseCaps(text: string | undefined): Record<string, number> {
 
 /** Short, so the slot of a worker that died frees itself soon; renewed every third of it while held. */
 const SLOT_LEASE_MS = 10_000;
+/** How often a call waiting for a slot looks again; also the retry of a renewal that failed. */
+const WAIT_MS = 250;
 
 /** The engine slot a call held lapsed or was taken: the call stops and its job goes back to the queue. */
 export class EngineSlotLostError extends HandoffError {
@@ -52,6 +55,10 @@ export interface GateOptions {
   onLost: (err: EngineSlotLostError) => void;
   providerOf?: ProviderOf;
   slotLeaseMs?: number;
+  /** Waits and renewals are timed by it; default the system clock. */
+  clock?: Clock;
+  /** How long the database may be away before a held slot counts as lost; default OUTAGE_BUDGET_MS. */
+  outageBudgetMs?: number;
 }
 
 interface Cap {
@@ -64,15 +71,18 @@ interface Cap {
 /**
  * The gate of one job: before an engine call, waits for a slot of each cap that applies (all at
  * once or none, so a call never sits on one slot while it waits for another), then renews them
- * while the call runs. When a slot cannot be kept (taken over after a lapse, or not renewable
- * before it expires), `onLost` aborts the job, so two calls never run under one slot.
+ * while the call runs. When a slot is taken over (it lapsed), `onLost` aborts the job, so two calls
+ * never run under one slot. The database away is waited out, while waiting and while renewing, for
+ * up to the outage budget: nobody takes a slot meanwhile (outage-watch.ts), so the call goes on.
  */
 export function engineGate(
-  slots: ConcurrencySlots,
+  slots: SlotsRepository,
   caps: Record<string, number>,
   opts: GateOptions,
 ): EngineGate {
   const slotLeaseMs = opts.slotLeaseMs ?? SLOT_LEASE_MS;
+  const clock = opts.clock ?? systemClock;
+  const budgetMs = opts.outageBudgetMs ?? OUTAGE_BUDGET_MS;
   const providerCaps = Object.keys(caps).some((k) => k.startsWith(PROVIDER));
   const capsOf = async (engineId: string): Promise<Cap[]> => {
     const out: Cap[] = [];
@@ -82,55 +92,80 @@ export function engineGate(
     if (provider && cap) out.push({ key: `${PROVIDER}${provider}`, cap, label: `provider ${provider}` });
     return out;
   };
+  /** Gives slots back; one it cannot (the database away) lapses by itself. */
+  const releaseAll = async (held: { cap: Cap; token: string }[]) => {
+    for (const h of held) await slots.release(h.cap.key, h.token).catch(() => undefined);
+  };
   const acquireAll = async (wanted: Cap[]) => {
     const held: { cap: Cap; token: string }[] = [];
-    for (const cap of wanted) {
-      const token = await slots.acquire(cap.key, cap.cap, opts.holder, slotLeaseMs);
-      if (!token) {
-        for (const h of held) await slots.release(h.cap.key, h.token);
-        return undefined;
+    try {
+      for (const cap of wanted) {
+        const token = await slots.acquire(cap.key, cap.cap, opts.holder, slotLeaseMs);
+        if (!token) {
+          await releaseAll(held);
+          return undefined;
+        }
+        held.push({ cap, token });
       }
-      held.push({ cap, token });
+    } catch (err) {
+      await releaseAll(held);
+      throw err;
     }
     return held;
+  };
+  /** Waits until every slot is held; an outage counts as "not yet", up to the budget. */
+  const waitFor = async (wanted: Cap[], signal: AbortSignal) => {
+    let failingSince: number | undefined;
+    for (;;) {
+      if (signal.aborted)
+        throw signal.reason instanceof Error
+          ? signal.reason
+          : new Error("aborted while waiting for an engine slot");
+      try {
+        const held = await acquireAll(wanted);
+        failingSince = undefined;
+        if (held) return held;
+      } catch (err) {
+        if (!infrastructureFailure(err)) throw err;
+        failingSince ??= clock.now();
+        if (clock.now() - failingSince >= budgetMs) throw err;
+      }
+      await clock.sleep(WAIT_MS, signal);
+    }
   };
 
   return async (engineId, signal) => {
     const wanted = await capsOf(engineId);
     if (wanted.length === 0) return async () => undefined;
-    let acquired = await acquireAll(wanted);
-    while (!acquired) {
-      if (signal.aborted)
-        throw signal.reason instanceof Error
-          ? signal.reason
-          : new Error("aborted while waiting for an engine slot");
-      await sleep(250);
-      acquired = await acquireAll(wanted);
-    }
-    const held = acquired;
-    const everyMs = Math.floor(slotLeaseMs / 3);
-    let until = Date.now() + slotLeaseMs;
-    const lost = (label: string, why: string) => {
-      clearInterval(renew);
-      opts.onLost(new EngineSlotLostError(label, why));
-    };
-    const renew = setInterval(() => {
-      Promise.all(held.map((h) => slots.renew(h.cap.key, h.token, slotLeaseMs))).then(
-        (kept) => {
+    const held = await waitFor(wanted, signal);
+    const stop = new AbortController();
+    void (async () => {
+      const everyMs = Math.floor(slotLeaseMs / 3);
+      let failingSince: number | undefined;
+      for (;;) {
+        await clock.sleep(failingSince === undefined ? everyMs : WAIT_MS, stop.signal);
+        if (stop.signal.aborted) return;
+        try {
+          const kept = await Promise.all(held.map((h) => slots.renew(h.cap.key, h.token, slotLeaseMs)));
+          if (stop.signal.aborted) return;
           const gone = held.find((_, i) => !kept[i]);
-          if (gone) lost(gone.cap.label, "it lapsed and was taken");
-          else until = Date.now() + slotLeaseMs;
-        },
-        // a database hiccup is ridden out while the slots still hold
-        (err) => {
-          if (Date.now() + everyMs >= until)
-            lost(held[0]!.cap.label, `cannot renew it: ${errorMessage(err)}`);
-        },
-      );
-    }, everyMs);
+          if (gone) return opts.onLost(new EngineSlotLostError(gone.cap.label, "it lapsed and was taken"));
+          failingSince = undefined;
+        } catch (err) {
+          // the database away is ridden out (nobody can take the slot while it is); anything else
+          // only while the slot still holds
+          failingSince ??= clock.now();
+          const limit = infrastructureFailure(err) ? budgetMs : slotLeaseMs - everyMs;
+          if (clock.now() - failingSince >= limit)
+            return opts.onLost(
+              new EngineSlotLostError(held[0]!.cap.label, `cannot renew it: ${errorMessage(err)}`),
+            );
+        }
+      }
+    })();
     return async () => {
-      clearInterval(renew);
-      for (const h of held) await slots.release(h.cap.key, h.token);
+      stop.abort();
+      await releaseAll(held);
     };
   };
 }

@@ -15,9 +15,10 @@ import { ensureProject } from "../services/project-service.js";
 import { auditSpecs } from "../services/spec-audit.js";
 import { InvalidInputError } from "../shared/errors.js";
 import type { QaPolicy } from "../spec/schema.js";
+import { rideOutages } from "../store/ride-outages.js";
 import type { Json, ProtocolRun } from "../store/types.js";
 import type { EngineGate, EngineSlotLostError, ProviderOf } from "./engine-gate.js";
-import type { JobHandler } from "./job-worker.js";
+import type { JobHandler, WorkerLogger } from "./job-worker.js";
 
 function optionalNum(payload: Json, key: string): number | undefined {
   const v = payload[key];
@@ -44,6 +45,8 @@ export function runOfJob(payload: Json): number | undefined {
 export interface HandlerOptions {
   /** Engine caps: the gate of one job, whose lost slot hands the job back. */
   gate?: (onLost: (err: EngineSlotLostError) => void, providerOf: ProviderOf) => EngineGate;
+  /** Told when the database goes away and comes back, as the handlers wait for it. */
+  logger?: WorkerLogger;
 }
 
 /** The config of the project a job works in: the run's project, or the repository a plan job names. */
@@ -68,7 +71,17 @@ function providersOf(deps: RunnerDeps, payload: Json): ProviderOf {
   };
 }
 
-export function jobHandlers(deps: RunnerDeps, opts: HandlerOptions = {}): Record<JobKind, JobHandler> {
+export function jobHandlers(given: RunnerDeps, opts: HandlerOptions = {}): Record<JobKind, JobHandler> {
+  // a job outlives a database outage: its store calls wait for the database to come back
+  const deps: RunnerDeps = {
+    ...given,
+    store: rideOutages(given.store, {
+      onOutage: (r) =>
+        r.state === "down"
+          ? opts.logger?.warn({ error: r.error }, "database unreachable; jobs wait for it")
+          : opts.logger?.info({ down_ms: r.downForMs }, "database reachable again; jobs go on"),
+    }),
+  };
   /** The deps of one job: with its gate when there are caps. */
   const depsOf = (job: ClaimedJob, abort: (err: EngineSlotLostError) => void): RunnerDeps =>
     opts.gate ? { ...deps, engineGate: opts.gate(abort, providersOf(deps, job.payload)) } : deps;

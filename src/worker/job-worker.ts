@@ -1,13 +1,20 @@
 /**
  * A worker: claims jobs, heartbeats each lease, and runs the job's handler with a signal that aborts
- * (killing the engine's process group) as soon as the lease is lost. Handlers are idempotent: a job
- * may run again after a worker died. A worker that stops gracefully hands its jobs back at once.
+ * (killing the engine's process group) as soon as the lease is taken away. Handlers are idempotent:
+ * a job may run again after a worker died. A worker that stops gracefully hands its jobs back at once.
+ *
+ * An outage of the queue's backend (the database or Redis) is ridden out: heartbeats and the
+ * queue calls after a job are retried with backoff for up to OUTAGE_BUDGET_MS, a lease that lapsed
+ * only because it could not be renewed does not stop the job (the run it works on is held by its
+ * runner's own lease, which nobody takes during an outage), and a job that failed because a backend
+ * is away (an InfrastructureError) goes back to the queue with backoff without using up an attempt.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { BaseLogger } from "pino";
 import type { ClaimedJob, JobKind, JobQueue } from "../queue/job-queue.js";
 import { LeaseLostError, WorkerStoppingError } from "../queue/queue-errors.js";
-import { errorMessage, HandoffError } from "../shared/errors.js";
+import { type Clock, systemClock } from "../shared/clock.js";
+import { errorMessage, HandoffError, infrastructureFailure } from "../shared/errors.js";
+import { OUTAGE_BUDGET_MS } from "../store/ride-outages.js";
 import { RunBusyError } from "../store/store-errors.js";
 import { isTransientError } from "./retry-policy.js";
 
@@ -34,13 +41,21 @@ export interface WorkerOptions {
   logger?: WorkerLogger;
   /** Told of each job this worker finished and what came of it (metrics); hand-backs are not finishes. */
   onFinished?: (job: ClaimedJob, outcome: JobOutcome, seconds: number) => void;
+  /** Heartbeats, backoff and retries are timed by it; default the system clock. */
+  clock?: Clock;
+  /** How long an outage of the queue's backend is ridden out; default OUTAGE_BUDGET_MS. */
+  outageBudgetMs?: number;
 }
 
 /** What a finished job came to: done, failed with a retry to come, or failed for good (dead). */
 export type JobOutcome = "completed" | "retried" | "failed";
 
-/** A queue call after the job ran (complete, fail, release): retried through connection trouble while the lease holds. */
-const SETTLE_RETRY_MS = 500;
+/** A queue call that failed (a heartbeat, completing a job): first retry, doubling to the cap. */
+const RETRY_MS = 250;
+const MAX_RETRY_MS = 2000;
+/** A job stopped by an outage is tried again after this, doubling to the cap, without using an attempt. */
+const OUTAGE_BACKOFF_MS = 1000;
+const MAX_OUTAGE_BACKOFF_MS = 30_000;
 /** How long a stop that aborts waits for its jobs to be handed back (the queue may be away). */
 const HANDBACK_WAIT_MS = 5000;
 
@@ -53,9 +68,19 @@ export class JobWorker {
   );
   private readonly running = new Set<Promise<void>>();
   private readonly controllers = new Set<AbortController>();
+  /** Jobs this worker saw stopped by an outage in a row (any job finishing ends the streak): their backoff. */
+  private outageStreak = 0;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly opts: WorkerOptions) {}
+
+  private get clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
+
+  private get outageBudgetMs(): number {
+    return this.opts.outageBudgetMs ?? OUTAGE_BUDGET_MS;
+  }
 
   private get leaseMs() {
     return this.opts.leaseMs ?? 30_000;
@@ -75,7 +100,7 @@ export class JobWorker {
 
   /** Sleeps, or less when the worker stops. */
   private pause(ms: number): Promise<unknown> {
-    return sleep(ms, undefined, { signal: this.halt.signal }).catch(() => undefined);
+    return this.clock.sleep(ms, this.halt.signal);
   }
 
   private async run(): Promise<void> {
@@ -119,45 +144,88 @@ export class JobWorker {
   }
 
   /**
-   * Heartbeats every third of the lease. A lost lease aborts at once; other errors (the connection
-   * is away) are ridden out until the lease would lapse before the next beat could renew it.
+   * Heartbeats every third of the lease until the returned function is called. A lease taken away
+   * while it was valid (the job was cancelled, or the queue gave it to another) aborts the job at
+   * once. A failed beat is retried with backoff while the backend is away, for up to the outage
+   * budget; past it the job is aborted as if its lease were lost. A lease found gone after beats
+   * failed or hung (the queue was away: its lease lapsed, or Redis came back without the job) was
+   * lost to the outage, not taken away: the job runs on, fenced by its run's lease, and a second
+   * delivery of it finds the run held or done.
    */
   private heartbeat(job: ClaimedJob, controller: AbortController): () => void {
-    let leaseUntil = job.leaseExpiresAt;
-    const beat = setInterval(() => {
-      this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs).then(
-        (until) => {
-          leaseUntil = until;
-        },
-        (err) => {
-          if (controller.signal.aborted) return;
+    const stop = new AbortController();
+    const signal = AbortSignal.any([stop.signal, controller.signal]);
+    const clock = this.clock;
+    void (async () => {
+      let leaseUntil = job.leaseExpiresAt;
+      let failingSince: number | undefined;
+      let wait = this.beatMs;
+      let retry = RETRY_MS;
+      for (;;) {
+        await clock.sleep(wait, signal);
+        if (signal.aborted) return;
+        const began = clock.now();
+        try {
+          leaseUntil = await this.opts.queue.heartbeat(job.id, job.leaseToken, this.leaseMs);
+          if (failingSince !== undefined)
+            this.log("info", "heartbeat renewed after the queue was away", {
+              job: job.id,
+              away_ms: clock.now() - failingSince,
+            });
+          failingSince = undefined;
+          wait = this.beatMs;
+          retry = RETRY_MS;
+        } catch (err) {
+          if (signal.aborted) return;
           if (err instanceof LeaseLostError) {
-            this.log("warn", "lease lost; aborting the job", { job: job.id, error: err.message });
-            controller.abort(err);
-          } else if (Date.now() + this.beatMs >= leaseUntil) {
+            // a beat that waited for a reconnect counts as one the queue did not answer
+            const answered = failingSince === undefined && clock.now() - began < this.beatMs;
+            if (answered && clock.now() < leaseUntil) {
+              this.log("warn", "lease lost; aborting the job", { job: job.id, error: err.message });
+              controller.abort(err);
+            } else {
+              this.log(
+                "warn",
+                "lease lapsed while the queue was away; the job runs on under its run's lease",
+                {
+                  job: job.id,
+                },
+              );
+            }
+            return;
+          }
+          failingSince ??= clock.now();
+          // the queue's backend away is ridden out for the outage budget; anything else only while
+          // the lease holds
+          const lapsing = infrastructureFailure(err)
+            ? clock.now() - failingSince >= this.outageBudgetMs
+            : clock.now() + RETRY_MS >= leaseUntil;
+          if (lapsing) {
             this.log("error", "cannot heartbeat and the lease is lapsing; aborting the job", {
               job: job.id,
               error: errorMessage(err),
             });
             controller.abort(new LeaseLostError(job.id));
-          } else {
-            this.log("warn", "heartbeat failed; retrying while the lease holds", {
-              job: job.id,
-              error: errorMessage(err),
-              lease_left_ms: leaseUntil - Date.now(),
-            });
+            return;
           }
-        },
-      );
-    }, this.beatMs);
-    return () => clearInterval(beat);
+          this.log("warn", "heartbeat failed; retrying while the queue is away", {
+            job: job.id,
+            error: errorMessage(err),
+            failing_ms: clock.now() - failingSince,
+          });
+          wait = retry;
+          retry = Math.min(MAX_RETRY_MS, retry * 2);
+        }
+      }
+    })();
+    return () => stop.abort();
   }
 
   private async execute(job: ClaimedJob): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
     const stopBeat = this.heartbeat(job, controller);
-    const started = Date.now();
+    const started = this.clock.now();
     const fields = { job: job.id, kind: job.kind, attempt: job.attempts };
     this.log("info", "job started", fields);
     try {
@@ -166,8 +234,9 @@ export class JobWorker {
       await handler(job, controller.signal, (reason) => controller.abort(reason));
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
       if ((await this.settle(job, () => this.opts.queue.complete(job.id, job.leaseToken))) === "lost") return;
-      this.log("info", "job completed", { ...fields, duration_ms: Date.now() - started });
-      this.opts.onFinished?.(job, "completed", (Date.now() - started) / 1000);
+      this.outageStreak = 0;
+      this.log("info", "job completed", { ...fields, duration_ms: this.clock.now() - started });
+      this.opts.onFinished?.(job, "completed", (this.clock.now() - started) / 1000);
     } catch (err) {
       if (controller.signal.aborted) return await this.handBack(job, controller.signal.reason);
       if (err instanceof HandoffError) return await this.handBack(job, err);
@@ -179,6 +248,22 @@ export class JobWorker {
         );
         return;
       }
+      const outage = infrastructureFailure(err);
+      if (outage) {
+        // the work is fine, its backend was away: tried again later, the attempt not used up
+        const delayMs = Math.min(MAX_OUTAGE_BACKOFF_MS, OUTAGE_BACKOFF_MS * 2 ** this.outageStreak++);
+        this.log("warn", "job stopped by an outage; handed back", {
+          ...fields,
+          backend: outage.backend,
+          error: outage.message,
+          retry_in_ms: delayMs,
+        });
+        await this.settle(job, () =>
+          this.opts.queue.release(job.id, job.leaseToken, { delayMs, reason: outage.message }),
+        );
+        return;
+      }
+      this.outageStreak = 0;
       const retryable = isTransientError(err);
       const outcome = await this.settle(job, () =>
         this.opts.queue.fail(job.id, job.leaseToken, { message: errorMessage(err), retryable }),
@@ -190,7 +275,7 @@ export class JobWorker {
       this.opts.onFinished?.(
         job,
         outcome === "retrying" ? "retried" : "failed",
-        (Date.now() - started) / 1000,
+        (this.clock.now() - started) / 1000,
       );
     } finally {
       stopBeat();
@@ -207,21 +292,26 @@ export class JobWorker {
     );
   }
 
-  /** Runs a queue call about a finished job, retrying connection trouble while its lease would still hold. */
+  /**
+   * Runs a queue call about a finished job, retrying it with backoff while the queue is away (for
+   * up to the outage budget). "lost" when the job is no longer this worker's.
+   */
   private async settle<T>(job: ClaimedJob, call: () => Promise<T>): Promise<T | "lost"> {
-    const until = Date.now() + this.leaseMs;
+    const since = this.clock.now();
+    let wait = RETRY_MS;
     for (;;) {
       try {
         return await call();
       } catch (err) {
-        if (err instanceof LeaseLostError || Date.now() + SETTLE_RETRY_MS >= until) {
+        if (err instanceof LeaseLostError || this.clock.now() - since >= this.outageBudgetMs) {
           this.log("warn", "job outcome not recorded; its lease is lost", {
             job: job.id,
             error: errorMessage(err),
           });
           return "lost";
         }
-        await sleep(SETTLE_RETRY_MS);
+        await this.clock.sleep(wait);
+        wait = Math.min(MAX_RETRY_MS, wait * 2);
       }
     }
   }
@@ -242,7 +332,7 @@ export class JobWorker {
       return;
     }
     // handing back needs the queue: when it is away, the jobs' leases lapse instead
-    if (!(await Promise.race([settled, sleep(HANDBACK_WAIT_MS).then(() => false)])))
+    if (!(await Promise.race([settled, this.clock.sleep(HANDBACK_WAIT_MS).then(() => false)])))
       this.log("warn", "jobs not handed back in time; their leases lapse", { jobs: this.running.size });
   }
 }

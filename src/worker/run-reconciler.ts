@@ -48,7 +48,7 @@ export class RunReconciler {
   /** One pass; returns the runs it queued again. */
   async reconcile(): Promise<number[]> {
     const { store, queue } = this.opts;
-    const settled = Date.now() - (this.opts.settleMs ?? 30_000);
+    const settled = store.clock.now() - (this.opts.settleMs ?? 30_000);
     const runs = (await store.listUnleasedRuns(["running", "planning"])).filter(
       (r) => Date.parse(r.updatedAt) <= settled,
     );

@@ -7,9 +7,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { isInside } from "../../src/shared/paths.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo } from "../scenario/harness.js";
+import { rawDb } from "../store/raw-db.js";
 import { ghPresent, localGitHub } from "../support/local-github.js";
 import { recordingApi } from "../support/recording-api.js";
 
@@ -569,8 +569,8 @@ async function slowPlan(repo: string, ...extra: string[]) {
 
 /** What a lapsed lease looks like: the planner that held it died more than a lease ago. */
 async function lapseLease(runId: number) {
-  const s = (await store()) as KyselyStore;
-  await s.kysely
+  const s = await store();
+  await rawDb(s)
     .updateTable("protocol_runs")
     .set({ lease_expires_at: new Date(Date.now() - 1000).toISOString() })
     .where("id", "=", runId)

@@ -12,11 +12,10 @@ import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/gi
 import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
 import type { ClaimedJob, JobQueue } from "../../src/queue/job-queue.js";
-import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
 import { askForJson } from "../../src/runner/ask-for-json.js";
 import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
 import { isInside } from "../../src/shared/paths.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
 import { engineGate } from "../../src/worker/engine-gate.js";
@@ -24,6 +23,7 @@ import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
+import { rawDb } from "../store/raw-db.js";
 import { strictSchemaProblems } from "./strict-schema.js";
 
 const PLAN = {
@@ -415,7 +415,7 @@ describe("one planner per run", () => {
 
   it("a reconciler and a worker beside a live planning leave it alone: no re-plan, no second worktree", async () => {
     const { store, deps } = await setup();
-    const queue = new StoreQueue((store as KyselyStore).kysely, "sqlite") as JobQueue;
+    const queue = new StoreQueue(store) as JobQueue;
     const worker = new JobWorker({ queue, handlers: jobHandlers(deps), workerId: "w-plan", pollMs: 50 });
     const reconciler = new RunReconciler({ store, queue, settleMs: 0, intervalMs: 100 });
     worker.start();
@@ -513,7 +513,7 @@ describe("the planning schema", () => {
 describe("planning under an engine cap", () => {
   it("waits for a slot of the planning engine's cap like a step's call does", async () => {
     const { store, deps } = await setup();
-    const slots = new ConcurrencySlots((store as KyselyStore).kysely);
+    const slots = store.slots;
     const gate = engineGate(slots, { replay: 1 }, { holder: "planner", onLost: () => {} });
     const held = await engineGate(
       slots,
@@ -533,9 +533,7 @@ describe("planning under an engine cap", () => {
     expect(done).toBe(false);
     await held();
     expect((await planning).status).toBe("planned");
-    expect(await (store as KyselyStore).kysely.selectFrom("concurrency_slots").selectAll().execute()).toEqual(
-      [],
-    );
+    expect(await rawDb(store).selectFrom("concurrency_slots").selectAll().execute()).toEqual([]);
     await store.close();
   });
 });

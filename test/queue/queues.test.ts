@@ -4,14 +4,14 @@ import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../../src/queue/job-queue.js";
-import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
 import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/types.js";
 import { dropTestSchemas, freshStore, postgresReachable } from "../store/store-backends.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { queueConformance } from "./queue-conformance.js";
 import { deleteRedisKeys } from "./redis-keys.js";
 
@@ -33,17 +33,17 @@ const redisUp = await redisReachable();
 if (process.env.CI === "true" && (!pgUp || !redisUp))
   throw new Error("Postgres and Redis on 127.0.0.1 are required in CI");
 
-const stores = new Map<JobQueue, KyselyStore>();
+const stores = new Map<JobQueue, Store>();
 const storeQueue = async (backend: "sqlite" | "postgres") => {
-  const store = (await freshStore(backend)) as KyselyStore;
-  const queue = new StoreQueue(store.kysely, store.dialect);
+  const store = await freshStore(backend);
+  const queue = new StoreQueue(store);
   stores.set(queue, store);
   return queue;
 };
 /** A second handle on the same database, as another process would open. */
 const sameDatabase = async (q: JobQueue) => {
   const store = stores.get(q)!;
-  return new StoreQueue(store.kysely, store.dialect);
+  return new StoreQueue(store);
 };
 const redisPrefix = `tgz-test-${randomUUID()}`;
 afterAll(async () => {
@@ -61,16 +61,18 @@ queueConformance(
 );
 
 describe("embedded queue history", () => {
-  it("deletes completed and cancelled jobs past their age, dead ones later, open ones never", async () => {
-    const store = (await freshStore("sqlite")) as KyselyStore;
-    const q = new StoreQueue(store.kysely, store.dialect, {
-      history: { finishedMs: 100, deadMs: 600, perKind: 1000 },
-      pruneEveryMs: 0,
+  it("deletes completed and cancelled jobs after a day, dead ones after a week, open ones never", async () => {
+    const clock = fakeClock();
+    const store = await openStore({
+      sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-history-")), "db.sqlite"),
+      clock,
     });
+    // the defaults: DEFAULT_JOB_HISTORY, looked at once a minute by a claim
+    const q = new StoreQueue(store);
     const done = await q.enqueue("plan", { n: 1 });
     const dead = await q.enqueue("plan", { n: 2 });
     const cancelled = await q.enqueue("plan", { n: 3 });
-    const later = await q.enqueue("plan", { n: 4 }, { delayMs: 3_600_000 });
+    const later = await q.enqueue("plan", { n: 4 }, { delayMs: 30 * 24 * 3600_000 });
     const first = await q.claim("w", 5000);
     await q.complete(first!.id, first!.leaseToken);
     const second = await q.claim("w", 5000);
@@ -79,10 +81,13 @@ describe("embedded queue history", () => {
     const present = async () =>
       (await Promise.all([done, dead, cancelled, later].map((j) => q.get(j.id)))).map((j) => j?.state);
     expect(await present()).toEqual(["completed", "dead", "cancelled", "delayed"]);
-    await sleep(200);
+    await clock.advance(23 * 3600_000);
+    expect(await q.claim("w", 5000)).toBeUndefined();
+    expect(await present()).toEqual(["completed", "dead", "cancelled", "delayed"]);
+    await clock.advance(2 * 3600_000);
     expect(await q.claim("w", 5000)).toBeUndefined();
     expect(await present()).toEqual([undefined, "dead", undefined, "delayed"]);
-    await sleep(500);
+    await clock.advance(7 * 24 * 3600_000);
     await q.claim("w", 5000);
     expect(await present()).toEqual([undefined, undefined, undefined, "delayed"]);
     await store.close();
@@ -92,8 +97,12 @@ describe("embedded queue history", () => {
 describe("concurrency slots", () => {
   it("never hand out more than the cap across holders of two handles on one database, and reclaim lapsed slots", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "tgz-slots-")), "db.sqlite");
-    const [a, b] = [await openStore({ sqlitePath: path }), await openStore({ sqlitePath: path })];
-    const [sa, sb] = [new ConcurrencySlots(a.kysely), new ConcurrencySlots(b.kysely)];
+    const clock = fakeClock();
+    const [a, b] = [
+      await openStore({ sqlitePath: path, clock }),
+      await openStore({ sqlitePath: path, clock }),
+    ];
+    const [sa, sb] = [a.slots, b.slots];
     const tokens = await Promise.all([
       sa.acquire("engine:codex", 2, "w1", 60_000),
       sb.acquire("engine:codex", 2, "w2", 60_000),
@@ -103,9 +112,12 @@ describe("concurrency slots", () => {
     expect(tokens.filter(Boolean)).toHaveLength(2);
     const held = tokens.find(Boolean)!;
     await sa.release("engine:codex", held);
-    expect(await sb.acquire("engine:codex", 2, "w5", 200)).toBeDefined();
+    expect(await sb.acquire("engine:codex", 2, "w5", 10_000)).toBeDefined();
     expect(await sb.acquire("engine:codex", 2, "w6", 60_000)).toBeUndefined();
-    await new Promise((r) => setTimeout(r, 300));
+    // a renewed slot stays its holder's; one left to lapse is taken by the next acquirer
+    await clock.advance(9_000);
+    expect(await sa.acquire("engine:codex", 2, "w7", 60_000)).toBeUndefined();
+    await clock.advance(2_000);
     expect(await sa.acquire("engine:codex", 2, "w7", 60_000)).toBeDefined();
     await a.close();
     await b.close();

@@ -11,8 +11,8 @@ import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { buildServer, type ServerOptions } from "../../src/server/build-server.js";
 import { Metrics } from "../../src/server/metrics.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/types.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { gitRepo } from "../scenario/harness.js";
@@ -27,7 +27,7 @@ export interface Reply {
 }
 
 export interface Api {
-  store: KyselyStore;
+  store: Store;
   queue: StoreQueue;
   app: FastifyInstance;
   base: string;
@@ -59,12 +59,12 @@ export async function startApi(
   opts: Partial<ServerOptions> = {},
   storeOpts: { url?: string; pgSchema?: string } = {},
 ): Promise<Api> {
-  const store = (await openStore(
+  const store = await openStore(
     storeOpts.url
       ? { url: storeOpts.url, pgSchema: storeOpts.pgSchema }
       : { sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite") },
-  )) as KyselyStore;
-  const queue = new StoreQueue(store.kysely, store.dialect);
+  );
+  const queue = new StoreQueue(store);
   const options = (extra: Partial<ServerOptions>): ServerOptions => ({
     store,
     queue,

@@ -9,6 +9,7 @@ import { loadConfig } from "../../src/config/load-config.js";
 import type { EventType } from "../../src/store/event-types.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { gitRepo } from "../scenario/harness.js";
+import { rawDb } from "../store/raw-db.js";
 import { waitGone } from "../support/processes.js";
 import { type Api, shellSpec, startApi, TOKEN, until } from "./api-harness.js";
 
@@ -123,7 +124,7 @@ describe("projects and protocol runs", () => {
     const own = await startApi();
     try {
       // the secrets cannot be written: the project must not be created either
-      await sql`DROP TABLE project_secrets`.execute(own.store.kysely);
+      await sql`DROP TABLE project_secrets`.execute(rawDb(own.store));
       const repo = gitRepo();
       const res = await own.call("POST", "/projects", {
         name: "guarded",
@@ -932,9 +933,9 @@ describe("metrics", () => {
       ]);
       // the queue forgets its finished jobs, and an old event changes behind the ledger's back: the
       // counter stays, and the ledger's figures are not read again
-      await sql`DELETE FROM jobs`.execute(own.store.kysely);
+      await sql`DELETE FROM jobs`.execute(rawDb(own.store));
       await sql`UPDATE events SET metadata = ${JSON.stringify({ duration_ms: 3_600_000 })}
-        WHERE event_type = 'step_completed'`.execute(own.store.kysely);
+        WHERE event_type = 'step_completed'`.execute(rawDb(own.store));
       const second = await scrape();
       expect(value(second, processed)).toBe(1);
       expect(value(second, `${steps}_sum`)).toBe(value(first, `${steps}_sum`));

@@ -6,12 +6,14 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { StoreQueue } from "../../src/queue/store-queue.js";
+import type { Store } from "../../src/store/types.js";
 import { EngineSlotLostError, engineGate, parseCaps } from "../../src/worker/engine-gate.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { JobWorker } from "../../src/worker/job-worker.js";
 import { scenario } from "../scenario/harness.js";
+import { rawDb } from "../store/raw-db.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { waitGone } from "../support/processes.js";
 import { capturedLogger, depsFor, shellRun, until } from "./worker-setup.js";
 
@@ -23,12 +25,12 @@ afterAll(async () => {
 async function store() {
   const s = await scenario();
   closers.push(() => s.close());
-  return { ...s, store: s.store as KyselyStore };
+  return s;
 }
 
 /** Another holder takes every slot over, as after a lapse. */
-const takeOver = (s: KyselyStore) =>
-  s.kysely.updateTable("concurrency_slots").set({ token: "someone-else" }).execute();
+const takeOver = (s: Store) =>
+  rawDb(s).updateTable("concurrency_slots").set({ token: "someone-else" }).execute();
 
 describe("engine and provider caps", () => {
   it("are read as engine=N and provider:name=N, with an error naming a part that is neither", () => {
@@ -39,13 +41,13 @@ describe("engine and provider caps", () => {
 
   it("hold engines of one provider to the provider's cap, wherever their own caps leave room", async () => {
     const { store: st } = await store();
-    const slots = new ConcurrencySlots(st.kysely);
+    const slots = st.slots;
     const providerOf = async (id: string) => (id === "local" ? undefined : "acme");
     const caps = { shell: 2, "provider:acme": 1 };
     const gate = (holder: string) => engineGate(slots, caps, { holder, onLost: () => {}, providerOf });
     const signal = new AbortController().signal;
     const held = () =>
-      st.kysely.selectFrom("concurrency_slots").select(["slot_key", "holder"]).orderBy("slot_key").execute();
+      rawDb(st).selectFrom("concurrency_slots").select(["slot_key", "holder"]).orderBy("slot_key").execute();
     const first = await gate("w1")("shell", signal);
     let second: (() => Promise<void>) | undefined;
     // shell has room (1 of 2), its provider has none
@@ -82,7 +84,7 @@ describe("engine and provider caps", () => {
       join(s.repo, "tasksgodzilla.config.json"),
       JSON.stringify({ engines: { shell: { provider: "acme" } } }),
     );
-    const queue = new StoreQueue(s.store.kysely, "sqlite");
+    const queue = new StoreQueue(s.store);
     const timeline = join(s.repo, "timeline");
     const step = (label: string) => ({
       id: label,
@@ -92,7 +94,7 @@ describe("engine and provider caps", () => {
       const run = await shellRun(s.store, s.repo, [step(`${name}-1`), step(`${name}-2`)], name);
       await queue.enqueue("execute_protocol", { protocol_run_id: run.id });
     }
-    const slots = new ConcurrencySlots(s.store.kysely);
+    const slots = s.store.slots;
     const workers = ["w1", "w2"].map(
       (holder) =>
         new JobWorker({
@@ -133,30 +135,35 @@ describe("engine and provider caps", () => {
 describe("engine gate", () => {
   it("reports a slot taken over while the call runs", async () => {
     const { store: st } = await store();
+    const clock = fakeClock();
     const lost: Error[] = [];
     const gate = engineGate(
-      new ConcurrencySlots(st.kysely),
+      st.slots,
       { shell: 1 },
       {
         holder: "w1",
         onLost: (e) => lost.push(e),
         slotLeaseMs: 600,
+        clock,
       },
     );
     const release = await gate("shell", new AbortController().signal);
-    await sleep(450);
+    // renewed at 200 and 400 ms
+    await clock.advance(450);
     expect(lost).toEqual([]);
     await takeOver(st);
+    await clock.advance(200);
     await until(() => lost.length, 2000, "slot loss reported");
     expect(lost[0]).toBeInstanceOf(EngineSlotLostError);
-    await sleep(500);
+    await clock.advance(1000);
     expect(lost).toHaveLength(1);
     await release();
   });
 
   it("rides out a renewal that fails once while the slot still holds", async () => {
     const { store: st } = await store();
-    const slots = new ConcurrencySlots(st.kysely);
+    const clock = fakeClock();
+    const slots = st.slots;
     let failures = 1;
     const renew = slots.renew.bind(slots);
     slots.renew = (...args) =>
@@ -165,9 +172,9 @@ describe("engine gate", () => {
     const release = await engineGate(
       slots,
       { shell: 1 },
-      { holder: "w1", onLost: (e) => lost.push(e), slotLeaseMs: 600 },
+      { holder: "w1", onLost: (e) => lost.push(e), slotLeaseMs: 600, clock },
     )("shell", new AbortController().signal);
-    await sleep(1000);
+    for (let t = 0; t < 1000; t += 50) await clock.advance(50);
     expect(failures).toBeLessThan(0);
     expect(lost).toEqual([]);
     await release();
@@ -177,13 +184,13 @@ describe("engine gate", () => {
     timeout: 30_000,
   }, async () => {
     const s = await store();
-    const queue = new StoreQueue(s.store.kysely, "sqlite");
+    const queue = new StoreQueue(s.store);
     const pidFile = join(s.repo, "sleep.pid");
     const run = await shellRun(s.store, s.repo, [
       { id: "capped", command: `sleep 30 & echo $! > ${pidFile}; wait` },
     ]);
     await queue.enqueue("execute_protocol", { protocol_run_id: run.id });
-    const slots = new ConcurrencySlots(s.store.kysely);
+    const slots = s.store.slots;
     const log = capturedLogger();
     const worker = new JobWorker({
       queue,

@@ -6,7 +6,6 @@ import { cpSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { LOCAL_PACKAGE } from "../codemachine/packages.js";
@@ -21,8 +20,7 @@ afterAll(async () => {
 async function setup() {
   const s = await scenario();
   closers.push(() => s.close());
-  const store = s.store as KyselyStore;
-  return { ...s, store, queue: new StoreQueue(store.kysely, "sqlite") };
+  return { ...s, queue: new StoreQueue(s.store) };
 }
 
 describe("import jobs", () => {

@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import { buildServer } from "../../src/server/build-server.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/types.js";
 import { RunReconciler } from "../../src/worker/run-reconciler.js";
 import { exampleCopy } from "../codemachine/packages.js";
 import { gitRepo } from "../scenario/harness.js";
@@ -19,7 +19,7 @@ import { shellSpec, until } from "../server/api-harness.js";
 import { freePort, type Proc, redisServer, redisServerBinary, tgzProcess } from "./process-harness.js";
 
 const redis = redisServer(await freePort());
-let store: KyselyStore;
+let store: Store;
 let queue: BullmqQueue;
 let base: string;
 let close: () => Promise<void>;
@@ -27,9 +27,9 @@ const procs: Proc[] = [];
 
 beforeAll(async () => {
   await redis.start();
-  store = (await openStore({
+  store = await openStore({
     sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-redis-down-")), "db.sqlite"),
-  })) as KyselyStore;
+  });
   queue = new BullmqQueue({ url: redis.url, prefix: "down", onConnectionError: () => {} });
   const app = buildServer({ store, queue, configFor: (d) => loadConfig(d, {}), checkReplies: true });
   base = await app.listen({ host: "127.0.0.1", port: 0 });

@@ -1,10 +1,12 @@
 /**
- * The worker on real queues and a real store: a lost lease kills the engine's process group (on
- * both adapters), heartbeat trouble is ridden out only while the lease holds, a graceful stop hands
- * jobs back at once, failures are retried by their kind, and a dead-lettered job blocks its run.
+ * The worker on real queues and a real store: a lease taken away kills the engine's process group
+ * (on both adapters), heartbeat trouble other than an outage is ridden out only while the lease
+ * holds (on fake time), a graceful stop hands jobs back at once, failures are retried by their
+ * kind, and a dead-lettered job blocks its run. Outages: worker-outage.test.ts.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,14 +14,16 @@ import { BullmqQueue } from "../../src/queue/bullmq-queue.js";
 import type { JobQueue } from "../../src/queue/job-queue.js";
 import { LeaseLostError, WorkerStoppingError } from "../../src/queue/queue-errors.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
+import type { Clock } from "../../src/shared/clock.js";
 import { InvalidInputError } from "../../src/shared/errors.js";
-import type { KyselyStore } from "../../src/store/kysely-store.js";
+import { openStore } from "../../src/store/open-store.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
 import { blockRunOnDeadLetter } from "../../src/worker/dead-letter.js";
 import { jobHandlers } from "../../src/worker/job-handlers.js";
 import { type JobHandler, JobWorker } from "../../src/worker/job-worker.js";
 import { deleteRedisKeys } from "../queue/redis-keys.js";
 import { scenario } from "../scenario/harness.js";
+import { fakeClock } from "../support/fake-clock.js";
 import { waitGone } from "../support/processes.js";
 import { capturedLogger, depsFor, shellRun, until } from "./worker-setup.js";
 
@@ -34,11 +38,14 @@ afterAll(async () => {
 async function embedded() {
   const s = await scenario();
   cleanups.push(() => s.close());
-  const store = s.store as KyselyStore;
-  return { ...s, store, queue: new StoreQueue(store.kysely, "sqlite") as JobQueue };
+  return { ...s, queue: new StoreQueue(s.store) as JobQueue };
 }
 
-function worker(queue: JobQueue, handlers: Record<string, JobHandler>, extra: { leaseMs?: number } = {}) {
+function worker(
+  queue: JobQueue,
+  handlers: Record<string, JobHandler>,
+  extra: { leaseMs?: number; clock?: Clock } = {},
+) {
   const log = capturedLogger();
   const w = new JobWorker({
     queue,
@@ -53,16 +60,16 @@ function worker(queue: JobQueue, handlers: Record<string, JobHandler>, extra: { 
 }
 
 describe.each([
-  ["embedded on SQLite", (_: KyselyStore): JobQueue | undefined => undefined],
+  ["embedded on SQLite", (): JobQueue | undefined => undefined],
   [
     "BullMQ on Redis",
-    (_: KyselyStore): JobQueue | undefined =>
+    (): JobQueue | undefined =>
       new BullmqQueue({ url: REDIS_URL, prefix: redisPrefix, stalledIntervalMs: 300 }),
   ],
 ])("a lost lease, %s", (_name, bullmq) => {
   it("kills the engine's process group and hands the step back", { timeout: 30_000 }, async () => {
     const s = await embedded();
-    const queue = bullmq(s.store) ?? s.queue;
+    const queue = bullmq() ?? s.queue;
     cleanups.push(() => queue.close());
     const pidFile = join(s.repo, "sleep.pid");
     const run = await shellRun(s.store, s.repo, [
@@ -105,50 +112,69 @@ describe("heartbeats", () => {
     });
   };
 
+  /** A worker on fake time and a store on the same, so leases lapse as the test moves time. */
+  async function onFakeTime() {
+    const clock = fakeClock();
+    const store = await openStore({
+      sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-beat-")), "db.sqlite"),
+      clock,
+    });
+    cleanups.push(() => store.close());
+    return { clock, store, queue: new StoreQueue(store) };
+  }
+
   it("rides out a failed heartbeat while the lease holds", async () => {
-    const s = await embedded();
-    const { id } = await s.queue.enqueue("spec_audit", {});
+    const { clock, queue } = await onFakeTime();
+    const { id } = await queue.enqueue("spec_audit", {});
     let aborted: unknown;
+    let done = false;
     const { w, find } = worker(
-      flaky(s.queue, 1),
+      flaky(queue, 1),
       {
         spec_audit: async (_job, signal) => {
-          await sleep(1600);
+          await clock.sleep(1600);
           aborted = signal.reason;
+          done = true;
         },
       },
-      { leaseMs: 1500 },
+      { leaseMs: 1500, clock },
     );
     w.start();
-    await until(async () => (await s.queue.get(id))?.state === "completed", 5000, "job completed");
+    await until(async () => (await queue.get(id))?.state === "active", 5000, "job claimed");
+    for (let t = 0; t < 1700 && !done; t += 100) await clock.advance(100);
+    await until(async () => (await queue.get(id))?.state === "completed", 5000, "job completed");
     expect(aborted).toBeUndefined();
-    expect(find("heartbeat failed; retrying while the lease holds", "warn")).toHaveLength(1);
+    expect(find("heartbeat failed; retrying while the queue is away", "warn")).toHaveLength(1);
   });
 
-  it("aborts when heartbeats keep failing and the lease would lapse, not at the first failure", async () => {
-    const s = await embedded();
-    await s.queue.enqueue("spec_audit", {});
-    const started = Date.now();
+  it("aborts when heartbeats keep failing for another reason and the lease would lapse, not at the first failure", async () => {
+    const { clock, queue } = await onFakeTime();
+    await queue.enqueue("spec_audit", {});
+    let claimedAt = 0;
     let abortedAfter = 0;
     let reason: unknown;
     const { w, find } = worker(
-      flaky(s.queue, 1000),
+      flaky(queue, 1000),
       {
-        spec_audit: (_job, signal) =>
-          new Promise<void>((resolve) =>
+        spec_audit: (_job, signal) => {
+          claimedAt = clock.now();
+          return new Promise<void>((resolve) =>
             signal.addEventListener("abort", () => {
-              abortedAfter = Date.now() - started;
+              abortedAfter = clock.now() - claimedAt;
               reason = signal.reason;
               resolve();
             }),
-          ),
+          );
+        },
       },
-      { leaseMs: 1500 },
+      { leaseMs: 1500, clock },
     );
     w.start();
-    await until(() => reason, 5000, "the abort");
+    await until(() => claimedAt, 5000, "job claimed");
+    for (let t = 0; t < 3000 && !reason; t += 50) await clock.advance(50);
     expect(reason).toBeInstanceOf(LeaseLostError);
-    // beats at 500 ms (tolerated: the lease holds until 1500 ms) and 1000 ms (the next would be too late)
+    // the first beat at 500 ms fails (tolerated: the lease holds until 1500 ms); retries follow
+    // with backoff until the next would come too late
     expect(abortedAfter).toBeGreaterThanOrEqual(900);
     expect(abortedAfter).toBeLessThan(1500);
     expect(find("cannot heartbeat and the lease is lapsing; aborting the job", "error")).toHaveLength(1);

@@ -3,11 +3,10 @@ import { hostname } from "node:os";
 import { pino } from "pino";
 import type { JobQueue } from "../../queue/job-queue.js";
 import { openQueue } from "../../queue/open-queue.js";
-import { ConcurrencySlots } from "../../queue/store-queue.js";
 import type { RunnerDeps } from "../../runner/run-context.js";
 import { startServer } from "../../server/start-server.js";
 import { InvalidInputError } from "../../shared/errors.js";
-import type { KyselyStore } from "../../store/kysely-store.js";
+import type { Store } from "../../store/types.js";
 import { blockRunOnDeadLetter } from "../../worker/dead-letter.js";
 import { engineGate, parseCaps } from "../../worker/engine-gate.js";
 import { type HandlerOptions, jobHandlers } from "../../worker/job-handlers.js";
@@ -20,18 +19,17 @@ function runnerDeps(app: AppContext): RunnerDeps {
 }
 
 /** Engine caps (`TASKSGODZILLA_ENGINE_CONCURRENCY`) as slots in the store, one gate per job. */
-function handlerOptions(store: KyselyStore, holder: string): HandlerOptions {
+function handlerOptions(store: Store, holder: string): HandlerOptions {
   const caps = parseCaps(process.env.TASKSGODZILLA_ENGINE_CONCURRENCY);
   if (Object.keys(caps).length === 0) return {};
-  const slots = new ConcurrencySlots(store.kysely);
-  return { gate: (onLost, providerOf) => engineGate(slots, caps, { holder, onLost, providerOf }) };
+  return { gate: (onLost, providerOf) => engineGate(store.slots, caps, { holder, onLost, providerOf }) };
 }
 
 /**
  * What every process sharing the queue does besides its own work: blocks the runs of dead-lettered
  * jobs, and queues again the runs whose job was lost (every TASKSGODZILLA_RECONCILE_SECONDS, default 30).
  */
-function keepRunsHonest(store: KyselyStore, queue: JobQueue, logger: WorkerLogger): RunReconciler {
+function keepRunsHonest(store: Store, queue: JobQueue, logger: WorkerLogger): RunReconciler {
   queue.onDeadLetter(blockRunOnDeadLetter(store, logger));
   const seconds = Number(process.env.TASKSGODZILLA_RECONCILE_SECONDS ?? 30);
   if (!(seconds > 0))
@@ -72,7 +70,7 @@ export async function serverCommand(
   opts: { host: string; port: string; worker?: boolean },
 ): Promise<number> {
   const port = wholeFlag("--port", opts.port, 0, 65_535);
-  const store = app.store as KyselyStore;
+  const { store } = app;
   const redisUrl = process.env.TASKSGODZILLA_REDIS_URL;
   const queue = openQueue(store, redisUrl, process.env.TASKSGODZILLA_QUEUE_PREFIX);
   const holder = `${hostname()}:${process.pid}`;
@@ -101,13 +99,13 @@ export async function workerCommand(
 ): Promise<number> {
   const concurrency = wholeFlag("--concurrency", opts.concurrency, 1);
   const leaseMs = wholeFlag("--lease-seconds", opts.leaseSeconds, 1) * 1000;
-  const store = app.store as KyselyStore;
+  const { store } = app;
   const queue = openQueue(store, process.env.TASKSGODZILLA_REDIS_URL, process.env.TASKSGODZILLA_QUEUE_PREFIX);
   const id = `${hostname()}:${process.pid}`;
   const logger = pino({ base: { pid: process.pid, hostname: hostname() } });
   const worker = new JobWorker({
     queue,
-    handlers: jobHandlers(runnerDeps(app), handlerOptions(store, id)),
+    handlers: jobHandlers(runnerDeps(app), { ...handlerOptions(store, id), logger }),
     workerId: id,
     concurrency,
     leaseMs,

@@ -142,7 +142,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
           ciProvider: body.ci_provider ?? null,
           defaultModels: body.default_models ?? {},
         });
-        if (body.secrets) await ctx.secrets.set(created.id, body.secrets, tx.kysely);
+        if (body.secrets) await tx.secrets.set(created.id, body.secrets);
         return created;
       });
       return (await withSecrets([project]))[0];

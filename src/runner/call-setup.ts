@@ -1,0 +1,33 @@
+/** How a step's engine is called: its timeout, its environment and where each call's transcript goes. */
+import { join } from "node:path";
+import { fileSafeName } from "../shared/file-names.js";
+import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
+import type { StepRun } from "../store/types.js";
+import type { RunContext } from "./run-context.js";
+
+/** How a call to a step's engine is made: shared by the exec call and the QA agent. */
+export interface CallSetup {
+  timeoutMs: number;
+  env: Record<string, string>;
+  /** Transcript file of a call: phase, attempt number within the phase. */
+  transcript: (phase: string, n: number) => string;
+}
+
+export function callSetup(ctx: RunContext, step: StepRun, attempt: number): CallSetup {
+  const spec = ctx.steps.get(step.stepName)!.spec;
+  return {
+    // 0 means "not set", as in the original's specs
+    timeoutMs: (spec.timeout_seconds || spec.exec_timeout_seconds || ctx.config.timeoutSeconds) * 1000,
+    env: {
+      TASKSGODZILLA_RUN_ID: String(ctx.run.id),
+      TASKSGODZILLA_STEP_ID: step.stepName,
+      TASKSGODZILLA_PROTOCOL_DIR: ctx.roots.protocolRoot,
+    },
+    transcript: (phase, n) =>
+      join(
+        ctx.roots.protocolRoot,
+        TRANSCRIPTS_DIR,
+        `${fileSafeName(step.stepName)}.${phase}.${attempt}${n > 1 ? `.${n}` : ""}.jsonl`,
+      ),
+  };
+}
