@@ -68,6 +68,11 @@ export const ConfigFile = z.strictObject({
   telemetry: TelemetryConfig.optional(),
   notifications: NotificationsConfig.optional(),
   timeout_seconds: z.number().positive().optional(),
+  idle_timeout_seconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("Longest silence of an engine call before it is killed as stalled; 0: no limit."),
   max_inline_trigger_depth: z.number().int().min(0).optional(),
   max_output_bytes: z.number().int().positive().optional(),
   loop_restore: z
@@ -79,7 +84,7 @@ export const ConfigFile = z.strictObject({
     .int()
     .min(0)
     .optional()
-    .describe("Retries of an engine call that failed retryably (rate limit, server error)."),
+    .describe("Retries of an engine call that failed retryably (rate limit, server error, stall)."),
   engines: z.record(z.string(), EngineSettingsFile).optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;

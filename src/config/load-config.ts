@@ -60,11 +60,13 @@ export interface EffectiveConfig {
   notifications: NotificationsConfig;
   /** Built-in: 1200 s per engine call. */
   timeoutSeconds: number;
+  /** Built-in: 600 s without output before an engine call is killed as stalled; 0: no limit. */
+  idleTimeoutSeconds: number;
   /** Built-in: 3. */
   maxInlineTriggerDepth: number;
   /** Built-in: 4 MiB of captured output per call. */
   maxOutputBytes: number;
-  /** Built-in: 2 retries of a retryable engine failure (rate limit, server error), after its hinted delay. */
+  /** Built-in: 2 retries of a retryable engine failure (rate limit, server error, stall), after its hinted delay. */
   engineRetries: number;
   /** Built-in: restore. What a loop does to a protocol worktree before going back. */
   loopRestore: "restore" | "keep";
@@ -86,6 +88,7 @@ export const BUILT_IN_DEFAULTS = {
   qaPolicy: "light" as QaPolicy,
   budgetMode: "strict" as BudgetMode,
   timeoutSeconds: 1200,
+  idleTimeoutSeconds: 600,
   maxInlineTriggerDepth: 3,
   maxOutputBytes: 4 * 1024 * 1024,
   engineRetries: 2,
@@ -263,6 +266,12 @@ export function loadConfig(
       file.timeout_seconds,
       envNumber(env, "TASKSGODZILLA_TIMEOUT_SECONDS", { integer: false, positive: true }),
       BUILT_IN_DEFAULTS.timeoutSeconds,
+    ),
+    idleTimeoutSeconds: pick(
+      "idle_timeout_seconds",
+      file.idle_timeout_seconds,
+      envNumber(env, "TASKSGODZILLA_IDLE_TIMEOUT_SECONDS", { integer: false, positive: false }),
+      BUILT_IN_DEFAULTS.idleTimeoutSeconds,
     ),
     maxInlineTriggerDepth: pick(
       "max_inline_trigger_depth",

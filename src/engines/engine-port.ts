@@ -83,6 +83,12 @@ export interface EngineRequest {
   resumeSessionId?: string | undefined;
   /** Wall-clock limit; the engine's process group is killed when it passes. */
   timeoutMs: number;
+  /**
+   * Longest silence allowed: when the engine gives no output for this long (no event line from an
+   * agent CLI, no byte from a command), its process group is killed and the call fails as `stalled`.
+   * Unset or 0: no limit.
+   */
+  idleTimeoutMs?: number | undefined;
   /** Cap on captured output bytes; overflow is dropped and reported, never silently. */
   maxOutputBytes: number;
   settings?: EngineSettings | undefined;
@@ -137,16 +143,28 @@ export interface EngineResult {
   sessionRestarted?: { previousSessionId: string; reason: string } | undefined;
 }
 
-export type EngineFailureKind =
-  | "unavailable"
-  | "auth"
-  | "rate_limit"
-  | "server_error"
-  | "context_too_long"
-  | "timeout"
-  | "crash"
-  | "bad_output"
-  | "aborted";
+export const ENGINE_FAILURE_KINDS = [
+  "unavailable",
+  "auth",
+  "rate_limit",
+  "server_error",
+  "context_too_long",
+  "timeout",
+  /** No output for `idleTimeoutMs`: killed as stuck, retryable (a hung stream, a wedged tool). */
+  "stalled",
+  "crash",
+  "bad_output",
+  "aborted",
+] as const;
+
+export type EngineFailureKind = (typeof ENGINE_FAILURE_KINDS)[number];
+
+/** What a `stalled` failure saw: how long the engine was silent, and the last output it gave before. */
+export interface StallReport {
+  idleMs: number;
+  /** The last line of output (cut short), when there was any. */
+  lastOutput?: string | undefined;
+}
 
 /** A typed engine failure; `retryable` is decided here, at the adapter boundary. */
 export interface EngineFailure {
@@ -157,6 +175,8 @@ export interface EngineFailure {
   retryAfterMs?: number | undefined;
   /** A one-line fix a user can apply. */
   hint?: string | undefined;
+  /** Set on a `stalled` failure. */
+  stall?: StallReport | undefined;
 }
 
 export interface PreflightResult {

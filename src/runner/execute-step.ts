@@ -33,6 +33,7 @@ import {
   type StepOutcome,
   usageMeta,
 } from "./run-scope.js";
+import { recordStall } from "./stall-event.js";
 import { checkpointExecFailure, checkpointsEnabled, stepBaseCommit } from "./step-checkpoints.js";
 import { blockRun, failStep, interruptStep } from "./step-outcomes.js";
 import { estimatedUsage, estimateTokens } from "./token-estimate.js";
@@ -142,7 +143,7 @@ interface ExecResult {
 }
 
 /**
- * One exec call, repeated while it fails retryably (rate limit, server error) and retries remain,
+ * One exec call, repeated while it fails retryably (rate limit, server error, stall) and retries remain,
  * after the delay the provider hinted or an exponential backoff. Every attempt is charged, and the
  * budget is checked again before each retry.
  */
@@ -184,6 +185,14 @@ async function callWithRetries(
     const usage = result.usage ?? estimatedUsage(request.prompt, result.finalMessage);
     await charge(scope, step, "exec", engine.id, model, usage);
     const error = result.error;
+    await recordStall(scope, step, {
+      phase: "exec",
+      engineId: engine.id,
+      model,
+      call: n,
+      idleTimeoutMs: request.idleTimeoutMs,
+      error,
+    });
     if (result.ok || !error?.retryable || n > retries || signal.aborted) return { result, usage };
     const budget = await checkBudget(scope, step, "exec", estimateTokens(request.prompt));
     if (!budget.ok) return { result, usage, refused: budget };
@@ -286,6 +295,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     env: setup.env,
     sandbox: entry.spec.sandbox ?? ctx.config.sandbox,
     timeoutMs: setup.timeoutMs,
+    idleTimeoutMs: setup.idleTimeoutMs,
     maxOutputBytes: ctx.config.maxOutputBytes,
     settings,
     reasoningEffort: entry.spec.reasoning_effort ?? undefined,

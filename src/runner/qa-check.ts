@@ -64,6 +64,8 @@ export interface QaInput {
   /** The worktree snapshot from before the step: light QA then fails when the step changed nothing. */
   changesSince: string | null;
   timeoutMs: number;
+  /** The QA agent's idle limit (see EngineRequest.idleTimeoutMs). */
+  idleTimeoutMs?: number | undefined;
   maxOutputBytes: number;
   env: Record<string, string>;
   signal: AbortSignal;
@@ -167,6 +169,7 @@ async function askAgent(
       sandbox: agent.sandbox ?? "read-only",
       outputSchema: QA_VERDICT_JSON_SCHEMA,
       timeoutMs: input.timeoutMs,
+      idleTimeoutMs: input.idleTimeoutMs,
       maxOutputBytes: input.maxOutputBytes,
       settings: agent.settings,
     },

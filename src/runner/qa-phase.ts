@@ -20,6 +20,7 @@ import {
   type StepOutcome,
   usageMeta,
 } from "./run-scope.js";
+import { recordStall } from "./stall-event.js";
 import { checkpointStep } from "./step-checkpoints.js";
 import {
   afterFailure,
@@ -86,6 +87,7 @@ async function runDeclaredQa(
             : "(no snapshot)"
           : null,
       timeoutMs: setup.timeoutMs,
+      idleTimeoutMs: setup.idleTimeoutMs,
       maxOutputBytes: ctx.config.maxOutputBytes,
       env: setup.env,
       signal,
@@ -121,10 +123,18 @@ export async function qaPhase(
   const started = Date.now();
   const { qa, refusal } = await runDeclaredQa(scope, step, resolved, finalMessage, setup);
   const qaUsage: Json[] = [];
-  for (const c of qa.agentCalls) {
+  for (const [i, c] of qa.agentCalls.entries()) {
     const u = c.usage ?? estimatedUsage(c.prompt, c.call.result.finalMessage);
     qaUsage.push(usageMeta(u));
     await charge(scope, step, "qa", c.engineId, c.model, u);
+    await recordStall(scope, step, {
+      phase: "qa",
+      engineId: c.engineId,
+      model: c.model,
+      call: i + 1,
+      idleTimeoutMs: setup.idleTimeoutMs,
+      error: c.call.result.error,
+    });
     if (c.retry)
       await store.appendEvent({
         ...eventBase(scope, step),

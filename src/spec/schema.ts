@@ -136,7 +136,7 @@ export const RetrySpec = z
       .min(0)
       .nullish()
       .describe(
-        "Retries of an engine call that failed retryably (rate limit, server error). Default: engine_retries.",
+        "Retries of an engine call that failed retryably (rate limit, server error, stall). Default: engine_retries.",
       ),
     crashes: z
       .number()
@@ -184,6 +184,15 @@ export const StepSpec = z
       .nullish()
       .describe("Wall-clock limit of one engine call, in seconds; 0 or unset: the project default."),
     exec_timeout_seconds: z.number().min(0).nullish().describe("Alias of timeout_seconds (original format)."),
+    idle_timeout_seconds: z
+      .number()
+      .min(0)
+      .nullish()
+      .describe(
+        "Longest silence of one engine call, in seconds: with no output for this long (no event from an agent " +
+          "CLI, no byte from a command) its process group is killed and the call fails as `stalled`, retried " +
+          "per retry.engine_errors. 0: no limit; unset: the project's idle_timeout_seconds.",
+      ),
     budget: BudgetSpec.nullish().describe("Per-step token budget."),
     sandbox: z.enum(SANDBOX_MODES).nullish().describe("Sandbox / permission mode for agent engines."),
     reasoning_effort: z.string().nullish().describe("Reasoning effort for engines that support it."),

@@ -19,6 +19,7 @@ export const EVENT = {
   stepInterrupted: "step_interrupted",
   stepRecovered: "step_recovered",
   stepRetry: "step_retry",
+  stepStalled: "step_stalled",
   engineError: "engine_error",
   engineRetry: "engine_retry",
   engineUnavailable: "engine_unavailable",

@@ -99,6 +99,22 @@ describe("config precedence: project file > env > built-in", () => {
     expect(() => loadConfig(repo(), { TASKSGODZILLA_LOOP_RESTORE: "rewind" })).toThrow(
       /expected one of restore, keep/,
     );
+    expect(() => loadConfig(repo(), { TASKSGODZILLA_IDLE_TIMEOUT_SECONDS: "-1" })).toThrow(
+      /TASKSGODZILLA_IDLE_TIMEOUT_SECONDS=-1: expected a non-negative number/,
+    );
+    expect(() =>
+      loadConfig(repo(["tasksgodzilla.config.json", '{"idle_timeout_seconds":"10m"}']), {}),
+    ).toThrow(/\/idle_timeout_seconds/);
+  });
+
+  it("takes the idle limit from the file over the environment over 600 s, 0 meaning no limit", () => {
+    expect(loadConfig(repo(), {}).idleTimeoutSeconds).toBe(600);
+    expect(loadConfig(repo(), { TASKSGODZILLA_IDLE_TIMEOUT_SECONDS: "0" }).idleTimeoutSeconds).toBe(0);
+    const c = loadConfig(repo(["tasksgodzilla.config.yaml", "idle_timeout_seconds: 90\n"]), {
+      TASKSGODZILLA_IDLE_TIMEOUT_SECONDS: "30",
+    });
+    expect(c.idleTimeoutSeconds).toBe(90);
+    expect(c.sources.idle_timeout_seconds).toBe("file");
   });
 });
 

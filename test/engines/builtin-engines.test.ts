@@ -61,6 +61,32 @@ describe("shell engine", () => {
     expect(result.error).toMatchObject({ kind: "timeout" });
   });
 
+  it("fails as stalled, retryably, when the command prints nothing for the idle limit", async () => {
+    const { result } = await drive(
+      shell,
+      { command: "echo compiling; sleep 20" },
+      { idleTimeoutMs: 400, timeoutMs: 10_000 },
+    );
+    expect(result.error).toMatchObject({
+      kind: "stalled",
+      retryable: true,
+      message: expect.stringMatching(
+        /^command printed nothing for \d\.\d s; its process group was killed \(last output: compiling\)$/,
+      ),
+      stall: { idleMs: expect.any(Number), lastOutput: "compiling" },
+    });
+    expect(result.finalMessage).toBe("compiling");
+  });
+
+  it("is not stalled by a long command that keeps printing", async () => {
+    const { result } = await drive(
+      shell,
+      { command: "for i in 1 2 3 4 5 6 7 8; do echo tick $i >&2; sleep 0.15; done; echo finished" },
+      { idleTimeoutMs: 500 },
+    );
+    expect(result).toMatchObject({ ok: true, finalMessage: "finished" });
+  });
+
   it("passes preflight with bash's path and version", async () => {
     expect(await shell.preflight()).toMatchObject({
       ok: true,
@@ -172,6 +198,69 @@ describe("replay engine", () => {
       kind: "unavailable",
       message: expect.stringMatching(/nope\.jsonl does not exist/),
     });
+  });
+
+  it("plays the pause a recorded event carries before it", async () => {
+    const file = write(
+      "paused.jsonl",
+      [
+        { type: "message", text: "thinking" },
+        { type: "final", text: "done", delay_ms: 300 },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join("\n"),
+    );
+    const started = Date.now();
+    const { result } = await drive(replay, { recording: file }, { idleTimeoutMs: 2000 });
+    expect(result).toMatchObject({ ok: true, finalMessage: "done" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it("stalls on a recorded pause longer than the idle limit, reporting the last event played", async () => {
+    const file = write(
+      "long-pause.jsonl",
+      [
+        { type: "started", sessionId: "s-9" },
+        { type: "message", text: "running the tests" },
+        { type: "final", text: "never reached", delay_ms: 60_000 },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join("\n"),
+    );
+    const { result, events } = await drive(replay, { recording: file }, { idleTimeoutMs: 400 });
+    expect(events.map((e) => e.type)).toEqual(["started", "message"]);
+    expect(result).toMatchObject({
+      ok: false,
+      sessionId: "s-9",
+      error: {
+        kind: "stalled",
+        retryable: true,
+        message: expect.stringMatching(
+          /^replay played no event for 0\.\d s \(last output: \{"type":"message"/,
+        ),
+        stall: { lastOutput: '{"type":"message","text":"running the tests"}' },
+      },
+    });
+    expect(result.error!.stall!.idleMs).toBeGreaterThanOrEqual(400);
+  });
+
+  it("times out rather than stalls when the timeout comes first", async () => {
+    const file = write(
+      "pause-past-timeout.jsonl",
+      JSON.stringify({ type: "final", text: "x", delay_ms: 5000 }),
+    );
+    const { result } = await drive(replay, { recording: file }, { timeoutMs: 300, idleTimeoutMs: 1000 });
+    expect(result.error?.kind).toBe("timeout");
+  });
+
+  it("refuses a negative or fractional pause, naming the line", async () => {
+    for (const delay_ms of [-5, 1.5]) {
+      const file = write("bad-pause.jsonl", JSON.stringify({ type: "final", text: "x", delay_ms }));
+      expect((await drive(replay, { recording: file })).result.error).toMatchObject({
+        kind: "bad_output",
+        message: expect.stringMatching(/bad-pause\.jsonl line 1 is not a valid event: delay_ms: /),
+      });
+    }
   });
 
   it("stops when aborted", async () => {

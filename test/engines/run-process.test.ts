@@ -179,6 +179,70 @@ describe("runProcess", () => {
   });
 });
 
+describe("runProcess idle limit", () => {
+  it("kills the whole process group after the idle limit without output, with the silence and the last line", async () => {
+    const pidFile = join(cwd, "stalled-grandchild.pid");
+    const r = await bash(`echo first; echo 'second line'; sleep 60 & echo $! > ${pidFile}; wait`, {
+      idleTimeoutMs: 500,
+      killGraceMs: 500,
+    });
+    expect(r).toMatchObject({
+      timedOut: false,
+      aborted: false,
+      stall: { idleMs: expect.any(Number), lastOutput: "second line" },
+    });
+    expect(r.stall!.idleMs).toBeGreaterThanOrEqual(500);
+    expect(await waitGone(Number(readFileSync(pidFile, "utf8")))).toBe(true);
+  });
+
+  it("reports a process that never printed as silent from its start", async () => {
+    const r = await bash("sleep 30", { idleTimeoutMs: 300, killGraceMs: 300 });
+    expect(r.stall).toEqual({ idleMs: expect.any(Number), lastOutput: undefined });
+  });
+
+  it("does not stall a process that keeps printing past the idle limit, on stdout or stderr", async () => {
+    const r = await bash(
+      "for i in $(seq 1 12); do echo out $i; sleep 0.1; echo err $i >&2; sleep 0.1; done; echo done",
+      { idleTimeoutMs: 600 },
+    );
+    expect(r).toMatchObject({ exitCode: 0, timedOut: false, stall: undefined });
+    expect(r.stdout).toMatch(/done\n$/);
+  });
+
+  it("with stdout-lines, counts only complete stdout lines: stderr chatter and a half-written line are silence", async () => {
+    const chatter = await bash("for i in $(seq 1 30); do echo retrying >&2; sleep 0.1; done", {
+      idleTimeoutMs: 600,
+      activity: "stdout-lines",
+      killGraceMs: 300,
+    });
+    expect(chatter.stall).toEqual({ idleMs: expect.any(Number), lastOutput: undefined });
+    const half = await bash(`echo '{"type":"turn.started"}'; printf '{"type":"item'; sleep 30`, {
+      idleTimeoutMs: 600,
+      activity: "stdout-lines",
+      killGraceMs: 300,
+    });
+    expect(half.stall?.lastOutput).toBe('{"type":"turn.started"}');
+    const lines = await bash("for i in $(seq 1 10); do echo '{}'; sleep 0.15; done", {
+      idleTimeoutMs: 600,
+      activity: "stdout-lines",
+    });
+    expect(lines).toMatchObject({ exitCode: 0, stall: undefined });
+  });
+
+  it("cuts a long last line short in the report", async () => {
+    const r = await bash("head -c 3000 /dev/zero | tr '\\0' y; echo; sleep 30", {
+      idleTimeoutMs: 400,
+      killGraceMs: 300,
+    });
+    expect(r.stall?.lastOutput).toBe(`${"y".repeat(500)}…`);
+  });
+
+  it("reports the timeout, not a stall, when the timeout passes first", async () => {
+    const r = await bash("sleep 30", { timeoutMs: 300, idleTimeoutMs: 5000, killGraceMs: 300 });
+    expect(r).toMatchObject({ timedOut: true, stall: undefined });
+  });
+});
+
 describe("killOrphan", () => {
   it("kills a recorded engine process's group and what runs below it in a group of its own", async () => {
     const pidFile = join(cwd, "orphan-tool.pid");

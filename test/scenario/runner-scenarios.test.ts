@@ -478,6 +478,87 @@ describe("whole protocols on the embedded default", () => {
     expect(await waitGone(pid)).toBe(true);
   });
 
+  it("kills a stalled step's process group, retries it per retry.engine_errors, then fails it as stalled", async () => {
+    const pidFile = join(s.repo, "..", `stalled-${Date.now()}.pids`);
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("stuck", `echo "working on it"; sleep 60 & echo $! >> ${pidFile}; wait`, {
+          idle_timeout_seconds: 0.5,
+          retry: { engine_errors: 1 },
+        }),
+      ],
+    });
+    expect(r.run.status).toBe("blocked");
+    expect(r.status.stuck).toBe("failed");
+    expect(r.trail.filter((t) => /^(step_stalled|engine_retry|engine_error|step_failed)/.test(t))).toEqual([
+      "step_stalled:stuck",
+      "engine_retry:stuck",
+      "step_stalled:stuck",
+      "engine_error:stuck",
+      "step_failed:stuck",
+    ]);
+    const stalls = r.of("step_stalled").map((e) => e.metadata);
+    expect(stalls).toEqual(
+      [1, 2].map((call) => ({
+        phase: "exec",
+        engine_id: "shell",
+        model: null,
+        attempt: 1,
+        call,
+        idle_ms: expect.any(Number),
+        idle_timeout_ms: 500,
+        last_output: "working on it",
+        retryable: true,
+      })),
+    );
+    for (const stall of stalls) expect(stall.idle_ms).toBeGreaterThanOrEqual(500);
+    expect(r.of("engine_retry")[0]!.metadata).toMatchObject({ attempt: 1, error: { kind: "stalled" } });
+    expect(r.of("step_failed")[0]!.metadata).toMatchObject({ reason: "exec_failed", error_kind: "stalled" });
+    // each call's sleeper went with its process group
+    const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
+    expect(pids).toHaveLength(2);
+    for (const pid of pids) expect(await waitGone(pid)).toBe(true);
+  });
+
+  it("does not stall a step that keeps printing past its idle limit", async () => {
+    const r = await runSpec(s, {
+      steps: [
+        shellStep("chatty", "for i in 1 2 3 4 5 6 7 8 9 10; do echo step $i; sleep 0.2; done", {
+          idle_timeout_seconds: 0.5,
+          retry: { engine_errors: 0 },
+        }),
+      ],
+    });
+    expect(r.run.status).toBe("completed");
+    expect(r.of("step_stalled")).toEqual([]);
+  });
+
+  it("takes the idle limit from the project's config, which a step turns off with 0, and holds the QA agent to it", async () => {
+    const env = { TASKSGODZILLA_IDLE_TIMEOUT_SECONDS: "0.5", TASKSGODZILLA_ENGINE_RETRIES: "0" };
+    const t = await scenario(env);
+    try {
+      const r = await runSpec(t, {
+        steps: [
+          shellStep("quiet-build", "sleep 1; echo built", { idle_timeout_seconds: 0 }),
+          shellStep("judged", "echo work done", {
+            qa: { policy: "full", engine_id: "shell", inputs: { command: "sleep 30" } },
+          }),
+        ],
+      });
+      expect(r.status).toEqual({ "quiet-build": "completed", judged: "failed" });
+      // the first verdict is the quiet build's light QA
+      expect(r.of("qa_verdict").at(-1)!.metadata).toMatchObject({
+        verdict: "error",
+        reason: expect.stringMatching(/QA engine failed \(stalled\)/),
+      });
+      expect(r.of("step_stalled").map((e) => e.metadata)).toEqual([
+        expect.objectContaining({ phase: "qa", engine_id: "shell", call: 1, idle_timeout_ms: 500 }),
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+
   it("fails the step cleanly when the engine crashes with garbage output", async () => {
     const r = await runSpec(
       s,

@@ -61,6 +61,8 @@ describe("ProtocolSpec schema", () => {
       steps: [
         { id: "", qa: { policy: "sometimes" }, outputs: { protocol: "a", extra: 1 } },
         { id: "b", timeout_seconds: -5, policies: [{ step_back: 1 }] },
+        { id: "c", idle_timeout_seconds: -1 },
+        { id: "d", idle_timeout_seconds: "5m" },
       ],
     });
     expect(r.ok).toBe(false);
@@ -69,6 +71,8 @@ describe("ProtocolSpec schema", () => {
     expect(byPointer["/steps/0/qa/policy"]).toMatch(/must be one of "skip", "light", "full"/);
     expect(byPointer["/steps/0/outputs/extra"]).toBe('unknown field "extra"');
     expect(byPointer["/steps/1/timeout_seconds"]).toBe("must be at least 0");
+    expect(byPointer["/steps/2/idle_timeout_seconds"]).toBe("must be at least 0");
+    expect(byPointer["/steps/3/idle_timeout_seconds"]).toMatch(/number/);
   });
 
   it("takes a money limit beside the token one, per step and per protocol, and refuses one that is not positive", () => {

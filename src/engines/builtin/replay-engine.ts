@@ -6,9 +6,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
+import { head } from "../../shared/text.js";
 import type { Engine, EngineEvent, EngineRequest, EngineResult, PreflightResult } from "../engine-port.js";
-import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
-import { failedResult, failure } from "../engine-result.js";
+import { ENGINE_FAILURE_KINDS, ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
+import { failedResult, failure, seconds, stalled } from "../engine-result.js";
 import { UsageTally } from "../token-usage.js";
 
 const Usage = z.object({
@@ -34,23 +35,21 @@ const RecordedEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("error"),
     error: z.object({
-      kind: z.enum([
-        "unavailable",
-        "auth",
-        "rate_limit",
-        "server_error",
-        "context_too_long",
-        "timeout",
-        "crash",
-        "bad_output",
-        "aborted",
-      ]),
+      kind: z.enum(ENGINE_FAILURE_KINDS),
       message: z.string(),
       retryable: z.boolean().default(false),
       retryAfterMs: z.number().int().nonnegative().optional(),
     }),
   }),
 ]);
+
+/** Any event may carry `delay_ms`: the pause before it is played (over `inputs.delay_ms`). */
+const Pause = z.object({ delay_ms: z.number().int().nonnegative().optional() });
+
+interface Recorded {
+  event: EngineEvent;
+  delayMs: number | undefined;
+}
 
 class RecordingError extends Error {}
 
@@ -60,15 +59,16 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function parseLine(file: string, line: string, n: number): EngineEvent {
+function parseLine(file: string, line: string, n: number): Recorded {
   try {
-    return RecordedEvent.parse(JSON.parse(line)) as EngineEvent;
+    const raw: unknown = JSON.parse(line);
+    return { event: RecordedEvent.parse(raw) as EngineEvent, delayMs: Pause.parse(raw).delay_ms };
   } catch (err) {
     throw new RecordingError(`recording ${file} line ${n} is not a valid event: ${describe(err)}`);
   }
 }
 
-function loadRecording(file: string): EngineEvent[] {
+function loadRecording(file: string): Recorded[] {
   const text = readFileSync(file, "utf8");
   if (file.endsWith(".json")) {
     let doc: unknown;
@@ -103,15 +103,15 @@ export class ReplayEngine implements Engine {
   async *run(request: EngineRequest, signal: AbortSignal): AsyncGenerator<EngineEvent, EngineResult, void> {
     const started = Date.now();
     const done = (fields: Partial<EngineResult>) => ({ durationMs: Date.now() - started, ...fields });
-    let events: EngineEvent[];
+    let recording: Recorded[];
     if (typeof request.inputs.final === "string") {
-      events = [{ type: "final", text: request.inputs.final }];
+      recording = [{ event: { type: "final", text: request.inputs.final }, delayMs: undefined }];
     } else if (typeof request.inputs.recording === "string") {
       const file = resolve(request.cwd, request.inputs.recording);
       if (!existsSync(file))
         return failedResult(failure("unavailable", `recording ${file} does not exist`), done({}));
       try {
-        events = loadRecording(file);
+        recording = loadRecording(file);
       } catch (err) {
         if (!(err instanceof RecordingError)) throw err;
         return failedResult(failure("bad_output", err.message), done({}));
@@ -125,6 +125,10 @@ export class ReplayEngine implements Engine {
 
     const delayMs = Number(request.inputs.delay_ms ?? 0);
     const deadline = started + request.timeoutMs;
+    const idleLimit = request.idleTimeoutMs ?? 0;
+    /** When the last event was played, and what it was: the idle clock and its report. */
+    let heardAt = started;
+    let lastOutput: string | undefined;
     const tally = new UsageTally();
     let sessionId: string | undefined;
     let final: Extract<EngineEvent, { type: "final" }> | undefined;
@@ -136,20 +140,30 @@ export class ReplayEngine implements Engine {
       requestedModel: final?.requestedModel,
       sessionId,
     });
-    for (const event of events) {
+    for (const { event, delayMs: pause } of recording) {
       if (signal.aborted) return failedResult(failure("aborted", "replay aborted"), done(played()));
-      if (delayMs > 0) {
-        // a recording that plays longer than the step's timeout times out like a real engine
-        const wait = Math.min(delayMs, deadline - Date.now());
+      const wanted = pause ?? delayMs;
+      if (wanted > 0) {
+        // a pause past the idle limit stalls and one past the timeout times out, as with a real engine
+        const stallAt = idleLimit > 0 ? heardAt + idleLimit : Number.POSITIVE_INFINITY;
+        const limit = Math.min(stallAt, deadline);
+        const wait = Math.min(Date.now() + wanted, limit) - Date.now();
         if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
-        if (Date.now() >= deadline && !signal.aborted)
-          return failedResult(
-            failure("timeout", `replay timed out after ${Math.round(request.timeoutMs / 1000)} s`),
-            done(played()),
-          );
+        if (Date.now() >= limit && !signal.aborted) {
+          const error =
+            stallAt <= deadline
+              ? stalled(`replay played no event for ${seconds(Date.now() - heardAt)}`, {
+                  idleMs: Date.now() - heardAt,
+                  lastOutput,
+                })
+              : failure("timeout", `replay timed out after ${Math.round(request.timeoutMs / 1000)} s`);
+          return failedResult(error, done(played()));
+        }
       }
       // a recorded pid names a process of another time: never pass it on as one of ours
       yield event.type === "started" ? { type: "started", sessionId: event.sessionId } : event;
+      heardAt = Date.now();
+      lastOutput = head(JSON.stringify(event));
       if (event.type === "usage") tally.add(event.usage, event.model);
       else if (event.type === "started") sessionId = event.sessionId ?? sessionId;
       else if (event.type === "message") messages.push(event.text);

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { tail } from "../../shared/text.js";
 import type { Engine, EngineEvent, EngineRequest, EngineResult, PreflightResult } from "../engine-port.js";
 import { ENGINE_SPECIFICATION_VERSION } from "../engine-port.js";
-import { failedResult, failure } from "../engine-result.js";
+import { failedResult, failure, seconds, stalled } from "../engine-result.js";
 import { BinaryNotFoundError, findBinary, startProcess } from "../process/run-process.js";
 
 const NO_TOKENS = { input: 0, cachedInput: 0, output: 0, reasoning: 0, estimated: false };
@@ -55,6 +55,7 @@ export class ShellEngine implements Engine {
       cwd: request.cwd,
       env: request.env,
       timeoutMs: request.timeoutMs,
+      idleTimeoutMs: request.idleTimeoutMs,
       maxOutputBytes: request.maxOutputBytes,
       signal,
     });
@@ -74,6 +75,14 @@ export class ShellEngine implements Engine {
       durationMs: out.durationMs,
       finalMessage: out.stdout.replace(/\n$/, ""),
     };
+    if (out.stall)
+      return failedResult(
+        stalled(
+          `command printed nothing for ${seconds(out.stall.idleMs)}; its process group was killed`,
+          out.stall,
+        ),
+        { ...fields, usage: NO_TOKENS },
+      );
     if (out.timedOut)
       return failedResult(
         failure(

@@ -16,7 +16,7 @@ import {
   type EngineSettings,
   type PreflightResult,
 } from "../engine-port.js";
-import { failedResult, failure } from "../engine-result.js";
+import { failedResult, failure, seconds, stalled } from "../engine-result.js";
 import {
   BinaryNotFoundError,
   findBinary,
@@ -237,6 +237,9 @@ export class CliEngine implements Engine {
         env: { ...this.homeEnv(settings), ...inv.env, ...settings.env, ...request.env },
         stdin: inv.stdin,
         timeoutMs: request.timeoutMs,
+        idleTimeoutMs: request.idleTimeoutMs,
+        // progress is an event on stdout; stderr warnings and retry notices are not
+        activity: "stdout-lines",
         maxOutputBytes: request.maxOutputBytes,
         signal,
       });
@@ -290,6 +293,13 @@ export class CliEngine implements Engine {
         result: failedResult(error, fields),
         said,
       });
+      if (outcome.stall)
+        return fail(
+          stalled(
+            `${this.id} printed no event for ${seconds(outcome.stall.idleMs)}; its process group was killed`,
+            outcome.stall,
+          ),
+        );
       if (outcome.timedOut) {
         const last = summary.error?.message ?? summary.notice;
         return fail(

@@ -1,6 +1,6 @@
 /**
- * Runs one external process the way every engine needs it: its own process group (so a timeout or an
- * abort kills grandchildren too, also those that moved to groups of their own), stdin closed unless text is given (some CLIs wait on an open stdin),
+ * Runs one external process the way every engine needs it: its own process group (so a timeout, a
+ * stall or an abort kills grandchildren too, also those that moved to groups of their own), stdin closed unless text is given (some CLIs wait on an open stdin),
  * the start and end of the output kept within a cap with the overflow counted, and every stdout line
  * streamed as it arrives.
  */
@@ -9,6 +9,8 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { InvalidInputError, TasksGodzillaError } from "../../shared/errors.js";
+import { head } from "../../shared/text.js";
+import type { StallReport } from "../engine-port.js";
 import { descendants, type ProcessStat, signalTree } from "./process-tree.js";
 
 export class BinaryNotFoundError extends TasksGodzillaError {
@@ -27,6 +29,14 @@ export interface ProcessOptions {
   /** Written to stdin, which is then closed; when undefined stdin is closed at once. */
   stdin?: string | undefined;
   timeoutMs: number;
+  /** Kills the group after this long without output (see `activity`); undefined or 0: never. */
+  idleTimeoutMs?: number | undefined;
+  /**
+   * What counts as output for `idleTimeoutMs`: any byte on stdout or stderr (`any`, the default), or
+   * only a complete stdout line (`stdout-lines`: an agent CLI's events; its stderr warnings and retry
+   * notices are no sign of progress).
+   */
+  activity?: "any" | "stdout-lines" | undefined;
   /**
    * Cap on stdout + stderr kept in memory (the start and the end of each, half the cap per stream);
    * the middle is dropped and counted in truncatedBytes. Stdout lines still reach `lines()` in full.
@@ -48,6 +58,8 @@ export interface ProcessOutcome {
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** Set when the process was killed after `idleTimeoutMs` without output. */
+  stall?: StallReport | undefined;
   aborted: boolean;
   truncatedBytes: number;
   /** Stdout lines longer than `maxLineBytes`, dropped whole instead of reaching `lines()`. */
@@ -155,7 +167,11 @@ class LineQueue {
   private partial = "";
   private skipping = false;
   dropped = 0;
-  constructor(private readonly maxLine: number) {}
+  /** `completed` sees every line as it ends (one dropped for its length as ""). */
+  constructor(
+    private readonly maxLine: number,
+    private readonly completed?: (line: string) => void,
+  ) {}
 
   push(text: string): void {
     let rest = text;
@@ -165,6 +181,7 @@ class LineQueue {
       if (end < 0) return;
       rest = rest.slice(end + 1);
       this.skipping = false;
+      this.completed?.("");
     }
     // only the new chunk is searched for line ends: a long line is not scanned again per chunk
     if (!rest.includes("\n")) {
@@ -174,8 +191,10 @@ class LineQueue {
       parts[0] = this.partial + parts[0];
       this.partial = parts.pop() ?? "";
       for (const line of parts) {
-        if (line.length > this.maxLine) this.dropped++;
-        else this.emit(line);
+        const kept = line.length <= this.maxLine;
+        this.completed?.(kept ? line : "");
+        if (kept) this.emit(line);
+        else this.dropped++;
       }
     }
     if (this.partial.length > this.maxLine) {
@@ -219,6 +238,41 @@ class LineQueue {
   }
 }
 
+/** The most of the last output line a stall report keeps. */
+const LAST_OUTPUT_CHARS = 500;
+
+/**
+ * When the process last gave output, and the last line of it: what decides a stall and what the
+ * stall report shows. Output arrives as chunks; the last non-empty line is kept, cut short.
+ */
+class Silence {
+  private last = Date.now();
+  private recent = "";
+  private lastLine: string | undefined;
+
+  /** Output arrived: a whole line (`stdout-lines`) or any chunk of text (`any`). */
+  heard(text: string): void {
+    this.last = Date.now();
+    this.recent = (this.recent + text).slice(-4 * LAST_OUTPUT_CHARS);
+    const line = this.recent
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .at(-1);
+    if (line) this.lastLine = head(line, LAST_OUTPUT_CHARS);
+    // a complete line is judged alone: what came before it is not part of it
+    if (text.endsWith("\n")) this.recent = "";
+  }
+
+  quietFor(): number {
+    return Date.now() - this.last;
+  }
+
+  report(): StallReport {
+    return { idleMs: this.quietFor(), lastOutput: this.lastLine };
+  }
+}
+
 export function startProcess(opts: ProcessOptions): RunningProcess {
   const started = Date.now();
   const child = spawn(opts.command, opts.args, {
@@ -230,8 +284,14 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   });
   const stdout = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
   const stderr = new HeadTail(Math.floor(opts.maxOutputBytes / 4));
-  const lines = new LineQueue(opts.maxLineBytes ?? Math.max(opts.maxOutputBytes, MAX_LINE_BYTES));
+  const silence = new Silence();
+  const byLine = opts.activity === "stdout-lines";
+  const lines = new LineQueue(
+    opts.maxLineBytes ?? Math.max(opts.maxOutputBytes, MAX_LINE_BYTES),
+    byLine ? (line) => silence.heard(`${line}\n`) : undefined,
+  );
   let timedOut = false;
+  let stall: StallReport | undefined;
   let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
   /** What ran below the process when it was told to stop, its own group or not. */
@@ -251,10 +311,25 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
     signalAll("SIGTERM");
     killTimer ??= setTimeout(() => signalAll("SIGKILL"), opts.killGraceMs ?? 2000);
   };
+  // whichever limit passes first is the one reported
   const timer = setTimeout(() => {
+    if (stall) return;
     timedOut = true;
     terminate();
   }, opts.timeoutMs);
+  const idleLimit = opts.idleTimeoutMs ?? 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  // one timer, set again for what is left of the limit since the last output: output costs no timer work
+  const watchSilence = (wait: number) => {
+    idleTimer = setTimeout(() => {
+      const quiet = silence.quietFor();
+      if (quiet < idleLimit) return watchSilence(idleLimit - quiet);
+      if (timedOut || aborted) return;
+      stall = silence.report();
+      terminate();
+    }, wait);
+  };
+  if (idleLimit > 0) watchSilence(idleLimit);
   const onAbort = () => {
     aborted = true;
     terminate();
@@ -263,12 +338,18 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   else opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   const decoder = new StringDecoder("utf8");
+  const errDecoder = new StringDecoder("utf8");
   child.stdout?.on("data", (chunk: Buffer) => {
     stdout.take(chunk);
+    const text = decoder.write(chunk);
+    if (!byLine) silence.heard(text);
     // the parser sees every line, so events printed last (results, usage) survive the cap
-    lines.push(decoder.write(chunk));
+    lines.push(text);
   });
-  child.stderr?.on("data", (chunk: Buffer) => stderr.take(chunk));
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr.take(chunk);
+    if (!byLine) silence.heard(errDecoder.write(chunk));
+  });
   if (child.stdin) {
     child.stdin.on("error", () => undefined); // the child may exit before reading its input
     child.stdin.end(opts.stdin);
@@ -277,6 +358,7 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   const result = new Promise<ProcessOutcome>((resolvePromise, reject) => {
     const cleanup = () => {
       clearTimeout(timer);
+      clearTimeout(idleTimer);
       opts.signal?.removeEventListener("abort", onAbort);
       lines.push(decoder.end());
       lines.end();
@@ -293,13 +375,14 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
       cleanup();
       clearTimeout(killTimer);
       // whatever the leader left behind (backgrounded children, tool commands) goes with it on a kill
-      if (timedOut || aborted) signalAll("SIGKILL", false);
+      if (timedOut || stall || aborted) signalAll("SIGKILL", false);
       resolvePromise({
         exitCode,
         signal,
         stdout: stdout.text(),
         stderr: stderr.text(),
         timedOut,
+        stall,
         aborted,
         truncatedBytes: stdout.dropped + stderr.dropped,
         droppedLines: lines.dropped,
