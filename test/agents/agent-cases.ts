@@ -30,8 +30,16 @@ export interface AgentCase {
    * the answer where the CLI passes it on, else the model the CLI says it ran.
    */
   reportedModel(sent: string, answered: string): string;
-  /** The CLI retries server errors on its own for minutes; only the engine timeout ends it. */
-  retriesServerErrorsForever: boolean;
+  /**
+   * Requests one call makes when each is answered with a server error: 1 where the adapter switched
+   * the CLI's own retries off; opencode retries 5 times and cannot be told not to.
+   */
+  requestsPerServerError: number;
+  /**
+   * The longest the CLI stays silent while it starts, before its first event (measured on a loaded
+   * machine, with margin): an idle limit in a test must be longer, or the start itself stalls.
+   */
+  silentStartMs: number;
   /** The model a request asks for. */
   modelIn(req: ModelRequest): unknown;
   /** Extra arguments for `settings.args`, and whether the requests show their effect. */
@@ -70,7 +78,7 @@ export const AGENT_CASES: AgentCase[] = [
       env: { FAKE_KEY: "sk-fake" },
       configOverrides: [
         "model_provider=fake",
-        `model_providers.fake={name="fake",base_url="${url}/v1",env_key="FAKE_KEY",wire_api="responses",request_max_retries=0,stream_max_retries=0}`,
+        `model_providers.fake={name="fake",base_url="${url}/v1",env_key="FAKE_KEY",wire_api="responses"}`,
       ],
     }),
     writeTool: (file, content) => ({
@@ -84,7 +92,8 @@ export const AGENT_CASES: AgentCase[] = [
     reportsCacheWrites: false,
     // Codex keeps the model it sent in its session record, never the one the server answered with
     reportedModel: (sent) => sent,
-    retriesServerErrorsForever: false,
+    requestsPerServerError: 1,
+    silentStartMs: 5_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       args: ["-c", 'model_reasoning_summary="detailed"'],
@@ -107,7 +116,7 @@ export const AGENT_CASES: AgentCase[] = [
       binary: join(BIN, "claude"),
       homeDir: home("claude"),
       baseUrl: url,
-      env: { ANTHROPIC_API_KEY: "sk-ant-fake", CLAUDE_CODE_MAX_RETRIES: "0" },
+      env: { ANTHROPIC_API_KEY: "sk-ant-fake" },
     }),
     writeTool: (file, content) => ({ name: "Write", args: { file_path: file, content } }),
     writeToolEvent: "Write",
@@ -116,7 +125,8 @@ export const AGENT_CASES: AgentCase[] = [
     reportsReasoning: false,
     reportsCacheWrites: true,
     reportedModel: (_sent, answered) => answered,
-    retriesServerErrorsForever: false,
+    requestsPerServerError: 1,
+    silentStartMs: 6_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       args: ["--append-system-prompt", "Extra words from the settings."],
@@ -143,7 +153,8 @@ export const AGENT_CASES: AgentCase[] = [
     reportsCacheWrites: false,
     // opencode names no model in its stream; its session record names the provider/model it ran
     reportedModel: (sent) => `fake/${sent}`,
-    retriesServerErrorsForever: true,
+    requestsPerServerError: 6,
+    silentStartMs: 15_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       // a session with a title of its own needs no title request
@@ -172,7 +183,8 @@ export const AGENT_CASES: AgentCase[] = [
     reportsReasoning: true,
     reportsCacheWrites: false,
     reportedModel: (_sent, answered) => answered,
-    retriesServerErrorsForever: true,
+    requestsPerServerError: 1,
+    silentStartMs: 6_000,
     modelIn: (req) => /\/models\/([^:]+):/.exec(req.path)?.[1],
     extraArgs: {
       args: ["--include-directories", EXTRA_DIR],

@@ -291,6 +291,7 @@ for (const c of AGENT_CASES) {
     });
 
     it("reports a 401 as an auth failure after one request, without retrying", async () => {
+      // no `x-should-retry: false`: Claude Code would retry it for minutes unless told not to
       const { result, events } = await call(() => ({ status: 401, message: "Incorrect API key provided" }));
       expect(result.ok).toBe(false);
       expect(result.error).toMatchObject({ kind: "auth", retryable: false });
@@ -298,15 +299,45 @@ for (const c of AGENT_CASES) {
       expect(server!.requests).toHaveLength(1);
     });
 
+    it.each([
+      [529, "Overloaded"],
+      [500, "scripted 500"],
+    ])(
+      "fails a %i as a retryable server error after its own retries are spent, if any",
+      async (status, message) => {
+        // a delay the CLIs that retry anyway honour (opencode), so its retries are counted, not waited for
+        const { result } = await call(() => ({ status, message, headers: { "retry-after-ms": "0" } }));
+        expect(result.error).toMatchObject({ kind: "server_error", retryable: true });
+        expect(server!.requests).toHaveLength(c.requestsPerServerError);
+      },
+    );
+
     it("ends a call the server keeps failing, and leaves no process behind", async () => {
+      const retriesOnItsOwn = c.requestsPerServerError > 1;
       const { result, events } = await call(() => ({ status: 500, message: "scripted 500" }), {
-        timeoutMs: c.retriesServerErrorsForever ? 8_000 : 60_000,
+        timeoutMs: retriesOnItsOwn ? 8_000 : 60_000,
       });
       expect(result.ok).toBe(false);
-      expect(result.error!.kind).toBe(c.retriesServerErrorsForever ? "timeout" : "server_error");
+      expect(result.error!.kind).toBe(retriesOnItsOwn ? "timeout" : "server_error");
       const pid = startedPid(events);
       expect(pid).toEqual(expect.any(Number));
       expect(await waitGroupGone(pid!)).toEqual([]);
+    });
+
+    it("kills the CLI as stalled when the model's stream stops mid-answer, and leaves no process behind", async () => {
+      const { result, events } = await call(() => ({ hangStream: true }), {
+        idleTimeoutMs: c.silentStartMs,
+        timeoutMs: 120_000,
+      });
+      expect(result.error).toMatchObject({
+        kind: "stalled",
+        retryable: true,
+        message: expect.stringMatching(new RegExp(`^${c.engineId} printed no event for \\d+\\.\\d s`)),
+      });
+      expect(result.error!.stall!.idleMs).toBeGreaterThanOrEqual(c.silentStartMs);
+      // the request was made: the silence is the hung answer's, not the CLI's start
+      expect(server!.requests).toHaveLength(1);
+      expect(await waitGroupGone(startedPid(events)!)).toEqual([]);
     });
 
     it("leaves no process behind when it times out while a tool command runs", async () => {
@@ -348,7 +379,7 @@ for (const c of AGENT_CASES) {
 
     it("fails a call whose stream breaks off, and leaves no process behind", async () => {
       const { result, events } = await call(() => ({ breakStream: true }), {
-        timeoutMs: c.retriesServerErrorsForever ? 8_000 : 60_000,
+        timeoutMs: c.requestsPerServerError > 1 ? 8_000 : 60_000,
       });
       expect(result.ok).toBe(false);
       expect(["server_error", "timeout"]).toContain(result.error!.kind);
@@ -429,6 +460,26 @@ for (const c of AGENT_CASES) {
         );
         expect(existsSync(join(cwd, "x.txt"))).toBe(true);
         expect(result.error).toMatchObject({ kind: "server_error", retryable: true });
+      });
+
+      it("switches off the retries of a provider from config.toml, keeping a retry setting its table chose", async () => {
+        server = await FakeModelServer.start(() => ({ status: 500, message: "scripted 500" }));
+        const settings = { ...c.settings(server.url), configOverrides: [] };
+        mkdirSync(settings.homeDir!, { recursive: true });
+        // the user's table retries a broken stream once; its request retries (4 by default) go
+        writeFileSync(
+          join(settings.homeDir!, "config.toml"),
+          `model_provider = "fake"\n[model_providers.fake]\nname = "fake"\nbase_url = "${server.url}/v1"\n` +
+            'env_key = "FAKE_KEY"\nwire_api = "responses"\nstream_max_retries = 1\n',
+        );
+        const { result } = await driveEngine(registry.get("codex"), {
+          cwd: mkdtempSync(join(tmpdir(), "tgz-codex-work-")),
+          model: c.model,
+          timeoutMs: 60_000,
+          settings,
+        });
+        expect(result.error).toMatchObject({ kind: "server_error" });
+        expect(server.requests).toHaveLength(2);
       });
 
       it("passes on the delay a response.failed rate limit asks for", async () => {

@@ -110,6 +110,55 @@ describe.skipIf(!available(codex) || !available(claude))(
       expect(server.of("responses").at(-1)!.text).toContain("hello 1");
     });
 
+    it("kills a Codex call whose answer hangs as stalled, and completes on the step's retry", async () => {
+      let calls = 0;
+      const hanging = await FakeModelServer.start(() =>
+        ++calls === 1 ? { hangStream: true } : { text: "answered on the retry" },
+      );
+      try {
+        const s = await scenario({ TASKSGODZILLA_DATA_DIR: mkdtempSync(join(tmpdir(), "tgz-data-")) });
+        writeFileSync(
+          join(s.repo, "tasksgodzilla.config.json"),
+          JSON.stringify({ engines: { codex: engineConfigEntry(codex.settings(hanging.url)) } }),
+        );
+        const r = await runSpec(
+          s,
+          {
+            steps: [
+              {
+                id: "work",
+                engine_id: "codex",
+                model: codex.model,
+                prompt_ref: "p.md",
+                idle_timeout_seconds: codex.silentStartMs / 1000,
+                retry: { engine_errors: 1 },
+              },
+            ],
+          },
+          { "p.md": "do it" },
+        );
+        await s.close();
+        expect(r.run.status).toBe("completed");
+        expect(r.trail.filter((t) => /^(step_stalled|engine_retry|step_completed)/.test(t))).toEqual([
+          "step_stalled:work",
+          "engine_retry:work",
+          "step_completed:work",
+        ]);
+        expect(r.of("step_stalled")[0]!.metadata).toMatchObject({
+          phase: "exec",
+          engine_id: "codex",
+          attempt: 1,
+          call: 1,
+          idle_timeout_ms: codex.silentStartMs,
+          last_output: '{"type":"turn.started"}',
+        });
+        expect(r.of("engine_retry")[0]!.metadata).toMatchObject({ error: { kind: "stalled" } });
+        expect(calls).toBe(2);
+      } finally {
+        await hanging.close();
+      }
+    });
+
     it("retries a rate-limited Codex call after the delay the provider asked for, then completes", async () => {
       let calls = 0;
       const limited = await FakeModelServer.start(() =>
@@ -182,6 +231,48 @@ for (const c of AGENT_CASES) {
           });
           expect(r.of("engine_retry")).toEqual([]);
           expect(server.requests).toHaveLength(1);
+        } finally {
+          await server.close();
+        }
+      });
+
+      it("retries an overloaded call only by the step's retry.engine_errors, each call its CLI's requests alone", async () => {
+        // opencode retries on its own and cannot be told not to: it honours this delay, so it is quick
+        const server = await FakeModelServer.start(() => ({
+          status: 529,
+          message: "Overloaded",
+          headers: { "retry-after-ms": "0" },
+        }));
+        try {
+          const s = await scenario({ TASKSGODZILLA_DATA_DIR: mkdtempSync(join(tmpdir(), "tgz-data-")) });
+          writeFileSync(
+            join(s.repo, "tasksgodzilla.config.json"),
+            JSON.stringify({ engines: { [c.engineId]: engineConfigEntry(c.settings(server.url)) } }),
+          );
+          const r = await runSpec(
+            s,
+            {
+              steps: [
+                {
+                  id: "work",
+                  engine_id: c.engineId,
+                  model: c.model,
+                  prompt_ref: "p.md",
+                  retry: { engine_errors: 1 },
+                },
+              ],
+            },
+            { "p.md": "do it" },
+          );
+          await s.close();
+          expect(r.status.work).toBe("failed");
+          expect(r.of("engine_retry").map((e) => e.metadata)).toEqual([
+            expect.objectContaining({ attempt: 1, error: expect.objectContaining({ kind: "server_error" }) }),
+          ]);
+          expect(r.of("engine_error")[0]!.metadata).toMatchObject({
+            error: { kind: "server_error", retryable: true },
+          });
+          expect(server.requests).toHaveLength(2 * c.requestsPerServerError);
         } finally {
           await server.close();
         }

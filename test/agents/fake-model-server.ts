@@ -44,7 +44,9 @@ export type Reply =
   | { failed: { code: string; message: string } }
   | { breakStream: true }
   /** A 200 stream that ends cleanly before its completion event (Claude then asks again without streaming). */
-  | { truncateStream: true };
+  | { truncateStream: true }
+  /** A 200 stream that starts, then sends nothing more and stays open: a provider hung mid-answer. */
+  | { hangStream: true };
 
 type Answer = Extract<Reply, { text: string } | { tool: unknown }>;
 
@@ -96,7 +98,8 @@ function apiOf(method: string, path: string): Api | undefined {
   return undefined;
 }
 
-function sse(res: ServerResponse, chunks: unknown[], named = false): void {
+/** Starts an SSE answer with `chunks`, leaving it open. */
+function sseOpen(res: ServerResponse, chunks: unknown[], named = false): void {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   for (const c of chunks) {
     const type = (c as { type?: string }).type;
@@ -104,6 +107,10 @@ function sse(res: ServerResponse, chunks: unknown[], named = false): void {
       `${named && type ? `event: ${type}\n` : ""}data: ${typeof c === "string" ? c : JSON.stringify(c)}\n\n`,
     );
   }
+}
+
+function sse(res: ServerResponse, chunks: unknown[], named = false): void {
+  sseOpen(res, chunks, named);
   res.end();
 }
 
@@ -425,6 +432,11 @@ export class FakeModelServer {
     }
     if ("truncateStream" in reply) {
       sse(res, truncatedStart(api, model), api === "messages");
+      return;
+    }
+    if ("hangStream" in reply) {
+      // left open: close() ends it with every other connection
+      sseOpen(res, truncatedStart(api, model), api === "messages");
       return;
     }
     if (api === "responses") responsesReply(res, reply, model);

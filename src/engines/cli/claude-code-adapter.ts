@@ -82,6 +82,8 @@ export const claudeCodeAdapter: CliAdapter = {
       // telemetry, error reports and update checks off: nothing leaves the machine but model calls
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
       DISABLE_AUTOUPDATER: "1",
+      // its own retries off (10 by default, minutes of backoff): the step's retry policy decides
+      CLAUDE_CODE_MAX_RETRIES: "0",
     };
     if (ctx.settings.baseUrl) env.ANTHROPIC_BASE_URL = ctx.settings.baseUrl;
     // bypassPermissions refuses to run as root unless told it is inside a sandbox

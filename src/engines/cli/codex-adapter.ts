@@ -85,6 +85,29 @@ function selectedProvider(overrides: string[], toml: string): { id: string; tabl
   return { id, table };
 }
 
+/** The config.toml the call's Codex reads: the isolated home's, or the user's own. */
+function configToml(ctx: Pick<CallContext, "home" | "userHome">): string {
+  const file = join(ctx.home ?? join(ctx.userHome, ".codex"), "config.toml");
+  return existsSync(file) ? readFileSync(file, "utf8") : "";
+}
+
+/** Codex's own retries of a failed request and of a broken stream (4 and 5 by default, per request). */
+const OWN_RETRIES = ["request_max_retries", "stream_max_retries"];
+
+/**
+ * `-c` overrides that switch Codex's own retries off, so that the step's retry policy is the only one
+ * in force. Codex takes them on a provider defined by a table (base_url's, one in config.toml or in
+ * config_overrides), not on a built-in one (openai, ollama …: it refuses to start), nor on an id that
+ * is not a bare TOML key. A retry setting the table has already is the user's choice and stays.
+ */
+function retriesOff(overrides: string[], toml: string): string[] {
+  const { id, table } = selectedProvider(overrides, toml);
+  if (!table || !/^[\w-]+$/.test(id)) return [];
+  return OWN_RETRIES.filter((key) => !new RegExp(`\\b${key}\\b`).test(table)).map(
+    (key) => `model_providers.${id}.${key}=0`,
+  );
+}
+
 /** Codex reports the thread's running total; the ledger remembers it so a resumed call is charged its own part. */
 function ledgerPath(stateDir: string, thread: string): string {
   return join(stateDir, `codex-usage-${thread.replace(/[^\w-]/g, "_")}.json`);
@@ -154,8 +177,10 @@ export const codexAdapter: CliAdapter = {
   unknownSession: /no rollout found for thread id|thread\/resume failed/,
 
   invocation(request, ctx) {
+    const chosen = settingsOverrides(ctx.settings);
     const overrides = [
-      ...settingsOverrides(ctx.settings),
+      ...chosen,
+      ...retriesOff(chosen, configToml(ctx)),
       ...(request.reasoningEffort ? [`model_reasoning_effort="${request.reasoningEffort}"`] : []),
     ];
     const args = [
@@ -271,9 +296,7 @@ export const codexAdapter: CliAdapter = {
 
   credentials(env, ctx) {
     const home = ctx.home ?? join(ctx.userHome, ".codex");
-    const tomlFile = join(home, "config.toml");
-    const toml = existsSync(tomlFile) ? readFileSync(tomlFile, "utf8") : "";
-    const provider = selectedProvider(settingsOverrides(ctx.settings), toml);
+    const provider = selectedProvider(settingsOverrides(ctx.settings), configToml(ctx));
     if (provider.id !== "openai") {
       const keyEnv = provider.table && /env_key\s*=\s*"([^"]+)"/.exec(provider.table)?.[1];
       // a table without env_key (a local server) or a built-in like ollama needs no key; an unknown

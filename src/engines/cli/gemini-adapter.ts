@@ -48,10 +48,10 @@ function withoutComments(text: string): string {
 }
 
 /**
- * Usage statistics and update checks off, always; API-key auth unless the (seeded) settings chose
- * another way to sign in. Merged into whatever settings.json the isolated home holds, the user's
- * seeded copy too. Every run of the project shares the home, so the file is written only when that
- * changes it, and atomically.
+ * Usage statistics, update checks and Gemini's own retries (10 attempts a request by default) off,
+ * always; API-key auth unless the (seeded) settings chose another way to sign in. Merged into
+ * whatever settings.json the isolated home holds, the user's seeded copy too. Every run of the
+ * project shares the home, so the file is written only when that changes it, and atomically.
  */
 function mergeSettings(home: string): void {
   const file = join(home, ".gemini", "settings.json");
@@ -72,7 +72,7 @@ function mergeSettings(home: string): void {
     ...settings,
     security: { ...security, auth: { ...auth, selectedType: str(auth.selectedType) ?? "gemini-api-key" } },
     privacy: { ...obj(settings.privacy), usageStatisticsEnabled: false },
-    general: { ...obj(settings.general), disableAutoUpdate: true, disableUpdateNag: true },
+    general: { ...obj(settings.general), disableAutoUpdate: true, disableUpdateNag: true, maxAttempts: 1 },
   };
   writeIfChanged(file, `${JSON.stringify(merged, null, 2)}\n`);
 }
