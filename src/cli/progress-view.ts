@@ -19,6 +19,7 @@ function describe(e: Event): string | undefined {
       return `✓ executed in ${((Number(m.duration_ms) || 0) / 1000).toFixed(1)}s${tokens}`;
     case "step_failed":
     case "engine_error":
+    case "step_stalled":
     case "engine_unavailable":
     case "budget_exceeded":
     case "budget_warning":

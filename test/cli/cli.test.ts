@@ -96,13 +96,20 @@ describe("tgz CLI", () => {
       JSON.stringify({
         steps: [
           { id: "ok", engine_id: "shell", inputs: { command: "echo hi" } },
-          { id: "bad", engine_id: "shell", inputs: { command: "exit 4" } },
+          {
+            id: "bad",
+            engine_id: "shell",
+            inputs: { command: "echo started; sleep 30" },
+            idle_timeout_seconds: 0.5,
+            retry: { engine_errors: 0 },
+          },
         ],
       }),
     );
     const r = tgz("run", join(dir, "p.json"), "--repo", repo);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/ok\s+▶ shell attempt 1/);
+    expect(r.stdout).toMatch(/bad\s+✗ step_stalled: Step bad stalled: command printed nothing for 0\.\d s/);
     expect(r.stdout).toMatch(/bad\s+✗ step_failed/);
     expect(r.stdout).toMatch(/\[blocked\]/);
   });

@@ -26,6 +26,7 @@ describe("agent failure classification", () => {
     ["We're currently experiencing high demand", undefined, "server_error", true],
     ["stream disconnected before completion", undefined, "server_error", true],
     ["API Error: Unable to connect to API (ECONNRESET)", undefined, "server_error", true],
+    ["[API Error: exception TypeError: fetch failed sending request]", undefined, "server_error", true],
     ["something odd happened", undefined, "crash", false],
     ["Attempt 1 failed with status 503. Retrying with backoff...", undefined, "server_error", true],
     [

@@ -46,7 +46,8 @@ const RULES: Rule[] = [
     kind: "server_error",
     retryable: true,
     status: [500, 502, 503, 504, 529],
-    text: /overloaded|high demand|internal server error|server.?error|stream disconnected|empty or malformed response|unable to connect|ECONNRESET|ECONNREFUSED|socket hang up/i,
+    // `fetch failed`: Node's word for a connection lost mid-request (Gemini CLI passes it on as it is)
+    text: /overloaded|high demand|internal server error|server.?error|stream disconnected|empty or malformed response|unable to connect|fetch failed|ECONNRESET|ECONNREFUSED|socket hang up/i,
   },
 ];
 
