@@ -174,6 +174,25 @@ echo '{"type":"turn.completed","usage":{"input_tokens":5,"output_tokens":1}}'`),
     expect(result.truncatedBytes).toBeGreaterThan(0);
   });
 
+  it("stalls a CLI whose stream stops, though it keeps writing retry notices to stderr, reporting its last event", async () => {
+    const { result, events } = await run(
+      claudeCodeAdapter,
+      fakeCli(
+        `echo '${claudeInit("s1")}'; printf '{"type":"assistant"'; ` +
+          "for i in $(seq 1 50); do echo \"retrying in 1s (attempt $i)\" >&2; sleep 0.1; done",
+      ),
+      { idleTimeoutMs: 800, timeoutMs: 20_000 },
+    );
+    expect(result.error).toMatchObject({
+      kind: "stalled",
+      retryable: true,
+      stall: { lastOutput: claudeInit("s1") },
+    });
+    expect(result.error!.stall!.idleMs).toBeGreaterThanOrEqual(800);
+    expect(events.find((e) => e.type === "started" && e.sessionId)).toMatchObject({ sessionId: "s1" });
+    expect(result.sessionId).toBe("s1");
+  });
+
   it("runs the prompt in a fresh session when the one to resume is unknown, and says so", async () => {
     const calls = join(dir(), "calls");
     const { result, events } = await run(
