@@ -102,6 +102,13 @@ export interface ConcurrencySlotsTable {
   expires_at: string;
 }
 
+export interface WebhookDeliveriesTable {
+  provider: string;
+  delivery_id: string;
+  protocol_run_id: number;
+  received_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   protocol_runs: ProtocolRunsTable;
@@ -110,4 +117,5 @@ export interface Database {
   token_usage: TokenUsageTable;
   jobs: JobsTable;
   concurrency_slots: ConcurrencySlotsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

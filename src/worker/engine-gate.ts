@@ -7,9 +7,10 @@
  * crashed worker's slots free themselves when their lease lapses; a worker that loses one stops the call.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConcurrencySlots } from "../queue/store-queue.js";
+import { ConcurrencySlots } from "../queue/store-queue.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
+import type { KyselyStore } from "../store/kysely-store.js";
 
 const PROVIDER = "provider:";
 
@@ -133,4 +134,22 @@ export function engineGate(
       for (const h of held) await slots.release(h.cap.key, h.token);
     };
   };
+}
+
+/** Makes the gate of one piece of work, given how to stop it when a slot is lost. */
+export type GateFactory = (onLost: (err: EngineSlotLostError) => void, providerOf: ProviderOf) => EngineGate;
+
+/**
+ * The engine caps of this process (`TASKSGODZILLA_ENGINE_CONCURRENCY`) as slots in the store: the one
+ * place they are built, for workers, the server's worker and the CLI alike. Undefined without caps.
+ */
+export function capsGate(
+  store: KyselyStore,
+  holder: string,
+  env: NodeJS.ProcessEnv,
+): GateFactory | undefined {
+  const caps = parseCaps(env.TASKSGODZILLA_ENGINE_CONCURRENCY);
+  if (Object.keys(caps).length === 0) return undefined;
+  const slots = new ConcurrencySlots(store.kysely);
+  return (onLost, providerOf) => engineGate(slots, caps, { holder, onLost, providerOf });
 }

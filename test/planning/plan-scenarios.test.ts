@@ -9,12 +9,12 @@ import { z } from "zod";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/git-command.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
 import type { ClaimedJob, JobQueue } from "../../src/queue/job-queue.js";
 import { ConcurrencySlots, StoreQueue } from "../../src/queue/store-queue.js";
 import { askForJson } from "../../src/runner/ask-for-json.js";
 import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { isInside } from "../../src/shared/paths.js";
 import type { KyselyStore } from "../../src/store/kysely-store.js";
 import { openStore } from "../../src/store/open-store.js";
@@ -52,7 +52,7 @@ async function setup(extraEnv: Record<string, string> = {}) {
   const store = await openStore({ sqlitePath: join(data, "db.sqlite") });
   const deps = { store, registry: createDefaultRegistry(), configFor: (dir: string) => loadConfig(dir, env) };
   const plan = (repoDir: string, final: string, extra: Record<string, unknown> = {}) =>
-    planProtocol(deps, {
+    planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir,
       engine: "replay",
@@ -287,7 +287,7 @@ describe("planning", () => {
     expect(existsSync(join(run.protocolRoot!, "plan.md"))).toBe(false);
     expect(await store.listStepRuns(run.id)).toEqual([]);
     // planned again in place: the old worktree and branch make way for a fresh one
-    const again = await planProtocol(deps, {
+    const again = await planRun(deps, {
       runId: run.id,
       engine: "replay",
       inputs: { final: JSON.stringify(PLAN) },
@@ -420,7 +420,7 @@ describe("one planner per run", () => {
     const reconciler = new RunReconciler({ store, queue, settleMs: 0, intervalMs: 100 });
     worker.start();
     const repo = gitRepo();
-    const planning = planProtocol(deps, {
+    const planning = planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir: repo,
       engine: "replay",
@@ -448,7 +448,7 @@ describe("one planner per run", () => {
     const { store, deps } = await setup();
     const repo = gitRepo();
     const controller = new AbortController();
-    const first = planProtocol(deps, {
+    const first = planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir: repo,
       engine: "replay",
@@ -522,7 +522,7 @@ describe("planning under an engine cap", () => {
     )("replay", new AbortController().signal);
     const repo = gitRepo();
     let done = false;
-    const planning = planProtocol(
+    const planning = planRun(
       { ...deps, engineGate: gate },
       { task: "Add a greeter", repoDir: repo, engine: "replay", inputs: { final: JSON.stringify(PLAN) } },
     ).then((r) => {

@@ -32,10 +32,11 @@ export interface Api {
   app: FastifyInstance;
   base: string;
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
-  /** A project on a fresh git repository and a run of shell steps in it. */
+  /** A project on a fresh git repository (or `repo`) and a run of shell steps in it. */
   newRun(
     commands?: string[],
     extra?: Record<string, unknown>,
+    repo?: string,
   ): Promise<{ project: Reply["body"]; run: Reply["body"]; repo: string }>;
   worker(id?: string): JobWorker;
   /** Runs queued jobs on a real worker until the queue is empty. */
@@ -117,8 +118,7 @@ export async function startApi(
     base,
     call,
     worker,
-    async newRun(commands = ["echo one", "echo two"], extra = {}) {
-      const repo = gitRepo();
+    async newRun(commands = ["echo one", "echo two"], extra = {}, repo = gitRepo()) {
       const project = (
         await call("POST", "/projects", {
           name: "demo",

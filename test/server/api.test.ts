@@ -177,6 +177,18 @@ describe("projects and protocol runs", () => {
       (await call("GET", `/protocols/${run.id}`, undefined, { "x-project-token": "project-secret" })).body
         .status,
     ).toBe("planned");
+    // the project list shows a guarded project's id and name only, unless its token comes along
+    const listed = async (headers: Record<string, string>) =>
+      (await call("GET", "/projects", undefined, headers)).body.find(
+        (p: { id: number }) => p.id === guarded.id,
+      );
+    for (const headers of [{}, { "x-project-token": "wrong" }] as Record<string, string>[])
+      expect(await listed(headers)).toEqual({ id: guarded.id, name: "guarded", guarded: true });
+    expect(await listed({ "x-project-token": "project-secret" })).toMatchObject({
+      local_path: repo,
+      git_url: repo,
+      secrets_set: ["api_token"],
+    });
     // across projects, its events only with its token: listed and streamed
     const guardedEvents = async (headers: Record<string, string>) => {
       const listed = (await call("GET", "/events?limit=1000", undefined, headers)).body;
@@ -241,11 +253,17 @@ describe("projects and protocol runs", () => {
     expect(
       (await call("POST", `/projects/${first.id}/protocols`, { protocol_name: "x", status: "planned" })).body,
     ).toMatchObject({ error: "invalid_input", detail: expect.stringMatching(/^status: /) });
+    // a spec that would block the run at its start creates nothing: a 400 with every pointer
+    const before = (await call("GET", `/projects/${first.id}/protocols`)).body.length;
     const invalid = await call("POST", `/projects/${first.id}/protocols`, {
       protocol_name: "bad",
       spec: { steps: [] },
     });
-    expect(invalid.body).toMatchObject({ status: "blocked", spec_validation_status: "invalid" });
+    expect(invalid).toMatchObject({
+      status: 400,
+      body: { error: "spec_invalid", errors: [{ pointer: "/steps", message: "needs at least 1 item(s)" }] },
+    });
+    expect((await call("GET", `/projects/${first.id}/protocols`)).body).toHaveLength(before);
     expect(
       (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { step_name: string }) => s.step_name),
     ).toEqual(["s0"]);
@@ -307,6 +325,34 @@ describe("projects and protocol runs", () => {
     await server.close();
   });
 
+  it("refuses a protocol_name numbering cannot hold or too long for a folder and branch (400 naming it)", async () => {
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "n", git_url: repo, local_path: repo })).body;
+    const create = (protocol_name: string) =>
+      call("POST", `/projects/${project.id}/protocols`, { protocol_name, spec: shellSpec("true") });
+    expect(await create("9999999999999999999-x")).toMatchObject({
+      status: 400,
+      body: {
+        error: "invalid_input",
+        detail: expect.stringMatching(/^protocol_name: 9999999999999999999 is larger/),
+      },
+    });
+    for (const name of [`0001-${"x".repeat(300)}`, "y".repeat(101)])
+      expect(await create(name), name).toMatchObject({
+        status: 400,
+        body: { detail: expect.stringMatching(/^protocol_name: /) },
+      });
+    expect((await call("GET", `/projects/${project.id}/protocols`)).body).toEqual([]);
+    // numbering goes on as before: the largest number kept exactly, then the next
+    expect((await create(`${Number.MAX_SAFE_INTEGER - 1}-last`)).status).toBe(200);
+    expect((await create("demo")).body.protocol_name).toBe(`${Number.MAX_SAFE_INTEGER}-demo`);
+    expect(await create("more")).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/used up/) },
+    });
+    expect((await create(`0001-${"z".repeat(95)}`)).status).toBe(200);
+  });
+
   it("accepts a project known only by its git URL, and answers 409 when an action needs its checkout", async () => {
     const remote = (
       await call("POST", "/projects", { name: "remote", git_url: "https://github.com/acme/remote.git" })
@@ -330,7 +376,10 @@ describe("projects and protocol runs", () => {
 
 describe("usage", () => {
   it("reports the tokens a run used in all, by phase and by step, QA included", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tgz-usage-"));
+    // recordings are read from inside the run's worktree, as prompts are
+    const repo = gitRepo();
+    const dir = join(repo, "recordings");
+    mkdirSync(dir);
     const recording = (name: string, usage: Record<string, number>, final: string) => {
       const file = join(dir, `${name}.jsonl`);
       writeFileSync(
@@ -353,22 +402,26 @@ describe("usage", () => {
       qa,
     });
     const verdict = JSON.stringify({ verdict: "pass", summary: "fine" });
-    const { run } = await api.newRun([], {
-      spec: {
-        steps: [
-          step("a", { input: 100, cachedInput: 40, output: 20 }, { policy: "skip" }),
-          step(
-            "b",
-            { input: 7, output: 3, reasoning: 2 },
-            {
-              policy: "full",
-              engine_id: "replay",
-              inputs: { recording: recording("qa", { input: 30, output: 5 }, verdict) },
-            },
-          ),
-        ],
+    const { run } = await api.newRun(
+      [],
+      {
+        spec: {
+          steps: [
+            step("a", { input: 100, cachedInput: 40, output: 20 }, { policy: "skip" }),
+            step(
+              "b",
+              { input: 7, output: 3, reasoning: 2 },
+              {
+                policy: "full",
+                engine_id: "replay",
+                inputs: { recording: recording("qa", { input: 30, output: 5 }, verdict) },
+              },
+            ),
+          ],
+        },
       },
-    });
+      repo,
+    );
     await call("POST", `/protocols/${run.id}/actions/start`);
     await api.drain();
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
@@ -431,7 +484,10 @@ describe("actions", () => {
     await api.drain();
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
     expect((await call("POST", `/protocols/${run.id}/actions/start`)).status).toBe(409);
-    expect((await call("POST", `/protocols/${run.id}/actions/run_next_step`)).status).toBe(404);
+    expect(await call("POST", `/protocols/${run.id}/actions/run_next_step`)).toMatchObject({
+      status: 409,
+      body: { error: "no_runnable_step" },
+    });
   });
 
   it("plans a run created without a spec when it is started (create, then start)", async () => {
@@ -685,8 +741,8 @@ describe("actions", () => {
       [`/steps/${s0.id}/actions/run_qa`, 409],
       [`/protocols/${run.id}/actions/resume`, 409],
       [`/protocols/${run.id}/actions/pause`, 409],
-      [`/protocols/${run.id}/actions/retry_latest`, 404],
-      [`/protocols/${run.id}/actions/run_next_step`, 404],
+      [`/protocols/${run.id}/actions/retry_latest`, 409],
+      [`/protocols/${run.id}/actions/run_next_step`, 409],
     ] as const) {
       expect((await call("POST", path)).status, path).toBe(status);
       expect(await snapshot(run.id), path).toEqual(before);

@@ -105,6 +105,7 @@ export class ReplayEngine implements Engine {
     structuredOutput: true,
     sandboxModes: [],
     promptRequired: true,
+    fileInputs: ["recording"],
   };
 
   async preflight(): Promise<PreflightResult> {
