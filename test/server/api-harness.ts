@@ -28,6 +28,8 @@ export interface Reply {
 
 export interface Api {
   store: KyselyStore;
+  /** The SQLite file of the store (when it is not Postgres): what `tgz --db` opens. */
+  dbPath: string | undefined;
   queue: StoreQueue;
   app: FastifyInstance;
   base: string;
@@ -60,10 +62,9 @@ export async function startApi(
   opts: Partial<ServerOptions> = {},
   storeOpts: { url?: string; pgSchema?: string } = {},
 ): Promise<Api> {
+  const dbPath = storeOpts.url ? undefined : join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite");
   const store = (await openStore(
-    storeOpts.url
-      ? { url: storeOpts.url, pgSchema: storeOpts.pgSchema }
-      : { sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite") },
+    storeOpts.url ? { url: storeOpts.url, pgSchema: storeOpts.pgSchema } : { sqlitePath: dbPath! },
   )) as KyselyStore;
   const queue = new StoreQueue(store.kysely, store.dialect);
   const options = (extra: Partial<ServerOptions>): ServerOptions => ({
@@ -113,6 +114,7 @@ export async function startApi(
 
   return {
     store,
+    dbPath,
     queue,
     app,
     base,

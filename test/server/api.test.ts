@@ -755,6 +755,74 @@ describe("actions", () => {
   });
 });
 
+describe("the actions allowed now", () => {
+  it("come with every run and step the API serves, by the rules the actions enforce", async () => {
+    const { project, run } = await api.newRun(["echo one", "exit 3"]);
+    // a planned run: it can start, be held or cancelled, or go one step at a time; no PR without a branch
+    expect(run.allowed_actions).toEqual(["start", "pause", "cancel", "run_next_step"]);
+    expect((await call("GET", `/protocols/${run.id}`)).body.allowed_actions).toEqual(run.allowed_actions);
+    const listed = (await call("GET", `/projects/${project.id}/protocols`)).body;
+    expect(listed.find((r: { id: number }) => r.id === run.id).allowed_actions).toEqual(run.allowed_actions);
+    expect((await stepsOf(run.id)).map((s: { allowed_actions: string[] }) => s.allowed_actions)).toEqual([
+      ["run", "approve"],
+      ["run", "approve"],
+    ]);
+    // running, it advances by itself: no step is worked on by hand meanwhile
+    const started = (await call("POST", `/protocols/${run.id}/actions/start`)).body;
+    expect(started.protocol.allowed_actions).toEqual(["pause", "cancel"]);
+    expect((await stepsOf(run.id)).map((s: { allowed_actions: string[] }) => s.allowed_actions)).toEqual([
+      ["approve"],
+      ["approve"],
+    ]);
+    await api.drain();
+    // blocked on its failed step: retry it, run it, check it again, or approve it
+    expect((await call("GET", `/protocols/${run.id}`)).body.allowed_actions).toEqual([
+      "cancel",
+      "run_next_step",
+      "retry_latest",
+    ]);
+    const [done, failed] = await stepsOf(run.id);
+    expect(done.allowed_actions).toEqual([]);
+    expect(failed.allowed_actions).toEqual(["run", "run_qa", "approve"]);
+    const approved = (await call("POST", `/steps/${failed.id}/actions/approve`)).body;
+    expect(approved).toMatchObject({
+      protocol: { status: "completed", allowed_actions: [] },
+      step: { status: "completed", allowed_actions: [] },
+    });
+    // every action it does not list is refused
+    for (const action of ["start", "pause", "resume", "cancel", "run_next_step", "retry_latest", "open_pr"])
+      expect((await call("POST", `/protocols/${run.id}/actions/${action}`)).status, action).toBe(409);
+  });
+});
+
+describe("the original client's fields", () => {
+  it("action replies carry job_id, queue jobs their queue, events spec_hash in metadata too", async () => {
+    const { run } = await api.newRun(["echo one"]);
+    const started = (await call("POST", `/protocols/${run.id}/actions/start`)).body;
+    expect(started.job_id).toBe(started.job.id);
+    expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body).not.toHaveProperty("job_id");
+    const jobs = (await call("GET", "/queues/jobs?status=queued")).body;
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const job of jobs) expect(job).toMatchObject({ queue: "default", job_id: job.id });
+    const events = (await call("GET", `/protocols/${run.id}/events?after=0`)).body;
+    for (const e of events) expect(e.metadata.spec_hash, e.event_type).toBe(run.spec_hash);
+    expect(run.spec_hash).toMatch(/^[0-9a-f]{12}$/);
+    // an event's own spec_hash is kept: a run created without a spec says so
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "bare", git_url: repo, local_path: repo })).body;
+    const bare = (
+      await call("POST", `/projects/${project.id}/protocols`, { protocol_name: "x", description: "t" })
+    ).body;
+    const [created] = (await call("GET", `/protocols/${bare.id}/events?after=0`)).body;
+    expect(created).toMatchObject({
+      event_type: "protocol_created",
+      spec_hash: null,
+      metadata: { spec_hash: null },
+    });
+    for (const job of jobs) await api.queue.cancel(job.id);
+  });
+});
+
 describe("events", () => {
   it("lists events as the original (a JSON array, newest first) and pages with a cursor", async () => {
     const { run } = await api.newRun();
