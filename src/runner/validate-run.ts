@@ -39,7 +39,7 @@ export interface RunSpecValidation {
   config?: UnknownEngineSettingsError;
 }
 
-export const engineOf = (step: StepSpec, config: { engine: string }) => step.engine_id ?? config.engine;
+const engineOf = (step: StepSpec, config: { engine: string }) => step.engine_id ?? config.engine;
 
 export function engineIdFor(ctx: RunContext, stepId: string): string {
   return ctx.steps.get(stepId)?.spec.engine_id ?? ctx.config.engine;

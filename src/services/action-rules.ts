@@ -82,7 +82,7 @@ const refuse = (code: string, message: string): Verdict => ({
 /** Runs a person works on step by step; a running run advances by itself. */
 const WORKABLE = ["planned", "paused", "blocked", "failed"];
 /** Steps that can be run (again) by hand. */
-export const RUNNABLE_STEP = ["pending", "blocked", "failed"];
+const RUNNABLE_STEP = ["pending", "blocked", "failed"];
 
 const hasSpec = (run: ProtocolRun) => run.templateConfig.protocol_spec !== undefined;
 
@@ -212,11 +212,11 @@ export function stepActionRule(action: StepAction, step: StepRun, f: RunFacts): 
 }
 
 /** The run actions that would be carried out now (not refused, and not already done). */
-export function allowedRunActions(f: RunFacts): RunAction[] {
+function allowedRunActions(f: RunFacts): RunAction[] {
   return RUN_ACTIONS.filter((a) => runActionRule(a, f) === undefined);
 }
 
-export function allowedStepActions(step: StepRun, f: RunFacts): StepAction[] {
+function allowedStepActions(step: StepRun, f: RunFacts): StepAction[] {
   return STEP_ACTIONS.filter((a) => stepActionRule(a, step, f) === undefined);
 }
 

@@ -61,7 +61,7 @@ export class SpecRefusedError extends TasksGodzillaError {
  * Every reason the spec would block a run at its start (`validateRunSpec`), config problems under
  * the pointer "" (the whole spec). The roots are those the run will have, when there is a checkout.
  */
-export function specProblems(raw: unknown, check: SpecCheck, configDir: string | null, roots?: ResolveRoots) {
+function specProblems(raw: unknown, check: SpecCheck, configDir: string | null, roots?: ResolveRoots) {
   const config = check.configFor(configDir ?? process.cwd());
   const result = validateRunSpec(raw, { registry: check.registry, config, roots });
   return [...(result.config ? [{ pointer: "", message: result.config.message }] : []), ...result.errors].map(
