@@ -17,8 +17,11 @@ export interface EngineCallPath<T> {
   prompt: string;
   gate: RunnerDeps["engineGate"];
   signal: AbortSignal;
-  /** Once the budget allows the call, before it waits for a slot (a step records that it started). */
-  admitted?: () => Promise<void>;
+  /**
+   * Once the budget allows the call, before it waits for a slot (a step records that it started),
+   * with the prompt's estimate.
+   */
+  admitted?: (estimate: number) => Promise<void>;
   /** The call itself (with its retries); charges what it used. */
   call: () => Promise<T>;
 }
@@ -31,7 +34,7 @@ export async function onEnginePath<T>(p: EngineCallPath<T>): Promise<EngineCallR
   const estimate = estimateTokens(p.prompt);
   const budget = await checkBudget(p.account, p.phase, estimate);
   if (!budget.ok) return { ok: false, refused: budget, estimate };
-  await p.admitted?.();
+  await p.admitted?.(estimate);
   const release = p.gate ? await p.gate(p.engineId, p.signal) : undefined;
   try {
     return { ok: true, value: await p.call(), estimate };

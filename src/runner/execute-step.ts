@@ -276,7 +276,6 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
   const outputsMeta = { protocol: resolved.outputs.protocol, aux: resolved.outputs.aux };
   const requireChanges = entry.spec.qa?.require_changes ?? ctx.config.qa.requireChanges;
   const account = stepAccount(scope, step);
-  const estimate = estimateTokens(resolved.prompt);
   const setup = callSetup(ctx, step, attempt);
   const request = (): EngineRequest => ({
     role: "exec",
@@ -300,7 +299,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     prompt: resolved.prompt,
     gate: scope.deps.engineGate,
     signal,
-    admitted: async () => {
+    admitted: async (estimate) => {
       // only a run with checkpoints has a base commit to find among the other steps
       const steps = checkpointsEnabled(ctx) ? await store.listStepRuns(ctx.run.id) : [];
       const { triggered: _cleared, ...state } = step.runtimeState;
@@ -339,7 +338,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     call: () => callWithRetries(scope, step, account, engine, request(), model, setup),
   });
   if (!path.ok) return failOnBudget(scope, step, path.refused);
-  const exec = path.value;
+  const { value: exec, estimate } = path;
   const { result, usage } = exec;
   const callMeta = {
     engine_id: engineId,
