@@ -34,7 +34,7 @@ const ProjectCreate = z.object({
     ),
 });
 
-/** The spec as sent: frozen byte for byte (its hash is of what the client sent); an invalid one blocks the run. */
+/** The spec as sent: frozen byte for byte (its hash is of what the client sent). */
 const SpecField = documentedAs(z.record(z.string(), z.unknown()), ProtocolSpec);
 
 /** A run's name: a folder and a branch name, so short; a number prefix numbering can hold exactly. */
