@@ -149,13 +149,15 @@ async function branchFor(
 export async function planRun(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
   const runId = input.runId ?? (await newRun(deps, input)).id;
   const hold = await holdRun(deps.store, runId, input.signal);
+  // from here on planning waits out database outages, and writes only while it holds the run
+  const held: RunnerDeps = { ...deps, store: hold.store };
   try {
     // read under the lease: an earlier planner may have finished meanwhile
-    const run = await deps.store.getProtocolRun(runId);
+    const run = await held.store.getProtocolRun(runId);
     if (run.templateConfig.protocol_spec !== undefined) return run;
     if (!PLANNABLE.has(run.status))
       throw new InvalidInputError(`run ${runId} is ${run.status} and has no spec; it cannot be planned`);
-    return await planInto(deps, run, input, hold.signal);
+    return await planInto(held, run, input, hold.signal);
   } finally {
     await hold.release();
   }
