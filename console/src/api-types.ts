@@ -5,7 +5,8 @@ export type Json = Record<string, unknown>;
 export interface Project {
   id: number;
   name: string;
-  git_url: string;
+  /** Absent for a project guarded by its own token (only its id and name are shown). */
+  git_url?: string;
   local_path: string | null;
   base_branch: string;
   updated_at: string;
@@ -23,6 +24,8 @@ export interface ProtocolRun {
   updated_at: string;
   spec_hash: string | null;
   spec_validation_status: "valid" | "invalid" | "missing" | null;
+  /** The run actions the server would carry out now. */
+  allowed_actions: string[];
 }
 
 export interface StepRun {
@@ -37,6 +40,8 @@ export interface StepRun {
   engine_id: string | null;
   summary: string | null;
   updated_at: string;
+  /** The step actions the server would carry out now. */
+  allowed_actions: string[];
 }
 
 export interface Usage {

@@ -43,7 +43,7 @@ export class ProjectsView {
       h(
         "section",
         { class: "project", "data-project-id": project.id },
-        h("h2", {}, project.name, h("small", {}, project.git_url)),
+        h("h2", {}, project.name, h("small", {}, project.git_url ?? "")),
         error ? h("p", { class: "notice error" }, error) : null,
         runs.length === 0 && !error ? h("p", { class: "hint" }, "No runs yet.") : null,
         h(

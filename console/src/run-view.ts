@@ -1,15 +1,11 @@
 /**
- * One protocol run: its header (status, spec hash, tokens), the action buttons its status allows, its steps,
- * and the live event log. The log follows the run's event stream from the first event; each event
- * also refreshes the run and its steps (coalesced), so the page shows the store as it is.
+ * One protocol run: its header (status, spec hash, tokens), a button for each action the server
+ * allows now (`allowed_actions`), its steps, and the live event log. The log follows the run's event
+ * stream from the first event; each event also refreshes the run and its steps (coalesced), so the
+ * page shows the store as it is.
  */
 
-import {
-  PROTOCOL_ACTIONS,
-  protocolActionAllowed,
-  STEP_ACTIONS,
-  stepActionAllowed,
-} from "./allowed-actions.js";
+import { actionLabel } from "./action-labels.js";
 import { api } from "./api-client.js";
 import type { ActionReply, ApiEvent, ProtocolRun, RunUsage, StepRun } from "./api-types.js";
 import { coalesced } from "./coalesce.js";
@@ -167,16 +163,16 @@ export class RunView {
       ),
     );
     this.actions.replaceChildren(
-      ...PROTOCOL_ACTIONS.map(([action, label]) =>
+      ...run.allowed_actions.map((action) =>
         h(
           "button",
           {
             type: "button",
             "data-action": action,
-            disabled: this.busy || !protocolActionAllowed(action, run, this.steps),
+            disabled: this.busy,
             onclick: () => this.act(() => api.protocolAction(run.id, action)),
           },
-          label,
+          actionLabel(action),
         ),
       ),
     );
@@ -196,16 +192,16 @@ export class RunView {
           h(
             "td",
             { class: "step-actions" },
-            ...STEP_ACTIONS.map(([action, label]) =>
+            ...step.allowed_actions.map((action) =>
               h(
                 "button",
                 {
                   type: "button",
                   "data-action": action,
-                  disabled: this.busy || !stepActionAllowed(action, step, run),
+                  disabled: this.busy,
                   onclick: () => this.act(() => api.stepAction(step.id, action)),
                 },
-                label,
+                actionLabel(action),
               ),
             ),
           ),

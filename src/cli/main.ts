@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 /** The `tasksgodzilla` / `tgz` command line. */
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import type { RunAction, StepAction } from "../services/action-rules.js";
+import { SpecRefusedError } from "../services/create-run.js";
 import { errorMessage, TasksGodzillaError } from "../shared/errors.js";
 import { type GlobalOptions, withApp } from "./app-context.js";
+import { type ActionCommandOptions, actionCommand } from "./commands/action-commands.js";
 import { enginesCommand } from "./commands/engines-command.js";
 import {
   diffCommand,
@@ -22,9 +26,14 @@ import {
   specValidateCommand,
 } from "./commands/spec-commands.js";
 
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
 const program = new Command()
   .name("tgz")
   .description("TasksGodzilla: run coding agents through a real plan, with QA, budgets and evidence.")
+  .version(version, "-V, --version", "print the version")
   .option(
     "--db <path-or-url>",
     "SQLite file or postgres:// URL (default: TASKSGODZILLA_DB_URL, TASKSGODZILLA_DB_PATH, or the per-user data dir)",
@@ -83,6 +92,48 @@ program
     withStore((app, task: string | undefined, opts: PlanCommandOptions) => planCommand(app, task, opts)),
   );
 
+/**
+ * The API's actions, with the same rules and refusals. The work they imply runs here and now (live
+ * view; Ctrl-C pauses), unless --queue hands it to `tgz server` / `tgz worker`.
+ */
+const RUN_COMMANDS: [string, RunAction, string][] = [
+  [
+    "start",
+    "start",
+    "start a planned run and run it here (a pending one is planned from its description; a paused one resumes)",
+  ],
+  ["pause", "pause", "hold a planned or running run (its runner stops the engine call under way)"],
+  ["resume", "resume", "run a paused run again, here"],
+  ["cancel", "cancel", "cancel a run with its pending steps"],
+  [
+    "retry",
+    "retry_latest",
+    "retry the latest failed or blocked step (retries + 1) and continue the run here",
+  ],
+  ["next", "run_next_step", "run the first pending, blocked or failed step alone here, then hold the run"],
+];
+const STEP_COMMANDS: [string, StepAction, string][] = [
+  ["step", "run", "run one pending, blocked or failed step alone here, then hold the run"],
+  ["qa", "run_qa", "run a step's QA again here, on what the step produced (it is not executed again)"],
+  ["approve", "approve", "complete a step by hand; a run whose steps are then all done completes"],
+];
+const actionOptions = (command: Command) =>
+  command
+    .option("--queue", "queue the work for `tgz server` / `tgz worker` instead of doing it here")
+    .option("--json", "one JSON object: the run's status, the message and the actions allowed now");
+for (const [name, action, what] of RUN_COMMANDS)
+  actionOptions(program.command(`${name} <run-id>`).description(what)).action(
+    withStore((app, runId: string, opts: ActionCommandOptions) =>
+      actionCommand(app, { run: action }, runId, undefined, opts),
+    ),
+  );
+for (const [name, action, what] of STEP_COMMANDS)
+  actionOptions(program.command(`${name} <run-id> <step-id>`).description(what)).action(
+    withStore((app, runId: string, step: string, opts: ActionCommandOptions) =>
+      actionCommand(app, { step: action }, runId, step, opts),
+    ),
+  );
+
 program
   .command("diff <run-id> [step-id]")
   .description(
@@ -94,9 +145,12 @@ program
   .command("pr <run-id>")
   .description("push the run's branch and open a PR (GitHub) or MR (GitLab)")
   .option("--remote <name>", "git remote to push to", "origin")
+  .option("--queue", "queue it for `tgz server` / `tgz worker` instead of doing it here")
   .option("--json", "JSON output")
   .action(
-    withStore((app, runId: string, opts: { remote?: string; json?: boolean }) => prCommand(app, runId, opts)),
+    withStore((app, runId: string, opts: { remote?: string; json?: boolean; queue?: boolean }) =>
+      prCommand(app, runId, opts),
+    ),
   );
 
 const worktree = program.command("worktree").description("protocol worktrees of a repository");
@@ -222,9 +276,12 @@ spec
   );
 spec
   .command("validate <file>")
-  .description("validate a spec; every error with its JSON pointer")
+  .description(
+    "the checks a run's creation and start make (schema, references, engines, prompts; with --repo every path inside the run's roots); every error with its JSON pointer",
+  )
+  .option("--repo <dir>", "the repository the spec would run in: its config, and paths checked in it")
   .option("--json", "JSON output")
-  .action((file: string, opts: { json?: boolean }) => {
+  .action((file: string, opts: { json?: boolean; repo?: string }) => {
     exitCode = specValidateCommand(file, opts);
   });
 spec
@@ -244,7 +301,11 @@ try {
   await program.parseAsync(process.argv);
   process.exitCode = exitCode;
 } catch (err) {
-  process.stderr.write(`tgz: ${TasksGodzillaError.is(err) ? err.message : errorMessage(err)}\n`);
+  if (err instanceof SpecRefusedError)
+    process.stderr.write(
+      `tgz: the spec would block the run (${err.errors.length} error(s)); nothing was created\n${err.errors.map((e) => `  ${e.pointer || "/"}: ${e.message}\n`).join("")}`,
+    );
+  else process.stderr.write(`tgz: ${TasksGodzillaError.is(err) ? err.message : errorMessage(err)}\n`);
   if (!TasksGodzillaError.is(err) && process.env.TASKSGODZILLA_DEBUG)
     process.stderr.write(`${(err as Error).stack}\n`);
   process.exitCode = 2;

@@ -31,6 +31,11 @@ export interface EngineCapabilities {
   /** Needs a prompt file; engines that act on `inputs` alone (shell) do not. */
   promptRequired: boolean;
   /**
+   * Inputs that name a file the engine reads (replay's `recording`): the runner holds them inside the
+   * protocol folder and the worktree, symlinks resolved, as it holds `prompt_ref`.
+   */
+  fileInputs?: readonly string[];
+  /**
    * A successful call may end with no final message (a silent command): light QA then checks that
    * the outputs exist, not that they have content. Unset: an empty output fails light QA.
    */

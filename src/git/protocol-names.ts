@@ -1,6 +1,7 @@
 /** Protocol numbers and names: `NNNN-<short-name>`, which is also the branch and worktree name. */
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { InvalidInputError } from "../shared/errors.js";
 import type { StoreOps } from "../store/types.js";
 import { GitError, git } from "./git-command.js";
 
@@ -33,10 +34,18 @@ export function protocolName(n: number, short: string): string {
   return `${String(n).padStart(4, "0")}-${sanitizeBranchName(short)}`;
 }
 
+/** The longest protocol name: it is a folder name and a branch name. */
+export const MAX_PROTOCOL_NAME = 100;
+
+/** The highest protocol number: numbers past it could not be counted on exactly (nor the next one). */
+export const MAX_PROTOCOL_NUMBER = Number.MAX_SAFE_INTEGER - 1;
+
 /** The number a protocol name starts with (`0007-x` → 7, `10000-x` → 10000), else 0. */
 function protocolNumberOf(name: string): number {
   const m = /^(\d{4,})-/.exec(name);
-  return m ? Number(m[1]) : 0;
+  const n = m ? Number(m[1]) : 0;
+  // a number numbering cannot hold exactly is no number of ours (the API refuses such names)
+  return Number.isSafeInteger(n) ? n : 0;
 }
 
 /**
@@ -75,7 +84,12 @@ export async function nextProtocolNumber(
   inCheckout: string[],
 ): Promise<number> {
   const names = (await tx.listProtocolRuns(projectId)).flatMap((r) => [r.protocolName, runBranch(r)]);
-  return Math.max(0, ...[...names, ...inCheckout].map(protocolNumberOf)) + 1;
+  const next = Math.max(0, ...[...names, ...inCheckout].map(protocolNumberOf)) + 1;
+  if (!Number.isSafeInteger(next))
+    throw new InvalidInputError(
+      `protocol numbers of project ${projectId} are used up (a run or branch is numbered ${next - 1}); name the run NNNN-<name> with a free number`,
+    );
+  return next;
 }
 
 /** The branch a planned run works on (recorded at planning), else its protocol name. */

@@ -18,10 +18,11 @@ import { UnsafePathError, writeFileInside } from "../shared/safe-write.js";
 import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
 import { retryDelayMs } from "./ask-for-json.js";
-import { charge, checkBudget } from "./budget-guard.js";
+import { type BudgetAccount, charge, checkBudget, stepAccount } from "./budget-guard.js";
 import { callEngine } from "./call-engine.js";
 import { type CallSetup, callSetup } from "./call-setup.js";
 import { DirectiveError, type ReadDirective, readDirective, resetDirective } from "./directives.js";
+import { onEnginePath } from "./engine-path.js";
 import { modelFor } from "./models.js";
 import { qaPhase } from "./qa-phase.js";
 import { type ResolvedStep, resolveStep, StepResolutionError } from "./resolve-step.js";
@@ -127,9 +128,15 @@ function failOnDirective(
 }
 
 export function resolveFor(scope: RunScope, step: StepRun, engine: Engine): ResolvedStep {
-  const entry = scope.ctx.steps.get(step.stepName)!;
-  return resolveStep(entry.spec, entry.index, scope.ctx.roots, {
+  const { ctx, deps } = scope;
+  const entry = ctx.steps.get(step.stepName)!;
+  const qaEngine = entry.spec.qa?.engine_id ?? ctx.config.qa.engine ?? engine.id;
+  return resolveStep(entry.spec, entry.index, ctx.roots, {
     promptRequired: engine.capabilities.promptRequired,
+    fileInputs: engine.capabilities.fileInputs,
+    qaFileInputs: deps.registry.has(qaEngine)
+      ? deps.registry.get(qaEngine).capabilities.fileInputs
+      : undefined,
     placeholders: scope.ctx.spec.placeholders,
     projectName: scope.ctx.project.name,
   });
@@ -150,6 +157,7 @@ interface ExecResult {
 async function callWithRetries(
   scope: RunScope,
   step: StepRun,
+  account: BudgetAccount,
   engine: Engine,
   request: EngineRequest,
   model: string | null,
@@ -183,7 +191,7 @@ async function callWithRetries(
         metadata: { phase: "exec", attempt: n },
       });
     const usage = result.usage ?? estimatedUsage(request.prompt, result.finalMessage);
-    await charge(scope, step, "exec", engine.id, model, usage);
+    await charge(account, "exec", engine.id, model, usage);
     const error = result.error;
     await recordStall(scope, step, {
       phase: "exec",
@@ -194,7 +202,7 @@ async function callWithRetries(
       error,
     });
     if (result.ok || !error?.retryable || n > retries || signal.aborted) return { result, usage };
-    const budget = await checkBudget(scope, step, "exec", estimateTokens(request.prompt));
+    const budget = await checkBudget(account, "exec", estimateTokens(request.prompt));
     if (!budget.ok) return { result, usage, refused: budget };
     const delayMs = retryDelayMs(error, n);
     await scope.store.appendEvent({
@@ -233,10 +241,6 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
   }
 
   const model = modelFor(ctx.config, "exec", engineId, entry.spec.model);
-  const estimate = estimateTokens(resolved.prompt);
-  const before = await checkBudget(scope, step, "exec", estimate);
-  if (!before.ok) return failOnBudget(scope, step, before);
-
   const directiveSpec = entry.spec.directive ?? undefined;
   try {
     // a stale directive from an earlier run of the step must never be read as this run's
@@ -250,43 +254,9 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
   const promptVersions = { exec: resolved.promptVersion };
   const outputsMeta = { protocol: resolved.outputs.protocol, aux: resolved.outputs.aux };
   const requireChanges = entry.spec.qa?.require_changes ?? ctx.config.qa.requireChanges;
-  // only a run with checkpoints has a base commit to find among the other steps
-  const steps = checkpointsEnabled(ctx) ? await store.listStepRuns(ctx.run.id) : [];
-  const { triggered: _cleared, ...state } = step.runtimeState;
-  step = await store.transitionStep(
-    step.id,
-    "running",
-    {
-      eventType: EVENT.stepStarted,
-      message: `Step ${step.stepName} started on ${engineId}${model ? ` (${model})` : ""}`,
-      metadata: {
-        engine_id: engineId,
-        model,
-        prompt_path: resolved.promptPath,
-        prompt_versions: promptVersions,
-        estimated_tokens: { exec: estimate },
-        outputs: outputsMeta,
-        attempt,
-        inline_depth: frame.depth,
-      },
-    },
-    {
-      patch: {
-        engineId,
-        model,
-        runtimeState: {
-          ...state,
-          attempts: attempt,
-          base_commit: stepBaseCommit(ctx, steps, step),
-          // what "changed something" is measured against
-          base_tree: requireChanges ? await snapshotTree(ctx.roots.workspace).catch(() => null) : null,
-        },
-      },
-    },
-  );
-
+  const account = stepAccount(scope, step);
   const setup = callSetup(ctx, step, attempt);
-  const request: EngineRequest = {
+  const request = (): EngineRequest => ({
     role: "exec",
     prompt: resolved.prompt,
     cwd: ctx.roots.workspace,
@@ -301,9 +271,54 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     reasoningEffort: entry.spec.reasoning_effort ?? undefined,
     // an interrupted or looped step continues its agent session where the engine can
     resumeSessionId: engine.capabilities.resume ? sessionOf(step.runtimeState, engineId) : undefined,
-  };
-  const release = scope.deps.engineGate ? await scope.deps.engineGate(engineId, signal) : undefined;
-  const exec = await callWithRetries(scope, step, engine, request, model, setup).finally(() => release?.());
+  });
+  const path = await onEnginePath({
+    account,
+    phase: "exec",
+    engineId,
+    prompt: resolved.prompt,
+    gate: scope.deps.engineGate,
+    signal,
+    admitted: async (estimate) => {
+      // only a run with checkpoints has a base commit to find among the other steps
+      const steps = checkpointsEnabled(ctx) ? await store.listStepRuns(ctx.run.id) : [];
+      const { triggered: _cleared, ...state } = step.runtimeState;
+      step = await store.transitionStep(
+        step.id,
+        "running",
+        {
+          eventType: EVENT.stepStarted,
+          message: `Step ${step.stepName} started on ${engineId}${model ? ` (${model})` : ""}`,
+          metadata: {
+            engine_id: engineId,
+            model,
+            prompt_path: resolved.promptPath,
+            prompt_versions: promptVersions,
+            estimated_tokens: { exec: estimate },
+            outputs: outputsMeta,
+            attempt,
+            inline_depth: frame.depth,
+          },
+        },
+        {
+          patch: {
+            engineId,
+            model,
+            runtimeState: {
+              ...state,
+              attempts: attempt,
+              base_commit: stepBaseCommit(ctx, steps, step),
+              // what "changed something" is measured against
+              base_tree: requireChanges ? await snapshotTree(ctx.roots.workspace).catch(() => null) : null,
+            },
+          },
+        },
+      );
+    },
+    call: () => callWithRetries(scope, step, account, engine, request(), model, setup),
+  });
+  if (!path.ok) return failOnBudget(scope, step, path.refused);
+  const { value: exec, estimate } = path;
   const { result, usage } = exec;
   const callMeta = {
     engine_id: engineId,
@@ -399,7 +414,7 @@ export async function executeStep(scope: RunScope, stepRunId: number, frame: Fra
     },
     { patch: { runtimeState: { ...sessionState, outputs: outputsMeta } } },
   );
-  const after = await checkBudget(scope, step, "exec", null);
+  const after = await checkBudget(account, "exec", null);
   if (!after.ok) return failOnBudget(scope, step, after);
 
   let directive: ReadDirective | null = null;

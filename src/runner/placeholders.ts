@@ -23,7 +23,7 @@ export function usedNames(...texts: string[]): Set<string> {
 }
 
 /** `dir/*.ext`: matching files sorted case-insensitively, each headed by its name; none may lead out of `base`. */
-function readGlob(pattern: string, base: string, pointer: string): string | undefined {
+function readGlob(pattern: string, base: string, pointer: string, read = true): string | undefined {
   const dir = dirname(pattern);
   const ext = basename(pattern).slice(1);
   if (!existsSync(dir)) return undefined;
@@ -33,7 +33,7 @@ function readGlob(pattern: string, base: string, pointer: string): string | unde
   const outside = files.find((f) => !isInside(base, join(dir, f)));
   if (outside)
     throw new StepResolutionError(pointer, `placeholder file ${join(dir, outside)} leads outside its folder`);
-  if (files.length === 0) return undefined;
+  if (files.length === 0 || !read) return undefined;
   return files.map((f) => `<!-- File: ${f} -->\n\n${readFileSync(join(dir, f), "utf8")}`).join("\n\n---\n\n");
 }
 
@@ -43,7 +43,8 @@ function readPlaceholderFile(path: string, pointer: string): string {
   return readFileSync(path, "utf8");
 }
 
-function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: PlaceholderRoots): string {
+/** The placeholder's file (or glob), held inside its folder: the path, then what it leads to. */
+function placeholderPath(name: string, spec: FilePlaceholder, roots: PlaceholderRoots) {
   const base = spec.from === "protocol" ? roots.protocolRoot : roots.workspace;
   const path = resolve(base, spec.file);
   const pointer = `/placeholders/${name}`;
@@ -52,6 +53,11 @@ function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: Placeho
       pointer,
       `placeholder file "${spec.file}" escapes the ${spec.from ?? "workspace"}`,
     );
+  return { base, path, pointer, glob: basename(path).startsWith("*.") };
+}
+
+function readFilePlaceholder(name: string, spec: FilePlaceholder, roots: PlaceholderRoots): string {
+  const { base, path, pointer } = placeholderPath(name, spec, roots);
   const content = basename(path).startsWith("*.")
     ? readGlob(path, base, pointer)
     : existsSync(path)
@@ -78,7 +84,7 @@ export function builtinValues(projectName: string): Record<string, string> {
 
 /**
  * The values of the placeholders `names` uses. With `readFiles: false` (validation before the run)
- * file placeholders are only checked for shape and containment, not read.
+ * file placeholders are only checked for containment (symlinks resolved), not read.
  */
 export function placeholderValues(
   placeholders: Record<string, unknown> | null | undefined,
@@ -93,6 +99,11 @@ export function placeholderValues(
     const file = FilePlaceholder.safeParse(value);
     if (!file.success) out[name] = value;
     else if (readFiles) out[name] = readFilePlaceholder(name, file.data, roots);
+    else {
+      // before the run: where it points, not what it holds (an earlier step may write it)
+      const { base, path, pointer, glob } = placeholderPath(name, file.data, roots);
+      if (glob) readGlob(path, base, pointer, false);
+    }
   }
   return out;
 }

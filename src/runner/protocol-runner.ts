@@ -6,7 +6,6 @@
  * before anything executes, which step is next, and when the run is done.
  */
 import { readFileSync } from "node:fs";
-import { assertKnownEngineSettings, UnknownEngineSettingsError } from "../config/engine-settings.js";
 import type { Engine, EngineSettings, PreflightResult } from "../engines/engine-port.js";
 import { killOrphan, type ProcessIdentity } from "../engines/processes.js";
 import { requireWorktree, WorktreeGoneError } from "../git/run-worktree.js";
@@ -286,20 +285,17 @@ export class ProtocolRunner {
    */
   private async checkBeforeRunning(scope: RunScope, onlyStep?: number): Promise<StepOutcome> {
     const { store, ctx } = scope;
-    try {
-      assertKnownEngineSettings(ctx.config, this.deps.registry);
-    } catch (err) {
-      if (!(err instanceof UnknownEngineSettingsError)) throw err;
-      await blockRun(store, ctx.run.id, err.message, {
-        reason: "config_invalid",
-        unknown_engines: err.unknown,
-      });
-      return "stop";
-    }
     const steps = await store.listStepRuns(ctx.run.id);
     // a step already done is not checked again: its prompt may rightly be gone by now
     const done = new Set(steps.filter((s) => DONE_STEP_STATUSES.includes(s.status)).map((s) => s.stepName));
-    const errors = validateRun(ctx, this.deps.registry).filter((e) => !done.has(e.stepId));
+    const { errors, config } = validateRun(ctx, this.deps.registry, done);
+    if (config) {
+      await blockRun(store, ctx.run.id, config.message, {
+        reason: "config_invalid",
+        unknown_engines: config.unknown,
+      });
+      return "stop";
+    }
     if (errors.length > 0) {
       await store.transaction(async (tx) => {
         for (const e of errors) {

@@ -40,7 +40,7 @@ export interface QaAgentCall {
 
 export interface QaOutcome {
   policy: QaPolicy;
-  /** `refused`: the agent was not asked, because `beforeAgentCall` said no (a budget). */
+  /** `refused`: the agent was not asked, because its engine path refused it (a budget). */
   status: "skipped" | "pass" | "fail" | "error" | "refused";
   reason: string;
   checks: CheckResult[];
@@ -77,8 +77,11 @@ export interface QaInput {
     settings?: EngineSettings;
   };
   transcriptPath: (attempt: number) => TranscriptTarget;
-  /** Asked with the QA agent's prompt before the agent is called; false: do not call it. */
-  beforeAgentCall?: (prompt: string) => Promise<boolean>;
+  /**
+   * The runner's engine path around the QA agent's call (budget, engine slot): makes the call and
+   * returns its answer, or undefined when it was refused.
+   */
+  onEnginePath?: <T>(prompt: string, call: () => Promise<T>) => Promise<T | undefined>;
   /** Extra QA agent calls after a retryable engine failure (config `engine_retries`); default none. */
   engineRetries?: number;
 }
@@ -155,30 +158,32 @@ async function askAgent(
       "(none)",
     git_status: await gitStatusText(input.roots.workspace),
   });
-  if (input.beforeAgentCall && !(await input.beforeAgentCall(prompt)))
+  const ask = () =>
+    askForJson({
+      engine: agent.engine,
+      request: {
+        role: "qa",
+        prompt,
+        cwd: input.roots.workspace,
+        model: agent.model ?? undefined,
+        inputs: input.qaInputs,
+        env: input.env,
+        sandbox: agent.sandbox ?? "read-only",
+        outputSchema: QA_VERDICT_JSON_SCHEMA,
+        timeoutMs: input.timeoutMs,
+        idleTimeoutMs: input.idleTimeoutMs,
+        maxOutputBytes: input.maxOutputBytes,
+        settings: agent.settings,
+      },
+      schema: QaVerdictSchema,
+      answerName: "QA verdict",
+      signal: input.signal,
+      transcriptPath: input.transcriptPath,
+      retries: input.engineRetries ?? 0,
+    });
+  const answer = input.onEnginePath ? await input.onEnginePath(prompt, ask) : await ask();
+  if (!answer)
     return { status: "refused", reason: "the QA agent was not asked: over budget", agentCalls: [] };
-  const answer = await askForJson({
-    engine: agent.engine,
-    request: {
-      role: "qa",
-      prompt,
-      cwd: input.roots.workspace,
-      model: agent.model ?? undefined,
-      inputs: input.qaInputs,
-      env: input.env,
-      sandbox: agent.sandbox ?? "read-only",
-      outputSchema: QA_VERDICT_JSON_SCHEMA,
-      timeoutMs: input.timeoutMs,
-      idleTimeoutMs: input.idleTimeoutMs,
-      maxOutputBytes: input.maxOutputBytes,
-      settings: agent.settings,
-    },
-    schema: QaVerdictSchema,
-    answerName: "QA verdict",
-    signal: input.signal,
-    transcriptPath: input.transcriptPath,
-    retries: input.engineRetries ?? 0,
-  });
   const agentCalls: QaAgentCall[] = answer.attempts.map((a) => ({
     engineId: agent.engine.id,
     model: agent.model,

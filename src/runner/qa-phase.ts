@@ -6,9 +6,10 @@
 
 import { EVENT } from "../store/event-types.js";
 import type { Json, StepRun } from "../store/types.js";
-import { charge, checkBudget } from "./budget-guard.js";
+import { charge, checkBudget, stepAccount } from "./budget-guard.js";
 import type { CallSetup } from "./call-setup.js";
 import type { ReadDirective } from "./directives.js";
+import { onEnginePath } from "./engine-path.js";
 import { modelFor } from "./models.js";
 import { type QaOutcome, runQa } from "./qa-check.js";
 import type { ResolvedStep } from "./resolve-step.js";
@@ -30,7 +31,7 @@ import {
   interruptStep,
   peekLoop,
 } from "./step-outcomes.js";
-import { estimatedUsage, estimateTokens } from "./token-estimate.js";
+import { estimatedUsage } from "./token-estimate.js";
 import { engineIdFor } from "./validate-run.js";
 
 const QA_PROMPT = "quality-validator.prompt.md";
@@ -68,46 +69,46 @@ async function runDeclaredQa(
     });
   }
   let refusal: { message: string; metadata: Record<string, unknown> } | undefined;
-  let release: (() => Promise<void>) | undefined;
-  try {
-    const qa = await runQa({
-      step: spec,
-      policy,
-      roots: ctx.roots,
-      outputs: resolved.outputs,
-      qaInputs: resolved.qaInputs,
-      emptyOutputAllowed: scope.deps.registry.get(execEngine).capabilities.emptyOutputAllowed === true,
-      prompt: resolved.prompt,
-      finalMessage,
-      checks,
-      changesSince:
-        (spec.qa?.require_changes ?? ctx.config.qa.requireChanges)
-          ? typeof step.runtimeState.base_tree === "string"
-            ? step.runtimeState.base_tree
-            : "(no snapshot)"
-          : null,
-      timeoutMs: setup.timeoutMs,
-      idleTimeoutMs: setup.idleTimeoutMs,
-      maxOutputBytes: ctx.config.maxOutputBytes,
-      env: setup.env,
-      signal,
-      agent,
-      transcriptPath: (n) => ({ path: setup.transcript("qa", n), roots: [ctx.roots.protocolRoot] }),
-      engineRetries: spec.retry?.engine_errors ?? ctx.config.engineRetries,
-      async beforeAgentCall(prompt) {
-        const budget = await checkBudget(scope, step, "qa", estimateTokens(prompt));
-        if (!budget.ok) {
-          refusal = budget;
-          return false;
-        }
-        if (scope.deps.engineGate) release = await scope.deps.engineGate(qaEngineId, signal);
-        return true;
-      },
-    });
-    return { qa, ...(refusal ? { refusal } : {}) };
-  } finally {
-    await release?.();
-  }
+  const qa = await runQa({
+    step: spec,
+    policy,
+    roots: ctx.roots,
+    outputs: resolved.outputs,
+    qaInputs: resolved.qaInputs,
+    emptyOutputAllowed: scope.deps.registry.get(execEngine).capabilities.emptyOutputAllowed === true,
+    prompt: resolved.prompt,
+    finalMessage,
+    checks,
+    changesSince:
+      (spec.qa?.require_changes ?? ctx.config.qa.requireChanges)
+        ? typeof step.runtimeState.base_tree === "string"
+          ? step.runtimeState.base_tree
+          : "(no snapshot)"
+        : null,
+    timeoutMs: setup.timeoutMs,
+    idleTimeoutMs: setup.idleTimeoutMs,
+    maxOutputBytes: ctx.config.maxOutputBytes,
+    env: setup.env,
+    signal,
+    agent,
+    transcriptPath: (n) => ({ path: setup.transcript("qa", n), roots: [ctx.roots.protocolRoot] }),
+    engineRetries: spec.retry?.engine_errors ?? ctx.config.engineRetries,
+    async onEnginePath(prompt, call) {
+      const path = await onEnginePath({
+        account: stepAccount(scope, step),
+        phase: "qa",
+        engineId: qaEngineId,
+        prompt,
+        gate: scope.deps.engineGate,
+        signal,
+        call,
+      });
+      if (path.ok) return path.value;
+      refusal = path.refused;
+      return undefined;
+    },
+  });
+  return { qa, ...(refusal ? { refusal } : {}) };
 }
 
 export async function qaPhase(
@@ -126,7 +127,7 @@ export async function qaPhase(
   for (const [i, c] of qa.agentCalls.entries()) {
     const u = c.usage ?? estimatedUsage(c.prompt, c.call.result.finalMessage);
     qaUsage.push(usageMeta(u));
-    await charge(scope, step, "qa", c.engineId, c.model, u);
+    await charge(stepAccount(scope, step), "qa", c.engineId, c.model, u);
     await recordStall(scope, step, {
       phase: "qa",
       engineId: c.engineId,
@@ -229,7 +230,7 @@ export async function qaPhase(
   });
   if (limited) return afterFailure(scope, step.id, "directive:loop", frame, directive);
 
-  const over = await checkBudget(scope, step, "qa", null);
+  const over = await checkBudget(stepAccount(scope, step), "qa", null);
   if (!over.ok) {
     // the verdict stands; the run stops before anything else is spent
     await store.transaction(async (tx) => {

@@ -22,6 +22,11 @@ export interface ResolveRoots {
   protocolRoot: string;
   /** The shipped prompt library. */
   promptLibrary: string;
+  /**
+   * Before a run exists: the folder whose files its protocol folder will hold (the spec's own folder,
+   * which `tgz run SPEC` copies). Prompts and protocol placeholders are looked up there instead.
+   */
+  protocolFiles?: string | undefined;
 }
 
 export interface StepOutputs {
@@ -49,7 +54,7 @@ export function contentVersion(templateId: string, content: string | Buffer): st
 
 /** Finds a prompt_ref in the protocol folder, then the workspace, then the prompt library. */
 export function resolvePromptPath(ref: string, roots: ResolveRoots, pointer: string): string {
-  const bases = [roots.protocolRoot, roots.workspace, roots.promptLibrary];
+  const bases = [roots.protocolFiles ?? roots.protocolRoot, roots.workspace, roots.promptLibrary];
   const candidates = isAbsolute(ref) ? [resolve(ref)] : bases.map((b) => resolve(b, ref));
   for (const candidate of candidates) {
     if (!existsSync(candidate)) continue;
@@ -124,12 +129,38 @@ export function resolveOutputs(step: StepSpec, stepIndex: number, roots: Resolve
   return { protocol, aux };
 }
 
+/**
+ * Inputs that name a file the engine reads (as the engine resolves them: from the worktree) stay
+ * inside the protocol folder and the worktree, symlinks resolved.
+ */
+function checkFileInputs(
+  inputs: Record<string, unknown>,
+  names: readonly string[] | undefined,
+  roots: ResolveRoots,
+  pointer: string,
+): void {
+  for (const name of names ?? []) {
+    const value = inputs[name];
+    if (typeof value !== "string" || value === "") continue;
+    const abs = resolve(roots.workspace, value);
+    if (![roots.protocolRoot, roots.workspace].some((root) => isInside(root, abs)))
+      throw new StepResolutionError(
+        `${pointer}/${name}`,
+        `inputs.${name} "${value}" resolves outside the protocol folder and worktree`,
+      );
+  }
+}
+
 export function resolveStep(
   step: StepSpec,
   stepIndex: number,
   roots: ResolveRoots,
   opts: {
     promptRequired: boolean;
+    /** The step engine's file inputs (EngineCapabilities.fileInputs). */
+    fileInputs?: readonly string[] | undefined;
+    /** The QA engine's file inputs, for `qa.inputs`. */
+    qaFileInputs?: readonly string[] | undefined;
     placeholders?: Record<string, unknown> | null | undefined;
     projectName?: string | undefined;
     /** False when validating before the run: file placeholders are not read yet. */
@@ -166,10 +197,17 @@ export function resolveStep(
     step_id: step.id,
     protocol_dir: roots.protocolRoot,
     workspace: roots.workspace,
-    ...placeholderValues(opts.placeholders, names, roots, opts.readFiles ?? true),
+    ...placeholderValues(
+      opts.placeholders,
+      names,
+      { workspace: roots.workspace, protocolRoot: roots.protocolFiles ?? roots.protocolRoot },
+      opts.readFiles ?? true,
+    ),
   };
   const inputs = renderInputs(step.inputs ?? {}, values);
   const qaInputs = renderInputs(step.qa?.inputs ?? {}, values);
+  checkFileInputs(inputs, opts.fileInputs, roots, `/steps/${stepIndex}/inputs`);
+  checkFileInputs(qaInputs, opts.qaFileInputs, roots, `/steps/${stepIndex}/qa/inputs`);
   return {
     promptPath,
     prompt: renderTemplate(raw, { ...values, ...inputs }),

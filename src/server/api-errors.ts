@@ -2,6 +2,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ZodError } from "zod";
 import { CodeMachineImportError } from "../codemachine/import-errors.js";
+import { ActionRefusedError } from "../services/action-rules.js";
+import { SpecRefusedError } from "../services/create-run.js";
 import {
   InfrastructureError,
   InvalidInputError,
@@ -16,16 +18,6 @@ export const QUEUE_UNAVAILABLE = {
   description:
     "The job queue (Redis) is not reachable: the call fails fast (`queue_unavailable`); or the database is not (`database_unavailable`)",
 };
-
-/** The request is valid but the state of the run, step or project does not allow it. */
-export class ConflictError extends TasksGodzillaError {
-  readonly code: string = "conflict";
-}
-
-/** An action needs the project's checkout and this machine has none. */
-export class RepoMissingError extends ConflictError {
-  override readonly code = "repo_missing";
-}
 
 export class UnauthorizedError extends TasksGodzillaError {
   readonly code = "unauthorized";
@@ -42,7 +34,12 @@ export class UnsupportedMediaTypeError extends TasksGodzillaError {
 }
 
 function statusOf(err: unknown): number {
-  if (err instanceof ZodError || err instanceof InvalidInputError || err instanceof CodeMachineImportError)
+  if (
+    err instanceof ZodError ||
+    err instanceof InvalidInputError ||
+    err instanceof CodeMachineImportError ||
+    err instanceof SpecRefusedError
+  )
     return 400;
   if (err instanceof UnauthorizedError) return 401;
   if (err instanceof ForbiddenError) return 403;
@@ -50,7 +47,7 @@ function statusOf(err: unknown): number {
   if (err instanceof UnsupportedMediaTypeError) return 415;
   if (err instanceof InfrastructureError) return 503;
   if (
-    err instanceof ConflictError ||
+    err instanceof ActionRefusedError ||
     err instanceof IllegalTransitionError ||
     err instanceof StatusConflictError ||
     err instanceof DuplicateNameError
@@ -83,5 +80,11 @@ export function errorHandler(thrown: unknown, request: FastifyRequest, reply: Fa
     return;
   }
   const code = TasksGodzillaError.is(err) ? err.code : ((err as FastifyError).code ?? "error");
-  void reply.status(status).send({ error: code, detail: (err as Error).message, request_id: request.id });
+  void reply.status(status).send({
+    error: code,
+    detail: (err as Error).message,
+    // every pointer of a refused spec, as data too
+    ...(err instanceof SpecRefusedError ? { errors: err.errors } : {}),
+    request_id: request.id,
+  });
 }

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { JobInfo, JobState } from "../queue/job-queue.js";
+import { RUN_ACTIONS, type RunAction, STEP_ACTIONS, type StepAction } from "../services/action-rules.js";
 import { ProtocolSpec, StepSpec } from "../spec/schema.js";
 import { PROTOCOL_STATUSES, STEP_STATUSES } from "../store/status.js";
 import type { Event, Project, ProtocolRun, StepRun } from "../store/types.js";
@@ -26,6 +27,10 @@ export const ErrorOut = named(
   z.object({
     error: z.string().describe("Machine-readable code, e.g. invalid_request, not_found, conflict."),
     detail: z.string().describe("What was wrong, naming the field or the missing thing."),
+    errors: z
+      .array(z.object({ pointer: z.string(), message: z.string() }))
+      .optional()
+      .describe("`spec_invalid`: every reason the spec would block the run, by JSON pointer."),
     request_id: z.string(),
   }),
 );
@@ -48,6 +53,17 @@ export const ProjectOut = named(
   }),
 );
 
+export const GuardedProjectOut = named(
+  "GuardedProject",
+  z.object({
+    id: z.number().int(),
+    name: z.string(),
+    guarded: z
+      .literal(true)
+      .describe("The project has an api_token and the request did not carry it as X-Project-Token."),
+  }),
+);
+
 export const ProtocolRunOut = named(
   "ProtocolRun",
   z.object({
@@ -66,6 +82,11 @@ export const ProtocolRunOut = named(
     spec_hash: z.string().nullable(),
     spec_validation_status: z.enum(["valid", "invalid", "missing"]).nullable(),
     spec_validated_at: z.string().nullable(),
+    allowed_actions: z
+      .array(z.enum(RUN_ACTIONS))
+      .describe(
+        "The protocol actions that would be carried out now, by the same rules the actions enforce; any other is refused (409).",
+      ),
   }),
 );
 
@@ -86,6 +107,9 @@ export const StepRunOut = named(
     summary: z.string().nullable(),
     created_at: z.string(),
     updated_at: z.string(),
+    allowed_actions: z
+      .array(z.enum(STEP_ACTIONS))
+      .describe("The step actions that would be carried out now; any other is refused (409)."),
   }),
 );
 
@@ -128,7 +152,9 @@ export const EventOut = named(
     project_id: z.number().int(),
     event_type: z.string(),
     message: z.string(),
-    metadata: Json,
+    metadata: Json.describe(
+      "The event's details; also holds `spec_hash` (as the original's events did), unless the event sets its own.",
+    ),
     spec_hash: z.string().nullable(),
     created_at: z.string(),
   }),
@@ -155,6 +181,9 @@ export const JobOut = named(
     job_id: z.string().describe("Same as id (the original's name)."),
     kind: z.string(),
     job_type: z.string().describe("Same as kind (the original's name)."),
+    queue: z
+      .literal("default")
+      .describe("The queue the job is in: always the one queue (the original's field)."),
     state: z.enum(["waiting", "delayed", "active", "completed", "failed", "dead", "cancelled"]),
     status: z.enum(ORIGINAL_JOB_STATUSES).describe("The state in the original's terms."),
     payload: Json,
@@ -187,7 +216,7 @@ export const projectOut = (p: Project, secretKeys: string[]): z.infer<typeof Pro
   updated_at: p.updatedAt,
 });
 
-export const protocolOut = (r: ProtocolRun): z.infer<typeof ProtocolRunOut> => ({
+export const protocolOut = (r: ProtocolRun, allowed: RunAction[]): z.infer<typeof ProtocolRunOut> => ({
   id: r.id,
   project_id: r.projectId,
   protocol_name: r.protocolName,
@@ -203,9 +232,10 @@ export const protocolOut = (r: ProtocolRun): z.infer<typeof ProtocolRunOut> => (
   spec_hash: r.templateConfig.spec_meta?.spec_hash ?? null,
   spec_validation_status: r.templateConfig.spec_meta?.status ?? null,
   spec_validated_at: r.templateConfig.spec_meta?.validated_at ?? null,
+  allowed_actions: allowed,
 });
 
-export const stepOut = (s: StepRun): z.infer<typeof StepRunOut> => ({
+export const stepOut = (s: StepRun, allowed: StepAction[]): z.infer<typeof StepRunOut> => ({
   id: s.id,
   protocol_run_id: s.protocolRunId,
   step_index: s.stepIndex,
@@ -220,6 +250,7 @@ export const stepOut = (s: StepRun): z.infer<typeof StepRunOut> => ({
   summary: s.summary,
   created_at: s.createdAt,
   updated_at: s.updatedAt,
+  allowed_actions: allowed,
 });
 
 export const eventOut = (e: Event): z.infer<typeof EventOut> => ({
@@ -229,7 +260,7 @@ export const eventOut = (e: Event): z.infer<typeof EventOut> => ({
   project_id: e.projectId,
   event_type: e.eventType,
   message: e.message,
-  metadata: e.metadata,
+  metadata: { spec_hash: e.specHash, ...e.metadata },
   spec_hash: e.specHash,
   created_at: e.createdAt,
 });
@@ -239,6 +270,7 @@ export const jobOut = (j: JobInfo): z.infer<typeof JobOut> => ({
   job_id: j.id,
   kind: j.kind,
   job_type: j.kind,
+  queue: "default",
   state: j.state,
   status: originalStatusOf(j.state),
   payload: j.payload,

@@ -5,6 +5,8 @@
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { z } from "zod";
+import { createDefaultRegistry } from "../engines/builtin-engines.js";
+import type { EngineRegistry } from "../engines/engine-registry.js";
 import { errorHandler, UnauthorizedError, UnsupportedMediaTypeError } from "./api-errors.js";
 import { ErrorOut } from "./api-shapes.js";
 import { bearerMatches } from "./auth.js";
@@ -19,7 +21,10 @@ import { webhookRoutes } from "./routes/webhook-routes.js";
 import { type RouteDoc, routeDocOf, type ServerContext } from "./server-context.js";
 import { endStreamsOnClose } from "./sse.js";
 
-export interface ServerOptions extends Omit<ServerContext, "metrics" | "ci" | "secrets" | "routes"> {
+export interface ServerOptions
+  extends Omit<ServerContext, "metrics" | "ci" | "secrets" | "routes" | "registry"> {
+  /** The engines runs are checked against; default the built-in registry. */
+  registry?: EngineRegistry;
   /** The process's metrics (its worker counts its jobs in them); default a new set. */
   metrics?: Metrics;
   apiToken?: string | undefined;
@@ -75,6 +80,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx: ServerContext = {
     ...opts,
     metrics: opts.metrics ?? new Metrics(),
+    registry: opts.registry ?? createDefaultRegistry(),
     secrets: opts.store.secrets,
     ci: { autoQa: opts.ci?.autoQa ?? false, blockOnFailure: opts.ci?.blockOnFailure ?? true },
     routes: [],

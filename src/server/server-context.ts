@@ -5,17 +5,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { EffectiveConfig } from "../config/load-config.js";
+import type { EngineRegistry } from "../engines/engine-registry.js";
 import type { JobQueue } from "../queue/job-queue.js";
+import type { CiSettings } from "../services/apply-ci-result.js";
 import type { Store } from "../store/types.js";
 import type { Metrics } from "./metrics.js";
 import type { ProjectSecrets } from "./project-secrets.js";
-
-export interface CiSettings {
-  /** CI success: QA the latest step again (TASKSGODZILLA_AUTO_QA_ON_CI); otherwise it is completed. */
-  autoQa: boolean;
-  /** CI failure: fail the latest step and block the run (default; TASKSGODZILLA_CI_ON_FAILURE=none turns it off). */
-  blockOnFailure: boolean;
-}
 
 export interface ServerContext {
   store: Store;
@@ -23,6 +18,8 @@ export interface ServerContext {
   metrics: Metrics;
   secrets: ProjectSecrets;
   configFor: (repoDir: string) => EffectiveConfig;
+  /** The engines runs are checked against when they are created. */
+  registry: EngineRegistry;
   webhookToken?: string | undefined;
   allowUnsignedWebhooks?: boolean | undefined;
   ci: CiSettings;

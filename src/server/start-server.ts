@@ -49,6 +49,7 @@ export async function startServer(
     queue: opts.queue,
     queueBackend,
     configFor: opts.deps.configFor,
+    registry: opts.deps.registry,
     apiToken,
     webhookToken: opts.env.TASKSGODZILLA_WEBHOOK_TOKEN || undefined,
     allowUnsignedWebhooks: opts.env.TASKSGODZILLA_ALLOW_UNSIGNED_WEBHOOKS === "true",

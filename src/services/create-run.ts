@@ -1,12 +1,19 @@
 /**
  * Creating a protocol run from a spec: the spec is validated, frozen on the run with its hash, its
  * folder copied into `.protocols/<run>/`, and the step rows created from it — in one transaction.
- * A spec that fails validation still creates the run, blocked, with one spec_validation_error per error.
+ * Asked for by a person (the API, `tgz run SPEC`: `check` given), a spec that would block the run at
+ * its start is refused with every pointer and nothing is created. Otherwise (a queued import, a
+ * plan) a spec that fails validation still creates the run, blocked, with one spec_validation_error
+ * per error.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import YAML from "yaml";
+import type { EffectiveConfig } from "../config/load-config.js";
+import type { EngineRegistry } from "../engines/engine-registry.js";
 import {
+  MAX_PROTOCOL_NAME,
+  MAX_PROTOCOL_NUMBER,
   NUMBERED_NAME,
   namesInCheckout,
   nextProtocolNumber,
@@ -14,18 +21,53 @@ import {
   PROTOCOLS_DIR,
   slugify,
 } from "../git/protocol-names.js";
-import { InvalidInputError } from "../shared/errors.js";
+import type { ResolveRoots } from "../runner/resolve-step.js";
+import { SHIPPED_PROMPTS_DIR } from "../runner/run-context.js";
+import { validateRunSpec } from "../runner/validate-run.js";
+import { InvalidInputError, TasksGodzillaError } from "../shared/errors.js";
 import { isInside } from "../shared/paths.js";
 import { FROZEN_SPEC_FILE } from "../shared/protocol-files.js";
 import { specHash } from "../spec/canonical-hash.js";
 import type { ProtocolSpec, StepSpec } from "../spec/schema.js";
-import { type SpecError, validateSpec } from "../spec/validate-spec.js";
+import type { SpecError } from "../spec/spec-error.js";
+import { validateSpec } from "../spec/validate-spec.js";
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, SpecMeta, Store, StoreOps } from "../store/types.js";
 import { ensureProject, projectWorkspace } from "./project-service.js";
 import { copySpecFolder } from "./spec-folder.js";
 
 export class SpecFileError extends InvalidInputError {}
+
+/** What a spec is checked against before a run is created from it. */
+export interface SpecCheck {
+  registry: EngineRegistry;
+  configFor: (repoDir: string) => EffectiveConfig;
+  promptLibrary?: string | undefined;
+}
+
+/** A spec that would block its run at start: refused before anything is created, with every pointer. */
+export class SpecRefusedError extends TasksGodzillaError {
+  readonly code = "spec_invalid";
+  constructor(readonly errors: SpecError[]) {
+    super(
+      `the spec would block the run (${errors.length} error(s)); nothing was created: ${errors
+        .map((e) => `${e.pointer || "/"}: ${e.message}`)
+        .join("; ")}`,
+    );
+  }
+}
+
+/**
+ * Every reason the spec would block a run at its start (`validateRunSpec`), config problems under
+ * the pointer "" (the whole spec). The roots are those the run will have, when there is a checkout.
+ */
+function specProblems(raw: unknown, check: SpecCheck, configDir: string | null, roots?: ResolveRoots) {
+  const config = check.configFor(configDir ?? process.cwd());
+  const result = validateRunSpec(raw, { registry: check.registry, config, roots });
+  return [...(result.config ? [{ pointer: "", message: result.config.message }] : []), ...result.errors].map(
+    (e) => ({ pointer: e.pointer, message: e.message }),
+  );
+}
 
 export function readSpecFile(path: string): unknown {
   let text: string;
@@ -77,12 +119,49 @@ export interface CreateRunInput {
   files?: Record<string, string>;
 }
 
+/** A run to be planned from its task description: `pending` without a spec until `start` plans it. */
+export function createRunFromTask(
+  store: Store,
+  input: Omit<CreateRunInput, "spec" | "specPath" | "unplanned" | "files" | "intoRunId">,
+): Promise<CreatedRun> {
+  return createRunFromSpec(store, { ...input, unplanned: true });
+}
+
 export interface CreatedRun {
   run: ProtocolRun;
   errors: SpecError[];
 }
 
-export async function createRunFromSpec(store: Store, input: CreateRunInput): Promise<CreatedRun> {
+/**
+ * `tgz spec validate FILE [--repo DIR]`: what creating a run from the file would refuse, without
+ * creating anything. With the repository, paths are checked on the roots the run would have: the
+ * worktree, and a protocol folder holding the spec folder's files (as `tgz run` copies them).
+ */
+export function specFileProblems(path: string, check: SpecCheck, repoDir?: string): SpecError[] {
+  const raw = readSpecFile(path);
+  if (!repoDir) return specProblems(raw, check, null);
+  let workspace: string;
+  try {
+    workspace = realpathSync(repoDir);
+  } catch {
+    throw new InvalidInputError(`repository folder ${repoDir} does not exist`);
+  }
+  const specDir = dirname(resolve(path));
+  const metaName = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
+  const name = typeof metaName === "string" ? metaName : basename(path, extname(path));
+  return specProblems(raw, check, workspace, {
+    workspace,
+    protocolRoot: join(workspace, PROTOCOLS_DIR, numberedName(0, slugify(name, 40, "protocol"))),
+    promptLibrary: check.promptLibrary ?? SHIPPED_PROMPTS_DIR,
+    ...(realpathSync(specDir) === workspace ? {} : { protocolFiles: specDir }),
+  });
+}
+
+export async function createRunFromSpec(
+  store: Store,
+  input: CreateRunInput,
+  check?: SpecCheck,
+): Promise<CreatedRun> {
   const raw = input.spec ?? (input.specPath ? readSpecFile(input.specPath) : undefined);
   if (raw === undefined && !input.unplanned) throw new InvalidInputError("a spec or a spec file is required");
   if (input.intoRunId !== undefined) return fillRun(store, input.intoRunId, raw, input.files);
@@ -117,6 +196,15 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
         createdFolder = existsSync(protocolRoot) ? null : protocolRoot;
         writeFiles(protocolRoot, input.files);
         if (input.specPath && workspace) copySpecFolder(input.specPath, protocolRoot, workspace);
+      }
+      if (check && raw !== undefined) {
+        // on the folder as the run will have it: its files are in place, the transaction not committed
+        const roots =
+          workspace && protocolRoot
+            ? { workspace, protocolRoot, promptLibrary: check.promptLibrary ?? SHIPPED_PROMPTS_DIR }
+            : undefined;
+        const problems = specProblems(raw, check, project.localPath ?? workspace, roots);
+        if (problems.length > 0) throw new SpecRefusedError(problems);
       }
       const created = await tx.createProtocolRun({
         projectId: project.id,
@@ -159,6 +247,15 @@ export async function createRunFromSpec(store: Store, input: CreateRunInput): Pr
 /** A name starting with NNNN- is kept as it is: one that is no safe folder and branch name is refused, not renamed. */
 function keptName(name: string | undefined): string | undefined {
   if (!name || !/^\d{4,}-/.test(name)) return undefined;
+  if (name.length > MAX_PROTOCOL_NAME)
+    throw new InvalidInputError(
+      `protocol_name: at most ${MAX_PROTOCOL_NAME} characters (it is a folder and a branch name), got ${name.length}`,
+    );
+  const number = /^(\d+)-/.exec(name)![1]!;
+  if (Number(number) > MAX_PROTOCOL_NUMBER)
+    throw new InvalidInputError(
+      `protocol_name: ${number} is larger than protocol numbers go (at most ${MAX_PROTOCOL_NUMBER}, so the next run can still be numbered)`,
+    );
   if (!NUMBERED_NAME.test(name))
     throw new InvalidInputError(
       `protocol_name: "${name}" starts with NNNN-, so it is kept as the protocol's folder and branch name; it must be one path segment of letters, digits, ".", "_" and "-" (no "..", not ending in "." or ".lock")`,

@@ -2,7 +2,9 @@
  * What `tgz run SPEC` brings along: the spec's own folder (its prompts, recordings) is copied into
  * the protocol folder, so a relative `prompt_ref` resolves the same wherever the spec lives. A folder
  * that holds the repository itself is not copied (its files are the repository's), and a folder far
- * bigger than a spec needs is refused rather than copied.
+ * bigger than a spec needs is refused rather than copied. A symbolic link is copied as the file it
+ * leads to when that is inside the spec's folder or the repository, and left out otherwise, so the
+ * protocol folder holds what `tgz spec validate --repo` checked and nothing from elsewhere.
  */
 import { cpSync, lstatSync, readdirSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -47,6 +49,10 @@ export function copySpecFolder(specPath: string, protocolRoot: string, workspace
     );
   cpSync(dir, protocolRoot, {
     recursive: true,
-    filter: (src) => !SKIP.has(basename(src)) && !isInside(protocolRoot, src),
+    dereference: true,
+    filter: (src) =>
+      !SKIP.has(basename(src)) &&
+      !isInside(protocolRoot, src) &&
+      (!lstatSync(src).isSymbolicLink() || isInside(dir, src) || isInside(workspace, src)),
   });
 }

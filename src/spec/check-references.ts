@@ -5,7 +5,7 @@
  */
 import { isAbsolute, normalize, sep } from "node:path";
 import type { ProtocolSpec, StepSpec } from "./schema.js";
-import type { SpecError } from "./validate-spec.js";
+import type { SpecError } from "./spec-error.js";
 
 /** The index of the step a policy or directive names: by step id first, then by the agent it runs. */
 export function findStepIndex(steps: readonly StepSpec[], name: string): number {

@@ -5,12 +5,9 @@
 import type { z } from "zod";
 import { checkReferences } from "./check-references.js";
 import { ProtocolSpec } from "./schema.js";
+import type { SpecError } from "./spec-error.js";
 
-export interface SpecError {
-  /** RFC 6901 JSON pointer into the spec ("" is the whole document). */
-  pointer: string;
-  message: string;
-}
+export type { SpecError } from "./spec-error.js";
 
 export type SpecValidation =
   | { ok: true; spec: ProtocolSpec; errors: [] }

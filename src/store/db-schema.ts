@@ -109,6 +109,13 @@ export interface ProjectSecretsTable {
   value: string;
 }
 
+export interface WebhookDeliveriesTable {
+  provider: string;
+  delivery_id: string;
+  protocol_run_id: number;
+  received_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   protocol_runs: ProtocolRunsTable;
@@ -118,4 +125,5 @@ export interface Database {
   jobs: JobsTable;
   concurrency_slots: ConcurrencySlotsTable;
   project_secrets: ProjectSecretsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

@@ -37,6 +37,7 @@ import type {
   UsageRecord,
   UsageScope,
   UsageTotals,
+  WebhookDelivery,
 } from "./types.js";
 
 const json = (value: unknown) => JSON.stringify(value ?? {});
@@ -454,6 +455,31 @@ export class KyselyOps implements StoreOps {
       .limit(query.limit ?? 1000)
       .execute();
     return rows.map(toEvent);
+  }
+
+  async recordWebhookDelivery(input: WebhookDelivery): Promise<boolean> {
+    const inserted = await this.db
+      .insertInto("webhook_deliveries")
+      .values({
+        provider: input.provider,
+        delivery_id: input.deliveryId,
+        protocol_run_id: input.protocolRunId,
+        received_at: this.now(),
+      })
+      .onConflict((oc) => oc.columns(["provider", "delivery_id"]).doNothing())
+      .returning("delivery_id")
+      .executeTakeFirst();
+    return inserted !== undefined;
+  }
+
+  async findWebhookDelivery(provider: string, deliveryId: string): Promise<WebhookDelivery | undefined> {
+    const row = await this.db
+      .selectFrom("webhook_deliveries")
+      .select(["protocol_run_id"])
+      .where("provider", "=", provider)
+      .where("delivery_id", "=", deliveryId)
+      .executeTakeFirst();
+    return row ? { provider, deliveryId, protocolRunId: row.protocol_run_id } : undefined;
   }
 
   async recordUsage(input: UsageRecord): Promise<void> {

@@ -137,6 +137,17 @@ CREATE TABLE project_secrets (
 );
 `;
 
+/** CI deliveries already applied, by the provider's delivery id: a redelivery is recorded once. */
+const WEBHOOK_DELIVERIES = `
+CREATE TABLE webhook_deliveries (
+  provider TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  protocol_run_id INTEGER NOT NULL REFERENCES protocol_runs (id),
+  received_at TEXT NOT NULL,
+  PRIMARY KEY (provider, delivery_id)
+);
+`;
+
 function statements(ddl: string, dialect: Dialect): string[] {
   const id = dialect === "postgres" ? "SERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
   return ddl
@@ -161,6 +172,7 @@ function provider(dialect: Dialect): MigrationProvider {
       "0002_jobs": ddlMigration(JOBS, dialect),
       "0003_run_leases": ddlMigration(RUN_LEASES, dialect),
       "0004_project_secrets": ddlMigration(PROJECT_SECRETS, dialect),
+      "0005_webhook_deliveries": ddlMigration(WEBHOOK_DELIVERIES, dialect),
     }),
   };
 }

@@ -155,6 +155,13 @@ export interface EventQuery {
   newestFirst?: boolean;
 }
 
+/** A CI delivery already applied to a run, kept so the provider's redelivery changes nothing. */
+export interface WebhookDelivery {
+  provider: string;
+  deliveryId: string;
+  protocolRunId: number;
+}
+
 export type UsagePhase = "plan" | "exec" | "qa";
 
 export interface UsageRecord {
@@ -238,6 +245,13 @@ export interface StoreOps {
 
   appendEvent(input: EventInput): Promise<Event>;
   listEvents(query: EventQuery): Promise<Event[]>;
+
+  /**
+   * Records a webhook delivery by its provider's delivery id, once: false (and nothing written) when
+   * that delivery was recorded before.
+   */
+  recordWebhookDelivery(input: WebhookDelivery): Promise<boolean>;
+  findWebhookDelivery(provider: string, deliveryId: string): Promise<WebhookDelivery | undefined>;
 
   recordUsage(input: UsageRecord): Promise<void>;
   sumUsage(scope: UsageScope): Promise<UsageTotals>;

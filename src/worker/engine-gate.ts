@@ -11,6 +11,7 @@ import { type Clock, systemClock } from "../shared/clock.js";
 import { errorMessage, HandoffError, InvalidInputError, infrastructureFailure } from "../shared/errors.js";
 import type { SlotsRepository } from "../store/repositories.js";
 import { OUTAGE_BUDGET_MS } from "../store/ride-outages.js";
+import type { Store } from "../store/types.js";
 
 const PROVIDER = "provider:";
 
@@ -168,4 +169,18 @@ export function engineGate(
       await releaseAll(held);
     };
   };
+}
+
+/** Makes the gate of one piece of work, given how to stop it when a slot is lost. */
+export type GateFactory = (onLost: (err: EngineSlotLostError) => void, providerOf: ProviderOf) => EngineGate;
+
+/**
+ * The engine caps of this process (`TASKSGODZILLA_ENGINE_CONCURRENCY`) as slots in the store: the one
+ * place they are built, for workers, the server's worker and the CLI alike. Undefined without caps.
+ */
+export function capsGate(store: Store, holder: string, env: NodeJS.ProcessEnv): GateFactory | undefined {
+  const caps = parseCaps(env.TASKSGODZILLA_ENGINE_CONCURRENCY);
+  if (Object.keys(caps).length === 0) return undefined;
+  return (onLost, providerOf) =>
+    engineGate(store.slots, caps, { holder, onLost, providerOf, clock: store.clock });
 }

@@ -6,11 +6,13 @@
  * under the singleton key the API uses, so reconcilers racing each other and the API queue it once,
  * with a `run_requeued` event.
  */
-import type { JobKind, JobQueue } from "../queue/job-queue.js";
+import type { JobQueue } from "../queue/job-queue.js";
+import { type JobRequest, jobs } from "../services/dispatch.js";
+import { importJobOf, importSourceOf } from "../services/import-run.js";
 import { errorMessage } from "../shared/errors.js";
 import { EVENT } from "../store/event-types.js";
-import type { Json, ProtocolRun, Store } from "../store/types.js";
-import { importJobOf, importSourceOf, runOfJob } from "./job-handlers.js";
+import type { ProtocolRun, Store } from "../store/types.js";
+import { runOfJob } from "./job-handlers.js";
 import type { WorkerLogger } from "./job-worker.js";
 
 export interface ReconcilerOptions {
@@ -29,14 +31,13 @@ export interface ReconcilerOptions {
 /** Open jobs looked at per pass; more than this many queued jobs means the queue is not idle anyway. */
 const OPEN_JOBS_LIMIT = 10_000;
 
-/** The job the API queues for such a run, with the same singleton key: a planning import is imported. */
-function jobFor(run: ProtocolRun): { kind: JobKind; payload: Json; singletonKey: string } {
+/** The job an action queues for such a run, with the same singleton key: a planning import is imported. */
+function jobFor(run: ProtocolRun): JobRequest {
   const source = importSourceOf(run);
   if (run.status === "planning" && source) return importJobOf(run, source);
-  const payload = { protocol_run_id: run.id };
   return run.status === "planning"
-    ? { kind: "plan", payload, singletonKey: `plan:${run.id}` }
-    : { kind: "execute_protocol", payload, singletonKey: `run:${run.id}` };
+    ? { kind: "plan", payload: { protocol_run_id: run.id }, singletonKey: `plan:${run.id}` }
+    : jobs.executeRun(run);
 }
 
 export class RunReconciler {
@@ -67,7 +68,7 @@ export class RunReconciler {
     for (const run of runs) {
       if (covered.has(run.id)) continue;
       const { kind, payload, singletonKey } = jobFor(run);
-      const job = await queue.enqueue(kind, payload, { singletonKey });
+      const job = await queue.enqueue(kind, payload, singletonKey ? { singletonKey } : {});
       if (job.deduplicated) continue;
       await store.appendEvent({
         protocolRunId: run.id,

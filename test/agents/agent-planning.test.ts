@@ -8,8 +8,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { diffOf } from "../../src/git/checkpoints.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { ProtocolRunner } from "../../src/runner/protocol-runner.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { openStore } from "../../src/store/open-store.js";
 import { strictSchemaProblems } from "../planning/strict-schema.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
@@ -81,7 +81,7 @@ describe.skipIf(!available(codex))("planning and running on Codex", () => {
       registry: createDefaultRegistry(),
       configFor: (dir: string) => loadConfig(dir, env),
     };
-    const planned = await planProtocol(deps, { task: "Write two files", repoDir: repo });
+    const planned = await planRun(deps, { task: "Write two files", repoDir: repo });
     expect(planned.status).toBe("planned");
     const run = await new ProtocolRunner(deps).run(planned.id);
     const r = await inspect(store, run.id);

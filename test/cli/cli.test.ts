@@ -1,9 +1,11 @@
 /** The built `tgz` binary, as a user runs it. Requires `npm run build` (part of `npm test`). */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { beforeAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/open-store.js";
 import { gitRepo } from "../scenario/harness.js";
 
 const BIN = join(import.meta.dirname, "../../dist/cli/main.js");
@@ -209,6 +211,51 @@ describe("tgz CLI", () => {
     });
     expect(piped.stdout.trim().split("\n")).toHaveLength(1);
     expect(piped.stderr).toBe("");
+  });
+
+  it("prints its version with --version and -V", () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8"));
+    for (const flag of ["--version", "-V"])
+      expect(tgz(flag)).toMatchObject({ code: 0, stdout: `${version}\n` });
+  });
+
+  it("takes engine slots under the workers' caps (TASKSGODZILLA_ENGINE_CONCURRENCY) for what it runs", async () => {
+    const db = join(mkdtempSync(join(tmpdir(), "tgz-caps-")), "tgz.db");
+    const store = await openStore({ sqlitePath: db });
+    const slots = store.slots;
+    // a worker elsewhere holds the one shell slot
+    const token = await slots.acquire("engine:shell", 1, "worker-elsewhere", 60_000);
+    expect(token).toBeTruthy();
+    const repo = gitRepo();
+    const dir = mkdtempSync(join(tmpdir(), "tgz-spec-"));
+    writeFileSync(
+      join(dir, "p.json"),
+      JSON.stringify({ steps: [{ id: "a", engine_id: "shell", inputs: { command: "touch ran" } }] }),
+    );
+    const child = spawn("node", [BIN, "--db", db, "run", join(dir, "p.json"), "--repo", repo, "--json"], {
+      env: { ...process.env, TASKSGODZILLA_DATA_DIR: dataDir, TASKSGODZILLA_ENGINE_CONCURRENCY: "shell=1" },
+    });
+    let stdout = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    try {
+      // the step started and waits for the slot: its command has not run
+      for (let i = 0; i < 200; i++) {
+        if ((await store.listEvents({ eventTypes: ["step_started"] })).length > 0) break;
+        await sleep(50);
+      }
+      expect(await store.listEvents({ eventTypes: ["step_started"] })).toHaveLength(1);
+      await sleep(1000);
+      expect(existsSync(join(repo, "ran"))).toBe(false);
+      expect(child.exitCode).toBeNull();
+      await slots.release("engine:shell", token!);
+      expect(await exited).toBe(0);
+      expect(JSON.parse(stdout).status).toBe("completed");
+      expect(existsSync(join(repo, "ran"))).toBe(true);
+    } finally {
+      child.kill();
+      await store.close();
+    }
   });
 
   it("names what was not found", () => {

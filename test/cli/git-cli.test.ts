@@ -1,6 +1,6 @@
 /** tgz plan, run, worktree, diff, pr and spec audit, as a user runs them, on temp repositories. */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -40,8 +40,10 @@ const PLAN = {
   steps: [{ slug: "write", title: "Write greet.sh", kind: "work", prompt: "Create greet.sh." }],
 };
 
-function recording(events: unknown[]): string {
-  const file = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "events.jsonl");
+/** A recording file, in a folder of its own or in `dir` (a step's recording: inside the run's roots). */
+function recording(events: unknown[], dir = mkdtempSync(join(tmpdir(), "tgz-rec-"))): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `events-${readdirSync(dir).length}.jsonl`);
   writeFileSync(file, `${events.map((e) => JSON.stringify(e)).join("\n")}\n`);
   return file;
 }
@@ -286,11 +288,16 @@ describe("tgz pr", () => {
       "--json",
     );
     const run = JSON.parse(planned.stdout) as PlannedRun;
+    // in the protocol folder's git-ignored logs/: inside the run's roots, and never pushed
+    const logs = join(run.worktree, ".protocols", run.protocol_name, "logs");
     const stepRecording = (input: number, output: number) =>
-      recording([
-        { type: "usage", usage: { input, output } },
-        { type: "final", text: "done" },
-      ]);
+      recording(
+        [
+          { type: "usage", usage: { input, output } },
+          { type: "final", text: "done" },
+        ],
+        logs,
+      );
     await giveSteps(run.run_id, [
       { engine_id: "replay", inputs: { recording: stepRecording(100, 20) } },
       { engine_id: "replay", inputs: { recording: stepRecording(7, 3) } },

@@ -1,10 +1,10 @@
 /**
  * The web console in real Chromium against a real `tgz server` process: it asks for the token once,
- * starts a run whose steps and events then show live, shows the server's reason for a refused
- * action, and follows the event stream across a server restart (resuming with Last-Event-ID) without
- * showing an event twice.
+ * starts a run whose steps and events then show live, offers exactly the actions the server allows,
+ * shows the server's reason for a refused action, and follows the event stream across a server
+ * restart (resuming with Last-Event-ID) without showing an event twice.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -32,6 +32,8 @@ describe.skipIf(!present)(
     let page: Page;
     let runId = 0;
     let bareRunId = 0;
+    let goneRunId = 0;
+    let goneRepo = "";
 
     const tgzServer = async (folder: string, listen: number, token: string) => {
       const proc = tgzProcess(["--db", join(folder, "tgz.db"), "server", "--port", String(listen)], {
@@ -72,8 +74,9 @@ describe.skipIf(!present)(
       await startServer();
       const repo = gitRepo();
       const project = await call("POST", "/projects", { name: "demo", git_url: repo, local_path: repo });
-      // the first step is an agent's replayed call with its usage, so the page has tokens to show
-      const recording = join(dir, "s0.jsonl");
+      // the first step is an agent's replayed call with its usage, so the page has tokens to show;
+      // its recording lies inside the repository, as the runner requires
+      const recording = join(repo, "s0.jsonl");
       writeFileSync(
         recording,
         [
@@ -111,6 +114,14 @@ describe.skipIf(!present)(
         spec: shellSpec("echo one"),
       });
       bareRunId = bareRun.body.id;
+      // a project whose checkout goes away after the page has shown its run
+      goneRepo = gitRepo();
+      const gone = await call("POST", "/projects", { name: "gone", git_url: goneRepo, local_path: goneRepo });
+      const goneRun = await call("POST", `/projects/${gone.body.id}/protocols`, {
+        protocol_name: "gone",
+        spec: shellSpec("echo one"),
+      });
+      goneRunId = goneRun.body.id;
 
       browser = await chromium.launchPersistentContext(mkdtempSync(join(dir, "profile-")), {
         executablePath: CHROMIUM,
@@ -187,9 +198,12 @@ describe.skipIf(!present)(
       expect(
         await page.$$eval("#steps tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.status)),
       ).toEqual(["pending", "pending"]);
+      // exactly the actions the server allows now
+      const offered = () =>
+        page.$$eval("#run-actions button", (bs) => bs.map((b) => (b as HTMLElement).dataset.action));
+      expect(await offered()).toEqual((await call("GET", `/protocols/${runId}`)).body.allowed_actions);
+      expect(await offered()).toEqual(["start", "pause", "cancel", "run_next_step"]);
       expect(await page.isEnabled('#run-actions [data-action="start"]')).toBe(true);
-      expect(await page.isEnabled('#run-actions [data-action="pause"]')).toBe(true);
-      expect(await page.isDisabled('#run-actions [data-action="resume"]')).toBe(true);
       const hash = (await call("GET", `/protocols/${runId}`)).body.spec_hash as string;
       expect(await page.getAttribute("#spec-hash", "title")).toBe(hash);
       const before = (await shownIds()).length;
@@ -226,23 +240,37 @@ describe.skipIf(!present)(
       expect(await shownIds()).toEqual(await storedIds());
       // the step column names the step
       expect(await page.textContent('#events tr[data-type="step_started"] td[data-step-id]')).toBe("s0");
-      expect(await page.isDisabled('#run-actions [data-action="start"]')).toBe(true);
-      expect(await page.isDisabled('#run-actions [data-action="cancel"]')).toBe(true);
+      // a completed run allows nothing: no button is offered
+      await page.waitForFunction(() => document.querySelectorAll("#run-actions button").length === 0);
+      expect((await call("GET", `/protocols/${runId}`)).body.allowed_actions).toEqual([]);
       // the project list follows the all-runs stream too
       await page.waitForSelector(`a[data-run-id="${runId}"] .badge[data-status="completed"]`);
     });
 
-    it("shows the server's message when it refuses an action", async () => {
+    it("offers no action the server would refuse, and shows the server's message when it refuses one", async () => {
+      // this machine has no checkout of the project: nothing that needs one is offered
       await page.goto(`${base}/console#/runs/${bareRunId}`);
       await page.locator("#steps tr").first().waitFor();
-      expect(await page.isEnabled('#run-actions [data-action="start"]')).toBe(true);
+      const offered = () =>
+        page.$$eval("#run-actions button", (bs) => bs.map((b) => (b as HTMLElement).dataset.action));
+      await page.waitForSelector('#run-actions [data-action="cancel"]');
+      expect(await offered()).toEqual(["pause", "cancel"]);
+      expect(await page.$$('#run-actions [data-action="start"]')).toHaveLength(0);
+      const refused = await call("POST", `/protocols/${bareRunId}/actions/start`);
+      expect(refused).toMatchObject({ status: 409, body: { error: "repo_missing" } });
+
+      // the checkout goes away after the page offered start: the server refuses it, the page says why
+      await page.goto(`${base}/console#/runs/${goneRunId}`);
+      await page.waitForSelector('#run-actions [data-action="start"]');
+      rmSync(goneRepo, { recursive: true, force: true });
       await page.click('#run-actions [data-action="start"]');
       await page.waitForSelector('#run-notice[data-kind="error"]');
-      const refused = await call("POST", `/protocols/${bareRunId}/actions/start`);
-      expect(refused.status).toBe(409);
-      expect(refused.body.detail).toContain("has no local checkout");
-      expect(await page.textContent("#run-notice")).toBe(`409 repo_missing: ${refused.body.detail}`);
+      const detail = (await call("POST", `/protocols/${goneRunId}/actions/start`)).body.detail;
+      expect(detail).toContain("has no local checkout");
+      expect(await page.textContent("#run-notice")).toBe(`409 repo_missing: ${detail}`);
       expect(await page.textContent(".run-head .badge")).toBe("planned");
+      // and, shown again, start is no longer offered
+      await page.waitForFunction(() => !document.querySelector('#run-actions [data-action="start"]'));
     });
 
     it("follows the stream across a server restart, resuming with Last-Event-ID, never showing an event twice", async () => {

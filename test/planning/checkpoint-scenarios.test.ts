@@ -11,10 +11,10 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { diffOf } from "../../src/git/checkpoints.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { ProtocolRunner } from "../../src/runner/protocol-runner.js";
 import { stepBaseCommit } from "../../src/runner/step-checkpoints.js";
 import { createRunFromSpec } from "../../src/services/create-run.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { openStore } from "../../src/store/open-store.js";
 import { gitRepo, inspect } from "../scenario/harness.js";
 
@@ -52,7 +52,7 @@ async function plannedShellRun(
     context: "",
     steps: steps.map((s) => ({ slug: s.slug, title: s.slug, kind: "work", prompt: `Do ${s.slug}.` })),
   };
-  const planned = await planProtocol(deps, {
+  const planned = await planRun(deps, {
     task: "Write files",
     repoDir: gitRepo(),
     engine: "replay",

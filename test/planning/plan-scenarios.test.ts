@@ -9,12 +9,12 @@ import { z } from "zod";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { BaseBranchMissingError, NotAGitRepositoryError } from "../../src/git/git-command.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
 import { PlanOutput, planningJsonSchema } from "../../src/planning/plan-schema.js";
 import type { ClaimedJob, JobQueue } from "../../src/queue/job-queue.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { askForJson } from "../../src/runner/ask-for-json.js";
 import { QA_VERDICT_JSON_SCHEMA } from "../../src/runner/qa-verdict.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { isInside } from "../../src/shared/paths.js";
 import { openStore } from "../../src/store/open-store.js";
 import { RunBusyError } from "../../src/store/store-errors.js";
@@ -52,7 +52,7 @@ async function setup(extraEnv: Record<string, string> = {}) {
   const store = await openStore({ sqlitePath: join(data, "db.sqlite") });
   const deps = { store, registry: createDefaultRegistry(), configFor: (dir: string) => loadConfig(dir, env) };
   const plan = (repoDir: string, final: string, extra: Record<string, unknown> = {}) =>
-    planProtocol(deps, {
+    planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir,
       engine: "replay",
@@ -267,6 +267,63 @@ describe("planning", () => {
     await store.close();
   });
 
+  it("is stopped by the project's token budget before the call, like a step, and charges its usage to the run", async () => {
+    const { store, plan } = await setup({ TASKSGODZILLA_MAX_TOKENS_PER_PROJECT: "1000" });
+    const repo = gitRepo();
+    // the first plan fits and is charged (phase plan), as a step's call is
+    const usage = { input: 900, output: 50 };
+    const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "plan.jsonl");
+    writeFileSync(
+      recording,
+      `${JSON.stringify({ type: "usage", usage })}\n${JSON.stringify({ type: "final", text: JSON.stringify(PLAN) })}\n`,
+    );
+    const first = await plan(repo, "", { inputs: { recording } });
+    expect(first.status).toBe("planned");
+    expect(await store.sumUsage({ protocolRunId: first.id, phase: "plan" })).toMatchObject({
+      total: 950,
+      calls: 1,
+      estimatedCalls: 0,
+    });
+    // the project has 50 tokens left: the next planner's prompt alone is over, so it is never called
+    const second = await plan(repo, JSON.stringify(PLAN));
+    expect(second.status).toBe("blocked");
+    const { of } = await inspect(store, second.id);
+    expect(of("budget_exceeded")[0]!.metadata).toMatchObject({
+      scope: "project",
+      limit: 1000,
+      spent: 950,
+      phase: "plan",
+      when: "before_call",
+      reason: "budget_exceeded",
+    });
+    expect(of("protocol_blocked")[0]!.metadata).toMatchObject({ reason: "budget_exceeded" });
+    expect(of("planned")).toHaveLength(0);
+    expect((await store.sumUsage({ protocolRunId: second.id })).calls).toBe(0);
+    // no transcript: the engine was never called
+    expect(existsSync(join(second.worktreePath!, ".protocols", second.protocolName, "logs"))).toBe(false);
+    await store.close();
+  });
+
+  it("blocks a plan whose call overran a strict budget, writing no plan", async () => {
+    const { store, plan } = await setup({ TASKSGODZILLA_MAX_TOKENS_PER_PROTOCOL: "5000" });
+    const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "plan.jsonl");
+    writeFileSync(
+      recording,
+      `${JSON.stringify({ type: "usage", usage: { input: 6000, output: 10 } })}\n${JSON.stringify({ type: "final", text: JSON.stringify(PLAN) })}\n`,
+    );
+    const run = await plan(gitRepo(), "", { inputs: { recording } });
+    expect(run.status).toBe("blocked");
+    const { of } = await inspect(store, run.id);
+    expect(of("budget_exceeded")[0]!.metadata).toMatchObject({
+      scope: "protocol",
+      when: "after_call",
+      spent: 6010,
+    });
+    expect(of("planned")).toHaveLength(0);
+    expect(existsSync(join(run.worktreePath!, ".protocols", run.protocolName, "plan.md"))).toBe(false);
+    await store.close();
+  });
+
   it("an interrupted planning ends blocked with its reason, nothing written, and can be planned again", async () => {
     const { store, plan, deps } = await setup();
     const recording = join(mkdtempSync(join(tmpdir(), "tgz-rec-")), "slow.jsonl");
@@ -287,7 +344,7 @@ describe("planning", () => {
     expect(existsSync(join(run.protocolRoot!, "plan.md"))).toBe(false);
     expect(await store.listStepRuns(run.id)).toEqual([]);
     // planned again in place: the old worktree and branch make way for a fresh one
-    const again = await planProtocol(deps, {
+    const again = await planRun(deps, {
       runId: run.id,
       engine: "replay",
       inputs: { final: JSON.stringify(PLAN) },
@@ -420,7 +477,7 @@ describe("one planner per run", () => {
     const reconciler = new RunReconciler({ store, queue, settleMs: 0, intervalMs: 100 });
     worker.start();
     const repo = gitRepo();
-    const planning = planProtocol(deps, {
+    const planning = planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir: repo,
       engine: "replay",
@@ -448,7 +505,7 @@ describe("one planner per run", () => {
     const { store, deps } = await setup();
     const repo = gitRepo();
     const controller = new AbortController();
-    const first = planProtocol(deps, {
+    const first = planRun(deps, {
       task: "Add a greeter script that says hello",
       repoDir: repo,
       engine: "replay",
@@ -522,7 +579,7 @@ describe("planning under an engine cap", () => {
     )("replay", new AbortController().signal);
     const repo = gitRepo();
     let done = false;
-    const planning = planProtocol(
+    const planning = planRun(
       { ...deps, engineGate: gate },
       { task: "Add a greeter", repoDir: repo, engine: "replay", inputs: { final: JSON.stringify(PLAN) } },
     ).then((r) => {

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
 import type { ClaimedJob } from "../../src/queue/job-queue.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { auditSpecs } from "../../src/services/spec-audit.js";
 import { openStore } from "../../src/store/open-store.js";
 import type { StoreOps } from "../../src/store/types.js";
@@ -25,7 +25,7 @@ async function plannedRun() {
   const env = { TASKSGODZILLA_DATA_DIR: data };
   const store = await openStore({ sqlitePath: join(data, "db.sqlite") });
   const configFor = (dir: string) => loadConfig(dir, env);
-  const run = await planProtocol(
+  const run = await planRun(
     { store, registry: createDefaultRegistry(), configFor },
     { task: "Write x", repoDir: gitRepo(), engine: "replay", inputs: { final: JSON.stringify(PLAN) } },
   );

@@ -28,14 +28,17 @@ export interface Reply {
 
 export interface Api {
   store: Store;
+  /** The SQLite file of the store (when it is not Postgres): what `tgz --db` opens. */
+  dbPath: string | undefined;
   queue: StoreQueue;
   app: FastifyInstance;
   base: string;
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
-  /** A project on a fresh git repository and a run of shell steps in it. */
+  /** A project on a fresh git repository (or `repo`) and a run of shell steps in it. */
   newRun(
     commands?: string[],
     extra?: Record<string, unknown>,
+    repo?: string,
   ): Promise<{ project: Reply["body"]; run: Reply["body"]; repo: string }>;
   worker(id?: string): JobWorker;
   /** Runs queued jobs on a real worker until the queue is empty. */
@@ -59,10 +62,9 @@ export async function startApi(
   opts: Partial<ServerOptions> = {},
   storeOpts: { url?: string; pgSchema?: string } = {},
 ): Promise<Api> {
+  const dbPath = storeOpts.url ? undefined : join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite");
   const store = await openStore(
-    storeOpts.url
-      ? { url: storeOpts.url, pgSchema: storeOpts.pgSchema }
-      : { sqlitePath: join(mkdtempSync(join(tmpdir(), "tgz-api-")), "db.sqlite") },
+    storeOpts.url ? { url: storeOpts.url, pgSchema: storeOpts.pgSchema } : { sqlitePath: dbPath! },
   );
   const queue = new StoreQueue(store);
   const options = (extra: Partial<ServerOptions>): ServerOptions => ({
@@ -112,13 +114,13 @@ export async function startApi(
 
   return {
     store,
+    dbPath,
     queue,
     app,
     base,
     call,
     worker,
-    async newRun(commands = ["echo one", "echo two"], extra = {}) {
-      const repo = gitRepo();
+    async newRun(commands = ["echo one", "echo two"], extra = {}, repo = gitRepo()) {
       const project = (
         await call("POST", "/projects", {
           name: "demo",

@@ -178,6 +178,18 @@ describe("projects and protocol runs", () => {
       (await call("GET", `/protocols/${run.id}`, undefined, { "x-project-token": "project-secret" })).body
         .status,
     ).toBe("planned");
+    // the project list shows a guarded project's id and name only, unless its token comes along
+    const listed = async (headers: Record<string, string>) =>
+      (await call("GET", "/projects", undefined, headers)).body.find(
+        (p: { id: number }) => p.id === guarded.id,
+      );
+    for (const headers of [{}, { "x-project-token": "wrong" }] as Record<string, string>[])
+      expect(await listed(headers)).toEqual({ id: guarded.id, name: "guarded", guarded: true });
+    expect(await listed({ "x-project-token": "project-secret" })).toMatchObject({
+      local_path: repo,
+      git_url: repo,
+      secrets_set: ["api_token"],
+    });
     // across projects, its events only with its token: listed and streamed
     const guardedEvents = async (headers: Record<string, string>) => {
       const listed = (await call("GET", "/events?limit=1000", undefined, headers)).body;
@@ -242,11 +254,17 @@ describe("projects and protocol runs", () => {
     expect(
       (await call("POST", `/projects/${first.id}/protocols`, { protocol_name: "x", status: "planned" })).body,
     ).toMatchObject({ error: "invalid_input", detail: expect.stringMatching(/^status: /) });
+    // a spec that would block the run at its start creates nothing: a 400 with every pointer
+    const before = (await call("GET", `/projects/${first.id}/protocols`)).body.length;
     const invalid = await call("POST", `/projects/${first.id}/protocols`, {
       protocol_name: "bad",
       spec: { steps: [] },
     });
-    expect(invalid.body).toMatchObject({ status: "blocked", spec_validation_status: "invalid" });
+    expect(invalid).toMatchObject({
+      status: 400,
+      body: { error: "spec_invalid", errors: [{ pointer: "/steps", message: "needs at least 1 item(s)" }] },
+    });
+    expect((await call("GET", `/projects/${first.id}/protocols`)).body).toHaveLength(before);
     expect(
       (await call("GET", `/protocols/${run.id}/steps`)).body.map((s: { step_name: string }) => s.step_name),
     ).toEqual(["s0"]);
@@ -308,6 +326,34 @@ describe("projects and protocol runs", () => {
     await server.close();
   });
 
+  it("refuses a protocol_name numbering cannot hold or too long for a folder and branch (400 naming it)", async () => {
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "n", git_url: repo, local_path: repo })).body;
+    const create = (protocol_name: string) =>
+      call("POST", `/projects/${project.id}/protocols`, { protocol_name, spec: shellSpec("true") });
+    expect(await create("9999999999999999999-x")).toMatchObject({
+      status: 400,
+      body: {
+        error: "invalid_input",
+        detail: expect.stringMatching(/^protocol_name: 9999999999999999999 is larger/),
+      },
+    });
+    for (const name of [`0001-${"x".repeat(300)}`, "y".repeat(101)])
+      expect(await create(name), name).toMatchObject({
+        status: 400,
+        body: { detail: expect.stringMatching(/^protocol_name: /) },
+      });
+    expect((await call("GET", `/projects/${project.id}/protocols`)).body).toEqual([]);
+    // numbering goes on as before: the largest number kept exactly, then the next
+    expect((await create(`${Number.MAX_SAFE_INTEGER - 1}-last`)).status).toBe(200);
+    expect((await create("demo")).body.protocol_name).toBe(`${Number.MAX_SAFE_INTEGER}-demo`);
+    expect(await create("more")).toMatchObject({
+      status: 400,
+      body: { detail: expect.stringMatching(/used up/) },
+    });
+    expect((await create(`0001-${"z".repeat(95)}`)).status).toBe(200);
+  });
+
   it("accepts a project known only by its git URL, and answers 409 when an action needs its checkout", async () => {
     const remote = (
       await call("POST", "/projects", { name: "remote", git_url: "https://github.com/acme/remote.git" })
@@ -331,7 +377,10 @@ describe("projects and protocol runs", () => {
 
 describe("usage", () => {
   it("reports the tokens a run used in all, by phase and by step, QA included", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tgz-usage-"));
+    // recordings are read from inside the run's worktree, as prompts are
+    const repo = gitRepo();
+    const dir = join(repo, "recordings");
+    mkdirSync(dir);
     const recording = (name: string, usage: Record<string, number>, final: string) => {
       const file = join(dir, `${name}.jsonl`);
       writeFileSync(
@@ -354,22 +403,26 @@ describe("usage", () => {
       qa,
     });
     const verdict = JSON.stringify({ verdict: "pass", summary: "fine" });
-    const { run } = await api.newRun([], {
-      spec: {
-        steps: [
-          step("a", { input: 100, cachedInput: 40, output: 20 }, { policy: "skip" }),
-          step(
-            "b",
-            { input: 7, output: 3, reasoning: 2 },
-            {
-              policy: "full",
-              engine_id: "replay",
-              inputs: { recording: recording("qa", { input: 30, output: 5 }, verdict) },
-            },
-          ),
-        ],
+    const { run } = await api.newRun(
+      [],
+      {
+        spec: {
+          steps: [
+            step("a", { input: 100, cachedInput: 40, output: 20 }, { policy: "skip" }),
+            step(
+              "b",
+              { input: 7, output: 3, reasoning: 2 },
+              {
+                policy: "full",
+                engine_id: "replay",
+                inputs: { recording: recording("qa", { input: 30, output: 5 }, verdict) },
+              },
+            ),
+          ],
+        },
       },
-    });
+      repo,
+    );
     await call("POST", `/protocols/${run.id}/actions/start`);
     await api.drain();
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
@@ -432,7 +485,10 @@ describe("actions", () => {
     await api.drain();
     expect((await call("GET", `/protocols/${run.id}`)).body.status).toBe("completed");
     expect((await call("POST", `/protocols/${run.id}/actions/start`)).status).toBe(409);
-    expect((await call("POST", `/protocols/${run.id}/actions/run_next_step`)).status).toBe(404);
+    expect(await call("POST", `/protocols/${run.id}/actions/run_next_step`)).toMatchObject({
+      status: 409,
+      body: { error: "no_runnable_step" },
+    });
   });
 
   it("plans a run created without a spec when it is started (create, then start)", async () => {
@@ -686,8 +742,8 @@ describe("actions", () => {
       [`/steps/${s0.id}/actions/run_qa`, 409],
       [`/protocols/${run.id}/actions/resume`, 409],
       [`/protocols/${run.id}/actions/pause`, 409],
-      [`/protocols/${run.id}/actions/retry_latest`, 404],
-      [`/protocols/${run.id}/actions/run_next_step`, 404],
+      [`/protocols/${run.id}/actions/retry_latest`, 409],
+      [`/protocols/${run.id}/actions/run_next_step`, 409],
     ] as const) {
       expect((await call("POST", path)).status, path).toBe(status);
       expect(await snapshot(run.id), path).toEqual(before);
@@ -697,6 +753,74 @@ describe("actions", () => {
     const freshBefore = await snapshot(fresh.id);
     expect((await call("POST", `/steps/${pending.id}/actions/run_qa`)).status).toBe(409);
     expect(await snapshot(fresh.id)).toEqual(freshBefore);
+  });
+});
+
+describe("the actions allowed now", () => {
+  it("come with every run and step the API serves, by the rules the actions enforce", async () => {
+    const { project, run } = await api.newRun(["echo one", "exit 3"]);
+    // a planned run: it can start, be held or cancelled, or go one step at a time; no PR without a branch
+    expect(run.allowed_actions).toEqual(["start", "pause", "cancel", "run_next_step"]);
+    expect((await call("GET", `/protocols/${run.id}`)).body.allowed_actions).toEqual(run.allowed_actions);
+    const listed = (await call("GET", `/projects/${project.id}/protocols`)).body;
+    expect(listed.find((r: { id: number }) => r.id === run.id).allowed_actions).toEqual(run.allowed_actions);
+    expect((await stepsOf(run.id)).map((s: { allowed_actions: string[] }) => s.allowed_actions)).toEqual([
+      ["run", "approve"],
+      ["run", "approve"],
+    ]);
+    // running, it advances by itself: no step is worked on by hand meanwhile
+    const started = (await call("POST", `/protocols/${run.id}/actions/start`)).body;
+    expect(started.protocol.allowed_actions).toEqual(["pause", "cancel"]);
+    expect((await stepsOf(run.id)).map((s: { allowed_actions: string[] }) => s.allowed_actions)).toEqual([
+      ["approve"],
+      ["approve"],
+    ]);
+    await api.drain();
+    // blocked on its failed step: retry it, run it, check it again, or approve it
+    expect((await call("GET", `/protocols/${run.id}`)).body.allowed_actions).toEqual([
+      "cancel",
+      "run_next_step",
+      "retry_latest",
+    ]);
+    const [done, failed] = await stepsOf(run.id);
+    expect(done.allowed_actions).toEqual([]);
+    expect(failed.allowed_actions).toEqual(["run", "run_qa", "approve"]);
+    const approved = (await call("POST", `/steps/${failed.id}/actions/approve`)).body;
+    expect(approved).toMatchObject({
+      protocol: { status: "completed", allowed_actions: [] },
+      step: { status: "completed", allowed_actions: [] },
+    });
+    // every action it does not list is refused
+    for (const action of ["start", "pause", "resume", "cancel", "run_next_step", "retry_latest", "open_pr"])
+      expect((await call("POST", `/protocols/${run.id}/actions/${action}`)).status, action).toBe(409);
+  });
+});
+
+describe("the original client's fields", () => {
+  it("action replies carry job_id, queue jobs their queue, events spec_hash in metadata too", async () => {
+    const { run } = await api.newRun(["echo one"]);
+    const started = (await call("POST", `/protocols/${run.id}/actions/start`)).body;
+    expect(started.job_id).toBe(started.job.id);
+    expect((await call("POST", `/protocols/${run.id}/actions/pause`)).body).not.toHaveProperty("job_id");
+    const jobs = (await call("GET", "/queues/jobs?status=queued")).body;
+    expect(jobs.length).toBeGreaterThan(0);
+    for (const job of jobs) expect(job).toMatchObject({ queue: "default", job_id: job.id });
+    const events = (await call("GET", `/protocols/${run.id}/events?after=0`)).body;
+    for (const e of events) expect(e.metadata.spec_hash, e.event_type).toBe(run.spec_hash);
+    expect(run.spec_hash).toMatch(/^[0-9a-f]{12}$/);
+    // an event's own spec_hash is kept: a run created without a spec says so
+    const repo = gitRepo();
+    const project = (await call("POST", "/projects", { name: "bare", git_url: repo, local_path: repo })).body;
+    const bare = (
+      await call("POST", `/projects/${project.id}/protocols`, { protocol_name: "x", description: "t" })
+    ).body;
+    const [created] = (await call("GET", `/protocols/${bare.id}/events?after=0`)).body;
+    expect(created).toMatchObject({
+      event_type: "protocol_created",
+      spec_hash: null,
+      metadata: { spec_hash: null },
+    });
+    for (const job of jobs) await api.queue.cancel(job.id);
   });
 });
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load-config.js";
 import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
-import { planProtocol } from "../../src/planning/plan-protocol.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { gitRepo } from "../scenario/harness.js";
 import { recordingApi } from "../support/recording-api.js";
 import { type Api, startApi } from "./api-harness.js";
@@ -53,7 +53,7 @@ describe("POST /protocols/{id}/actions/open_pr", () => {
       context: "none",
       steps: [{ slug: "write", title: "Write greet.sh", kind: "work", prompt: "Create greet.sh." }],
     };
-    const run = await planProtocol(
+    const run = await planRun(
       {
         store: api.store,
         registry: createDefaultRegistry(),

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiText } from "../../src/server/openapi-file.js";
-import { PROTOCOL_ACTIONS, STEP_ACTIONS } from "../../src/server/routes/action-routes.js";
+import { RUN_ACTIONS, STEP_ACTIONS } from "../../src/services/action-rules.js";
 import { protocolSpecJsonSchema } from "../../src/spec/json-schema.js";
 import { type Api, startApi } from "./api-harness.js";
 
@@ -97,7 +97,7 @@ describe("OpenAPI", () => {
   it("lists the allowed actions and types the spec body with the ProtocolSpec schema", () => {
     const action = (path: string) =>
       doc.paths[path].post.parameters.find((p: { name: string }) => p.name === "action").schema.enum;
-    expect(action("/protocols/{id}/actions/{action}")).toEqual([...PROTOCOL_ACTIONS]);
+    expect(action("/protocols/{id}/actions/{action}")).toEqual([...RUN_ACTIONS]);
     expect(action("/steps/{id}/actions/{action}")).toEqual([...STEP_ACTIONS]);
     const body = doc.paths["/projects/{id}/protocols"].post.requestBody.content["application/json"].schema;
     expect(body.properties.spec.anyOf).toContainEqual({ $ref: "#/components/schemas/ProtocolSpec" });

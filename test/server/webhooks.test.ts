@@ -25,7 +25,7 @@ const sign = (body: string, secret = HOOK) =>
 function github(
   event: string,
   payload: unknown,
-  opts: { base?: string; query?: string; secret?: string } = {},
+  opts: { base?: string; query?: string; secret?: string; delivery?: string } = {},
 ) {
   const body = JSON.stringify(payload);
   return fetch(`${opts.base ?? api.base}/webhooks/github${opts.query ?? ""}`, {
@@ -34,15 +34,20 @@ function github(
       "content-type": "application/json",
       "x-github-event": event,
       "x-hub-signature-256": sign(body, opts.secret),
+      ...(opts.delivery ? { "x-github-delivery": opts.delivery } : {}),
     },
     body,
   }).then(async (r) => ({ status: r.status, body: await r.json() }));
 }
 
-function gitlab(payload: unknown, token = HOOK, base = api.base) {
+function gitlab(payload: unknown, token = HOOK, base = api.base, delivery?: string) {
   return fetch(`${base}/webhooks/gitlab`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-gitlab-token": token },
+    headers: {
+      "content-type": "application/json",
+      "x-gitlab-token": token,
+      ...(delivery ? { "x-gitlab-event-uuid": delivery } : {}),
+    },
     body: JSON.stringify(payload),
   }).then(async (r) => ({ status: r.status, body: await r.json() }));
 }
@@ -141,6 +146,49 @@ describe("webhook authentication", () => {
       body: raw,
     });
     expect(await res.json()).toMatchObject({ protocol_run_id: run.id, outcome: "running" });
+  });
+
+  it("records a delivery the provider sends again (same delivery id) once, across servers, also when copies race", async () => {
+    const { run } = await api.newRun();
+    await call("POST", `/protocols/${run.id}/actions/run_next_step`);
+    await api.drain();
+    const failure = { state: "failure", branches: [{ name: run.protocol_name }] };
+    const first = await github("status", failure, { delivery: "gh-delivery-1" });
+    expect(first.body).toMatchObject({ action: "step_failed" });
+    const other = await api.server({ webhookToken: HOOK });
+    try {
+      for (const base of [api.base, other.url]) {
+        const again = await github("status", failure, { base, delivery: "gh-delivery-1" });
+        expect(again).toMatchObject({
+          status: 200,
+          body: {
+            protocol_run_id: run.id,
+            action: "duplicate",
+            message: expect.stringContaining("gh-delivery-1"),
+          },
+        });
+      }
+    } finally {
+      await other.close();
+    }
+    expect(await eventsOf(run.id, "ci_webhook")).toHaveLength(1);
+    expect(await eventsOf(run.id, "step_failed")).toHaveLength(1);
+
+    // GitLab's event UUID; copies delivered at once are applied once
+    const { run: lab } = await ranRun(["echo one"]);
+    const pipeline = {
+      object_kind: "pipeline",
+      object_attributes: { status: "failed", ref: lab.protocol_name },
+    };
+    const replies = await Promise.all(
+      [1, 2, 3].map(() => gitlab(pipeline, HOOK, api.base, "6f1c6a5e-0000-4000-8000-000000000001")),
+    );
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(replies.filter((r) => r.body.action === "duplicate")).toHaveLength(2);
+    expect(await eventsOf(lab.id, "ci_webhook")).toHaveLength(1);
+    // a delivery without an id is applied each time, as before
+    expect((await gitlab(pipeline)).body.action).not.toBe("duplicate");
+    expect(await eventsOf(lab.id, "ci_webhook")).toHaveLength(2);
   });
 
   it("answers 400 naming protocol_run_id when it is not an id", async () => {
@@ -316,6 +364,8 @@ describe("what CI results do", () => {
     expect((await eventsOf(run.id, "qa_enqueued"))[0].metadata).toEqual({
       source: "ci_webhook",
       provider: "github",
+      // the run's spec hash, also in metadata as the original's events carried it
+      spec_hash: run.spec_hash,
     });
     await api.queue.cancel(res.body.job.id);
     await autoQa.close();

@@ -2,9 +2,10 @@
  * The store across a database outage, on a Postgres server of the test's own that is stopped and
  * started: a call fails with StoreUnavailableError naming the database; a view that rides outages
  * waits for it and writes once; a run's hold keeps its lease through an outage longer than the
- * lease (and gives it up only past the outage budget); after an outage no lapsed lease, slot or
- * job lease is taken over until the grace has passed, so holders renew first; and a holder whose
- * lease was taken meanwhile writes nothing. Leases and retries run on fake time. A SQLite file
+ * lease (and gives it up only past the outage budget), and a planner writes through its hold once
+ * the database is back; after an outage no lapsed lease, slot or job lease is taken over until the
+ * grace has passed, so holders renew first; and a holder whose lease was taken meanwhile writes
+ * nothing. Leases and retries run on fake time (the planner's outage on real time). A SQLite file
  * locked past its busy timeout is the same kind of failure.
  */
 import { mkdtempSync } from "node:fs";
@@ -13,13 +14,17 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import BetterSqlite3 from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/load-config.js";
+import { createDefaultRegistry } from "../../src/engines/builtin-engines.js";
 import { StoreQueue } from "../../src/queue/store-queue.js";
 import { holdRun, RunLeaseLostError } from "../../src/runner/run-lease.js";
+import { planRun } from "../../src/services/plan-run.js";
 import { openStore } from "../../src/store/open-store.js";
 import { TAKEOVER_GRACE_MS } from "../../src/store/outage-watch.js";
 import { type OutageReport, rideOutages } from "../../src/store/ride-outages.js";
 import { RunBusyError, StoreUnavailableError } from "../../src/store/store-errors.js";
 import type { Store } from "../../src/store/types.js";
+import { gitRepo } from "../scenario/harness.js";
 import { freePort } from "../service/process-harness.js";
 import { type FakeClock, fakeClock } from "../support/fake-clock.js";
 import { type OwnPostgres, ownPostgres, ownPostgresAvailable } from "../support/own-postgres.js";
@@ -133,6 +138,46 @@ describe.skipIf(!ownPostgresAvailable)("a database outage", () => {
     expect(hold.signal.reason).toBeInstanceOf(RunLeaseLostError);
     await pg.start();
     await hold.release();
+  });
+
+  it("does not cost a planner its run: what `tgz plan` writes after its engine call waits for the database", {
+    timeout: 60_000,
+  }, async () => {
+    const { store } = await open();
+    const data = mkdtempSync(join(tmpdir(), "tgz-outage-plan-"));
+    const deps = {
+      store,
+      registry: createDefaultRegistry(),
+      configFor: (dir: string) => loadConfig(dir, { TASKSGODZILLA_DATA_DIR: data }),
+    };
+    const plan = {
+      title: "Greeter",
+      summary: "Write the greeter.",
+      context: "A scratch repository.",
+      steps: [{ slug: "greet", title: "Greet", kind: "work", prompt: "Say hello." }],
+    };
+    // a planner that answers after 4 s
+    const planning = planRun(deps, {
+      task: "Add a greeter",
+      repoDir: gitRepo(),
+      engine: "replay",
+      inputs: { final: JSON.stringify(plan), delay_ms: 4000 },
+    });
+    for (let i = 0; i < 200; i++) {
+      if ((await store.listEvents({ eventTypes: ["planning_started"] })).length > 0) break;
+      await sleep(50);
+    }
+    // the database is away while the planner answers, and for a while after
+    await pg.stop();
+    await sleep(5_000);
+    await pg.start();
+    const run = await planning;
+    expect(run.status).toBe("planned");
+    expect(
+      await store.listEvents({ protocolRunId: run.id, eventTypes: ["planning_completed"] }),
+    ).toHaveLength(1);
+    expect((await store.sumUsage({ protocolRunId: run.id, phase: "plan" })).calls).toBe(1);
+    expect((await store.listStepRuns(run.id)).map((s) => s.stepName)).toEqual(["01-greet"]);
   });
 
   it("lets no lapsed lease be taken over until the grace has passed, so their holders renew them first", {

@@ -218,6 +218,24 @@ for (const backend of ["sqlite", "postgres"] as const) {
       expect(other.protocolName).toBe("0002-demo");
     });
 
+    it("records a webhook delivery once, by provider and id, also inside a transaction that goes on", async () => {
+      const { run } = await seed();
+      const delivery = { provider: "github", deliveryId: `d-${run.id}`, protocolRunId: run.id };
+      expect(await store.findWebhookDelivery("github", delivery.deliveryId)).toBeUndefined();
+      expect(await store.recordWebhookDelivery(delivery)).toBe(true);
+      // a repeat writes nothing and does not break the transaction it is in
+      const after = await store.transaction(async (tx) => {
+        const again = await tx.recordWebhookDelivery(delivery);
+        await tx.appendEvent({ protocolRunId: run.id, eventType: "ci_webhook", message: "still writable" });
+        return again;
+      });
+      expect(after).toBe(false);
+      expect((await store.listEvents({ protocolRunId: run.id, eventTypes: ["ci_webhook"] })).length).toBe(1);
+      expect(await store.findWebhookDelivery("github", delivery.deliveryId)).toEqual(delivery);
+      // the same id from another provider is another delivery
+      expect(await store.recordWebhookDelivery({ ...delivery, provider: "gitlab" })).toBe(true);
+    });
+
     it("leases a run to one owner at a time, until it is released or expires", async () => {
       const { run } = await seed();
       expect((await store.acquireRunLease(run.id, "a", 60_000)).leaseOwner).toBe("a");

@@ -3,23 +3,15 @@ import { dataDir } from "../../config/data-paths.js";
 import { diffOf } from "../../git/checkpoints.js";
 import { repoRoot } from "../../git/git-command.js";
 import { protocolWorktreeOf, requireWorktree } from "../../git/run-worktree.js";
-import {
-  listProtocolWorktrees,
-  type PruneRun,
-  protocolWorktreesRoot,
-  pruneWorktree,
-  type WorktreeInfo,
-} from "../../git/worktrees.js";
-import { openRunPullRequest } from "../../pr/open-run-pr.js";
-import { holdRun } from "../../runner/run-lease.js";
 import { stepBaseCommit } from "../../runner/step-checkpoints.js";
+import { jobs } from "../../services/dispatch.js";
+import { listRunWorktrees, pruneRunWorktree } from "../../services/prune-worktrees.js";
+import { openPr } from "../../services/run-actions.js";
 import { errorMessage, InvalidInputError, NotFoundError } from "../../shared/errors.js";
-import { realPathLoose } from "../../shared/paths.js";
 import { EVENT } from "../../store/event-types.js";
-import { RunBusyError } from "../../store/store-errors.js";
-import type { ProtocolRun } from "../../store/types.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
+import { localDispatch, withQueueDispatch } from "../local-work.js";
 import { parseRunId } from "../run-id.js";
 
 /** Steps whose latest attempt has not reached its checkpoint yet: their change is in the working tree. */
@@ -61,39 +53,13 @@ export async function diffCommand(
   return 0;
 }
 
-/**
- * The repository's protocol worktrees, each with the run that works in it. Runs are matched by path
- * over every project (a project known only by its git URL has runs here too).
- */
-async function worktreesWithRuns(
-  app: AppContext,
-  repo: string,
-): Promise<{ info: WorktreeInfo; run: ProtocolRun | undefined }[]> {
-  const root = await repoRoot(repo);
-  const data = dataDir(process.env);
-  const project = await app.store.findProjectByPath(realPathLoose(root));
-  const runs = (await app.store.listProtocolRuns()).flatMap((run) => {
-    const worktree = protocolWorktreeOf(run, data);
-    return worktree ? [{ run, path: realPathLoose(worktree.path) }] : [];
-  });
-  const infos = await listProtocolWorktrees(root, {
-    root: protocolWorktreesRoot(root, data),
-    runs: runs.map((r) => ({ path: r.path, base: r.run.baseBranch })),
-    defaultBase: project?.baseBranch ?? "main",
-  });
-  return infos.map((info) => ({
-    info,
-    run: runs.find((r) => r.path === realPathLoose(info.path))?.run,
-  }));
-}
-
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 export async function worktreeListCommand(
   app: AppContext,
   opts: { repo?: string; json?: boolean },
 ): Promise<number> {
-  const rows = await worktreesWithRuns(app, opts.repo ?? process.cwd());
+  const rows = await listRunWorktrees(app.store, opts.repo ?? process.cwd());
   if (opts.json) {
     process.stdout.write(
       `${JSON.stringify(
@@ -122,55 +88,13 @@ export async function worktreeListCommand(
   return 0;
 }
 
-/**
- * What pruning needs to know of a run. Its lease is taken for the prune (so no runner or planner
- * starts in the worktree meanwhile); a run whose lease a live process holds is `leased`.
- */
-async function pruneRun(app: AppContext, run: ProtocolRun) {
-  let release: () => Promise<void> = async () => undefined;
-  let leased = false;
-  try {
-    release = (await holdRun(app.store, run.id)).release;
-  } catch (err) {
-    if (!(err instanceof RunBusyError)) throw err;
-    leased = true;
-  }
-  // read again under the lease: the run may have moved on since the worktrees were listed
-  const now = await app.store.getProtocolRun(run.id);
-  const merges = await app.store.listEvents({
-    protocolRunId: run.id,
-    eventTypes: [EVENT.prMerged, EVENT.mrMerged],
-    limit: 1,
-  });
-  const info: PruneRun = { id: run.id, status: now.status, leased, prMerged: merges.length > 0 };
-  return { info, run: now, release };
-}
-
-/** Records the prune on the run; a run left `planning` by a dead planner is blocked, so nothing plans it again unasked. */
-async function recordPrune(app: AppContext, run: ProtocolRun, info: WorktreeInfo, forced: boolean) {
-  await app.store.transaction(async (tx) => {
-    await tx.appendEvent({
-      protocolRunId: run.id,
-      eventType: EVENT.worktreePruned,
-      message: `Worktree ${info.path} and branch ${info.branch ?? "-"} removed`,
-      metadata: { path: info.path, branch: info.branch, forced, head: info.head },
-    });
-    if (run.status === "planning")
-      await tx.transitionProtocol(run.id, "blocked", {
-        eventType: EVENT.protocolBlocked,
-        message: "Planning abandoned: its worktree was pruned",
-        metadata: { reason: "worktree_pruned" },
-      });
-  });
-}
-
 export async function worktreePruneCommand(
   app: AppContext,
   branches: string[],
   opts: { repo?: string; force?: boolean },
 ): Promise<number> {
   const repo = opts.repo ?? process.cwd();
-  const all = await worktreesWithRuns(app, repo);
+  const all = await listRunWorktrees(app.store, repo);
   const unknown = branches.filter((b) => !all.some((r) => r.info.branch === b));
   if (unknown.length > 0) {
     process.stderr.write(
@@ -183,34 +107,59 @@ export async function worktreePruneCommand(
   );
   const force = Boolean(opts.force);
   let refused = 0;
-  for (const { info, run } of rows) {
-    // a run's lease is held while its worktree goes, so no runner or planner starts there meanwhile
-    const held = run ? await pruneRun(app, run) : undefined;
+  for (const row of rows) {
     try {
-      await pruneWorktree(repo, info, { force, run: held?.info ?? null });
-      if (held) await recordPrune(app, held.run, info, force);
+      await pruneRunWorktree(app.store, repo, row, { force });
     } catch (err) {
       refused++;
       process.stderr.write(`${errorMessage(err)}\n`);
       continue;
-    } finally {
-      await held?.release();
     }
-    process.stdout.write(`pruned ${info.branch ?? info.path} (${mb(info.sizeBytes)})\n`);
+    process.stdout.write(`pruned ${row.info.branch ?? row.info.path} (${mb(row.info.sizeBytes)})\n`);
   }
   return refused > 0 ? 1 : 0;
 }
 
+/**
+ * `tgz pr RUN`: the open_pr action (refused for a run without a branch of its own); its job pushes
+ * the branch and opens the PR/MR here, now (`--queue`: a worker does it).
+ */
 export async function prCommand(
   app: AppContext,
   runId: string,
-  opts: { remote?: string; json?: boolean },
+  opts: { remote?: string; json?: boolean; queue?: boolean },
 ): Promise<number> {
-  const opened = await openRunPullRequest(app.store, parseRunId(runId), process.env, opts.remote);
+  const id = parseRunId(runId);
+  const outcome = await openPr({ store: app.store, source: "cli" }, id);
+  const job = jobs.openPr(outcome.run, opts.remote);
+  if (opts.queue) {
+    const queued = await withQueueDispatch(app, (dispatch) => dispatch(job, outcome.run));
+    process.stdout.write(
+      opts.json ? `${JSON.stringify({ job: queued })}\n` : `PR queued (job ${queued.id})\n`,
+    );
+    return 0;
+  }
+  const since = (await app.store.listEvents({ protocolRunId: id, newestFirst: true, limit: 1 }))[0]?.id ?? 0;
+  await localDispatch(app, { json: true })(job, outcome.run);
+  // what the job did, as the ledger has it
+  const [opened] = await app.store.listEvents({
+    protocolRunId: id,
+    afterId: since,
+    eventTypes: [EVENT.prOpened],
+  });
+  if (!opened) return 1;
+  const {
+    provider: _provider,
+    repository: _repository,
+    ...pr
+  } = opened.metadata as {
+    url: string;
+    existed: boolean;
+    provider: string;
+    repository: string;
+  };
   process.stdout.write(
-    opts.json
-      ? `${JSON.stringify(opened)}\n`
-      : `${opened.existed ? "Already open" : "Opened"}: ${opened.url}\n`,
+    opts.json ? `${JSON.stringify(pr)}\n` : `${pr.existed ? "Already open" : "Opened"}: ${pr.url}\n`,
   );
   return 0;
 }

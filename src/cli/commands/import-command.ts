@@ -2,7 +2,7 @@
 import { resolve } from "node:path";
 import { importCodemachine } from "../../codemachine/import-codemachine.js";
 import { CodeMachineImportError } from "../../codemachine/import-errors.js";
-import { createRunFromSpec } from "../../services/create-run.js";
+import { importRunNow } from "../../services/import-run.js";
 import { InvalidInputError } from "../../shared/errors.js";
 import { QA_POLICIES, type QaPolicy } from "../../spec/schema.js";
 import type { AppContext } from "../app-context.js";
@@ -44,33 +44,37 @@ export async function importCodemachineCommand(
   opts: ImportCommandOptions,
 ): Promise<number> {
   const repoDir = resolve(opts.repo ?? process.cwd());
-  let imported: Awaited<ReturnType<typeof importCodemachine>>;
+  const options = {
+    workflow: opts.workflow,
+    qa: qaPolicy(opts.qa),
+    track: opts.track,
+    conditions: opts.condition,
+    engines: engineMap(opts.engine),
+    repoDir,
+  };
+  let imported: Awaited<ReturnType<typeof importRunNow>> | Awaited<ReturnType<typeof importCodemachine>>;
   try {
-    imported = await importCodemachine(path, {
-      workflow: opts.workflow,
-      qa: qaPolicy(opts.qa),
-      track: opts.track,
-      conditions: opts.condition,
-      engines: engineMap(opts.engine),
-      repoDir,
-    });
+    imported =
+      opts.printSpec || !app
+        ? await importCodemachine(path, options)
+        : await importRunNow(
+            app.store,
+            path,
+            { knownEngines: app.registry.ids(), ...options },
+            { repoDir, ...(opts.name ? { name: opts.name } : {}) },
+            { registry: app.registry, configFor: app.configFor },
+          );
   } catch (err) {
     if (!(err instanceof CodeMachineImportError)) throw err;
     process.stderr.write(`cannot import ${path}: ${err.message}\n`);
     return 1;
   }
   for (const w of imported.warnings) process.stderr.write(`warning: ${w}\n`);
-  if (opts.printSpec || !app) {
+  if (!("run" in imported)) {
     process.stdout.write(`${JSON.stringify(imported.spec, null, 2)}\n`);
     return 0;
   }
-  const { run } = await createRunFromSpec(app.store, {
-    repoDir,
-    spec: imported.spec,
-    files: imported.files,
-    name: opts.name ?? imported.name,
-    description: `CodeMachine workflow ${imported.name}`,
-  });
+  const { run } = imported;
   if (opts.json)
     process.stdout.write(
       `${JSON.stringify({ run_id: run.id, protocol_name: run.protocolName, status: run.status, protocol_root: run.protocolRoot })}\n`,

@@ -1,5 +1,6 @@
 /** Read-only views of the store: `status`, `steps`, `events`. */
 import { eventOut } from "../../server/api-shapes.js";
+import { actionsAllowedNow } from "../../services/action-rules.js";
 import { usageJson } from "../../store/usage-json.js";
 import type { AppContext } from "../app-context.js";
 import { eventLine, runLine, stepsJson, stepsTable, table } from "../format.js";
@@ -16,6 +17,7 @@ export async function statusCommand(
     const run = await app.store.getProtocolRun(parseRunId(runId));
     const steps = await app.store.listStepRuns(run.id);
     const usage = await app.store.sumUsage({ protocolRunId: run.id });
+    const allowed = await actionsAllowedNow(app.store, run);
     if (opts.json)
       print(
         JSON.stringify(
@@ -25,13 +27,20 @@ export async function statusCommand(
             status: run.status,
             spec_meta: run.templateConfig.spec_meta ?? null,
             usage: usageJson(usage),
-            steps: stepsJson(steps),
+            steps: stepsJson(steps).map((st) => ({
+              ...st,
+              allowed_actions: allowed.steps.get(st.step_run_id) ?? [],
+            })),
+            allowed_actions: allowed.run,
           },
           null,
           2,
         ),
       );
-    else print(`${runLine(run)}\n${stepsTable(steps)}\ntokens: ${usage.total}`);
+    else
+      print(
+        `${runLine(run)}\n${stepsTable(steps)}\ntokens: ${usage.total}\nactions: ${allowed.run.join(", ") || "none"}`,
+      );
     return 0;
   }
   const runs = await app.store.listProtocolRuns();

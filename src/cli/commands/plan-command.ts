@@ -3,10 +3,12 @@
  * `tgz plan --run-id N` plans an existing run again (one left blocked, or `planning` by a planner
  * that died: its lease lapses after 15 s), with the engine, model and inputs it was first planned with.
  */
-import { planProtocol } from "../../planning/plan-protocol.js";
+import { planRun } from "../../services/plan-run.js";
 import { InvalidInputError } from "../../shared/errors.js";
+import type { ProtocolRun } from "../../store/types.js";
 import type { AppContext } from "../app-context.js";
 import { runLine } from "../format.js";
+import { localDeps, workHere } from "../local-work.js";
 import { parseRunId } from "../run-id.js";
 import { executeRun } from "./run-command.js";
 
@@ -34,9 +36,6 @@ function parseInputs(pairs: string[] = []): Record<string, string> {
   );
 }
 
-/** Signals that stop the planner: Ctrl-C, a kill, and a closed terminal. */
-const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-
 /**
  * Ctrl-C (or SIGTERM, or the terminal closing) stops the planning engine; the run is then blocked
  * (`planning_failed`, reason `interrupted`) and `tgz plan --run-id N` plans it again.
@@ -51,26 +50,27 @@ export async function planCommand(
     throw new InvalidInputError(
       'tgz plan needs a task description ("<task>"), or --run-id RUN to plan an existing run again',
     );
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
-  for (const s of STOP_SIGNALS) process.once(s, onSignal);
-  const run = await planProtocol(
-    { store: app.store, registry: app.registry, configFor: app.configFor },
-    {
-      task,
-      runId,
-      repoDir: opts.repo ?? process.cwd(),
-      name: opts.name,
-      base: opts.base,
-      engine: opts.engine,
-      model: opts.model,
-      // none given: a re-planned run keeps the inputs it was first planned with
-      inputs: opts.input ? parseInputs(opts.input) : undefined,
-      signal: controller.signal,
-    },
-  ).finally(() => {
-    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  const repoDir = opts.repo ?? process.cwd();
+  let planned: ProtocolRun | undefined;
+  // planning takes engine slots under the same caps as the workers
+  await workHere(app, undefined, { json: true }, async (signal, abort) => {
+    planned = await planRun(
+      localDeps(app, runId !== undefined ? { protocol_run_id: runId } : { repo: repoDir }, abort),
+      {
+        task,
+        runId,
+        repoDir,
+        name: opts.name,
+        base: opts.base,
+        engine: opts.engine,
+        model: opts.model,
+        // none given: a re-planned run keeps the inputs it was first planned with
+        inputs: opts.input ? parseInputs(opts.input) : undefined,
+        signal,
+      },
+    );
   });
+  const run = planned!;
   if (run.status !== "planned") {
     const [failed] = await app.store.listEvents({ protocolRunId: run.id, eventTypes: ["planning_failed"] });
     process.stderr.write(`${runLine(run)}: ${failed?.message ?? "planning did not finish"}\n`);

@@ -1,10 +1,10 @@
 /** `tgz run SPEC --repo DIR` creates and runs a protocol; `tgz run RUN_ID` continues an existing one. */
 import { ProtocolRunner } from "../../runner/protocol-runner.js";
-import { createRunFromSpec } from "../../services/create-run.js";
+import { createRunFromSpec, SpecRefusedError } from "../../services/create-run.js";
 import { usageJson } from "../../store/usage-json.js";
 import type { AppContext } from "../app-context.js";
 import { runLine, stepsJson, stepsTable } from "../format.js";
-import { ProgressView } from "../progress-view.js";
+import { localDeps, workHere } from "../local-work.js";
 
 export interface RunCommandOptions {
   repo?: string;
@@ -12,7 +12,10 @@ export interface RunCommandOptions {
   name?: string;
 }
 
-/** Returns the process exit code: 0 only when the protocol completed. */
+/**
+ * Returns the process exit code: 0 only when the protocol completed. A spec that would block the
+ * run at its start is refused before anything is created, with every pointer (exit 1).
+ */
 export async function runCommand(app: AppContext, target: string, opts: RunCommandOptions): Promise<number> {
   const out = (line: string) => {
     if (!opts.json) process.stdout.write(`${line}\n`);
@@ -21,14 +24,20 @@ export async function runCommand(app: AppContext, target: string, opts: RunComma
   if (/^\d+$/.test(target)) {
     runId = Number(target);
   } else {
-    const created = await createRunFromSpec(app.store, {
-      repoDir: opts.repo ?? process.cwd(),
-      specPath: target,
-      ...(opts.name ? { name: opts.name } : {}),
-    });
-    runId = created.run.id;
-    out(`Created ${runLine(created.run)} in ${created.run.protocolRoot}`);
-    for (const e of created.errors) process.stderr.write(`spec error ${e.pointer || "/"}: ${e.message}\n`);
+    try {
+      const created = await createRunFromSpec(
+        app.store,
+        { repoDir: opts.repo ?? process.cwd(), specPath: target, ...(opts.name ? { name: opts.name } : {}) },
+        { registry: app.registry, configFor: app.configFor },
+      );
+      runId = created.run.id;
+      out(`Created ${runLine(created.run)} in ${created.run.protocolRoot}`);
+    } catch (err) {
+      if (!(err instanceof SpecRefusedError)) throw err;
+      process.stderr.write(`${target}: ${err.errors.length} error(s); no run was created\n`);
+      for (const e of err.errors) process.stderr.write(`  ${e.pointer || "/"}: ${e.message}\n`);
+      return 1;
+    }
   }
   return executeRun(app, runId, opts);
 }
@@ -38,23 +47,13 @@ export async function executeRun(app: AppContext, runId: number, opts: { json?: 
   const out = (line: string) => {
     if (!opts.json) process.stdout.write(`${line}\n`);
   };
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  const view = new ProgressView(app.store, runId, out);
-  view.start();
-  try {
-    await new ProtocolRunner({ store: app.store, registry: app.registry, configFor: app.configFor }).run(
-      runId,
-      // asked for by a person: a paused, blocked or failed run is resumed
-      { signal: controller.signal, resume: true },
-    );
-  } finally {
-    await view.stop();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
+  // asked for by a person: a paused, blocked or failed run is resumed; engine caps hold as for workers
+  await workHere(app, runId, opts, (signal, abort) =>
+    new ProtocolRunner(localDeps(app, { protocol_run_id: runId }, abort)).run(runId, {
+      signal,
+      resume: true,
+    }),
+  );
   const run = await app.store.getProtocolRun(runId);
   const steps = await app.store.listStepRuns(runId);
   const usage = await app.store.sumUsage({ protocolRunId: runId });

@@ -3,26 +3,20 @@ import { hostname } from "node:os";
 import { pino } from "pino";
 import type { JobQueue } from "../../queue/job-queue.js";
 import { openQueue } from "../../queue/open-queue.js";
-import type { RunnerDeps } from "../../runner/run-context.js";
 import { startServer } from "../../server/start-server.js";
 import { InvalidInputError } from "../../shared/errors.js";
 import type { Store } from "../../store/types.js";
 import { blockRunOnDeadLetter } from "../../worker/dead-letter.js";
-import { engineGate, parseCaps } from "../../worker/engine-gate.js";
+import { capsGate } from "../../worker/engine-gate.js";
 import { type HandlerOptions, jobHandlers } from "../../worker/job-handlers.js";
 import { JobWorker, type WorkerLogger } from "../../worker/job-worker.js";
 import { RunReconciler } from "../../worker/run-reconciler.js";
 import type { AppContext } from "../app-context.js";
-
-function runnerDeps(app: AppContext): RunnerDeps {
-  return { store: app.store, registry: app.registry, configFor: app.configFor };
-}
+import { runnerDeps } from "../local-work.js";
 
 /** Engine caps (`TASKSGODZILLA_ENGINE_CONCURRENCY`) as slots in the store, one gate per job. */
 function handlerOptions(store: Store, holder: string): HandlerOptions {
-  const caps = parseCaps(process.env.TASKSGODZILLA_ENGINE_CONCURRENCY);
-  if (Object.keys(caps).length === 0) return {};
-  return { gate: (onLost, providerOf) => engineGate(store.slots, caps, { holder, onLost, providerOf }) };
+  return { gate: capsGate(store, holder, process.env) };
 }
 
 /**

@@ -1,29 +1,42 @@
 /** `tgz spec validate|schema|hash`. */
 
-import { readSpecFile } from "../../services/create-run.js";
+import { loadConfig } from "../../config/load-config.js";
+import { createDefaultRegistry } from "../../engines/builtin-engines.js";
+import { readSpecFile, specFileProblems } from "../../services/create-run.js";
 import { auditSpecs } from "../../services/spec-audit.js";
 import { specHash } from "../../spec/canonical-hash.js";
 import { protocolSpecJsonSchema } from "../../spec/json-schema.js";
-import { validateSpec } from "../../spec/validate-spec.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 import { parseProjectId, parseRunId } from "../run-id.js";
 
-export function specValidateCommand(file: string, opts: { json?: boolean }): number {
+/**
+ * The checks a run's creation and start make: the schema and references, the engines (of the
+ * project config of `--repo`, else of the current folder), prompts where engines need them, and with
+ * `--repo` every path inside the roots the run would have. Exit 1 when `tgz run` would refuse it.
+ */
+export function specValidateCommand(file: string, opts: { json?: boolean; repo?: string }): number {
   const raw = readSpecFile(file);
-  const result = validateSpec(raw);
+  const errors = specFileProblems(
+    file,
+    { registry: createDefaultRegistry(), configFor: (dir) => loadConfig(dir, process.env) },
+    opts.repo,
+  );
   const hash = specHash(raw);
+  const steps = (raw as { steps?: unknown[] } | null)?.steps;
   if (opts.json) {
     process.stdout.write(
-      `${JSON.stringify({ file, valid: result.ok, spec_hash: hash, errors: result.errors }, null, 2)}\n`,
+      `${JSON.stringify({ file, valid: errors.length === 0, spec_hash: hash, errors }, null, 2)}\n`,
     );
-  } else if (result.ok) {
-    process.stdout.write(`${file}: valid (${result.spec.steps.length} steps, spec hash ${hash})\n`);
+  } else if (errors.length === 0) {
+    process.stdout.write(
+      `${file}: valid (${Array.isArray(steps) ? steps.length : 0} steps, spec hash ${hash}${opts.repo ? `, paths checked in ${opts.repo}` : ""})\n`,
+    );
   } else {
-    process.stderr.write(`${file}: ${result.errors.length} error(s)\n`);
-    for (const e of result.errors) process.stderr.write(`  ${e.pointer || "/"}: ${e.message}\n`);
+    process.stderr.write(`${file}: ${errors.length} error(s)\n`);
+    for (const e of errors) process.stderr.write(`  ${e.pointer || "/"}: ${e.message}\n`);
   }
-  return result.ok ? 0 : 1;
+  return errors.length === 0 ? 0 : 1;
 }
 
 export function specSchemaCommand(): number {

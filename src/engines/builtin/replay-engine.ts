@@ -94,6 +94,7 @@ export class ReplayEngine implements Engine {
     structuredOutput: true,
     sandboxModes: [],
     promptRequired: true,
+    fileInputs: ["recording"],
   };
 
   async preflight(): Promise<PreflightResult> {

@@ -3,19 +3,19 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { importCodemachine } from "../../codemachine/import-codemachine.js";
-import { createRunFromSpec } from "../../services/create-run.js";
+import { MAX_PROTOCOL_NAME } from "../../git/protocol-names.js";
+import { createRunFromSpec, createRunFromTask } from "../../services/create-run.js";
+import { dispatchOutcome, jobs, queueDispatch } from "../../services/dispatch.js";
+import { importRunNow, queueImport } from "../../services/import-run.js";
 import { InvalidInputError } from "../../shared/errors.js";
 import { ProtocolSpec, QA_POLICIES } from "../../spec/schema.js";
-import { EVENT } from "../../store/event-types.js";
 import type { Project } from "../../store/types.js";
-import { type ImportSource, importJobOf } from "../../worker/job-handlers.js";
 import { QUEUE_UNAVAILABLE } from "../api-errors.js";
-import { EnqueuedJob, ProjectOut, ProtocolRunOut, projectOut, protocolOut } from "../api-shapes.js";
-import { requireProjectAccess } from "../auth.js";
+import { EnqueuedJob, GuardedProjectOut, ProjectOut, ProtocolRunOut, projectOut } from "../api-shapes.js";
+import { projectsHiddenFrom, requireProjectAccess } from "../auth.js";
 import { documentedAs } from "../openapi.js";
-import { enqueueAfterCommit } from "../run-actions.js";
 import { checkRunPlaces } from "../run-places.js";
+import { runReply, runsReply } from "../run-replies.js";
 import { Id, IdParam, route, type ServerContext } from "../server-context.js";
 
 const ProjectCreate = z.object({
@@ -34,16 +34,20 @@ const ProjectCreate = z.object({
     ),
 });
 
-/** The spec as sent: frozen byte for byte (its hash is of what the client sent); an invalid one blocks the run. */
+/** The spec as sent: frozen byte for byte (its hash is of what the client sent). */
 const SpecField = documentedAs(z.record(z.string(), z.unknown()), ProtocolSpec);
 
+/** A run's name: a folder and a branch name, so short; a number prefix numbering can hold exactly. */
+const ProtocolName = z
+  .string()
+  .min(1)
+  .max(MAX_PROTOCOL_NAME)
+  .describe(
+    `At most ${MAX_PROTOCOL_NAME} characters. Kept as it is when it starts with NNNN- (it is the branch CI reports on; one path segment of letters, digits, '.', '_' and '-'; NNNN at most 2^53 - 2); else numbered.`,
+  );
+
 const ProtocolCreate = z.looseObject({
-  protocol_name: z
-    .string()
-    .min(1)
-    .describe(
-      "Kept as it is when it starts with NNNN- (it is the branch CI reports on; one path segment of letters, digits, '.', '_' and '-'); else numbered.",
-    ),
+  protocol_name: ProtocolName,
   status: z
     .enum(["pending", "planned"])
     .default("pending")
@@ -63,7 +67,7 @@ const ProtocolCreate = z.looseObject({
     .describe("The protocol folder; default <worktree>/.protocols/<name>. Inside the same places."),
   description: z.string().nullish().describe("The task; a run without a spec is planned from it on start."),
   spec: SpecField.nullish().describe(
-    "A ProtocolSpec. An invalid one creates the run blocked, with the errors as events.",
+    "A ProtocolSpec. One that would block the run when it starts (schema, references, engines, prompts, paths outside the project's roots) is a 400 `spec_invalid` naming every pointer, and nothing is created.",
   ),
   template_config: z
     .looseObject({ protocol_spec: SpecField.nullish() })
@@ -73,7 +77,7 @@ const ProtocolCreate = z.looseObject({
 });
 
 const ImportBody = z.object({
-  protocol_name: z.string().min(1),
+  protocol_name: ProtocolName,
   workspace_path: z
     .string()
     .min(1)
@@ -156,9 +160,21 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
       url: "/projects",
       tag: "projects",
       summary: "List projects",
-      responses: { 200: z.array(ProjectOut) },
+      description:
+        "A project guarded by an api_token shows only its id and name unless the request carries its X-Project-Token.",
+      responses: { 200: z.array(ProjectOut.or(GuardedProjectOut)) },
     },
-    async () => withSecrets(await store.listProjects()),
+    async (_input, req) => {
+      const projects = await store.listProjects();
+      if (projects.length === 0) return [];
+      const hidden = new Set(await projectsHiddenFrom(ctx.secrets, req));
+      const shown = await withSecrets(projects.filter((p) => !hidden.has(p.id)));
+      return projects.map((p) =>
+        hidden.has(p.id)
+          ? { id: p.id, name: p.name, guarded: true as const }
+          : shown.find((o) => o.id === p.id)!,
+      );
+    },
   );
   route(
     app,
@@ -198,15 +214,21 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         throw new InvalidInputError(
           "status: a planned run needs a spec (spec or template_config.protocol_spec)",
         );
-      const { run } = await createRunFromSpec(store, {
+      const input = {
         projectId: project.id,
-        ...(spec ? { spec } : { unplanned: true }),
         name: body.protocol_name,
         ...(body.description ? { description: body.description } : {}),
         ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
         ...(await checkRunPlaces(project, body, ctx.configFor)),
-      });
-      return protocolOut(run);
+      };
+      const { run } = spec
+        ? await createRunFromSpec(
+            store,
+            { ...input, spec },
+            { registry: ctx.registry, configFor: ctx.configFor },
+          )
+        : await createRunFromTask(store, input);
+      return runReply(store, run);
     },
   );
   route(
@@ -223,7 +245,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async ({ params }, req) => {
       const project = await accessible(req, params.id);
-      return (await store.listProtocolRuns(project.id)).map(protocolOut);
+      return runsReply(store, await store.listProtocolRuns(project.id));
     },
   );
 
@@ -247,7 +269,7 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async ({ params, body }, req) => {
       const project = await accessible(req, params.id);
       const workspace = existingDir("workspace_path", body.workspace_path);
-      const common = {
+      const target = {
         projectId: project.id,
         name: body.protocol_name,
         worktreePath: workspace,
@@ -255,43 +277,21 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         ...(body.base_branch ? { baseBranch: body.base_branch } : {}),
       };
       if (body.enqueue) {
-        // marked as an import and planning in the transaction that creates it, the job queued after
-        // it commits: a lost job is queued again by the reconciler from what the run says
-        const source: ImportSource = {
-          workspace_path: workspace,
-          workflow: body.workflow ?? null,
-          qa: body.qa ?? null,
-        };
-        const { run } = await createRunFromSpec(store, {
-          ...common,
-          unplanned: true,
-          thenUnplanned: async (tx, created) => {
-            await tx.updateProtocolRun(created.id, { templateSource: { codemachine_import: { ...source } } });
-            return tx.transitionProtocol(created.id, "planning", {
-              eventType: EVENT.importEnqueued,
-              message: `Import of ${workspace} queued`,
-              metadata: { workspace_path: workspace },
-            });
-          },
-        });
-        const job = await enqueueAfterCommit(ctx.queue, run, importJobOf(run, source));
-        return { protocol_run: protocolOut(run), job, message: "import queued" };
+        const source = { workspace_path: workspace, workflow: body.workflow ?? null, qa: body.qa ?? null };
+        const done = await dispatchOutcome(
+          await queueImport(store, source, target),
+          queueDispatch(ctx.queue),
+        );
+        return { protocol_run: await runReply(store, done.run), job: done.job, message: done.message };
       }
-      // imported before anything is created: a package that cannot be imported leaves no run behind
-      const imported = await importCodemachine(workspace, {
-        repoDir: workspace,
-        workflow: body.workflow ?? undefined,
-        qa: body.qa ?? undefined,
-      });
-      const { run, errors } = await createRunFromSpec(store, {
-        ...common,
-        spec: imported.spec,
-        files: imported.files,
-      });
-      return {
-        protocol_run: protocolOut(run),
-        message: errors.length ? `imported; the spec has ${errors.length} error(s)` : "imported",
-      };
+      const { run } = await importRunNow(
+        store,
+        workspace,
+        { repoDir: workspace, workflow: body.workflow ?? undefined, qa: body.qa ?? undefined },
+        target,
+        { registry: ctx.registry, configFor: ctx.configFor },
+      );
+      return { protocol_run: await runReply(store, run), message: "imported" };
     },
   );
 
@@ -312,11 +312,13 @@ export function projectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         const run = await store.getProtocolRun(body.protocol_id);
         await requireProjectAccess(ctx.secrets, req, run.projectId);
       }
-      const job = await ctx.queue.enqueue("spec_audit", {
-        project_id: body.project_id ?? null,
-        protocol_run_id: body.protocol_id ?? null,
-        backfill: body.backfill,
-      });
+      const job = await queueDispatch(ctx.queue)(
+        jobs.specAudit({
+          projectId: body.project_id ?? undefined,
+          runId: body.protocol_id ?? undefined,
+          backfill: body.backfill,
+        }),
+      );
       return { job, message: "spec audit queued" };
     },
   );

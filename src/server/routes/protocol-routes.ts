@@ -3,8 +3,9 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { UsageScope } from "../../store/types.js";
 import { NO_USAGE, usageJson } from "../../store/usage-json.js";
-import { ProtocolRunOut, protocolOut, RunUsageOut, StepRunOut, stepOut } from "../api-shapes.js";
+import { ProtocolRunOut, RunUsageOut, StepRunOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
+import { runReply, stepsReply } from "../run-replies.js";
 import { IdParam, route, type ServerContext } from "../server-context.js";
 
 const SpecReply = z.object({
@@ -31,7 +32,7 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
     app,
     ctx,
     { ...common, url: "/protocols/{id}", summary: "One protocol run", responses: { 200: ProtocolRunOut } },
-    async ({ params }, req) => protocolOut(await accessibleRun(req, params.id)),
+    async ({ params }, req) => runReply(store, await accessibleRun(req, params.id)),
   );
   route(
     app,
@@ -101,8 +102,7 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
       responses: { 200: z.array(StepRunOut) },
     },
     async ({ params }, req) => {
-      const run = await accessibleRun(req, params.id);
-      return (await store.listStepRuns(run.id)).map(stepOut);
+      return stepsReply(store, await accessibleRun(req, params.id));
     },
   );
 }

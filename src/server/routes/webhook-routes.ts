@@ -6,15 +6,14 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { InvalidInputError } from "../../shared/errors.js";
+import { applyCiResult, type CiEvent } from "../../services/apply-ci-result.js";
+import { dispatchOutcome, queueDispatch } from "../../services/dispatch.js";
+import { InvalidInputError, NotFoundError } from "../../shared/errors.js";
 import { QUEUE_UNAVAILABLE, UnauthorizedError } from "../api-errors.js";
 import { EnqueuedJob } from "../api-shapes.js";
 import { githubSignatureMatches, safeEqual } from "../auth.js";
-import { perform } from "../run-actions.js";
 import { Id, route, type ServerContext } from "../server-context.js";
-import { applyCi, type CiAction } from "../webhooks/apply-ci.js";
-import { type CiEvent, githubEvent, gitlabEvent } from "../webhooks/ci-events.js";
-import { findRun } from "../webhooks/find-run.js";
+import { githubEvent, gitlabEvent } from "../webhooks/ci-events.js";
 
 type Body = Record<string, unknown>;
 
@@ -26,6 +25,7 @@ const WebhookReply = z.object({
   protocol_run_id: z.number().int(),
   outcome: z.enum(["success", "running", "failure", "merged", "other"]),
   action: z.enum([
+    "duplicate",
     "recorded",
     "qa_enqueued",
     "step_completed",
@@ -81,28 +81,25 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
   };
 
-  const handle = async (ci: CiEvent, body: Body, query: z.infer<typeof WebhookQuery>) => {
+  const handle = async (
+    ci: CiEvent,
+    body: Body,
+    query: z.infer<typeof WebhookQuery>,
+    deliveryId: string | undefined,
+  ) => {
     metrics.webhook(ci.provider, "received");
-    const explicit =
+    const runId =
       query.protocol_run_id ?? WebhookQuery.parse({ protocol_run_id: body.protocol_run_id }).protocol_run_id;
-    let run: Awaited<ReturnType<typeof findRun>>;
-    try {
-      run = await findRun(store, ci, explicit);
-    } catch (err) {
-      metrics.webhook(ci.provider, "unmatched");
+    const applied = await applyCiResult(store, { ci, runId, deliveryId }, ctx.ci).catch((err: unknown) => {
+      if (err instanceof NotFoundError) metrics.webhook(ci.provider, "unmatched");
       throw err;
-    }
-    let action: CiAction = "recorded";
-    const done = await perform(store, ctx.queue, async (tx) => {
-      const applied = await applyCi(tx, run.id, ci, ctx.ci);
-      action = applied.action;
-      return applied;
     });
-    metrics.webhook(ci.provider, action);
+    const done = await dispatchOutcome(applied, queueDispatch(ctx.queue));
+    metrics.webhook(ci.provider, applied.action);
     return {
       protocol_run_id: done.run.id,
       outcome: ci.outcome,
-      action,
+      action: applied.action,
       message: done.message,
       ...(done.job ? { job: done.job } : {}),
     };
@@ -146,7 +143,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
         return { message: "pong" as const };
       }
       const payload = payloadOf(body);
-      return handle(githubEvent(kind, payload), payload, query);
+      return handle(githubEvent(kind, payload), payload, query, header(req, "x-github-delivery"));
     },
   );
   route(
@@ -161,7 +158,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async ({ query, body }, req) => {
       verify(req, "gitlab");
       const payload = payloadOf(body);
-      return handle(gitlabEvent(payload), payload, query);
+      return handle(gitlabEvent(payload), payload, query, header(req, "x-gitlab-event-uuid"));
     },
   );
 }

@@ -3,20 +3,7 @@
  * repository, and the outcome — as the original TasksGodzilla classified them.
  */
 
-export type CiOutcome = "success" | "running" | "failure" | "merged" | "other";
-
-export interface CiEvent {
-  provider: "github" | "gitlab";
-  /** X-GitHub-Event or GitLab's object_kind. */
-  kind: string;
-  branch: string | null;
-  status: string;
-  outcome: CiOutcome;
-  /** Ways the payload names its repository (full name, clone URLs), for matching a project. */
-  repository: string[];
-  pr_number: number | null;
-  sha: string | null;
-}
+import type { CiEvent, CiOutcome } from "../../services/apply-ci-result.js";
 
 const GITHUB: Record<Exclude<CiOutcome, "merged" | "other">, string[]> = {
   success: ["success", "neutral", "passed", "ok", "merged"],

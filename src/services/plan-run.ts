@@ -35,20 +35,22 @@ import {
   protocolWorktreesRoot,
   removeWorktree,
 } from "../git/worktrees.js";
+import { planningJsonSchema, planValidator } from "../planning/plan-schema.js";
+import { specFromProtocolFolder, writePlanArtifacts } from "../planning/protocol-folder.js";
 import { askForJson, type JsonAttempt } from "../runner/ask-for-json.js";
+import { type BudgetAccount, charge, checkBudget, planningAccount } from "../runner/budget-guard.js";
+import { onEnginePath } from "../runner/engine-path.js";
 import { contentVersion, renderTemplate } from "../runner/resolve-step.js";
 import type { RunnerDeps } from "../runner/run-context.js";
 import { SHIPPED_PROMPTS_DIR } from "../runner/run-context.js";
 import { holdRun, RunLeaseLostError } from "../runner/run-lease.js";
 import { estimatedUsage, totalTokens } from "../runner/token-estimate.js";
-import { freezeSpec } from "../services/create-run.js";
-import { ensureProject } from "../services/project-service.js";
 import { errorMessage, HandoffError, InvalidInputError } from "../shared/errors.js";
 import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import { EVENT } from "../store/event-types.js";
 import type { ProtocolRun, StoreOps } from "../store/types.js";
-import { planningJsonSchema, planValidator } from "./plan-schema.js";
-import { specFromProtocolFolder, writePlanArtifacts } from "./protocol-folder.js";
+import { freezeSpec } from "./create-run.js";
+import { ensureProject } from "./project-service.js";
 
 export const PLANNING_PROMPT = "protocol-new.prompt.md";
 
@@ -144,16 +146,18 @@ async function branchFor(
   );
 }
 
-export async function planProtocol(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
+export async function planRun(deps: RunnerDeps, input: PlanInput): Promise<ProtocolRun> {
   const runId = input.runId ?? (await newRun(deps, input)).id;
   const hold = await holdRun(deps.store, runId, input.signal);
+  // from here on planning waits out database outages, and writes only while it holds the run
+  const held: RunnerDeps = { ...deps, store: hold.store };
   try {
     // read under the lease: an earlier planner may have finished meanwhile
-    const run = await deps.store.getProtocolRun(runId);
+    const run = await held.store.getProtocolRun(runId);
     if (run.templateConfig.protocol_spec !== undefined) return run;
     if (!PLANNABLE.has(run.status))
       throw new InvalidInputError(`run ${runId} is ${run.status} and has no spec; it cannot be planned`);
-    return await planInto(deps, run, input, hold.signal);
+    return await planInto(held, run, input, hold.signal);
   } finally {
     await hold.release();
   }
@@ -203,14 +207,13 @@ async function planInto(
   });
   const name = named.templateConfig.branch as string;
 
-  const fail = (reason: string, metadata: Record<string, unknown>) =>
+  const fail = (
+    reason: string,
+    metadata: Record<string, unknown>,
+    eventType: typeof EVENT.planningFailed | typeof EVENT.budgetExceeded = EVENT.planningFailed,
+  ) =>
     deps.store.transaction(async (tx) => {
-      await tx.appendEvent({
-        protocolRunId: existing.id,
-        eventType: EVENT.planningFailed,
-        message: reason,
-        metadata,
-      });
+      await tx.appendEvent({ protocolRunId: existing.id, eventType, message: reason, metadata });
       const now = await tx.getProtocolRun(existing.id);
       // a run cancelled while it was planned stays cancelled
       if (now.status === "cancelled") return now;
@@ -300,22 +303,39 @@ async function planInto(
     maxOutputBytes: config.maxOutputBytes,
     settings,
   };
-  // planning is an engine call like any other: it waits for a slot of the engine's cap
-  const release = deps.engineGate ? await deps.engineGate(engineId, signal) : undefined;
-  const answer = await askForJson({
-    engine,
-    request,
-    schema: planValidator(deps.registry.ids()),
-    answerName: "plan",
+  // planning is an engine call on the runner's path: budget, engine cap, usage charged to the run
+  const account = planningAccount(deps.store, run, config);
+  const path = await onEnginePath({
+    account,
+    phase: "plan",
+    engineId,
+    prompt,
+    gate: deps.engineGate,
     signal,
-    // the planner works in this worktree: a link it planted there is not followed
-    transcriptPath: (n) => ({
-      path: join(protocolRoot, TRANSCRIPTS_DIR, `plan.${n}.jsonl`),
-      roots: [protocolRoot],
-    }),
-    retries: config.engineRetries,
-  }).finally(() => release?.());
-  const usage = await recordCalls(deps, run, engineId, model, answer.attempts);
+    call: async () => {
+      const answer = await askForJson({
+        engine,
+        request,
+        schema: planValidator(deps.registry.ids()),
+        answerName: "plan",
+        signal,
+        // the planner works in this worktree: a link it planted there is not followed
+        transcriptPath: (n) => ({
+          path: join(protocolRoot, TRANSCRIPTS_DIR, `plan.${n}.jsonl`),
+          roots: [protocolRoot],
+        }),
+        retries: config.engineRetries,
+      });
+      return { answer, usage: await recordCalls(deps, account, run, engineId, model, answer.attempts) };
+    },
+  });
+  if (!path.ok)
+    return fail(
+      path.refused.message,
+      { ...path.refused.metadata, reason: "budget_exceeded", engine_id: engineId },
+      EVENT.budgetExceeded,
+    );
+  const { answer, usage } = path.value;
   const callMeta = {
     engine_id: engineId,
     model,
@@ -336,6 +356,13 @@ async function planInto(
       reason: "interrupted",
     });
   }
+  const over = await checkBudget(account, "plan", null);
+  if (!over.ok)
+    return fail(
+      over.message,
+      { ...over.metadata, ...callMeta, reason: "budget_exceeded" },
+      EVENT.budgetExceeded,
+    );
   if (!answer.ok) {
     if (answer.reason === "engine_failed") {
       return fail(`planning engine failed (${answer.error.kind}): ${answer.error.message}`, {
@@ -391,6 +418,7 @@ async function planInto(
 /** Charges every planning call to the run, and records each engine retry as its event. */
 async function recordCalls(
   deps: RunnerDeps,
+  account: BudgetAccount,
   run: ProtocolRun,
   engineId: string,
   model: string | null,
@@ -400,7 +428,7 @@ async function recordCalls(
   for (const [i, a] of attempts.entries()) {
     const u = a.call.result.usage ?? estimatedUsage(a.prompt, a.call.result.finalMessage);
     usage.push(u);
-    await deps.store.recordUsage({ protocolRunId: run.id, phase: "plan", engineId, model, usage: u });
+    await charge(account, "plan", engineId, model, u);
     if (a.retry) {
       await deps.store.appendEvent({
         protocolRunId: run.id,
