@@ -179,7 +179,7 @@ echo '{"type":"turn.completed","usage":{"input_tokens":5,"output_tokens":1}}'`),
       claudeCodeAdapter,
       fakeCli(
         `echo '${claudeInit("s1")}'; printf '{"type":"assistant"'; ` +
-          "for i in $(seq 1 50); do echo \"retrying in 1s (attempt $i)\" >&2; sleep 0.1; done",
+          'for i in $(seq 1 50); do echo "retrying in 1s (attempt $i)" >&2; sleep 0.1; done',
       ),
       { idleTimeoutMs: 800, timeoutMs: 20_000 },
     );
