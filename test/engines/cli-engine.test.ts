@@ -394,7 +394,8 @@ describe("seed_from_user", () => {
     const home = join(dir(), "home");
     mkdirSync(join(user, ".gemini"));
     const mine =
-      '{ // mine\n "privacy": { "usageStatisticsEnabled": true }, /* the look */ "ui": { "theme": "Dracula // dark" } }';
+      '{ // mine\n "privacy": { "usageStatisticsEnabled": true }, /* the look */ "ui": { "theme": "Dracula // dark" },' +
+      ' "general": { "maxAttempts": 5 } }';
     writeFileSync(join(user, ".gemini", "settings.json"), mine);
     writeFileSync(join(user, ".gemini", "oauth_creds.json"), '{"refresh_token":"r"}', { mode: 0o600 });
     const engine = new CliEngine(geminiAdapter, () => user);
@@ -405,7 +406,8 @@ describe("seed_from_user", () => {
       privacy: { usageStatisticsEnabled: false },
       ui: { theme: "Dracula // dark" },
       security: { auth: { selectedType: "gemini-api-key" } },
-      general: { disableAutoUpdate: true, disableUpdateNag: true },
+      // Gemini's own retries off, whatever the user's interactive settings chose: the runner retries
+      general: { disableAutoUpdate: true, disableUpdateNag: true, maxAttempts: 1 },
     });
     expect(readFileSync(join(user, ".gemini", "settings.json"), "utf8")).toBe(mine);
     expect(readFileSync(join(home, ".gemini", "oauth_creds.json"), "utf8")).toBe('{"refresh_token":"r"}');
