@@ -235,6 +235,12 @@ describe("runProcess idle limit", () => {
       killGraceMs: 300,
     });
     expect(r.stall?.lastOutput).toBe(`${"y".repeat(500)}…`);
+    // an event line keeps its start, which names the event
+    const event = await bash(
+      `printf '{"type":"system","tools":"%s"}\\n' "$(head -c 3000 /dev/zero | tr '\\0' t)"; sleep 30`,
+      { idleTimeoutMs: 400, killGraceMs: 300, activity: "stdout-lines" },
+    );
+    expect(event.stall?.lastOutput).toBe(`{"type":"system","tools":"${"t".repeat(474)}…`);
   });
 
   it("reports the timeout, not a stall, when the timeout passes first", async () => {

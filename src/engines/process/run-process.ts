@@ -250,7 +250,7 @@ class Silence {
   private recent = "";
   private lastLine: string | undefined;
 
-  /** Output arrived: a whole line (`stdout-lines`) or any chunk of text (`any`). */
+  /** A chunk of output arrived (`any`): lines may span chunks, so the last few are kept together. */
   heard(text: string): void {
     this.last = Date.now();
     this.recent = (this.recent + text).slice(-4 * LAST_OUTPUT_CHARS);
@@ -260,8 +260,12 @@ class Silence {
       .filter(Boolean)
       .at(-1);
     if (line) this.lastLine = head(line, LAST_OUTPUT_CHARS);
-    // a complete line is judged alone: what came before it is not part of it
-    if (text.endsWith("\n")) this.recent = "";
+  }
+
+  /** A whole stdout line arrived (`stdout-lines`): its start says what event it is. */
+  heardLine(line: string): void {
+    this.last = Date.now();
+    if (line.trim()) this.lastLine = head(line.trim(), LAST_OUTPUT_CHARS);
   }
 
   quietFor(): number {
@@ -288,7 +292,7 @@ export function startProcess(opts: ProcessOptions): RunningProcess {
   const byLine = opts.activity === "stdout-lines";
   const lines = new LineQueue(
     opts.maxLineBytes ?? Math.max(opts.maxOutputBytes, MAX_LINE_BYTES),
-    byLine ? (line) => silence.heard(`${line}\n`) : undefined,
+    byLine ? (line) => silence.heardLine(line) : undefined,
   );
   let timedOut = false;
   let stall: StallReport | undefined;
