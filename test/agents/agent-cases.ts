@@ -36,8 +36,9 @@ export interface AgentCase {
    */
   requestsPerServerError: number;
   /**
-   * The longest the CLI stays silent while it starts, before its first event (measured on a loaded
-   * machine, with margin): an idle limit in a test must be longer, or the start itself stalls.
+   * The longest the CLI stays silent while it starts, before its first event, on a machine busy with
+   * the whole suite (opencode on a fresh home and Gemini took over 6 s): an idle limit in a test must
+   * be longer, or the start itself stalls.
    */
   silentStartMs: number;
   /** The model a request asks for. */
@@ -93,7 +94,7 @@ export const AGENT_CASES: AgentCase[] = [
     // Codex keeps the model it sent in its session record, never the one the server answered with
     reportedModel: (sent) => sent,
     requestsPerServerError: 1,
-    silentStartMs: 5_000,
+    silentStartMs: 10_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       args: ["-c", 'model_reasoning_summary="detailed"'],
@@ -126,7 +127,7 @@ export const AGENT_CASES: AgentCase[] = [
     reportsCacheWrites: true,
     reportedModel: (_sent, answered) => answered,
     requestsPerServerError: 1,
-    silentStartMs: 6_000,
+    silentStartMs: 12_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       args: ["--append-system-prompt", "Extra words from the settings."],
@@ -154,7 +155,7 @@ export const AGENT_CASES: AgentCase[] = [
     // opencode names no model in its stream; its session record names the provider/model it ran
     reportedModel: (sent) => `fake/${sent}`,
     requestsPerServerError: 6,
-    silentStartMs: 15_000,
+    silentStartMs: 30_000,
     modelIn: (req) => req.body.model,
     extraArgs: {
       // a session with a title of its own needs no title request
@@ -184,7 +185,7 @@ export const AGENT_CASES: AgentCase[] = [
     reportsCacheWrites: false,
     reportedModel: (_sent, answered) => answered,
     requestsPerServerError: 1,
-    silentStartMs: 6_000,
+    silentStartMs: 15_000,
     modelIn: (req) => /\/models\/([^:]+):/.exec(req.path)?.[1],
     extraArgs: {
       args: ["--include-directories", EXTRA_DIR],
