@@ -105,7 +105,8 @@ function addUsage(into: TimelineUsage, usage: unknown): void {
     (u): u is Json => typeof u === "object" && u !== null && typeof (u as Json).total === "number",
   );
   for (const u of calls) {
-    into.calls++;
+    // planning_completed sums its calls (a repair retry is a second one)
+    into.calls += num(u.calls) ?? 1;
     into.total += u.total as number;
     into.input += num(u.input) ?? 0;
     into.output += num(u.output) ?? 0;
@@ -327,8 +328,9 @@ export async function runTimeline(store: Store, run: ProtocolRun): Promise<RunTi
   const usage = noUsage();
   if (planning) mergeUsage(usage, planning.usage);
   for (const s of stepLines) mergeUsage(usage, s.usage);
+  // the run's own time: from its first start (planning, when it was planned and never started)
   const started =
-    planning?.startedAt ?? events.find((e) => e.eventType === EVENT.protocolStarted)?.createdAt ?? null;
+    events.find((e) => e.eventType === EVENT.protocolStarted)?.createdAt ?? planning?.startedAt ?? null;
   const last = [...events].reverse().find((e) => END_OF_RUN.includes(e.eventType));
   const ended =
     last && ["completed", "blocked", "cancelled", "failed"].includes(run.status) ? last.createdAt : null;
