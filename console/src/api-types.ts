@@ -24,7 +24,6 @@ export interface ProtocolRun {
   updated_at: string;
   spec_hash: string | null;
   spec_validation_status: "valid" | "invalid" | "missing" | null;
-  template_config: Json;
   /** The run actions the server would carry out now. */
   allowed_actions: string[];
 }
@@ -195,7 +194,7 @@ export type TranscriptEntry =
   | { kind: "started"; session_id: string | null; pid: number | null }
   | { kind: "message" | "final" | "stderr" | "other"; text: string }
   | { kind: "tool"; name: string; detail: string }
-  | { kind: "tool_output"; name: string | null; text: string }
+  | { kind: "tool_output"; name: string | null; text: string; is_error: boolean }
   | {
       kind: "usage";
       input: number;

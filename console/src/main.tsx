@@ -93,18 +93,16 @@ function Console({ after }: { after: number }) {
   const [listTick, setListTick] = useState(0);
   useEventStream("all-runs", "/events/stream", after, () => setListTick((n) => n + 1));
   return (
-    <>
-      <main id="app" class="layout" data-view={runId === undefined ? "list" : "run"}>
-        <RunList selected={runId} tick={listTick} />
-        {runId === undefined ? (
-          <section id="run" class="run empty" aria-label="Protocol run">
-            <p class="hint">Pick a run to watch and drive it.</p>
-          </section>
-        ) : (
-          <RunPage key={runId} runId={runId} />
-        )}
-      </main>
-    </>
+    <main id="app" class="layout" data-view={runId === undefined ? "list" : "run"}>
+      <RunList selected={runId} tick={listTick} />
+      {runId === undefined ? (
+        <section id="run" class="run empty" aria-label="Protocol run">
+          <p class="hint">Pick a run to watch and drive it.</p>
+        </section>
+      ) : (
+        <RunPage key={runId} runId={runId} />
+      )}
+    </main>
   );
 }
 

@@ -277,7 +277,6 @@ export function RunPage({ runId }: { runId: number }) {
           key={selectedRow.id}
           step={selectedRow}
           line={selectedLine}
-          hasCheckpoints={Boolean(detail.template_config.base_commit)}
           tick={stepTicks[selectedRow.id] ?? 0}
         />
       ) : null}

@@ -14,12 +14,7 @@ import { useCoalesced } from "./live.js";
 
 type Tab = "attempts" | "transcript" | "diff";
 
-export function StepDetail(props: {
-  step: StepRun;
-  line: StepTimeline | undefined;
-  hasCheckpoints: boolean;
-  tick: number;
-}) {
+export function StepDetail(props: { step: StepRun; line: StepTimeline | undefined; tick: number }) {
   const [tab, setTab] = useState<Tab>("attempts");
   const tabs: [Tab, string][] = [
     ["attempts", "Attempts"],
@@ -48,16 +43,7 @@ export function StepDetail(props: {
       <div class="tab-body" role="tabpanel">
         {tab === "attempts" ? <Attempts line={props.line} /> : null}
         {tab === "transcript" ? <TranscriptView stepId={props.step.id} tick={props.tick} /> : null}
-        {tab === "diff" ? (
-          props.hasCheckpoints ? (
-            <DiffView stepId={props.step.id} tick={props.tick} />
-          ) : (
-            <p class="hint" id="diff-none">
-              This run works in a checkout of yours, not a worktree of its own, so it has no checkpoints to
-              diff. Runs planned with <code>tgz plan</code> have them.
-            </p>
-          )
-        ) : null}
+        {tab === "diff" ? <DiffView stepId={props.step.id} tick={props.tick} /> : null}
       </div>
     </section>
   );
@@ -129,18 +115,29 @@ function Attempts({ line }: { line: StepTimeline | undefined }) {
 /** Loads `get` and again on every tick; keeps the last answer while the server is away. */
 function useStepData<T>(get: () => Promise<T>, tick: number) {
   const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | Error | null>(null);
   const load = useCoalesced(async () => {
     try {
       setData(await get());
       setError(null);
     } catch (err) {
       if (err instanceof ApiError && err.status === UNREACHABLE) return;
-      setError(err instanceof Error ? err.message : String(err));
+      setError(err instanceof Error ? err : new Error(String(err)));
     }
   });
   useEffect(load, [tick]);
   return { data, error };
+}
+
+/** A refusal the server explains (409: no checkpoints, worktree pruned) reads as a hint, the rest as errors. */
+function Problem({ error }: { error: ApiError | Error }) {
+  if (error instanceof ApiError && error.status === 409)
+    return (
+      <p class="hint" id="diff-none">
+        {error.detail}
+      </p>
+    );
+  return <p class="notice error">{error.message}</p>;
 }
 
 function Entry({ entry }: { entry: TranscriptEntry }) {
@@ -156,8 +153,11 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
       );
     case "tool_output":
       return (
-        <div class="entry tool-output">
-          {entry.name ? <span class="tool-name">{entry.name} output</span> : null}
+        <div class={`entry tool-output${entry.is_error ? " failed" : ""}`}>
+          <span class="label">
+            {entry.name ? `${entry.name} ` : ""}
+            {entry.is_error ? "failed" : "output"}
+          </span>
           <pre>{entry.text}</pre>
         </div>
       );
@@ -212,7 +212,7 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
 
 function TranscriptView({ stepId, tick }: { stepId: number; tick: number }) {
   const { data, error } = useStepData<Transcript>(() => api.transcript(stepId), tick);
-  if (error) return <p class="notice error">{error}</p>;
+  if (error) return <Problem error={error} />;
   if (!data) return <p class="hint">Loading…</p>;
   if (data.calls.length === 0) return <p class="hint">{data.note ?? "No transcript."}</p>;
   return (
@@ -240,7 +240,7 @@ function TranscriptView({ stepId, tick }: { stepId: number; tick: number }) {
 
 function DiffView({ stepId, tick }: { stepId: number; tick: number }) {
   const { data, error } = useStepData<Diff>(() => api.stepDiff(stepId), tick);
-  if (error) return <p class="notice error">{error}</p>;
+  if (error) return <Problem error={error} />;
   if (!data) return <p class="hint">Loading…</p>;
   if (!data.patch)
     return (

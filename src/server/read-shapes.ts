@@ -190,7 +190,7 @@ const EntryOut = z
   })
   .catchall(z.unknown())
   .describe(
-    "One transcript entry: message {text}, tool {name, detail: its arguments}, tool_output {name, text}, stderr {text}, usage {input, output, cached_input, estimated, model}, final {text}, error {error_kind, message}, result {ok, exit_code, duration_ms, error, truncated_bytes}, started {session_id, pid}, other {text}.",
+    "One transcript entry: message {text}, tool {name, detail: its arguments}, tool_output {name, text, is_error}, stderr {text}, usage {input, output, cached_input, estimated, model}, final {text}, error {error_kind, message}, result {ok, exit_code, duration_ms, error, truncated_bytes}, started {session_id, pid}, other {text}.",
   );
 
 export const TranscriptOut = named(

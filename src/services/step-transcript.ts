@@ -20,7 +20,7 @@ export type TranscriptEntry =
   | { kind: "started"; sessionId: string | null; pid: number | null }
   | { kind: "message"; text: string }
   | { kind: "tool"; name: string; detail: string }
-  | { kind: "tool_output"; name: string | null; text: string }
+  | { kind: "tool_output"; name: string | null; text: string; isError: boolean }
   | { kind: "stderr"; text: string }
   | {
       kind: "usage";
@@ -83,7 +83,7 @@ function entryOf(line: string): TranscriptEntry {
     case "tool":
       return { kind: "tool", name: str(e.name) ?? "tool", detail: str(e.detail) ?? "" };
     case "tool_output":
-      return { kind: "tool_output", name: str(e.name), text: str(e.text) ?? "" };
+      return { kind: "tool_output", name: str(e.name), text: str(e.text) ?? "", isError: e.isError === true };
     case "stderr":
       return { kind: "stderr", text: str(e.text) ?? "" };
     case "usage": {

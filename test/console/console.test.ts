@@ -161,6 +161,7 @@ describe.skipIf(!present)(
         [
           { type: "message", text: "Reading greet-2.sh before I judge it." },
           { type: "tool", name: "read_file", detail: '{"path":"greet-2.sh"}' },
+          { type: "tool_output", name: "read_file", text: "echo hello from attempt 2\n" },
           { type: "usage", usage: { input: 1500, output: 40 } },
           { type: "final", text: "It greets." },
         ]
@@ -394,6 +395,10 @@ describe.skipIf(!present)(
       );
       expect(await page.textContent("#transcript .entry.tool .tool-name")).toBe("read_file");
       expect(await page.textContent("#transcript .entry.tool .tool-args")).toBe('{"path":"greet-2.sh"}');
+      expect(await page.textContent("#transcript .entry.tool-output .label")).toBe("read_file output");
+      expect(await page.textContent("#transcript .entry.tool-output pre")).toBe(
+        "echo hello from attempt 2\n",
+      );
       expect(await page.textContent("#transcript .entry.usage")).toBe("1500 in / 40 out tokens");
       expect(await page.textContent("#transcript .entry.final pre")).toBe("It greets.");
       await shot("transcript");
@@ -512,6 +517,10 @@ describe.skipIf(!present)(
       await page.waitForFunction((n) => document.querySelectorAll("#events tr").length >= n, all.length);
       expect(await shownIds()).toEqual([...all].reverse());
       await page.waitForSelector('.run-head .badge[data-status="completed"]');
+      // a run in a checkout of the user's has no checkpoints: the diff tab says so, in the server's words
+      await page.click("#tab-diff");
+      await page.waitForSelector("#diff-none");
+      expect(await page.textContent("#diff-none")).toContain("not a protocol worktree");
     });
 
     it("follows the system's dark mode", async () => {

@@ -79,6 +79,7 @@ describe("read use cases on a planned run", () => {
       [
         { type: "message", text: "Looking at greet.sh first." },
         { type: "tool", name: "read_file", detail: '{"path":"greet.sh"}' },
+        { type: "tool_output", name: "read_file", text: "echo hello\n" },
         { type: "usage", usage: { input: 1500, output: 40 }, model: "gpt-test" },
         { type: "final", text: "Looks fine." },
       ]
@@ -253,9 +254,10 @@ describe("read use cases on a planned run", () => {
     ]);
     expect(write.calls[1]!.entries).toContainEqual({ kind: "final", text: "wrote attempt 2" });
     const agent = readTranscript(run, step("agent"));
-    expect(agent.calls[0]!.entries.slice(0, 4)).toEqual([
+    expect(agent.calls[0]!.entries.slice(0, 5)).toEqual([
       { kind: "message", text: "Looking at greet.sh first." },
       { kind: "tool", name: "read_file", detail: '{"path":"greet.sh"}' },
+      { kind: "tool_output", name: "read_file", text: "echo hello\n", isError: false },
       { kind: "usage", input: 1500, output: 40, cachedInput: 0, estimated: false, model: "gpt-test" },
       { kind: "final", text: "Looks fine." },
     ]);
