@@ -15,12 +15,14 @@ import { EventsTable } from "./events-table.js";
 import { cost, dateTime, duration, tokenCount } from "./format.js";
 import { useCoalesced, useEventStream } from "./live.js";
 import type { StreamState } from "./sse-reader.js";
-import { StepDetail } from "./step-detail.js";
+import { PlanningDetail, StepDetail } from "./step-detail.js";
 
 /** A box of output opens at its end, where the error usually is. */
 const scrollToEnd = (el: HTMLElement | null) => {
   if (el) el.scrollTop = el.scrollHeight;
 };
+
+type Selection = number | "planning";
 
 type Notice = { kind: "info" | "error"; text: string } | null;
 
@@ -46,10 +48,12 @@ function Usage({ id, usage }: { id?: string; usage: RunTimeline["usage"] | undef
 }
 
 /** The step worth showing first: the one the run stopped on, else one under way, else the latest that ran. */
-function focusStep(detail: RunDetail, timeline: RunTimeline | null): number | null {
+function focusStep(detail: RunDetail, timeline: RunTimeline | null): Selection | null {
   if (detail.situation.step) return detail.situation.step.id;
   const ran = timeline?.steps.filter((s) => s.attempts.length > 0) ?? [];
-  return ran.at(-1)?.step_run_id ?? timeline?.steps[0]?.step_run_id ?? null;
+  return (
+    ran.at(-1)?.step_run_id ?? (timeline?.planning ? "planning" : (timeline?.steps[0]?.step_run_id ?? null))
+  );
 }
 
 export function RunPage({ runId }: { runId: number }) {
@@ -61,7 +65,10 @@ export function RunPage({ runId }: { runId: number }) {
   const [notice, setNotice] = useState<Notice>(null);
   const [missing, setMissing] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const [chosen, setChosen] = useState<number | null>(null);
+  /** A step's id, or the planning. */
+  const [chosen, setChosen] = useState<Selection | null>(null);
+  /** Bumped by the run's events that are not a step's (planning among them). */
+  const [runTick, setRunTick] = useState(0);
   /** Bumped by every event of a step, so its transcript and diff follow it. */
   const [stepTicks, setStepTicks] = useState<Record<number, number>>({});
   const connection = useConnection();
@@ -94,7 +101,7 @@ export function RunPage({ runId }: { runId: number }) {
       if (e.step_run_id !== null) {
         const id = e.step_run_id;
         setStepTicks((t) => ({ ...t, [id]: (t[id] ?? 0) + 1 }));
-      }
+      } else setRunTick((n) => n + 1);
       reload();
     },
     setStream,
@@ -139,8 +146,8 @@ export function RunPage({ runId }: { runId: number }) {
   const selected = chosen ?? focusStep(detail, timeline);
   const stepRow = (id: number) => steps.find((s) => s.id === id);
   const stepLine = (id: number) => timeline?.steps.find((s) => s.step_run_id === id);
-  const selectedLine = selected === null ? undefined : stepLine(selected);
-  const selectedRow = selected === null ? undefined : stepRow(selected);
+  const selectedLine = typeof selected === "number" ? stepLine(selected) : undefined;
+  const selectedRow = typeof selected === "number" ? stepRow(selected) : undefined;
   const hash = detail.spec_hash;
 
   return (
@@ -280,6 +287,7 @@ export function RunPage({ runId }: { runId: number }) {
           tick={stepTicks[selectedRow.id] ?? 0}
         />
       ) : null}
+      {selected === "planning" ? <PlanningDetail runId={runId} tick={runTick} /> : null}
 
       <h3>
         Events{" "}
@@ -305,9 +313,9 @@ function verdicts(line: StepTimeline | undefined): string {
 function StepsTable(props: {
   steps: StepRun[];
   timeline: RunTimeline | null;
-  selected: number | null;
+  selected: Selection | null;
   busy: boolean;
-  onSelect: (id: number) => void;
+  onSelect: (id: Selection) => void;
   onAction: (stepId: number, action: string) => () => void;
 }) {
   const { timeline } = props;
@@ -338,6 +346,39 @@ function StepsTable(props: {
           </tr>
         </thead>
         <tbody id="steps">
+          {timeline?.planning ? (
+            <tr
+              class={`planning-row${props.selected === "planning" ? " selected" : ""}`}
+              data-planning="true"
+              onClick={() => props.onSelect("planning")}
+            >
+              <td />
+              <td>
+                <button type="button" class="link step-name" onClick={() => props.onSelect("planning")}>
+                  planning
+                </button>
+                <small>
+                  {[timeline.planning.engine_id, timeline.planning.model].filter(Boolean).join(" · ")}
+                </small>
+              </td>
+              <td>
+                <Badge status={timeline.planning.outcome} />
+              </td>
+              <td />
+              <td class="duration">{duration(timeline.planning.duration_ms)}</td>
+              <td class="timeline-col" />
+              <td />
+              <td class="tokens">
+                {timeline.planning.usage.total > 0
+                  ? tokenCount(timeline.planning.usage.total, timeline.planning.usage.estimated)
+                  : ""}
+                {cost(timeline.planning.usage) ? (
+                  <small class="cost">{cost(timeline.planning.usage)}</small>
+                ) : null}
+              </td>
+              <td />
+            </tr>
+          ) : null}
           {props.steps.map((step) => {
             const line = timeline?.steps.find((s) => s.step_run_id === step.id);
             const bar =

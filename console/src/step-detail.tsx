@@ -42,7 +42,9 @@ export function StepDetail(props: { step: StepRun; line: StepTimeline | undefine
       </div>
       <div class="tab-body" role="tabpanel">
         {tab === "attempts" ? <Attempts line={props.line} /> : null}
-        {tab === "transcript" ? <TranscriptView stepId={props.step.id} tick={props.tick} /> : null}
+        {tab === "transcript" ? (
+          <TranscriptView get={() => api.transcript(props.step.id)} tick={props.tick} />
+        ) : null}
         {tab === "diff" ? <DiffView stepId={props.step.id} tick={props.tick} /> : null}
       </div>
     </section>
@@ -210,8 +212,18 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
   }
 }
 
-function TranscriptView({ stepId, tick }: { stepId: number; tick: number }) {
-  const { data, error } = useStepData<Transcript>(() => api.transcript(stepId), tick);
+/** The run's planning: the planner's calls, as a step's transcript shows them. */
+export function PlanningDetail({ runId, tick }: { runId: number; tick: number }) {
+  return (
+    <section id="step-detail" class="step-detail" data-planning="true" aria-label="Planning">
+      <h3>Planning</h3>
+      <TranscriptView get={() => api.planningTranscript(runId)} tick={tick} />
+    </section>
+  );
+}
+
+function TranscriptView({ get, tick }: { get: () => Promise<Transcript>; tick: number }) {
+  const { data, error } = useStepData<Transcript>(get, tick);
   if (error) return <Problem error={error} />;
   if (!data) return <p class="hint">Loading…</p>;
   if (data.calls.length === 0) return <p class="hint">{data.note ?? "No transcript."}</p>;

@@ -91,6 +91,14 @@ export interface RunTimeline {
 }
 
 const EVENT_PAGE = 1000;
+/** The events that start a run's work: the runner's start, or an action that queued it (start, one step). */
+const RUN_START: string[] = [
+  EVENT.protocolStarted,
+  EVENT.startEnqueued,
+  EVENT.stepEnqueued,
+  EVENT.protocolResumed,
+  EVENT.stepStarted,
+];
 const END_OF_RUN: string[] = [EVENT.protocolCompleted, EVENT.protocolBlocked, EVENT.protocolCancelled];
 
 const ms = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse(from));
@@ -330,7 +338,7 @@ export async function runTimeline(store: Store, run: ProtocolRun): Promise<RunTi
   for (const s of stepLines) mergeUsage(usage, s.usage);
   // the run's own time: from its first start (planning, when it was planned and never started)
   const started =
-    events.find((e) => e.eventType === EVENT.protocolStarted)?.createdAt ?? planning?.startedAt ?? null;
+    events.find((e) => RUN_START.includes(e.eventType))?.createdAt ?? planning?.startedAt ?? null;
   const last = [...events].reverse().find((e) => END_OF_RUN.includes(e.eventType));
   const ended =
     last && ["completed", "blocked", "cancelled", "failed"].includes(run.status) ? last.createdAt : null;

@@ -377,6 +377,11 @@ describe.skipIf(!present)(
       // the shell steps' calls count, with no tokens
       expect(await page.textContent("#run-tokens")).toMatch(/^2540 tokens \(5 calls\)$/);
       expect(await page.locator("#steps .bar").count()).toBe(3);
+      // the run's time counts from its start through the API, not from its planning
+      const timeline = (await call("GET", `/protocols/${planned.run_id}/timeline`)).body;
+      const started = (await call("GET", `/protocols/${planned.run_id}/events?event_type=start_enqueued`)).body;
+      expect(timeline.started_at).toBe(started[0].created_at);
+      expect(await page.textContent("#run-duration")).not.toBe("");
       // the blocked step is the one shown: its attempt with the failing check
       await page.waitForSelector(`#step-detail[data-step-id="${detail.situation.step.id}"]`);
       expect(await page.textContent('#attempts tr[data-attempt="1"] .verdict')).toBe("fail");
@@ -402,6 +407,14 @@ describe.skipIf(!present)(
       expect(await page.textContent("#transcript .entry.usage")).toBe("1500 in / 40 out tokens");
       expect(await page.textContent("#transcript .entry.final pre")).toBe("It greets.");
       await shot("transcript");
+
+      // planning is on the timeline too: its tokens, and the planner's transcript
+      const planning = page.locator('#steps tr[data-planning="true"]');
+      expect(await planning.locator("td.tokens").textContent()).toBe("1000");
+      await planning.locator("button.step-name").click();
+      await page.waitForSelector('#step-detail[data-planning="true"] #transcript .entry.final');
+      expect(await page.textContent("#transcript .call summary")).toBe("Planning · attempt 1");
+      expect(JSON.parse((await page.textContent("#transcript .entry.final pre"))!)).toEqual(PLAN);
 
       await page.locator("#steps tr", { hasText: "01-write" }).locator("button.step-name").click();
       await page.click("#tab-transcript");

@@ -200,6 +200,9 @@ describe("read use cases on a planned run", () => {
     expect(ship!.attempts[0]).toMatchObject({ outcome: "failed", error: expect.stringContaining("code 4") });
     expect(t.usage.total).toBe(1540 + (t.planning?.usage.total ?? 0));
     expect(t.endedAt).not.toBeNull();
+    // the run's time starts when it was started, after its planning
+    expect(Date.parse(t.startedAt!)).toBeGreaterThanOrEqual(Date.parse(t.planning!.endedAt!));
+    expect(t.durationMs).toBe(Date.parse(t.endedAt!) - Date.parse(t.startedAt!));
   });
 
   it("adds up the cost the usage carries, and says when some of it is unknown", async () => {
