@@ -33,7 +33,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly detail: string,
   ) {
-    super(`${status} ${code}: ${detail}`);
+    // "409 repo_missing: <the server's detail>"; a server that did not answer has no status to show
+    super(status === 0 ? detail : `${status} ${code}: ${detail}`);
   }
 }
 

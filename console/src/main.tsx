@@ -115,9 +115,8 @@ function App() {
     onUnauthorized(() =>
       setBoot({
         state: "token",
-        reason: tokenStore.get()
-          ? "The server refused the stored token; enter the right one."
-          : "This server needs its API token.",
+        // the panel says why it asks; an error only when a token was refused
+        reason: tokenStore.get() ? "The server refused the stored token; enter the right one." : null,
       }),
     );
   }, []);

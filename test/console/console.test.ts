@@ -249,6 +249,8 @@ describe.skipIf(!present)(
       const panel = page.locator("#token-panel");
       await panel.waitFor({ state: "visible" });
       expect(await panel.textContent()).toContain("localStorage");
+      // asked for the first time: no error yet
+      expect(await page.locator("#token-error").count()).toBe(0);
       expect(await page.locator("#app").count()).toBe(0);
       await page.fill("#token-input", `${TOKEN}-wrong`);
       await page.click("#token-form button[type=submit]");
@@ -379,7 +381,8 @@ describe.skipIf(!present)(
       expect(await page.locator("#steps .bar").count()).toBe(3);
       // the run's time counts from its start through the API, not from its planning
       const timeline = (await call("GET", `/protocols/${planned.run_id}/timeline`)).body;
-      const started = (await call("GET", `/protocols/${planned.run_id}/events?event_type=start_enqueued`)).body;
+      const started = (await call("GET", `/protocols/${planned.run_id}/events?event_type=start_enqueued`))
+        .body;
       expect(timeline.started_at).toBe(started[0].created_at);
       expect(await page.textContent("#run-duration")).not.toBe("");
       // the blocked step is the one shown: its attempt with the failing check
@@ -530,6 +533,8 @@ describe.skipIf(!present)(
       await page.waitForFunction((n) => document.querySelectorAll("#events tr").length >= n, all.length);
       expect(await shownIds()).toEqual([...all].reverse());
       await page.waitForSelector('.run-head .badge[data-status="completed"]');
+      // the run list follows the all-runs stream, which came back too
+      await page.waitForSelector(`a[data-run-id="${run.body.id}"] .badge[data-status="completed"]`);
       // a run in a checkout of the user's has no checkpoints: the diff tab says so, in the server's words
       await page.click("#tab-diff");
       await page.waitForSelector("#diff-none");
