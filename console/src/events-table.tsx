@@ -11,7 +11,7 @@ interface EventUsage {
 }
 
 /** The tokens an event reports (`metadata.usage`: one call, or a list of QA calls); "" when none. */
-export function eventTokens(metadata: Record<string, unknown>): string {
+function eventTokens(metadata: Record<string, unknown>): string {
   const usage = metadata.usage as EventUsage | EventUsage[] | undefined;
   if (!usage || typeof usage !== "object") return "";
   const counted = (Array.isArray(usage) ? usage : [usage]).filter((u) => typeof u.total === "number");

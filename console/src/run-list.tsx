@@ -11,7 +11,7 @@ import { useConnection } from "./connection.js";
 import { ago, dateTime } from "./format.js";
 import { useCoalesced } from "./live.js";
 
-export const PAGE_SIZE = 15;
+const PAGE_SIZE = 15;
 
 /** The run statuses the server knows, from its own OpenAPI document (no list kept here). */
 async function runStatuses(): Promise<string[]> {

@@ -208,7 +208,7 @@ function nextActions(
   };
   const planned = run.templateConfig.protocol_spec !== undefined;
   const id = run.id;
-  // steps waiting for a person come first, whatever the run's status
+  // steps waiting for a person (an approval gate's awaiting_approval) come first, whatever the run's status
   for (const s of steps.filter((x) => x.status === ("awaiting_approval" as StepRun["status"])))
     forStep(s, "approve", `approve step ${s.stepName}`);
   switch (run.status) {

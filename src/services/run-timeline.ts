@@ -105,7 +105,7 @@ const ms = (from: string, to: string) => Math.max(0, Date.parse(to) - Date.parse
 const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
-export const noUsage = (): TimelineUsage => ({ total: 0, input: 0, output: 0, calls: 0, estimated: false });
+const noUsage = (): TimelineUsage => ({ total: 0, input: 0, output: 0, calls: 0, estimated: false });
 
 /** Adds an event's `usage` (one call, or a list of QA calls) to `into`. */
 function addUsage(into: TimelineUsage, usage: unknown): void {
@@ -148,7 +148,7 @@ function mergeUsage(into: TimelineUsage, from: TimelineUsage): void {
 }
 
 /** Every event of the run, oldest first, read page by page. */
-export async function allRunEvents(store: Store, runId: number): Promise<Event[]> {
+async function allRunEvents(store: Store, runId: number): Promise<Event[]> {
   const out: Event[] = [];
   for (;;) {
     const page = await store.listEvents({

@@ -14,7 +14,7 @@ import { TRANSCRIPTS_DIR } from "../shared/protocol-files.js";
 import type { Json, ProtocolRun, StepRun } from "../store/types.js";
 
 /** A transcript is read up to this size; the rest is left out and the call says so. */
-export const MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024;
+const MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024;
 
 export type TranscriptEntry =
   | { kind: "started"; sessionId: string | null; pid: number | null }
