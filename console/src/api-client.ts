@@ -5,12 +5,18 @@
 import type {
   ActionReply,
   ApiEvent,
+  Diff,
   Project,
-  ProtocolRun,
+  RunDetail,
+  RunList,
+  RunTimeline,
   RunUsage,
   SpecReply,
   StepRun,
+  Transcript,
 } from "./api-types.js";
+
+import { REQUESTS, reportConnection } from "./connection.js";
 
 const TOKEN_KEY = "tasksgodzilla.apiToken";
 
@@ -27,7 +33,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly detail: string,
   ) {
-    super(`${status} ${code}: ${detail}`);
+    // "409 repo_missing: <the server's detail>"; a server that did not answer has no status to show
+    super(status === 0 ? detail : `${status} ${code}: ${detail}`);
   }
 }
 
@@ -53,8 +60,18 @@ export function onUnauthorized(handler: (err: ApiError) => void): void {
 }
 export const reportUnauthorized = (err: ApiError): void => unauthorized(err);
 
+/** Status of an ApiError when the server did not answer at all (down, restarting, network gone). */
+export const UNREACHABLE = 0;
+
 async function call<T>(method: "GET" | "POST", path: string): Promise<T> {
-  const res = await fetch(path, { method, headers: { accept: "application/json", ...authHeaders() } });
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers: { accept: "application/json", ...authHeaders() } });
+  } catch {
+    reportConnection(REQUESTS, false, "the server does not answer");
+    throw new ApiError(UNREACHABLE, "unreachable", "the server does not answer; try again once it is back");
+  }
+  reportConnection(REQUESTS, true);
   if (!res.ok) {
     const err = await apiErrorOf(res);
     if (res.status === 401) reportUnauthorized(err);
@@ -63,10 +80,35 @@ async function call<T>(method: "GET" | "POST", path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** What the run list asks for; every field is optional. */
+export interface RunListQuery {
+  search?: string;
+  status?: string;
+  projectId?: number;
+  cursor?: number;
+  limit?: number;
+}
+
+function runListPath(q: RunListQuery): string {
+  const params = new URLSearchParams();
+  if (q.search?.trim()) params.set("search", q.search.trim());
+  if (q.status) params.set("status", q.status);
+  if (q.projectId !== undefined) params.set("project_id", String(q.projectId));
+  if (q.cursor !== undefined) params.set("cursor", String(q.cursor));
+  if (q.limit !== undefined) params.set("limit", String(q.limit));
+  const text = params.toString();
+  return text ? `/protocols?${text}` : "/protocols";
+}
+
 export const api = {
   projects: () => call<Project[]>("GET", "/projects"),
-  runs: (projectId: number) => call<ProtocolRun[]>("GET", `/projects/${projectId}/protocols`),
-  run: (runId: number) => call<ProtocolRun>("GET", `/protocols/${runId}`),
+  runList: (q: RunListQuery) => call<RunList>("GET", runListPath(q)),
+  run: (runId: number) => call<RunDetail>("GET", `/protocols/${runId}`),
+  timeline: (runId: number) => call<RunTimeline>("GET", `/protocols/${runId}/timeline`),
+  transcript: (stepId: number) => call<Transcript>("GET", `/steps/${stepId}/transcript`),
+  planningTranscript: (runId: number) => call<Transcript>("GET", `/protocols/${runId}/transcript`),
+  stepDiff: (stepId: number) => call<Diff>("GET", `/steps/${stepId}/diff`),
+  runDiff: (runId: number) => call<Diff>("GET", `/protocols/${runId}/diff`),
   steps: (runId: number) => call<StepRun[]>("GET", `/protocols/${runId}/steps`),
   spec: (runId: number) => call<SpecReply>("GET", `/protocols/${runId}/spec`),
   usage: (runId: number) => call<RunUsage>("GET", `/protocols/${runId}/usage`),

@@ -85,3 +85,156 @@ export interface SpecReply {
   validation_status: "valid" | "invalid" | "missing";
   validation_errors: { pointer: string; message: string }[];
 }
+
+/** A page of `GET /protocols`. */
+export interface RunListItem extends ProtocolRun {
+  project_name: string;
+}
+export interface RunList {
+  runs: RunListItem[];
+  total: number;
+  next_cursor: number | null;
+}
+
+export interface NextAction {
+  action: string | null;
+  step: { id: number; name: string } | null;
+  command: string;
+  label: string;
+}
+
+export interface RunSituation {
+  status: string;
+  headline: string;
+  reason: string | null;
+  message: string | null;
+  since: string | null;
+  step: { id: number; name: string; status: string } | null;
+  error: string | null;
+  check: { name: string; exit_code: number | null; output: string } | null;
+  next: NextAction[];
+  pr: { url: string; number: number | null } | null;
+}
+
+/** `GET /protocols/{id}`. */
+export interface RunDetail extends ProtocolRun {
+  project_name: string;
+  situation: RunSituation;
+  pr_url: string | null;
+}
+
+/** Tokens (and their cost, once the usage is priced) as the timeline counts them. */
+export interface TimelineUsage {
+  total: number;
+  input: number;
+  output: number;
+  calls: number;
+  estimated: boolean;
+  cost_usd?: number | null;
+  cost_partial?: boolean;
+  unknown_cost_models?: string[];
+}
+
+export interface QaOutcome {
+  policy: string | null;
+  verdict: string;
+  reason: string | null;
+  duration_ms: number | null;
+  failed_checks: { name: string; detail: string; exit_code: number | null }[];
+}
+
+export interface Attempt {
+  attempt: number;
+  started_at: string;
+  ended_at: string | null;
+  duration_ms: number | null;
+  engine_ms: number | null;
+  outcome: string;
+  engine_id: string | null;
+  model: string | null;
+  error: string | null;
+  qa: QaOutcome | null;
+  usage: TimelineUsage;
+}
+
+export interface StepTimeline {
+  step_run_id: number;
+  step_name: string;
+  step_index: number;
+  status: string;
+  attempts: Attempt[];
+  loops: number;
+  retries: number;
+  engine_retries: number;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_ms: number | null;
+  usage: TimelineUsage;
+}
+
+export interface RunTimeline {
+  protocol_run_id: number;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_ms: number | null;
+  planning: {
+    started_at: string;
+    ended_at: string | null;
+    duration_ms: number | null;
+    outcome: string;
+    engine_id: string | null;
+    model: string | null;
+    usage: TimelineUsage;
+  } | null;
+  steps: StepTimeline[];
+  usage: TimelineUsage;
+}
+
+export type TranscriptEntry =
+  | { kind: "started"; session_id: string | null; pid: number | null }
+  | { kind: "message" | "final" | "stderr" | "other"; text: string }
+  | { kind: "tool"; name: string; detail: string }
+  | { kind: "tool_output"; name: string | null; text: string; is_error: boolean }
+  | {
+      kind: "usage";
+      input: number;
+      output: number;
+      cached_input: number;
+      estimated: boolean;
+      model: string | null;
+    }
+  | { kind: "error"; error_kind: string; message: string }
+  | {
+      kind: "result";
+      ok: boolean;
+      exit_code: number | null;
+      duration_ms: number | null;
+      error: string | null;
+      truncated_bytes: number;
+    };
+
+export interface TranscriptCall {
+  file: string;
+  phase: "exec" | "qa" | "plan";
+  attempt: number;
+  call: number;
+  rerun: boolean;
+  truncated_bytes: number;
+  entries: TranscriptEntry[];
+}
+
+export interface Transcript {
+  protocol_run_id: number;
+  step_run_id: number | null;
+  calls: TranscriptCall[];
+  note: string | null;
+}
+
+export interface Diff {
+  protocol_run_id: number;
+  step_run_id: number | null;
+  from: string;
+  to: string | null;
+  files: string[];
+  patch: string;
+}

@@ -105,6 +105,8 @@ export type EngineEvent =
   | { type: "started"; pid?: number | undefined; sessionId?: string | undefined }
   | { type: "message"; text: string }
   | { type: "tool"; name: string; detail?: string | undefined }
+  /** What a tool call gave back (its output's end, when long), for the transcript. */
+  | { type: "tool_output"; name?: string | undefined; text: string; isError?: boolean | undefined }
   /**
    * Tokens used since the previous usage event (the call's usage is their sum), with the model that
    * used them when the engine names it.

@@ -2,8 +2,10 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ZodError } from "zod";
 import { CodeMachineImportError } from "../codemachine/import-errors.js";
+import { WorktreeGoneError } from "../git/run-worktree.js";
 import { ActionRefusedError } from "../services/action-rules.js";
 import { SpecRefusedError } from "../services/create-run.js";
+import { NoCheckpointsError } from "../services/step-diff.js";
 import {
   InfrastructureError,
   InvalidInputError,
@@ -50,7 +52,9 @@ function statusOf(err: unknown): number {
     err instanceof ActionRefusedError ||
     err instanceof IllegalTransitionError ||
     err instanceof StatusConflictError ||
-    err instanceof DuplicateNameError
+    err instanceof DuplicateNameError ||
+    err instanceof WorktreeGoneError ||
+    err instanceof NoCheckpointsError
   )
     return 409;
   const e = err as FastifyError;

@@ -12,7 +12,7 @@ import type { Event, Project, ProtocolRun, StepRun } from "../store/types.js";
 /** Schemas with an id here become named OpenAPI components. */
 export const apiSchemas = z.registry<{ id: string }>();
 
-const named = <T extends z.ZodType>(id: string, schema: T): T => {
+export const named = <T extends z.ZodType>(id: string, schema: T): T => {
   apiSchemas.add(schema, { id });
   return schema;
 };

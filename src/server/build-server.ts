@@ -16,6 +16,7 @@ import { consoleRoutes } from "./routes/console-routes.js";
 import { eventRoutes } from "./routes/event-routes.js";
 import { projectRoutes } from "./routes/project-routes.js";
 import { protocolRoutes } from "./routes/protocol-routes.js";
+import { runViewRoutes } from "./routes/run-view-routes.js";
 import { systemRoutes } from "./routes/system-routes.js";
 import { webhookRoutes } from "./routes/webhook-routes.js";
 import { type RouteDoc, routeDocOf, type ServerContext } from "./server-context.js";
@@ -145,6 +146,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   systemRoutes(app, ctx, opts.queueBackend ?? `embedded-${opts.store.dialect}`);
   projectRoutes(app, ctx);
   protocolRoutes(app, ctx);
+  runViewRoutes(app, ctx);
   actionRoutes(app, ctx);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);

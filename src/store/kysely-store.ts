@@ -29,6 +29,8 @@ import type {
   Project,
   ProtocolRun,
   ProtocolRunPatch,
+  RunPage,
+  RunSearch,
   StepRun,
   StepRunPatch,
   StepState,
@@ -250,6 +252,29 @@ export class KyselyOps implements StoreOps {
     let q = this.db.selectFrom("protocol_runs").selectAll().orderBy("id");
     if (projectId !== undefined) q = q.where("project_id", "=", projectId);
     return (await q.execute()).map(toProtocolRun);
+  }
+
+  async searchProtocolRuns(search: RunSearch): Promise<RunPage> {
+    let q = this.db.selectFrom("protocol_runs");
+    if (search.statuses?.length) q = q.where("status", "in", search.statuses);
+    if (search.projectIds?.length) q = q.where("project_id", "in", search.projectIds);
+    if (search.excludeProjectIds?.length) q = q.where("project_id", "not in", search.excludeProjectIds);
+    for (const word of (search.text ?? "").toLowerCase().split(/\s+/).filter(Boolean)) {
+      // LIKE's wildcards in a search word are literal
+      const pattern = `%${word.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where((eb) =>
+        eb.or([
+          eb(eb.fn("lower", ["protocol_name"]), "like", sql<string>`${pattern} escape '\\'`),
+          eb(eb.fn("lower", ["description"]), "like", sql<string>`${pattern} escape '\\'`),
+        ]),
+      );
+    }
+    const counted = await q
+      .select((eb) => eb.fn.countAll<number | string>().as("n"))
+      .executeTakeFirstOrThrow();
+    let page = q.selectAll().orderBy("id", "desc").limit(search.limit);
+    if (search.beforeId !== undefined) page = page.where("id", "<", search.beforeId);
+    return { runs: (await page.execute()).map(toProtocolRun), total: Number(counted.n) };
   }
 
   async updateProtocolRun(id: number, patch: ProtocolRunPatch): Promise<ProtocolRun> {

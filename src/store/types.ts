@@ -155,6 +155,25 @@ export interface EventQuery {
   newestFirst?: boolean;
 }
 
+/** Which runs a list shows: every filter is optional; newest first, a page at a time. */
+export interface RunSearch {
+  /** Words found in the run's name or description (case-insensitive; all must match). */
+  text?: string;
+  statuses?: string[];
+  projectIds?: number[];
+  /** Leave out the runs of these projects (guarded ones the caller may not see). */
+  excludeProjectIds?: number[];
+  /** Only runs with id < beforeId (the cursor of the next page). */
+  beforeId?: number;
+  limit: number;
+}
+
+/** A page of runs, newest first, and how many runs match in all. */
+export interface RunPage {
+  runs: ProtocolRun[];
+  total: number;
+}
+
 /** A CI delivery already applied to a run, kept so the provider's redelivery changes nothing. */
 export interface WebhookDelivery {
   provider: string;
@@ -206,6 +225,8 @@ export interface StoreOps {
   /** Only the run's status: cheap enough to ask before every step. */
   getProtocolStatus(id: number): Promise<ProtocolStatus>;
   listProtocolRuns(projectId?: number): Promise<ProtocolRun[]>;
+  /** Runs matching a search, newest first, one page; `total` counts every match (the cursor aside). */
+  searchProtocolRuns(search: RunSearch): Promise<RunPage>;
   updateProtocolRun(id: number, patch: ProtocolRunPatch): Promise<ProtocolRun>;
   /**
    * Moves a run to `to` (rejecting illegal moves with IllegalTransitionError, and a concurrent change

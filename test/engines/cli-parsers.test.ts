@@ -41,6 +41,10 @@ const kindOf = (s: { error?: { message: string; status?: number | undefined } | 
 const tools = (events: EngineEvent[]) =>
   events.flatMap((e) => (e.type === "tool" ? [`${e.name}: ${e.detail ?? ""}`] : []));
 
+/** What the tools gave back, for the transcript: name, text, whether it failed. */
+const outputs = (events: EngineEvent[]) =>
+  events.flatMap((e) => (e.type === "tool_output" ? [[e.name, e.text, e.isError ?? false]] : []));
+
 describe("Codex stream parser", () => {
   it("reads messages, commands, the thread id and the usage of a tool run", () => {
     const { summary, events } = parse(codexAdapter, "codex-exec-tool.events.jsonl");
@@ -54,6 +58,7 @@ describe("Codex stream parser", () => {
       "Wrote out.txt. DONE.",
     ]);
     expect(tools(events)).toEqual([expect.stringMatching(/^command: .*printf 'hello from codex tool/)]);
+    expect(outputs(events)).toEqual([["command", "hello from codex tool\n", false]]);
   });
 
   it("takes the model from the thread's rollout in the config home: the stream names none", () => {
@@ -120,6 +125,10 @@ describe("Claude Code stream parser", () => {
     expect(tools(events)).toEqual([
       expect.stringMatching(/^Write: .*hello from claude Write/),
       expect.stringMatching(/^Bash: .*bash-ran/),
+    ]);
+    expect(outputs(events)).toEqual([
+      ["Write", expect.stringMatching(/^File created successfully at: \/workspace\/out.txt/), false],
+      ["Bash", "hello from claude Write\nbash-ran", false],
     ]);
     expect(summary.model).toBe("claude-sonnet-4-5");
     expect(summary.usageByModel).toBeUndefined();
@@ -191,6 +200,11 @@ describe("opencode stream parser", () => {
       usage: { input: 333, cachedInput: 99, output: 66 },
     });
     expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write", "bash"]);
+    expect(tools(events)[0]).toMatch(/^write: .*"filePath":"\/workspace\/out.txt"/);
+    expect(outputs(events)).toEqual([
+      ["write", "Wrote file successfully.", false],
+      ["bash", "hello from opencode write\nbash-ran\n", false],
+    ]);
     expect(events.filter((e) => e.type === "usage")).toHaveLength(3);
   });
 
@@ -234,6 +248,10 @@ describe("Gemini stream parser", () => {
       usage: { input: 333, cachedInput: 99, output: 66 },
     });
     expect(tools(events).map((t) => t.split(":")[0])).toEqual(["write_file", "run_shell_command"]);
+    expect(outputs(events)).toEqual([
+      ["write_file", "success", false],
+      ["run_shell_command", expect.stringMatching(/^Tool "run_shell_command" not found/), true],
+    ]);
     // the stats are keyed by the model version the server answered with
     expect(summary.model).toBe("fake");
   });

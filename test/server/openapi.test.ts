@@ -55,6 +55,13 @@ describe("OpenAPI", () => {
         "GET /protocols/{id}/steps",
         "GET /protocols/{id}/usage",
         "POST /steps/{id}/actions/{action}",
+        // what a person reads about runs
+        "GET /protocols",
+        "GET /protocols/{id}/timeline",
+        "GET /protocols/{id}/transcript",
+        "GET /protocols/{id}/diff",
+        "GET /steps/{id}/transcript",
+        "GET /steps/{id}/diff",
         "GET /protocols/{id}/events",
         "GET /events",
         "GET /protocols/{id}/events/stream",
@@ -109,8 +116,11 @@ describe("OpenAPI", () => {
       $ref: "#/components/schemas/StepSpec",
     });
     expect(doc.paths["/protocols/{id}"].get.responses["200"].content["application/json"].schema).toEqual({
-      $ref: "#/components/schemas/ProtocolRun",
+      $ref: "#/components/schemas/ProtocolRunDetail",
     });
+    expect(doc.components.schemas.ProtocolRunDetail.properties.allowed_actions).toEqual(
+      doc.components.schemas.ProtocolRun.properties.allowed_actions,
+    );
     expect(doc.paths["/webhooks/github"].post.security).toEqual([{ githubSignature: [] }]);
     expect(doc.paths["/health"].get.security).toEqual([]);
   });

@@ -88,6 +88,25 @@ for (const backend of ["sqlite", "postgres"] as const) {
       expect((await store.listProtocolRuns(project.id)).map((r) => r.id)).toEqual([run.id]);
     });
 
+    it("searches runs by words in name or description, with filters, newest first, a page at a time", async () => {
+      const project = await store.createProject({ name: "search", gitUrl: "/tmp/search" });
+      const make = (protocolName: string, description: string | null) =>
+        store.createProtocolRun({ projectId: project.id, protocolName, description });
+      const a = await make("0001-Greeter", "Add a GREETING script");
+      const b = await make("0002-50%_off", null);
+      const c = await make("0003-docs", "greet the reader");
+      const search = (text: string, extra = {}) =>
+        store
+          .searchProtocolRuns({ text, projectIds: [project.id], limit: 10, ...extra })
+          .then((p) => [p.runs.map((r) => r.id), p.total]);
+      expect(await search("greet")).toEqual([[c.id, a.id], 2]);
+      expect(await search("GREETING script")).toEqual([[a.id], 1]);
+      expect(await search("%_")).toEqual([[b.id], 1]);
+      expect(await search("", { limit: 1, beforeId: c.id })).toEqual([[b.id], 3]);
+      expect(await search("", { statuses: ["running"] })).toEqual([[], 0]);
+      expect(await search("", { excludeProjectIds: [project.id] })).toEqual([[], 0]);
+    });
+
     it("lists step states and the run's status without their JSON, the triggered flag read in SQL", async () => {
       const { run, steps } = await seed();
       await store.updateStepRun(steps[1]!.id, {

@@ -1,54 +1,31 @@
 /** `tgz diff`, `tgz worktree list|prune` and `tgz pr`: the git side of runs. */
 import { dataDir } from "../../config/data-paths.js";
-import { diffOf } from "../../git/checkpoints.js";
 import { repoRoot } from "../../git/git-command.js";
-import { protocolWorktreeOf, requireWorktree } from "../../git/run-worktree.js";
-import { stepBaseCommit } from "../../runner/step-checkpoints.js";
 import { jobs } from "../../services/dispatch.js";
 import { listRunWorktrees, pruneRunWorktree } from "../../services/prune-worktrees.js";
 import { openPr } from "../../services/run-actions.js";
-import { errorMessage, InvalidInputError, NotFoundError } from "../../shared/errors.js";
+import { runDiff } from "../../services/step-diff.js";
+import { errorMessage, NotFoundError } from "../../shared/errors.js";
 import { EVENT } from "../../store/event-types.js";
+import type { StepRun } from "../../store/types.js";
 import type { AppContext } from "../app-context.js";
 import { table } from "../format.js";
 import { localDispatch, withQueueDispatch } from "../local-work.js";
 import { parseRunId } from "../run-id.js";
 
-/** Steps whose latest attempt has not reached its checkpoint yet: their change is in the working tree. */
-const UNDER_WAY = new Set(["running", "needs_qa"]);
-
-/**
- * What a step changed: from where it starts (the checkpoint of the step before it, or the run's
- * start) to its latest checkpoint, or to the working tree while it runs. Without a step: the whole
- * run, from its start to the working tree. The worktree's index is never touched.
- */
+/** `tgz diff RUN [STEP]`: the step's change from its checkpoints, or the whole run's (see runDiff). */
 export async function diffCommand(
   app: AppContext,
   runId: string,
   stepId: string | undefined,
 ): Promise<number> {
   const run = await app.store.getProtocolRun(parseRunId(runId));
-  const place = { run, config: { dataDir: dataDir(process.env) } };
-  const worktree = protocolWorktreeOf(run, place.config.dataDir);
-  if (!worktree)
-    throw new InvalidInputError(
-      `run ${runId} works in a checkout of yours, not a protocol worktree, and has no checkpoints (plan it with \`tgz plan\` to get a branch of its own)`,
-    );
-  requireWorktree(run);
-  let from: string | null;
-  let to: string | undefined;
+  let step: StepRun | null = null;
   if (stepId) {
-    const steps = await app.store.listStepRuns(run.id);
-    const step = steps.find((s) => s.stepName === stepId);
+    step = (await app.store.listStepRuns(run.id)).find((s) => s.stepName === stepId) ?? null;
     if (!step) throw new NotFoundError("step", stepId);
-    from = stepBaseCommit(place, steps, step);
-    const saved = step.runtimeState.checkpoint;
-    to = typeof saved === "string" && !UNDER_WAY.has(step.status) ? saved : undefined;
-  } else {
-    from = worktree.baseCommit;
   }
-  if (!from) throw new InvalidInputError(`run ${runId} has no recorded start commit`);
-  const diff = await diffOf(worktree.path, from, to);
+  const diff = await runDiff(app.store, run, step, dataDir(process.env));
   process.stdout.write(diff.patch || "(no changes)\n");
   return 0;
 }

@@ -25,6 +25,12 @@ const RecordedEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("started"), pid: z.number().optional(), sessionId: z.string().optional() }),
   z.object({ type: z.literal("message"), text: z.string() }),
   z.object({ type: z.literal("tool"), name: z.string(), detail: z.string().optional() }),
+  z.object({
+    type: z.literal("tool_output"),
+    name: z.string().optional(),
+    text: z.string(),
+    isError: z.boolean().optional(),
+  }),
   z.object({ type: z.literal("usage"), usage: Usage, model: z.string().optional() }),
   z.object({
     type: z.literal("final"),

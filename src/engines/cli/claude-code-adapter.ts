@@ -12,6 +12,7 @@ import {
   obj,
   type StreamSummary,
   str,
+  toolOutputText,
   usageOf,
 } from "./cli-adapter.js";
 
@@ -100,6 +101,8 @@ export const claudeCodeAdapter: CliAdapter = {
     let initModel: string | undefined;
     let mainModel: string | undefined;
     const answered = new Set<string>();
+    /** Tool names by call id, to name what a tool_result answers. */
+    const toolNames = new Map<string, string>();
     return {
       event(e): EngineEvent[] {
         if (e.type === "system" && e.subtype === "init") {
@@ -118,11 +121,24 @@ export const claudeCodeAdapter: CliAdapter = {
           for (const block of list(obj(e.message).content).map(obj)) {
             if (block.type === "text" && str(block.text))
               out.push({ type: "message", text: str(block.text)! });
-            if (block.type === "tool_use")
-              out.push({ type: "tool", name: str(block.name) ?? "tool", detail: brief(block.input) });
+            if (block.type === "tool_use") {
+              const name = str(block.name) ?? "tool";
+              if (str(block.id)) toolNames.set(str(block.id)!, name);
+              out.push({ type: "tool", name, detail: brief(block.input) });
+            }
           }
           return out;
         }
+        if (e.type === "user")
+          return list(obj(e.message).content)
+            .map(obj)
+            .filter((block) => block.type === "tool_result")
+            .map((block) => ({
+              type: "tool_output" as const,
+              name: toolNames.get(str(block.tool_use_id) ?? ""),
+              text: toolOutputText(block.content),
+              isError: block.is_error === true,
+            }));
         if (e.type === "result") {
           sessionId = str(e.session_id) ?? sessionId;
           // with --json-schema the answer arrives through the StructuredOutput tool, not as text

@@ -121,6 +121,22 @@ export function usageOf(
     : { input, cachedInput, output, reasoning, estimated: false };
 }
 
+/** The most of a tool's output a transcript keeps: its end, where results and errors are. */
+const TOOL_OUTPUT_MAX = 4000;
+
+/** A tool's output for a `tool_output` event: text as it is, its end when long. */
+export function toolOutputText(value: unknown): string {
+  const text =
+    typeof value === "string"
+      ? value
+      : Array.isArray(value)
+        ? value
+            .map((v) => (typeof v === "object" && v !== null && "text" in v ? String(v.text) : brief(v)))
+            .join("\n")
+        : JSON.stringify(value ?? "");
+  return text.length > TOOL_OUTPUT_MAX ? `…${text.slice(-TOOL_OUTPUT_MAX)}` : text;
+}
+
 /** A short, single-line rendering of a tool's input for events. */
 export function brief(value: unknown, max = 300): string {
   const text = typeof value === "string" ? value : JSON.stringify(value ?? "");

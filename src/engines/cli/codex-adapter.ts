@@ -12,6 +12,7 @@ import {
   obj,
   type StreamSummary,
   str,
+  toolOutputText,
   usageOf,
 } from "./cli-adapter.js";
 import { lastLineContaining } from "./last-line.js";
@@ -227,8 +228,23 @@ export const codexAdapter: CliAdapter = {
           }
           case "item.completed":
             if (item.type === "agent_message") return [{ type: "message", text: str(item.text) ?? "" }];
-            if (item.type === "command_execution")
-              return [{ type: "tool", name: "command", detail: brief(item.command) }];
+            if (item.type === "command_execution") {
+              const exit = typeof item.exit_code === "number" ? item.exit_code : null;
+              const output = str(item.aggregated_output) ?? "";
+              return [
+                { type: "tool", name: "command", detail: brief(item.command) },
+                ...(output || (exit !== null && exit !== 0)
+                  ? [
+                      {
+                        type: "tool_output" as const,
+                        name: "command",
+                        text: `${toolOutputText(output)}${exit !== null && exit !== 0 ? `${output ? "\n" : ""}(exit ${exit})` : ""}`,
+                        isError: exit !== null && exit !== 0,
+                      },
+                    ]
+                  : []),
+              ];
+            }
             if (item.type === "file_change") {
               return [
                 {

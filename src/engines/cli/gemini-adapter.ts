@@ -13,6 +13,7 @@ import {
   obj,
   type StreamSummary,
   str,
+  toolOutputText,
   usageOf,
 } from "./cli-adapter.js";
 import { writeIfChanged } from "./write-if-changed.js";
@@ -126,6 +127,8 @@ export const geminiAdapter: CliAdapter = {
     /** The model the CLI set out with; the stats name the model versions that answered. */
     let initModel: string | undefined;
     let error: StreamSummary["error"];
+    /** Tool names by call id, to name what a tool_result answers. */
+    const toolNames = new Map<string, string>();
     return {
       event(e): EngineEvent[] {
         switch (e.type) {
@@ -137,12 +140,24 @@ export const geminiAdapter: CliAdapter = {
             if (e.role !== "assistant" || !str(e.content)) return [];
             text.push(str(e.content)!);
             return [{ type: "message", text: str(e.content)! }];
-          case "tool_use":
-            return [{ type: "tool", name: str(e.tool_name) ?? "tool", detail: brief(e.parameters) }];
-          case "tool_result":
+          case "tool_use": {
+            const name = str(e.tool_name) ?? "tool";
+            if (str(e.tool_id)) toolNames.set(str(e.tool_id)!, name);
+            return [{ type: "tool", name, detail: brief(e.parameters) }];
+          }
+          case "tool_result": {
             // the final message is what the model said after its last tool call
             text = [];
-            return [];
+            const output = e.output ?? str(obj(e.error).message);
+            return [
+              {
+                type: "tool_output",
+                name: toolNames.get(str(e.tool_id) ?? ""),
+                text: output === undefined ? (str(e.status) ?? "") : toolOutputText(output),
+                isError: e.status === "error",
+              },
+            ];
+          }
           case "result": {
             const stats = obj(e.stats);
             // per model version the API answered with; the totals alone when the stats name none

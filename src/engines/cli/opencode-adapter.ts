@@ -12,6 +12,7 @@ import {
   obj,
   type StreamSummary,
   str,
+  toolOutputText,
   usageOf,
 } from "./cli-adapter.js";
 
@@ -146,11 +147,17 @@ export const opencodeAdapter: CliAdapter = {
           stepText.push(str(part.text)!);
           out.push({ type: "message", text: str(part.text)! });
         } else if (e.type === "tool_use") {
-          out.push({
-            type: "tool",
-            name: str(part.tool) ?? "tool",
-            detail: `${str(obj(part.state).status)} ${brief(obj(part.state).input)} ${brief(obj(part.state).error ?? obj(part.state).output)}`,
-          });
+          const state = obj(part.state);
+          const name = str(part.tool) ?? "tool";
+          out.push({ type: "tool", name, detail: brief(state.input) });
+          const output = state.error ?? state.output;
+          if (output !== undefined)
+            out.push({
+              type: "tool_output",
+              name,
+              text: toolOutputText(output),
+              isError: state.status === "error",
+            });
         } else if (e.type === "step_finish") {
           // usage is per step: the call's total is the sum. opencode takes cache reads and writes out
           // of `input` and reasoning out of `output`; the port's figures include them

@@ -1,10 +1,12 @@
 /** One protocol run, its frozen spec, its steps and the tokens it used. */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { runSituation } from "../../services/run-situation.js";
 import type { UsageScope } from "../../store/types.js";
 import { NO_USAGE, usageJson } from "../../store/usage-json.js";
-import { ProtocolRunOut, RunUsageOut, StepRunOut } from "../api-shapes.js";
+import { RunUsageOut, StepRunOut } from "../api-shapes.js";
 import { requireProjectAccess } from "../auth.js";
+import { ProtocolRunDetailOut, situationOut } from "../read-shapes.js";
 import { runReply, stepsReply } from "../run-replies.js";
 import { IdParam, route, type ServerContext } from "../server-context.js";
 
@@ -31,8 +33,26 @@ export function protocolRoutes(app: FastifyInstance, ctx: ServerContext): void {
   route(
     app,
     ctx,
-    { ...common, url: "/protocols/{id}", summary: "One protocol run", responses: { 200: ProtocolRunOut } },
-    async ({ params }, req) => runReply(store, await accessibleRun(req, params.id)),
+    {
+      ...common,
+      url: "/protocols/{id}",
+      summary: "One protocol run, with where it stands (why it stopped, what to do next) and its PR",
+      responses: { 200: ProtocolRunDetailOut },
+    },
+    async ({ params }, req) => {
+      const run = await accessibleRun(req, params.id);
+      const [reply, situation, project] = await Promise.all([
+        runReply(store, run),
+        runSituation(store, run),
+        store.getProject(run.projectId),
+      ]);
+      return {
+        ...reply,
+        project_name: project.name,
+        situation: situationOut(situation),
+        pr_url: situation.pr?.url ?? null,
+      };
+    },
   );
   route(
     app,
